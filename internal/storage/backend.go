@@ -1,0 +1,72 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors. Backends translate their native errors into these so that
+// callers can test with errors.Is.
+var (
+	// ErrNotFound: the named object does not exist.
+	ErrNotFound = errors.New("object not found")
+	// ErrExists: Put was asked to create an object whose name is taken.
+	ErrExists = errors.New("object already exists")
+	// ErrUnavailable: the storage could not be reached (network, permissions
+	// on the root, a missing bucket). Wrapped with the location.
+	ErrUnavailable = errors.New("storage unavailable")
+)
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Name    string    // full object name, slash separated, e.g. "data/ab/ab12..."
+	Size    int64     // bytes
+	ModTime time.Time // storage's own timestamp (used for ages; never a local clock)
+}
+
+// Backend stores immutable, named objects. Names are slash-separated relative
+// paths made of [a-z0-9._-] segments; backends may reject anything else.
+// All methods are safe for concurrent use.
+type Backend interface {
+	// Location is a human-readable description with no secret in it
+	// (e.g. "/srv/vault" or "s3://bucket/prefix").
+	Location() string
+
+	// Put stores data under name atomically: after Put returns nil the object
+	// is durable (local: fsynced file and directory) and complete; a reader
+	// never sees a partial object. If name exists, Put returns an error
+	// wrapping ErrExists and leaves the existing object untouched.
+	Put(ctx context.Context, name string, data []byte) error
+
+	// Get returns length bytes of name starting at offset; length < 0 reads
+	// to the end. A missing object gives an error wrapping ErrNotFound. A range
+	// past the end returns what exists (possibly nothing); callers check
+	// lengths. The caller closes the reader.
+	Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
+
+	// Stat describes one object; ErrNotFound if it is missing.
+	Stat(ctx context.Context, name string) (ObjectInfo, error)
+
+	// List calls fn for every object whose name starts with prefix, in no
+	// particular order. Listing shows every object whose Put has returned.
+	// An error from fn stops the listing and is returned.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+
+	// Delete removes name. Deleting a missing object returns ErrNotFound.
+	Delete(ctx context.Context, name string) error
+
+	// Close releases resources.
+	Close() error
+}
+
+// ReadAll reads a whole object.
+func ReadAll(ctx context.Context, b Backend, name string) ([]byte, error) {
+	rc, err := b.Get(ctx, name, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
