@@ -1,0 +1,320 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary, built once, as a user would.
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lifeboat-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "lifeboat")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type run struct {
+	stdout, stderr string
+	code           int
+}
+
+func lifeboat(t *testing.T, env []string, args ...string) run {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return run{so.String(), se.String(), code}
+}
+
+func mustRun(t *testing.T, env []string, args ...string) run {
+	t.Helper()
+	r := lifeboat(t, env, args...)
+	if r.code != 0 {
+		t.Fatalf("lifeboat %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func passEnv() []string { return []string{"LIFEBOAT_PASSPHRASE=test passphrase"} }
+
+func writeTree(t *testing.T, root string, r *rand.Rand, files int) {
+	t.Helper()
+	for i := range files {
+		p := filepath.Join(root, fmt.Sprintf("d%d", i%7), fmt.Sprintf("f%d.txt", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		n := r.IntN(64 << 10)
+		if i%20 == 0 {
+			n = 1<<20 + r.IntN(2<<20)
+		}
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCLIRoundTripAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app")
+	writeTree(t, src, rand.New(rand.NewPCG(1, 2)), 50)
+	os.Symlink("d0", filepath.Join(src, "link"))
+	vlt := filepath.Join(dir, "vault")
+	env := passEnv()
+
+	// Missing vault: exit 4, one line naming the place.
+	r := lifeboat(t, env, "vault", "points", "--vault", vlt)
+	if r.code != 4 || !strings.Contains(r.stderr, vlt) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("points on missing vault: %d %q", r.code, r.stderr)
+	}
+	// No passphrase: exit 2.
+	if r := lifeboat(t, nil, "vault", "init", "--vault", vlt); r.code != 2 || !strings.Contains(r.stderr, "LIFEBOAT_PASSPHRASE") {
+		t.Fatalf("init without passphrase: %d %q", r.code, r.stderr)
+	}
+	mustRun(t, env, "vault", "init", "--vault", vlt)
+	if r := lifeboat(t, env, "vault", "init", "--vault", vlt); r.code != 8 {
+		t.Fatalf("second init: %d %q", r.code, r.stderr)
+	}
+	// Wrong passphrase: exit 5, nothing changed.
+	before := listFiles(t, vlt)
+	if r := lifeboat(t, []string{"LIFEBOAT_PASSPHRASE=nope"}, "vault", "backup", "--vault", vlt, src); r.code != 5 || !strings.Contains(r.stderr, "wrong passphrase") {
+		t.Fatalf("wrong passphrase: %d %q", r.code, r.stderr)
+	}
+	if after := listFiles(t, vlt); after != before {
+		t.Fatalf("a failed backup changed the vault")
+	}
+	// Passphrase file must be private.
+	pf := filepath.Join(dir, "pass")
+	os.WriteFile(pf, []byte("test passphrase\n"), 0o644)
+	if r := lifeboat(t, nil, "vault", "points", "--vault", vlt, "--passphrase-file", pf); r.code != 2 || !strings.Contains(r.stderr, "0600") {
+		t.Fatalf("world-readable passphrase file: %d %q", r.code, r.stderr)
+	}
+	os.Chmod(pf, 0o600)
+
+	r = mustRun(t, nil, "vault", "backup", "--vault", vlt, "--passphrase-file", pf, "--label", "reason=test", "-o", "json", src)
+	var pt struct {
+		ID     string
+		Labels map[string]string
+		Stats  struct{ Files, BytesRead int64 }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &pt); err != nil {
+		t.Fatalf("backup json: %v\n%s", err, r.stdout)
+	}
+	if pt.Labels["reason"] != "test" || pt.Stats.Files != 50 {
+		t.Fatalf("backup result: %+v", pt)
+	}
+	if r.stderr != "" {
+		t.Errorf("backup wrote to stderr in a pipe: %q", r.stderr)
+	}
+	// Re-backup reads nothing.
+	r = mustRun(t, env, "vault", "backup", "--vault", vlt, "-o", "json", src)
+	var pt2 struct{ Stats struct{ BytesRead int64 } }
+	json.Unmarshal([]byte(r.stdout), &pt2)
+	if pt2.Stats.BytesRead != 0 {
+		t.Errorf("unchanged re-backup read %d bytes", pt2.Stats.BytesRead)
+	}
+	r = mustRun(t, env, "vault", "points", "--vault", vlt, "-o", "json")
+	var pts []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &pts); err != nil || len(pts) != 2 {
+		t.Fatalf("points: %v %s", err, r.stdout)
+	}
+	r = mustRun(t, env, "vault", "ls", "--vault", vlt, pt.ID[:8], "app/d1")
+	if !strings.Contains(r.stdout, "f1.txt") {
+		t.Errorf("ls: %s", r.stdout)
+	}
+	dst := filepath.Join(dir, "restored")
+	mustRun(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", dst)
+	if diff := diffDirs(t, src, filepath.Join(dst, "app")); diff != "" {
+		t.Fatalf("restore differs: %s", diff)
+	}
+	if r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", dst); r.code != 8 {
+		t.Errorf("restore into non-empty dir: %d %q", r.code, r.stderr)
+	}
+	if r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "ffffffff", "--to", filepath.Join(dir, "x")); r.code != 4 {
+		t.Errorf("restore of unknown point: %d %q", r.code, r.stderr)
+	}
+	if r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "zz", "--to", filepath.Join(dir, "x")); r.code != 2 {
+		t.Errorf("restore of bad point id: %d %q", r.code, r.stderr)
+	}
+	r = mustRun(t, env, "vault", "check", "--vault", vlt, "--read-data")
+	if !strings.Contains(r.stdout, "no problems found") {
+		t.Errorf("check: %s", r.stdout)
+	}
+	if r := lifeboat(t, env, "vault", "check", "--vault", vlt, "--read-data=150"); r.code != 2 {
+		t.Errorf("check bad percent: %d", r.code)
+	}
+	if r := lifeboat(t, env, "vault", "points", "--vault", "ftp://x/y"); r.code != 2 {
+		t.Errorf("unknown scheme: %d %q", r.code, r.stderr)
+	}
+	if r := lifeboat(t, env, "vault", "frobnicate"); r.code != 2 {
+		t.Errorf("unknown command: %d", r.code)
+	}
+}
+
+func listFiles(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if fi != nil {
+			fmt.Fprintf(&b, "%s %d\n", p, fi.Size())
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// diffDirs compares two trees by content, mode and symlink target.
+func diffDirs(t *testing.T, a, b string) string {
+	t.Helper()
+	sa, sb := dirState(t, a), dirState(t, b)
+	for k, v := range sa {
+		if sb[k] != v {
+			return fmt.Sprintf("%s: want %q got %q", k, v, sb[k])
+		}
+	}
+	for k := range sb {
+		if _, ok := sa[k]; !ok {
+			return fmt.Sprintf("%s: unexpected", k)
+		}
+	}
+	return ""
+}
+
+func dirState(t *testing.T, root string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			tg, _ := os.Readlink(p)
+			m[rel] = "link:" + tg
+		case fi.IsDir():
+			m[rel] = fmt.Sprintf("dir %v %d", fi.Mode(), fi.ModTime().UnixNano())
+		default:
+			b, _ := os.ReadFile(p)
+			m[rel] = fmt.Sprintf("file %v %d %x", fi.Mode(), fi.ModTime().UnixNano(), hashOf(b))
+		}
+		return nil
+	})
+	return m
+}
+
+func hashOf(b []byte) uint64 {
+	var h uint64 = 1469598103934665603
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
+}
+
+// TestCrashKillDuringBackup kills real backup processes with SIGKILL at
+// random moments. The vault must never be broken: check passes, a new backup
+// works, and every point a process reported as done restores exactly.
+func TestCrashKillDuringBackup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app")
+	r := rand.New(rand.NewPCG(9, 9))
+	writeTree(t, src, r, 120)
+	vlt := filepath.Join(dir, "vault")
+	env := passEnv()
+	mustRun(t, env, "vault", "init", "--vault", vlt)
+	type done struct {
+		id    string
+		state map[string]string
+	}
+	var reported []done
+	killed := 0
+	for i := range 24 {
+		// Change a few files between runs so that every run has new data.
+		for j := 0; j < 5; j++ {
+			p := filepath.Join(src, fmt.Sprintf("d%d", r.IntN(7)), fmt.Sprintf("new%d-%d.bin", i, j))
+			b := make([]byte, 256<<10+r.IntN(1<<20))
+			for k := range b {
+				b[k] = byte(r.Uint32())
+			}
+			os.WriteFile(p, b, 0o644)
+		}
+		state := dirState(t, src)
+		cmd := exec.Command(bin, "vault", "backup", "--vault", vlt, "-o", "json", src)
+		cmd.Env = append(os.Environ(), env...)
+		var so bytes.Buffer
+		cmd.Stdout = &so
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Key derivation takes ~0.1-0.3 s; kill anywhere from before it to after the end.
+		delay := time.Duration(r.IntN(900)) * time.Millisecond
+		timer := time.AfterFunc(delay, func() { cmd.Process.Signal(syscall.SIGKILL) })
+		err := cmd.Wait()
+		timer.Stop()
+		if err == nil {
+			var p struct{ ID string }
+			if jerr := json.Unmarshal(so.Bytes(), &p); jerr != nil || p.ID == "" {
+				t.Fatalf("run %d: finished but no point reported: %q", i, so.String())
+			}
+			reported = append(reported, done{p.ID, state})
+		} else {
+			killed++
+		}
+	}
+	t.Logf("%d runs killed, %d finished", killed, len(reported))
+	if killed == 0 {
+		t.Fatalf("no run was killed: the test proves nothing")
+	}
+	res := lifeboat(t, env, "vault", "check", "--vault", vlt, "--read-data")
+	if res.code != 0 {
+		t.Fatalf("check after kills: %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	mustRun(t, env, "vault", "backup", "--vault", vlt, src)
+	for i, d := range reported {
+		dst := filepath.Join(dir, fmt.Sprintf("restore%d", i))
+		mustRun(t, env, "vault", "restore", "--vault", vlt, d.id, "--to", dst, "--path", "app")
+		got := dirState(t, dst)
+		for k, v := range d.state {
+			if got[k] != v {
+				t.Fatalf("point %s: %s: want %q got %q", d.id, k, v, got[k])
+			}
+		}
+		if len(got) != len(d.state) {
+			t.Fatalf("point %s: %d entries, want %d", d.id, len(got), len(d.state))
+		}
+	}
+}

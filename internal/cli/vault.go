@@ -1,0 +1,613 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+func newVaultCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "vault",
+		Short: "Work on a vault directly, with no server (the disaster kit)",
+		Long: `Work on a vault directly: only the storage and the passphrase are needed.
+
+LOCATION is a directory, file:///path, or s3://bucket/prefix (endpoint from
+--s3-endpoint or AWS_ENDPOINT_URL; credentials from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY or --s3-credentials-file). The passphrase comes from
+LIFEBOAT_PASSPHRASE or --passphrase-file, never from a flag value.` + exitCodeHelp,
+	}
+	c.AddCommand(newVaultInit(env), newVaultBackup(env), newVaultPoints(env), newVaultLs(env), newVaultRestore(env), newVaultCheck(env))
+	return c
+}
+
+type outputFlag struct{ format string }
+
+func (o *outputFlag) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.format, "output", "o", "text", "output format: text or json")
+}
+
+func (o *outputFlag) check() error {
+	if o.format != "text" && o.format != "json" {
+		return usagef("--output %q: want text or json", o.format)
+	}
+	return nil
+}
+
+func (o *outputFlag) json() bool { return o.format == "json" }
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// openVault opens the backend and the vault with the passphrase.
+func openVault(ctx context.Context, env Env, f *vaultFlags) (*vault.Vault, storage.Backend, error) {
+	pass, err := f.passphrase(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	be, err := f.openBackend(ctx, env, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := vault.Open(ctx, be, pass, vault.Options{})
+	if err != nil {
+		be.Close()
+		return nil, nil, err
+	}
+	return v, be, nil
+}
+
+func newVaultInit(env Env) *cobra.Command {
+	var f vaultFlags
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:   "init --vault LOCATION",
+		Short: "Create a new vault",
+		Long:  "Create a new, empty vault at LOCATION, protected by the passphrase." + exitCodeHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			pass, err := f.passphrase(env)
+			if err != nil {
+				return err
+			}
+			be, err := f.openBackend(ctx, env, true)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			t0 := time.Now()
+			v, err := vault.Init(ctx, be, pass, vault.Options{})
+			if err != nil {
+				return err
+			}
+			cfg := v.Config()
+			if out.json() {
+				return writeJSON(env.Stdout, map[string]any{"location": be.Location(), "id": cfg.ID, "version": cfg.Version, "seconds": time.Since(t0).Seconds()})
+			}
+			fmt.Fprintf(env.Stdout, "created vault %s at %s\n", cfg.ID[:8], be.Location())
+			fmt.Fprintln(env.Stdout, "keep the passphrase safe: without it nothing in the vault can be read")
+			return nil
+		},
+	}
+	f.register(cmd)
+	out.register(cmd)
+	return cmd
+}
+
+func parseLabels(in []string) (map[string]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, l := range in {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			return nil, usagef("--label %q: want key=value", l)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func newVaultBackup(env Env) *cobra.Command {
+	var f vaultFlags
+	var out outputFlag
+	var labels, excludes, includes []string
+	var parent, host string
+	var noParent, quiet, initMissing bool
+	cmd := &cobra.Command{
+		Use:   "backup --vault LOCATION [--label k=v]... [--exclude GLOB]... PATH...",
+		Short: "Back up directories and files into a new point",
+		Long: `Back up PATHs into one new recovery point, one component per PATH.
+
+Unchanged files (same size, mtime, inode and ctime as in the parent point,
+by default the newest point of this host with the same path) are not read.
+A glob without "/" matches a file or directory name; with "/" it matches the
+path relative to the PATH given. Files that change or vanish while being read
+are reported and the point is marked partial (exit code 3).` + exitCodeHelp,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			lm, err := parseLabels(labels)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			pass, err := f.passphrase(env)
+			if err != nil {
+				return err
+			}
+			var srcs []vault.Source
+			for _, a := range args {
+				srcs = append(srcs, vault.Source{Path: a})
+			}
+			be, err := f.openBackend(ctx, env, initMissing)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			v, err := vault.Open(ctx, be, pass, vault.Options{})
+			if initMissing && lifeboat.ErrorCode(err) == lifeboat.ENotFound {
+				v, err = vault.Init(ctx, be, pass, vault.Options{})
+				if err == nil && !out.json() {
+					fmt.Fprintf(env.Stderr, "created vault %s at %s\n", v.Config().ID[:8], be.Location())
+				}
+			}
+			if err != nil {
+				return err
+			}
+			prog := &vault.Progress{}
+			bar := startProgress(env, "backup", prog, quiet)
+			warnings := 0
+			p, err := v.Backup(ctx, vault.BackupOptions{
+				Sources: srcs, Excludes: excludes, Includes: includes, Labels: lm, Host: host,
+				Parent: parent, NoParent: noParent, Progress: prog,
+				Warn: func(path string, werr error) {
+					warnings++
+					if warnings <= 20 {
+						if bar.on {
+							fmt.Fprint(env.Stderr, "\r\x1b[K")
+						}
+						fmt.Fprintf(env.Stderr, "warning: %s: %v\n", path, werr)
+					}
+				},
+			})
+			bar.done()
+			if err != nil {
+				return err
+			}
+			if warnings > 20 {
+				fmt.Fprintf(env.Stderr, "warning: %d more warnings not shown\n", warnings-20)
+			}
+			el := p.Finished.Sub(p.Time)
+			if out.json() {
+				if err := writeJSON(env.Stdout, pointJSON(p)); err != nil {
+					return err
+				}
+			} else {
+				s := p.Stats
+				fmt.Fprintf(env.Stdout, "point %s saved: %d files (%d unchanged), %d dirs, %s read, %s new in the vault, %s\n",
+					p.ID[:8], s.Files, s.UnchangedFiles, s.Dirs, fmtBytes(s.BytesRead), fmtBytes(s.BytesNew), el.Round(time.Millisecond))
+			}
+			if p.Partial {
+				return lifeboat.Errorf(lifeboat.EPartial, "point %s is partial: %d items could not be read (see warnings)", p.ID[:8], p.Stats.Warnings)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	out.register(cmd)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&labels, "label", nil, "label the point with key=value (repeatable)")
+	fl.StringArrayVar(&excludes, "exclude", nil, "skip files and directories matching GLOB (repeatable)")
+	fl.StringArrayVar(&includes, "include", nil, "capture only files matching GLOB (repeatable)")
+	fl.StringVar(&parent, "parent", "", "point whose unchanged files are reused (default: newest of this host and path)")
+	fl.BoolVar(&noParent, "no-parent", false, "read every file, ignoring earlier points")
+	fl.StringVar(&host, "host", "", "host name recorded in the point (default: this machine's)")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress line")
+	fl.BoolVar(&initMissing, "init", false, "create the vault first if there is none at LOCATION")
+	return cmd
+}
+
+type pointOut struct {
+	ID         string               `json:"id"`
+	Time       time.Time            `json:"time"`
+	Finished   time.Time            `json:"finished"`
+	Host       string               `json:"host"`
+	User       string               `json:"user,omitempty"`
+	Labels     map[string]string    `json:"labels,omitempty"`
+	Parent     string               `json:"parent,omitempty"`
+	Partial    bool                 `json:"partial"`
+	Warnings   []string             `json:"warnings,omitempty"`
+	Components []manifest.Component `json:"components"`
+	Stats      manifest.Stats       `json:"stats"`
+}
+
+func pointJSON(p *manifest.Point) pointOut {
+	return pointOut{ID: p.ID, Time: p.Time, Finished: p.Finished, Host: p.Host, User: p.User, Labels: p.Labels,
+		Parent: p.Parent, Partial: p.Partial, Warnings: p.Warnings, Components: p.Components, Stats: p.Stats}
+}
+
+func newVaultPoints(env Env) *cobra.Command {
+	var f vaultFlags
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:   "points --vault LOCATION [-o json]",
+		Short: "List the recovery points, oldest first",
+		Long:  "List the recovery points in the vault, oldest first." + exitCodeHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			v, be, err := openVault(cmd.Context(), env, &f)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			pts, err := v.Points(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if out.json() {
+				list := make([]pointOut, 0, len(pts))
+				for _, p := range pts {
+					list = append(list, pointJSON(p))
+				}
+				return writeJSON(env.Stdout, list)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTIME\tHOST\tCOMPONENTS\tFILES\tSIZE\tLABELS")
+			for _, p := range pts {
+				var comps []string
+				for _, c := range p.Components {
+					comps = append(comps, c.Name)
+				}
+				id := p.ID[:8]
+				if p.Partial {
+					id += " (partial)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, p.Time.Local().Format("2006-01-02 15:04:05"), p.Host,
+					strings.Join(comps, ","), p.Stats.Files, fmtBytes(p.Stats.Bytes), fmtLabels(p.Labels))
+			}
+			tw.Flush()
+			fmt.Fprintf(env.Stdout, "%d points\n", len(pts))
+			return nil
+		},
+	}
+	f.register(cmd)
+	out.register(cmd)
+	return cmd
+}
+
+func fmtLabels(m map[string]string) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+type lsEntry struct {
+	Path   string    `json:"path"`
+	Type   string    `json:"type"`
+	Mode   string    `json:"mode"`
+	Size   int64     `json:"size"`
+	MTime  time.Time `json:"mtime"`
+	User   string    `json:"user,omitempty"`
+	Group  string    `json:"group,omitempty"`
+	Target string    `json:"target,omitempty"`
+}
+
+func newVaultLs(env Env) *cobra.Command {
+	var f vaultFlags
+	var out outputFlag
+	var recursive bool
+	cmd := &cobra.Command{
+		Use:   "ls --vault LOCATION POINT [PATH]",
+		Short: "List the files of a point",
+		Long: `List what a point holds at PATH (default: its root, one entry per component).
+POINT is "latest", a point id or a unique prefix of one.` + exitCodeHelp,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			v, be, err := openVault(ctx, env, &f)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			p, err := v.LoadPoint(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			path := ""
+			if len(args) > 1 {
+				path = strings.Trim(args[1], "/")
+			}
+			n, err := v.Lookup(ctx, p, path)
+			if err != nil {
+				return err
+			}
+			var list []lsEntry
+			add := func(pth string, n *tree.Node) {
+				list = append(list, lsEntry{Path: pth, Type: n.Type, Mode: modeString(n), Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), User: n.User, Group: n.Group, Target: n.Target})
+			}
+			if n.Type != tree.Dir {
+				add(path, n)
+			} else if recursive {
+				err = v.Walk(ctx, n, path, func(pth string, c *tree.Node) error {
+					if c != n {
+						add(pth, c)
+					}
+					return nil
+				})
+			} else {
+				var t *tree.Tree
+				t, err = v.LoadTree(ctx, *n.Subtree)
+				if err == nil {
+					for _, c := range t.Nodes {
+						add(strings.TrimPrefix(path+"/"+c.Name, "/"), c)
+					}
+				}
+			}
+			if err != nil {
+				return lifeboat.Errorf(lifeboat.ECorrupt, "ls %s: %v", path, err)
+			}
+			if out.json() {
+				if list == nil {
+					list = []lsEntry{}
+				}
+				return writeJSON(env.Stdout, list)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 1, ' ', tabwriter.AlignRight)
+			for _, e := range list {
+				name := e.Path
+				if e.Target != "" {
+					name += " -> " + e.Target
+				}
+				owner := e.User
+				if owner == "" {
+					owner = "-"
+				}
+				fmt.Fprintf(tw, "%s\t %s\t %d\t %s\t %s\n", e.Mode, owner, e.Size, e.MTime.Local().Format("2006-01-02 15:04"), quoteName(name))
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(cmd)
+	out.register(cmd)
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "list everything below PATH")
+	return cmd
+}
+
+func quoteName(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+func modeString(n *tree.Node) string {
+	m := os.FileMode(n.Mode & 0o777)
+	if n.Mode&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if n.Mode&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if n.Mode&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	switch n.Type {
+	case tree.Dir:
+		m |= os.ModeDir
+	case tree.Symlink:
+		m |= os.ModeSymlink
+	}
+	return m.String()
+}
+
+func newVaultRestore(env Env) *cobra.Command {
+	var f vaultFlags
+	var out outputFlag
+	var to, path string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "restore --vault LOCATION POINT|latest --to DIR [--path SUBPATH]",
+		Short: "Restore a point, or a path in it, into a new directory",
+		Long: `Restore POINT (or SUBPATH in it) into DIR, which must not exist or be empty.
+The whole point restores as DIR/<component>/...; with --path, the directory at
+SUBPATH becomes DIR (a file restores as DIR/<name>). Modes, times, symlinks,
+sparse holes and hard links are restored; owners too when run as root. Files
+whose data is damaged are removed, listed, and the exit code is 7.` + exitCodeHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			if to == "" {
+				return usagef("--to DIR is required")
+			}
+			ctx := cmd.Context()
+			v, be, err := openVault(ctx, env, &f)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			p, err := v.LoadPoint(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			prog := &vault.Progress{}
+			if n, err := v.Lookup(ctx, p, path); err == nil {
+				_ = n
+				var total int64
+				for _, c := range p.Components {
+					total += c.Stats.Bytes
+				}
+				if strings.Trim(path, "/") == "" {
+					prog.TotalBytes.Store(total)
+					prog.TotalFiles.Store(p.Stats.Files)
+					prog.ScanDone.Store(true)
+				}
+			}
+			bar := startProgress(env, "restore", prog, quiet)
+			t0 := time.Now()
+			res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: to, Path: path, Progress: prog})
+			bar.done()
+			if err != nil {
+				return err
+			}
+			el := time.Since(t0)
+			if out.json() {
+				if err := writeJSON(env.Stdout, map[string]any{"point": p.ID, "target": to, "files": res.Files, "dirs": res.Dirs,
+					"symlinks": res.Symlinks, "hardlinks": res.HardLinks, "bytes": res.Bytes, "seconds": el.Seconds(), "failed": nonNil(res.Failed)}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(env.Stdout, "restored point %s to %s: %d files, %d dirs, %d symlinks, %s in %s\n", p.ID[:8], to, res.Files, res.Dirs, res.Symlinks, fmtBytes(res.Bytes), el.Round(time.Millisecond))
+			}
+			if len(res.Failed) > 0 {
+				for i, fl := range res.Failed {
+					if i == 20 {
+						fmt.Fprintf(env.Stderr, "error: %d more not shown\n", len(res.Failed)-20)
+						break
+					}
+					fmt.Fprintf(env.Stderr, "error: %s\n", fl)
+				}
+				return lifeboat.Errorf(lifeboat.ECorrupt, "%d items could not be restored from point %s (damaged vault data; run lifeboat vault check --read-data)", len(res.Failed), p.ID[:8])
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	out.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "target directory (must not exist or be empty)")
+	cmd.Flags().StringVar(&path, "path", "", "restore only this path of the point")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line")
+	return cmd
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func newVaultCheck(env Env) *cobra.Command {
+	var f vaultFlags
+	var out outputFlag
+	var readData string
+	cmd := &cobra.Command{
+		Use:   "check --vault LOCATION [--read-data[=PERCENT]]",
+		Short: "Verify the vault's structure, and optionally its data",
+		Long: `Verify that every point's trees and blobs are indexed and their packs present.
+With --read-data, also read packs (all, or PERCENT of them at random) and
+authenticate every blob. Problems name the object, the points and the files
+they break; the exit code is then 7.` + exitCodeHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
+			opts := vault.CheckOptions{}
+			if cmd.Flags().Changed("read-data") {
+				opts.ReadData = true
+				if readData != "" && readData != "all" {
+					pct, err := strconv.ParseFloat(strings.TrimSuffix(readData, "%"), 64)
+					if err != nil || pct <= 0 || pct > 100 {
+						return usagef("--read-data=%q: want a percentage in (0, 100]", readData)
+					}
+					opts.ReadPercent = pct
+				}
+			}
+			ctx := cmd.Context()
+			v, be, err := openVault(ctx, env, &f)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			rep, err := v.Check(ctx, opts)
+			if err != nil {
+				return err
+			}
+			if rep.Problems == nil {
+				rep.Problems = []vault.Problem{}
+			}
+			if out.json() {
+				if err := writeJSON(env.Stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(env.Stdout, "%d points, %d packs, %d blobs", rep.Points, rep.Packs, rep.Blobs)
+				if opts.ReadData {
+					fmt.Fprintf(env.Stdout, "; read %d packs, %d blobs", rep.PacksRead, rep.BlobsRead)
+				}
+				fmt.Fprintln(env.Stdout)
+				if rep.Unreferenced > 0 {
+					fmt.Fprintf(env.Stdout, "%d packs are not indexed (left by interrupted backups; harmless)\n", rep.Unreferenced)
+				}
+				for _, pr := range rep.Problems {
+					fmt.Fprintf(env.Stdout, "PROBLEM %s", pr.Object)
+					if pr.Blob != "" {
+						fmt.Fprintf(env.Stdout, " blob %s", pr.Blob[:16])
+					}
+					fmt.Fprintf(env.Stdout, ": %s\n", pr.What)
+					for _, pt := range pr.Points {
+						fmt.Fprintf(env.Stdout, "  breaks point %s\n", pt[:8])
+					}
+					for _, pth := range pr.Paths {
+						fmt.Fprintf(env.Stdout, "  breaks %s\n", pth)
+					}
+				}
+				if rep.OK() {
+					fmt.Fprintln(env.Stdout, "no problems found")
+				}
+			}
+			if !rep.OK() {
+				return lifeboat.Errorf(lifeboat.ECorrupt, "check found %d problems in the vault at %s", len(rep.Problems), be.Location())
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	out.register(cmd)
+	cmd.Flags().StringVar(&readData, "read-data", "", "also read and verify data: all, or a PERCENT of packs")
+	cmd.Flags().Lookup("read-data").NoOptDefVal = "all"
+	return cmd
+}

@@ -1,0 +1,742 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/chunker"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// Source is one file tree to capture as a component.
+type Source struct {
+	Name string // component name; default: base name of Path
+	Path string // absolute path on this host
+}
+
+// BackupOptions describe one backup.
+type BackupOptions struct {
+	Sources  []Source
+	Excludes []string // globs: without "/" they match a base name, with "/" the path relative to the source
+	Includes []string // if set, only files matching one of these are captured (directories are always walked)
+	Labels   map[string]string
+	Host     string // default: os.Hostname
+	// Parent names the point whose unchanged files are reused without being
+	// read; "" picks the newest point of the same host with the same source.
+	Parent   string
+	NoParent bool
+	Progress *Progress
+	// Warn is told about every item that could not be captured (not fatal).
+	Warn func(path string, err error)
+}
+
+// Progress is updated atomically while a backup or restore runs.
+type Progress struct {
+	TotalFiles, TotalBytes atomic.Int64 // from a concurrent scan; ScanDone once known
+	ScanDone               atomic.Bool
+	Files, Bytes           atomic.Int64 // processed so far
+	BytesRead, BytesNew    atomic.Int64
+	Warnings               atomic.Int64
+}
+
+// maxWarnings kept in a manifest.
+const maxWarnings = 50
+
+type result struct {
+	node *tree.Node
+	err  error // fatal
+}
+
+type fileJob struct {
+	path string
+	node *tree.Node
+	st   *unix.Stat_t
+	out  chan result
+}
+
+type backup struct {
+	v      *Vault
+	opts   BackupOptions
+	s      *saver
+	ctx    context.Context
+	jobs   chan fileJob
+	prog   *Progress
+	names  *idNames
+	chunkr sync.Pool
+
+	mu       sync.Mutex
+	stats    manifest.Stats
+	warnings []string
+	partial  bool
+}
+
+// Backup captures the sources into one new point and returns its manifest.
+// The manifest is written after every pack and index it needs is durable.
+func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point, error) {
+	if len(opts.Sources) == 0 {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "nothing to back up: no path given")
+	}
+	for _, g := range append(append([]string{}, opts.Excludes...), opts.Includes...) {
+		if _, err := filepath.Match(g, ""); err != nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad glob %q: %v", g, err)
+		}
+	}
+	if opts.Host == "" {
+		opts.Host, _ = os.Hostname()
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	srcs, err := nameSources(opts.Sources)
+	if err != nil {
+		return nil, err
+	}
+	start := v.opts.Now()
+	var parents map[string]*tree.Node
+	if !opts.NoParent {
+		parents, err = v.parentNodes(ctx, opts.Host, opts.Parent, srcs)
+		if err != nil {
+			return nil, err
+		}
+	}
+	// A fresh look at tombstones: never dedup against a condemned pack.
+	if err := v.loadCondemned(ctx); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames()}
+	b.s = v.newSaver(ctx)
+	b.chunkr.New = func() any { return chunker.NewWithTable(nil, v.table, v.params) }
+
+	go b.scan(ctx, srcs)
+	var wg sync.WaitGroup
+	for range v.opts.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.worker() }()
+	}
+
+	p := &manifest.Point{Version: manifest.Version, ID: manifest.NewID(start), Time: start.UTC(), Host: opts.Host, Labels: opts.Labels}
+	if u, err := user.Current(); err == nil {
+		p.User = u.Username
+	}
+	root := &tree.Tree{}
+	var ferr error
+	for _, src := range srcs {
+		b.mu.Lock()
+		b.stats = manifest.Stats{}
+		b.mu.Unlock()
+		taken := v.opts.Now().UTC()
+		node, err := b.captureSource(src, parents[src.Name])
+		if err != nil {
+			ferr = err
+			break
+		}
+		b.mu.Lock()
+		st := b.stats
+		b.mu.Unlock()
+		root.Nodes = append(root.Nodes, node)
+		p.Components = append(p.Components, manifest.Component{Name: src.Name, Kind: "files", Host: opts.Host, Source: src.Path, Taken: taken, Stats: st})
+		p.Stats.Add(st)
+	}
+	close(b.jobs)
+	wg.Wait()
+	if ferr == nil {
+		if err := ctx.Err(); err != nil {
+			ferr = err
+		}
+	}
+	if ferr != nil {
+		b.s.abort()
+		return nil, storageError(v.be, ferr)
+	}
+	sort.Slice(root.Nodes, func(i, j int) bool { return root.Nodes[i].Name < root.Nodes[j].Name })
+	rb, err := tree.Encode(root)
+	if err != nil {
+		b.s.abort()
+		return nil, err
+	}
+	p.Root, _, err = b.s.save(blob.Tree, rb)
+	if err != nil {
+		b.s.abort()
+		return nil, storageError(v.be, err)
+	}
+	if err := b.s.finish(); err != nil {
+		return nil, storageError(v.be, err)
+	}
+	p.Stats.BytesNew = b.s.bytesNew
+	p.Stats.BlobsNew = b.s.blobsNew
+	if pp := parents[parentKey]; pp != nil {
+		p.Parent = pp.Name
+	}
+	p.Partial = b.partial
+	p.Warnings = b.warnings
+	p.Finished = v.opts.Now().UTC()
+	if err := v.commitPoint(ctx, p, b.s.usedPks); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// commitPoint writes the manifest, then checks that no pack it references was
+// condemned meanwhile by a garbage collector; if one was, the manifest is
+// deleted again and the backup fails (the caller retries), so a point is
+// never reported done while its data may be collected.
+func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blob.PackID]bool) error {
+	mb, err := manifest.Encode(p)
+	if err != nil {
+		return err
+	}
+	name := manifest.ObjectName(p.ID)
+	if err := v.putSealed(ctx, name, manifest.Context(p.ID), mb); err != nil {
+		return storageError(v.be, fmt.Errorf("write manifest %s: %w", name, err))
+	}
+	cond, err := v.listCondemned(ctx)
+	if err != nil {
+		return err
+	}
+	for pk := range used {
+		if cond[pk] {
+			_ = v.be.Delete(context.WithoutCancel(ctx), name)
+			return lifeboat.Errorf(lifeboat.EUnavailable, "pack %s used by point %s was condemned by a concurrent garbage collection; run the backup again", pk, p.ID)
+		}
+	}
+	return nil
+}
+
+// parentKey is where parentNodes records the parent point's id (in Name).
+const parentKey = "\x00parent"
+
+// parentNodes finds, for each source, the node it had in the newest point of
+// this host that captured the same path.
+func (v *Vault) parentNodes(ctx context.Context, host, parentID string, srcs []Source) (map[string]*tree.Node, error) {
+	var cands []*manifest.Point
+	if parentID != "" {
+		p, err := v.LoadPoint(ctx, parentID)
+		if err != nil {
+			return nil, err
+		}
+		cands = []*manifest.Point{p}
+	} else {
+		pts, err := v.Points(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(pts) - 1; i >= 0; i-- {
+			if pts[i].Host == host {
+				cands = append(cands, pts[i])
+			}
+		}
+	}
+	out := map[string]*tree.Node{}
+	for _, src := range srcs {
+		for _, p := range cands {
+			var comp *manifest.Component
+			for i := range p.Components {
+				if p.Components[i].Source == src.Path {
+					comp = &p.Components[i]
+				}
+			}
+			if comp == nil {
+				continue
+			}
+			rt, err := v.LoadTree(ctx, p.Root)
+			if err != nil {
+				return nil, err
+			}
+			if n := rt.Find(comp.Name); n != nil {
+				out[src.Name] = n
+				if out[parentKey] == nil {
+					out[parentKey] = &tree.Node{Name: p.ID}
+				}
+			}
+			break
+		}
+	}
+	return out, nil
+}
+
+func nameSources(in []Source) ([]Source, error) {
+	seen := map[string]bool{}
+	var out []Source
+	for _, s := range in {
+		abs, err := filepath.Abs(s.Path)
+		if err != nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "path %q: %v", s.Path, err)
+		}
+		if _, err := os.Lstat(abs); err != nil {
+			return nil, lifeboat.Errorf(lifeboat.ENotFound, "cannot back up %s: %v", abs, errors.Unwrap(err))
+		}
+		name := s.Name
+		if name == "" {
+			name = filepath.Base(abs)
+			if abs == "/" {
+				name = "root"
+			}
+			base := name
+			for i := 2; seen[name]; i++ {
+				name = base + "-" + strconv.Itoa(i)
+			}
+		}
+		if !tree.ValidName(name) || seen[name] {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad or duplicate component name %q", name)
+		}
+		seen[name] = true
+		out = append(out, Source{Name: name, Path: abs})
+	}
+	return out, nil
+}
+
+func (b *backup) warn(path string, err error) {
+	b.prog.Warnings.Add(1)
+	b.mu.Lock()
+	b.partial = true
+	b.stats.Warnings++
+	if len(b.warnings) < maxWarnings {
+		b.warnings = append(b.warnings, fmt.Sprintf("%s: %v", path, err))
+	}
+	b.mu.Unlock()
+	if b.opts.Warn != nil {
+		b.opts.Warn(path, err)
+	}
+}
+
+func (b *backup) count(f func(s *manifest.Stats)) {
+	b.mu.Lock()
+	f(&b.stats)
+	b.mu.Unlock()
+}
+
+func (b *backup) excluded(rel, name string, isDir bool) bool {
+	for _, g := range b.opts.Excludes {
+		if match(g, rel, name) {
+			return true
+		}
+	}
+	if len(b.opts.Includes) > 0 && !isDir {
+		for _, g := range b.opts.Includes {
+			if match(g, rel, name) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func match(g, rel, name string) bool {
+	if strings.Contains(g, "/") {
+		ok, _ := filepath.Match(strings.TrimPrefix(g, "/"), rel)
+		return ok
+	}
+	ok, _ := filepath.Match(g, name)
+	return ok
+}
+
+// captureSource captures one source path into a node named src.Name.
+func (b *backup) captureSource(src Source, parent *tree.Node) (*tree.Node, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(src.Path, &st); err != nil {
+		return nil, lifeboat.Errorf(lifeboat.ENotFound, "cannot back up %s: %v", src.Path, err)
+	}
+	var ch <-chan result
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		var pt *tree.Tree
+		if parent != nil && parent.Type == tree.Dir {
+			pt = b.loadParentTree(parent)
+		}
+		ch = b.walkDir(src.Path, "", src.Name, &st, pt)
+	} else {
+		ch = b.entry(src.Path, src.Name, src.Name, &st, parent)
+		if ch == nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "cannot back up %s: not a file, directory or symlink", src.Path)
+		}
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.node == nil {
+			return nil, lifeboat.Errorf(lifeboat.EPartial, "cannot back up %s: it could not be read", src.Path)
+		}
+		return r.node, nil
+	case <-b.ctx.Done():
+		return nil, b.ctx.Err()
+	}
+}
+
+func (b *backup) loadParentTree(n *tree.Node) *tree.Tree {
+	if n == nil || n.Subtree == nil || !b.v.idx.Has(*n.Subtree) {
+		return nil
+	}
+	t, err := b.v.LoadTree(b.ctx, *n.Subtree)
+	if err != nil {
+		return nil // a damaged parent only costs re-reading
+	}
+	return t
+}
+
+func done(n *tree.Node, err error) <-chan result {
+	ch := make(chan result, 1)
+	ch <- result{node: n, err: err}
+	return ch
+}
+
+// entry handles one non-directory entry; nil means "skip it".
+func (b *backup) entry(path, rel, name string, st *unix.Stat_t, parent *tree.Node) <-chan result {
+	node := b.nodeFromStat(name, st)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		node.Type = tree.File
+		node.Size = st.Size
+		b.count(func(s *manifest.Stats) { s.Files++; s.Bytes += st.Size })
+		if parent != nil && parent.Type == tree.File && parent.Size == st.Size && parent.MTime == node.MTime &&
+			parent.Inode == node.Inode && parent.CTime == node.CTime && b.allKnown(parent.Content) {
+			node.Content = parent.Content
+			node.Sparse = parent.Sparse
+			b.count(func(s *manifest.Stats) { s.UnchangedFiles++ })
+			b.prog.Files.Add(1)
+			b.prog.Bytes.Add(st.Size)
+			return done(node, nil)
+		}
+		out := make(chan result, 1)
+		select {
+		case b.jobs <- fileJob{path: path, node: node, st: st, out: out}:
+		case <-b.ctx.Done():
+			return done(nil, b.ctx.Err())
+		}
+		return out
+	case unix.S_IFLNK:
+		target, err := os.Readlink(path)
+		if err != nil {
+			b.warn(path, err)
+			return done(nil, nil)
+		}
+		node.Type = tree.Symlink
+		node.Target = target
+		b.count(func(s *manifest.Stats) { s.Symlinks++ })
+		return done(node, nil)
+	default:
+		b.warn(path, errors.New("skipped: not a regular file, directory or symlink"))
+		return nil
+	}
+}
+
+func (b *backup) allKnown(exts []tree.Extent) bool {
+	for _, e := range exts {
+		if e.ID != nil && !b.s.use(*e.ID) {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *backup) nodeFromStat(name string, st *unix.Stat_t) *tree.Node {
+	n := &tree.Node{Name: name, Mode: st.Mode & 07777, UID: st.Uid, GID: st.Gid,
+		MTime: st.Mtim.Nano(), CTime: st.Ctim.Nano(), Inode: st.Ino, Dev: st.Dev}
+	if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		n.Links = uint64(st.Nlink)
+	}
+	n.User, n.Group = b.names.user(st.Uid), b.names.group(st.Gid)
+	return n
+}
+
+// walkDir reads a directory, hands its files to the workers and returns a
+// future of its node; the tree blob is saved once every child is done.
+func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.Tree) <-chan result {
+	node := b.nodeFromStat(name, st)
+	node.Type = tree.Dir
+	b.count(func(s *manifest.Stats) { s.Dirs++ })
+	f, err := os.Open(path)
+	var names []string
+	if err == nil {
+		names, err = f.Readdirnames(-1)
+		f.Close()
+	}
+	if err != nil {
+		b.warn(path, err)
+		names = nil
+	}
+	sort.Strings(names)
+	var children []<-chan result
+	for _, n := range names {
+		if b.ctx.Err() != nil {
+			break
+		}
+		cpath := filepath.Join(path, n)
+		crel := n
+		if rel != "" {
+			crel = rel + "/" + n
+		}
+		var cst unix.Stat_t
+		if err := unix.Lstat(cpath, &cst); err != nil {
+			b.warn(cpath, err)
+			continue
+		}
+		isDir := cst.Mode&unix.S_IFMT == unix.S_IFDIR
+		if b.excluded(crel, n, isDir) {
+			continue
+		}
+		var pn *tree.Node
+		if parent != nil {
+			pn = parent.Find(n)
+		}
+		if isDir {
+			var pt *tree.Tree
+			if pn != nil && pn.Type == tree.Dir {
+				pt = b.loadParentTree(pn)
+			}
+			children = append(children, b.walkDir(cpath, crel, n, &cst, pt))
+			continue
+		}
+		if ch := b.entry(cpath, crel, n, &cst, pn); ch != nil {
+			children = append(children, ch)
+		}
+	}
+	out := make(chan result, 1)
+	go func() {
+		t := &tree.Tree{Nodes: make([]*tree.Node, 0, len(children))}
+		for _, ch := range children {
+			var r result
+			select {
+			case r = <-ch:
+			case <-b.ctx.Done():
+				out <- result{err: b.ctx.Err()}
+				return
+			}
+			if r.err != nil {
+				out <- r
+				return
+			}
+			if r.node != nil {
+				t.Nodes = append(t.Nodes, r.node)
+			}
+		}
+		enc, err := tree.Encode(t)
+		if err != nil {
+			out <- result{err: fmt.Errorf("encode tree of %s: %w", path, err)}
+			return
+		}
+		id, _, err := b.s.save(blob.Tree, enc)
+		if err != nil {
+			out <- result{err: err}
+			return
+		}
+		node.Subtree = &id
+		out <- result{node: node}
+	}()
+	return out
+}
+
+func (b *backup) worker() {
+	for j := range b.jobs {
+		if b.ctx.Err() != nil {
+			j.out <- result{err: b.ctx.Err()}
+			continue
+		}
+		ok, err := b.readFile(j.path, j.node, j.st)
+		switch {
+		case err != nil:
+			j.out <- result{err: err}
+		case !ok:
+			j.out <- result{} // warned; skipped
+		default:
+			j.out <- result{node: j.node}
+		}
+		b.prog.Files.Add(1)
+	}
+}
+
+// fileChangedError reports a file that changed or vanished while being read.
+type fileChangedError struct{ what string }
+
+func (e *fileChangedError) Error() string { return e.what }
+
+// readFile chunks one file into blobs. It returns ok=false (after a warning)
+// when the file could not be read; err is for fatal (storage) errors only.
+func (b *backup) readFile(path string, node *tree.Node, st *unix.Stat_t) (ok bool, err error) {
+	fd, oerr := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if oerr == unix.EPERM {
+		fd, oerr = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	if oerr != nil {
+		b.warn(path, fmt.Errorf("open: %w", oerr))
+		return false, nil
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil || fst.Ino != st.Ino || fst.Mode&unix.S_IFMT != unix.S_IFREG {
+		b.warn(path, &fileChangedError{"replaced while being read; skipped"})
+		return false, nil
+	}
+	size := fst.Size
+	node.Size = size
+	var regions [][2]int64 // data regions [start, end)
+	if fst.Blocks*512 < size {
+		node.Sparse = true
+		regions = dataRegions(fd, size)
+	} else {
+		regions = [][2]int64{{0, size}}
+	}
+	c := b.chunkr.Get().(*chunker.Chunker)
+	defer b.chunkr.Put(c)
+	var read int64
+	pos := int64(0)
+	for _, r := range regions {
+		if r[0] > pos {
+			node.Content = append(node.Content, tree.Extent{Hole: r[0] - pos})
+		}
+		c.Reset(io.NewSectionReader(f, r[0], r[1]-r[0]))
+		for {
+			chunk, cerr := c.Next()
+			if cerr == io.EOF {
+				break
+			}
+			if cerr != nil {
+				b.warn(path, fmt.Errorf("read: %w", cerr))
+				return false, nil
+			}
+			read += int64(len(chunk))
+			id, n, err := b.s.save(blob.Data, chunk)
+			if err != nil {
+				return false, err
+			}
+			b.prog.Bytes.Add(int64(len(chunk)))
+			b.prog.BytesRead.Add(int64(len(chunk)))
+			b.prog.BytesNew.Add(int64(n))
+			idc := id
+			node.Content = append(node.Content, tree.Extent{ID: &idc})
+		}
+		pos = r[0] + (r[1] - r[0])
+	}
+	if pos < size {
+		node.Content = append(node.Content, tree.Extent{Hole: size - pos})
+	}
+	b.count(func(s *manifest.Stats) { s.BytesRead += read })
+	if testHookAfterRead != nil {
+		testHookAfterRead(path)
+	}
+	var after unix.Stat_t
+	if err := unix.Fstat(fd, &after); err == nil && (after.Size != size || after.Mtim != fst.Mtim) {
+		b.warn(path, &fileChangedError{"changed while being read; the copy may be inconsistent"})
+	} else if err := unix.Lstat(path, &after); err != nil {
+		b.warn(path, &fileChangedError{"vanished while being read; captured as read"})
+	}
+	if read != sumData(regions) {
+		b.warn(path, &fileChangedError{fmt.Sprintf("size changed while being read: read %d of %d bytes", read, sumData(regions))})
+		node.Size = pos
+	}
+	return true, nil
+}
+
+func sumData(rs [][2]int64) int64 {
+	var n int64
+	for _, r := range rs {
+		n += r[1] - r[0]
+	}
+	return n
+}
+
+// dataRegions lists a sparse file's data with SEEK_DATA/SEEK_HOLE.
+func dataRegions(fd int, size int64) [][2]int64 {
+	var rs [][2]int64
+	off := int64(0)
+	for off < size {
+		d, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err != nil { // ENXIO: no more data
+			break
+		}
+		h, err := unix.Seek(fd, d, unix.SEEK_HOLE)
+		if err != nil {
+			h = size
+		}
+		if h > size {
+			h = size
+		}
+		rs = append(rs, [2]int64{d, h})
+		off = h
+	}
+	return rs
+}
+
+// scan counts files and bytes ahead of the backup, for the ETA.
+func (b *backup) scan(ctx context.Context, srcs []Source) {
+	for _, src := range srcs {
+		_ = filepath.WalkDir(src.Path, func(p string, d os.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil || d.IsDir() || !d.Type().IsRegular() {
+				return nil
+			}
+			if fi, err := d.Info(); err == nil {
+				b.prog.TotalFiles.Add(1)
+				b.prog.TotalBytes.Add(fi.Size())
+			}
+			return nil
+		})
+	}
+	b.prog.ScanDone.Store(true)
+}
+
+// idNames caches uid/gid → name lookups.
+type idNames struct {
+	mu     sync.Mutex
+	users  map[uint32]string
+	groups map[uint32]string
+}
+
+func newIDNames() *idNames { return &idNames{users: map[uint32]string{}, groups: map[uint32]string{}} }
+
+func (c *idNames) user(id uint32) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.users[id]; ok {
+		return n
+	}
+	n := ""
+	if u, err := user.LookupId(strconv.FormatUint(uint64(id), 10)); err == nil {
+		n = u.Username
+	}
+	c.users[id] = n
+	return n
+}
+
+func (c *idNames) group(id uint32) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.groups[id]; ok {
+		return n
+	}
+	n := ""
+	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(id), 10)); err == nil {
+		n = g.Name
+	}
+	c.groups[id] = n
+	return n
+}
+
+var _ = time.Now
+
+// testHookAfterRead runs after a file's data is read (tests change or remove
+// the file there).
+var testHookAfterRead func(path string)

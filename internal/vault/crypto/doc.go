@@ -1,0 +1,15 @@
+// Package crypto owns the vault's keys and its sealed-object envelope.
+//
+// Key hierarchy (docs/vault-format.md, "Keys"):
+//
+//	passphrase --Argon2id(slot params, salt)--> KEK (32 bytes)
+//	KEK --AES-256-GCM--> key slot payload = {master secret, data keys by version, current version}
+//	master secret --HKDF-SHA256--> id key     (keyed BLAKE3 for blob ids; never rotated)
+//	              --HKDF-SHA256--> chunker seed (gear table; never rotated)
+//	data key v    --AES-256-GCM--> every sealed object, whose header names v
+//
+// Rotation (a later issue) adds a data key version and rewrites the slots;
+// the master secret, hence ids and chunk boundaries, stay, so dedup survives.
+//
+// crypto imports nothing from the vault or above.
+package crypto

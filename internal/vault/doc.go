@@ -1,0 +1,24 @@
+// Package vault is the storage engine: it turns file trees into encrypted,
+// deduplicated blobs in pack files on a storage.Backend, and back.
+//
+// Backup (pipelined; memory bounded by the job queue and two open packs):
+//
+//	walker (one goroutine): readdir, lstat, exclude; unchanged file (same
+//	    size, mtime, inode, ctime as in the parent point) → reuse its extents,
+//	    read nothing; otherwise → job queue
+//	workers (GOMAXPROCS): read → chunk (keyed FastCDC) → id = keyed BLAKE3 →
+//	    dedup (index, session) → zstd unless incompressible → AES-GCM → pack
+//	directory futures: when all children are done, encode the tree → blob
+//	uploaders (2): full pack → Put (durable) → entries kept for the index
+//	finish: last packs → wait → index object → manifest (last) → re-list
+//	    tombstones; a condemned pack referenced → delete manifest, fail
+//
+// Restore: resolve the path → create directories and empty files (O_EXCL,
+// O_NOFOLLOW, relative to directory descriptors) → group blobs by pack →
+// read each pack once in merged ranges, in parallel → pwrite into files →
+// per file: fchown, fchmod, futimens → hard links → symlinks → directory
+// metadata children first.
+//
+// vault imports storage and its own subpackages, never catalog, server,
+// access or jobs: storage plus the key must be enough to restore.
+package vault

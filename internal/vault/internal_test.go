@@ -1,0 +1,202 @@
+package vault
+
+import (
+	"fmt"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+)
+
+var weakKDF = crypto.KDFParams{Alg: "argon2id", Time: 1, MemoryKiB: 1024, Threads: 1}
+
+func newInternalVault(t *testing.T) *Vault {
+	t.Helper()
+	v, err := Init(context.Background(), memory.New(), []byte("pw"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// craftPoint stores raw tree JSON (bypassing the encoder's checks) as the
+// point's root, the way a malicious vault writer could.
+func craftPoint(t *testing.T, v *Vault, trees map[string]string, root string) *manifest.Point {
+	t.Helper()
+	ctx := context.Background()
+	s := v.newSaver(ctx)
+	ids := map[string]blob.ID{}
+	// Trees may name each other by placeholder {{name}}, saved leaves first.
+	for len(ids) < len(trees) {
+		for name, js := range trees {
+			if _, done := ids[name]; done {
+				continue
+			}
+			ready := true
+			for other := range trees {
+				if strings.Contains(js, "{{"+other+"}}") {
+					if id, ok := ids[other]; ok {
+						js = strings.ReplaceAll(js, "{{"+other+"}}", id.String())
+					} else {
+						ready = false
+					}
+				}
+			}
+			if !ready {
+				continue
+			}
+			id, _, err := s.save(blob.Tree, []byte(js))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[name] = id
+		}
+	}
+	file, _, err := s.save(blob.Data, []byte("evil payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = file
+	if err := s.finish(); err != nil {
+		t.Fatal(err)
+	}
+	p := &manifest.Point{Version: 1, ID: manifest.NewID(v.opts.Now()), Root: ids[root], Time: v.opts.Now()}
+	if err := v.commitPoint(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCraftedTreesCannotEscapeTarget(t *testing.T) {
+	v := newInternalVault(t)
+	s := v.newSaver(context.Background())
+	dataID, _, _ := s.save(blob.Data, []byte("evil payload"))
+	s.finish()
+	file := `{"name":"%s","type":"file","mode":420,"uid":0,"gid":0,"mtime":0,"size":12,"content":[{"id":"` + dataID.String() + `"}]}`
+	dir := `{"name":"%s","type":"dir","mode":493,"uid":0,"gid":0,"mtime":0,"subtree":"{{%s}}"}`
+	f := func(format string, a ...any) string { return strings.NewReplacer().Replace(sprintf(format, a...)) }
+	cases := map[string]map[string]string{
+		"dotdot":     {"root": `{"nodes":[` + f(file, "..") + `]}`},
+		"slash":      {"root": `{"nodes":[` + f(file, "../../escape") + `]}`},
+		"absolute":   {"root": `{"nodes":[` + f(file, "/tmp/escape") + `]}`},
+		"dot":        {"root": `{"nodes":[` + f(file, ".") + `]}`},
+		"empty":      {"root": `{"nodes":[` + f(file, "") + `]}`},
+		"nul":        {"root": `{"nodes":[` + f(file, `a\u0000b`) + `]}`},
+		"duplicate":  {"root": `{"nodes":[` + f(file, "x") + `,` + f(file, "x") + `]}`},
+		"unsorted":   {"root": `{"nodes":[` + f(file, "b") + `,` + f(file, "a") + `]}`},
+		"link+dir":   {"sub": `{"nodes":[` + f(file, "payload") + `]}`, "root": `{"nodes":[{"name":"x","type":"symlink","mode":0,"uid":0,"gid":0,"mtime":0,"target":"/tmp"},` + f(dir, "x", "sub") + `]}`},
+		"nested-bad": {"sub": `{"nodes":[` + f(file, "..") + `]}`, "root": `{"nodes":[` + f(dir, "d", "sub") + `]}`},
+		"unknown":    {"root": `{"nodes":[{"name":"dev","type":"chardev","mode":0,"uid":0,"gid":0,"mtime":0}]}`},
+		"bad-mode":   {"root": `{"nodes":[{"name":"m","type":"file","mode":99999999,"uid":0,"gid":0,"mtime":0}]}`},
+	}
+	for name, trees := range cases {
+		t.Run(name, func(t *testing.T) {
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			os.Mkdir(outside, 0o755)
+			target := filepath.Join(base, "target")
+			wrap := map[string]string{"top": `{"nodes":[` + f(dir, "c", "root") + `]}`}
+			for k, v := range trees {
+				wrap[k] = v
+			}
+			p := craftPoint(t, v, wrap, "top")
+			res, err := v.Restore(context.Background(), p, RestoreOptions{Target: target})
+			if err == nil && len(res.Failed) == 0 {
+				t.Fatalf("crafted tree %s restored without error", name)
+			}
+			if ents, _ := os.ReadDir(outside); len(ents) > 0 {
+				t.Fatalf("restore wrote outside the target: %v", ents)
+			}
+			if _, err := os.Stat("/tmp/escape"); err == nil {
+				t.Fatalf("restore wrote /tmp/escape")
+			}
+			filepath.WalkDir(target, func(p string, d os.DirEntry, err error) error {
+				if d != nil && d.Name() == "payload" && strings.Contains(p, "/x/") {
+					t.Errorf("payload written through a symlink: %s", p)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestFileChangedOrVanishedWhileReading(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		act        func(path string)
+	}{
+		{"changed", "changed while being read", func(p string) { os.WriteFile(p, []byte("different and longer content"), 0o644) }},
+		{"vanished", "vanished while being read", func(p string) { os.Remove(p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			os.WriteFile(filepath.Join(src, "victim"), []byte("original"), 0o644)
+			os.WriteFile(filepath.Join(src, "bystander"), []byte("fine"), 0o644)
+			testHookAfterRead = func(p string) {
+				if filepath.Base(p) == "victim" {
+					tc.act(p)
+				}
+			}
+			defer func() { testHookAfterRead = nil }()
+			v := newInternalVault(t)
+			var msgs []string
+			p, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}},
+				Warn: func(path string, err error) { msgs = append(msgs, path+": "+err.Error()) }})
+			if err != nil {
+				t.Fatalf("backup failed: %v", err)
+			}
+			if !p.Partial || len(msgs) != 1 || !strings.Contains(msgs[0], tc.want) {
+				t.Fatalf("partial=%v warnings=%q", p.Partial, msgs)
+			}
+			if p.Stats.Files != 2 {
+				t.Errorf("files %d", p.Stats.Files)
+			}
+		})
+	}
+}
+
+func TestCommitRefusesCondemnedPack(t *testing.T) {
+	v := newInternalVault(t)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644)
+	p1, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A collector condemns every pack right after the backup started deduping.
+	for _, pk := range v.idx.Packs() {
+		if err := v.be.Put(context.Background(), "condemned/"+pk.String(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The next backup must not dedup against condemned packs: it stores again.
+	p2, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Stats.BlobsNew == 0 {
+		t.Errorf("backup deduped against condemned packs")
+	}
+	_ = p1
+	// And a point whose referenced pack gets condemned after its manifest is
+	// written is withdrawn.
+	used := map[blob.PackID]bool{v.idx.Packs()[0]: true}
+	p3 := &manifest.Point{Version: 1, ID: manifest.NewID(v.opts.Now()), Root: p2.Root}
+	err = v.commitPoint(context.Background(), p3, used)
+	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
+		t.Fatalf("commit with condemned pack: %v", err)
+	}
+	if _, err := v.be.Stat(context.Background(), manifest.ObjectName(p3.ID)); err == nil {
+		t.Errorf("manifest left behind")
+	}
+}
+
+func sprintf(format string, a ...any) string { return fmtSprintf(format, a...) }
+var fmtSprintf = fmt.Sprintf

@@ -1,0 +1,134 @@
+// Package manifest encodes point manifests: what one recovery point holds.
+//
+// A manifest is JSON, sealed with context "point <id>" and stored at
+// points/<id>. It is written last, after every pack and index it needs is
+// durable: a point exists exactly when its manifest does. It never holds a
+// secret. manifest imports blob only.
+package manifest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// Version of the manifest encoding.
+const Version = 1
+
+// Component is one captured thing. In the point's root tree it appears as the
+// node named Name.
+type Component struct {
+	Name   string    `json:"name"`
+	Kind   string    `json:"kind"`   // "files" (later: config, postgres, mysql, sqlite)
+	Host   string    `json:"host"`   // where it was captured
+	Source string    `json:"source"` // absolute path or spec; never a secret
+	Taken  time.Time `json:"taken"`
+	Stats  Stats     `json:"stats"`
+}
+
+// Stats counts what a capture did.
+type Stats struct {
+	Files          int64 `json:"files"`
+	Dirs           int64 `json:"dirs"`
+	Symlinks       int64 `json:"symlinks,omitempty"`
+	UnchangedFiles int64 `json:"unchanged_files"`
+	Bytes          int64 `json:"bytes"`      // logical size of the files
+	BytesRead      int64 `json:"bytes_read"` // file data actually read
+	BytesNew       int64 `json:"bytes_new"`  // sealed bytes added to the vault
+	BlobsNew       int64 `json:"blobs_new"`
+	Warnings       int64 `json:"warnings"`
+}
+
+// Add sums stats.
+func (s *Stats) Add(o Stats) {
+	s.Files += o.Files
+	s.Dirs += o.Dirs
+	s.Symlinks += o.Symlinks
+	s.UnchangedFiles += o.UnchangedFiles
+	s.Bytes += o.Bytes
+	s.BytesRead += o.BytesRead
+	s.BytesNew += o.BytesNew
+	s.BlobsNew += o.BlobsNew
+	s.Warnings += o.Warnings
+}
+
+// Point is a recovery point's manifest.
+type Point struct {
+	Version    int               `json:"version"`
+	ID         string            `json:"id"`
+	Time       time.Time         `json:"time"`     // start of the capture
+	Finished   time.Time         `json:"finished"` // manifest written
+	Host       string            `json:"host"`
+	User       string            `json:"user,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Parent     string            `json:"parent,omitempty"`
+	Root       blob.ID           `json:"root"` // tree with one node per component
+	Components []Component       `json:"components"`
+	Stats      Stats             `json:"stats"`
+	// Partial is set when some items could not be read; Warnings lists the first few.
+	Partial  bool     `json:"partial,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// NewID returns a time-ordered id: 6 bytes of milliseconds, 10 random bytes, hex.
+func NewID(now time.Time) string {
+	var b [16]byte
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(now.UnixMilli()))
+	copy(b[:6], ms[2:])
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether id has the shape of a point id.
+func ValidID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && id == string(bytes.ToLower([]byte(id)))
+}
+
+// ObjectName is where a point's manifest is stored.
+func ObjectName(id string) string { return "points/" + id }
+
+// Context is the AEAD context of a manifest.
+func Context(id string) string { return "point " + id }
+
+// Encode marshals a point.
+func Encode(p *Point) ([]byte, error) { return json.Marshal(p) }
+
+// Decode parses and validates a point; id is the name it was stored under.
+func Decode(b []byte, id string) (*Point, error) {
+	var p Point
+	d := json.NewDecoder(bytes.NewReader(b))
+	if err := d.Decode(&p); err != nil {
+		return nil, fmt.Errorf("point %s: %w", id, err)
+	}
+	if p.Version != Version {
+		return nil, fmt.Errorf("point %s: unknown manifest version %d", id, p.Version)
+	}
+	if p.ID != id {
+		return nil, fmt.Errorf("point %s: manifest names itself %q", id, p.ID)
+	}
+	if p.Root.IsZero() {
+		return nil, fmt.Errorf("point %s: no root tree", id)
+	}
+	seen := map[string]bool{}
+	for _, c := range p.Components {
+		if !tree.ValidName(c.Name) || seen[c.Name] {
+			return nil, fmt.Errorf("point %s: bad or duplicate component name %q", id, c.Name)
+		}
+		seen[c.Name] = true
+	}
+	return &p, nil
+}

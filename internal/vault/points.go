@@ -1,0 +1,178 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// PointIDs lists the ids of every manifest in the vault.
+func (v *Vault) PointIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := v.be.List(ctx, "points/", func(oi storage.ObjectInfo) error {
+		id := strings.TrimPrefix(oi.Name, "points/")
+		if manifest.ValidID(id) {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storageError(v.be, err)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Points loads every manifest, oldest first. A manifest that does not open
+// is an error naming it (check reports all of them).
+func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
+	ids, err := v.PointIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pts := make([]*manifest.Point, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, id := range ids {
+		g.Go(func() error {
+			p, err := v.loadPoint(gctx, id)
+			pts[i] = p
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, storageError(v.be, err)
+	}
+	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
+	return pts, nil
+}
+
+func (v *Vault) loadPoint(ctx context.Context, id string) (*manifest.Point, error) {
+	name := manifest.ObjectName(id)
+	plain, err := v.getSealed(ctx, name, manifest.Context(id))
+	if err != nil {
+		return nil, err
+	}
+	p, err := manifest.Decode(plain, id)
+	if err != nil {
+		return nil, &CorruptError{Object: name, Err: err}
+	}
+	return p, nil
+}
+
+// LoadPoint resolves "latest", a full id or a unique id prefix (4+ hex digits).
+func (v *Vault) LoadPoint(ctx context.Context, ref string) (*manifest.Point, error) {
+	if ref == "latest" {
+		pts, err := v.Points(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(pts) == 0 {
+			return nil, lifeboat.Errorf(lifeboat.ENotFound, "the vault at %s has no point yet", v.be.Location())
+		}
+		return pts[len(pts)-1], nil
+	}
+	if len(ref) < 4 || strings.Trim(strings.ToLower(ref), "0123456789abcdef") != "" {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad point id %q: want \"latest\" or 4 or more hex digits", ref)
+	}
+	ref = strings.ToLower(ref)
+	ids, err := v.PointIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var match []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, ref) {
+			match = append(match, id)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, lifeboat.Errorf(lifeboat.ENotFound, "no point %s in the vault at %s", ref, v.be.Location())
+	case 1:
+		p, err := v.loadPoint(ctx, match[0])
+		if err != nil {
+			return nil, storageError(v.be, err)
+		}
+		return p, nil
+	}
+	return nil, lifeboat.Errorf(lifeboat.EInvalid, "point id %s is ambiguous: %d points start with it", ref, len(match))
+}
+
+// LoadTree reads and decodes a tree blob.
+func (v *Vault) LoadTree(ctx context.Context, id blob.ID) (*tree.Tree, error) {
+	b, err := v.readBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tree.Decode(b)
+	if err != nil {
+		loc, _ := v.idx.Lookup(id)
+		return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: id.String(), Err: err}
+	}
+	return t, nil
+}
+
+// Lookup finds the node at a slash-separated path in a point ("" is the root,
+// a directory node whose children are the components).
+func (v *Vault) Lookup(ctx context.Context, p *manifest.Point, path string) (*tree.Node, error) {
+	root := &tree.Node{Name: "", Type: tree.Dir, Mode: 0o755, Subtree: &p.Root, MTime: p.Time.UnixNano()}
+	n := root
+	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
+		if part == "" || part == "." {
+			continue
+		}
+		if n.Type != tree.Dir {
+			return nil, lifeboat.Errorf(lifeboat.ENotFound, "%s not found in point %s: %s is not a directory", path, p.ID[:8], n.Name)
+		}
+		t, err := v.LoadTree(ctx, *n.Subtree)
+		if err != nil {
+			return nil, storageError(v.be, err)
+		}
+		c := t.Find(part)
+		if c == nil {
+			return nil, lifeboat.Errorf(lifeboat.ENotFound, "%s not found in point %s", path, p.ID[:8])
+		}
+		n = c
+	}
+	return n, nil
+}
+
+// Walk calls fn for every node under n (n itself first) in depth-first name
+// order, with slash-separated paths relative to n's parent.
+func (v *Vault) Walk(ctx context.Context, n *tree.Node, path string, fn func(path string, n *tree.Node) error) error {
+	if err := fn(path, n); err != nil {
+		return err
+	}
+	if n.Type != tree.Dir {
+		return nil
+	}
+	t, err := v.LoadTree(ctx, *n.Subtree)
+	if err != nil {
+		return err
+	}
+	for _, c := range t.Nodes {
+		cp := c.Name
+		if path != "" {
+			cp = path + "/" + c.Name
+		}
+		if err := v.Walk(ctx, c, cp, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+var _ = fmt.Sprintf

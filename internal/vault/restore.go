@@ -1,0 +1,515 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// RestoreOptions describe one restore.
+type RestoreOptions struct {
+	// Target is a directory that does not exist yet or is empty. The node at
+	// Path becomes Target (a directory) or Target/<name> (anything else).
+	Target string
+	Path   string
+	// Owners restores owner and group (by number); default: when running as root.
+	Owners   *bool
+	Progress *Progress
+	Warn     func(path string, err error)
+}
+
+// RestoreResult counts what was restored.
+type RestoreResult struct {
+	Files, Dirs, Symlinks, HardLinks, Bytes int64
+	// Failed lists the paths that could not be restored, with the reason.
+	Failed []string
+}
+
+type rdir struct {
+	fd     int
+	node   *tree.Node
+	path   string
+	parent int // index into dirs, -1 for the target
+}
+
+type rfile struct {
+	dir       int
+	name      string
+	path      string
+	node      *tree.Node
+	remaining atomic.Int32
+	failed    atomic.Bool
+	linkOf    int // for hard links: index of the file restored first, else -1
+}
+
+type rref struct {
+	loc  index.Location
+	file int
+	off  int64
+}
+
+type restorer struct {
+	v      *Vault
+	ctx    context.Context
+	opts   RestoreOptions
+	owners bool
+	prog   *Progress
+	dirs   []*rdir
+	files  []*rfile
+	links  []int // files that are hard links of earlier ones
+	syms   []int // files slice index of symlinks
+	packs  map[blob.PackID][]rref
+	inodes map[[2]uint64]int
+
+	fdmu sync.Mutex
+	fds  map[int]int
+
+	mu     sync.Mutex
+	res    RestoreResult
+	failed map[int]string
+}
+
+// Restore writes the node at opts.Path of point p into opts.Target. Files
+// whose data is damaged are removed and listed in Failed; the rest restore.
+func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOptions) (*RestoreResult, error) {
+	sel, err := v.Lookup(ctx, p, opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	r := &restorer{v: v, ctx: ctx, opts: opts, prog: opts.Progress, packs: map[blob.PackID][]rref{},
+		inodes: map[[2]uint64]int{}, fds: map[int]int{}, failed: map[int]string{}}
+	r.owners = os.Geteuid() == 0
+	if opts.Owners != nil {
+		r.owners = *opts.Owners
+	}
+	tfd, err := prepareTarget(opts.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, d := range r.dirs {
+			if d.fd >= 0 {
+				unix.Close(d.fd)
+			}
+		}
+	}()
+	if sel.Type == tree.Dir {
+		r.dirs = append(r.dirs, &rdir{fd: tfd, node: sel, path: opts.Target, parent: -1})
+		r.res.Dirs++
+		if err := r.plan(0); err != nil {
+			return nil, err
+		}
+	} else {
+		r.dirs = append(r.dirs, &rdir{fd: tfd, node: nil, path: opts.Target, parent: -1})
+		if err := r.planChild(0, sel); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.data(); err != nil {
+		return nil, err
+	}
+	r.finishLinks()
+	r.finishDirs()
+	for i, msg := range r.failed {
+		r.res.Failed = append(r.res.Failed, r.files[i].path+": "+msg)
+	}
+	sort.Strings(r.res.Failed)
+	return &r.res, nil
+}
+
+func prepareTarget(dir string) (int, error) {
+	if dir == "" {
+		return -1, lifeboat.Errorf(lifeboat.EInvalid, "no restore target given")
+	}
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, os.ErrExist) {
+		ents, rerr := os.ReadDir(dir)
+		if rerr != nil {
+			return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, rerr)
+		}
+		if len(ents) > 0 {
+			return -1, lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory", dir)
+		}
+	} else if err != nil {
+		return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, errors.Unwrap(err))
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, err)
+	}
+	return fd, nil
+}
+
+// plan creates the directory tree under dirs[di] and the (empty) files, and
+// records which blob goes where. Names come from validated trees and are used
+// only as single components relative to a directory descriptor.
+func (r *restorer) plan(di int) error {
+	d := r.dirs[di]
+	t, err := r.v.LoadTree(r.ctx, *d.node.Subtree)
+	if err != nil {
+		r.fail(-1, d.path, err)
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			return nil // the directory stays empty; reported
+		}
+		return storageError(r.v.be, err)
+	}
+	for _, c := range t.Nodes {
+		if err := r.planChild(di, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *restorer) planChild(di int, c *tree.Node) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	d := r.dirs[di]
+	path := d.path + "/" + c.Name
+	switch c.Type {
+	case tree.Dir:
+		if err := unix.Mkdirat(d.fd, c.Name, 0o700); err != nil {
+			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: mkdir: %v", path, err)
+		}
+		fd, err := unix.Openat(d.fd, c.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: open: %v", path, err)
+		}
+		r.dirs = append(r.dirs, &rdir{fd: fd, node: c, path: path, parent: di})
+		r.res.Dirs++
+		return r.plan(len(r.dirs) - 1)
+	case tree.Symlink:
+		r.files = append(r.files, &rfile{dir: di, name: c.Name, path: path, node: c, linkOf: -1})
+		r.syms = append(r.syms, len(r.files)-1)
+		return nil
+	case tree.File:
+		fi := len(r.files)
+		f := &rfile{dir: di, name: c.Name, path: path, node: c, linkOf: -1}
+		r.files = append(r.files, f)
+		if c.Links > 1 {
+			key := [2]uint64{c.Dev, c.Inode}
+			if first, ok := r.inodes[key]; ok {
+				f.linkOf = first
+				r.links = append(r.links, fi)
+				return nil
+			}
+			r.inodes[key] = fi
+		}
+		fd, err := unix.Openat(d.fd, c.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: create: %v", path, err)
+		}
+		if c.Size > 0 {
+			if err := unix.Ftruncate(fd, c.Size); err != nil {
+				unix.Close(fd)
+				return lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: truncate: %v", path, err)
+			}
+		}
+		off := int64(0)
+		n := int32(0)
+		for _, e := range c.Content {
+			if e.ID == nil {
+				off += e.Hole
+				continue
+			}
+			loc, ok := r.v.idx.Lookup(*e.ID)
+			if !ok {
+				f.failed.Store(true)
+				r.fail(fi, path, &CorruptError{Object: "index", Blob: e.ID.String(), Err: errors.New("blob not in any index")})
+				break
+			}
+			r.packs[loc.Pack] = append(r.packs[loc.Pack], rref{loc: loc, file: fi, off: off})
+			off += int64(loc.RawLength)
+			n++
+		}
+		r.res.Files++
+		if f.failed.Load() || n == 0 {
+			// Nothing to write: finish now (a failed file is removed).
+			r.finishFile(fi, fd)
+			return nil
+		}
+		f.remaining.Store(n)
+		unix.Close(fd)
+		return nil
+	}
+	return lifeboat.Errorf(lifeboat.ECorrupt, "restore %s: unknown node type %q", path, c.Type)
+}
+
+func (r *restorer) fail(fi int, path string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fi < 0 {
+		r.res.Failed = append(r.res.Failed, path+": "+err.Error())
+	} else if _, ok := r.failed[fi]; !ok {
+		r.failed[fi] = err.Error()
+	}
+	if r.opts.Warn != nil {
+		r.opts.Warn(path, err)
+	}
+}
+
+// data reads each pack once (in merged ranges) and writes its blobs into
+// every file that needs them.
+func (r *restorer) data() error {
+	ids := make([]blob.PackID, 0, len(r.packs))
+	for p := range r.packs {
+		ids = append(ids, p)
+	}
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	g, gctx := errgroup.WithContext(r.ctx)
+	g.SetLimit(r.v.opts.Workers + 2)
+	for _, p := range ids {
+		refs := r.packs[p]
+		g.Go(func() error { return r.restorePack(gctx, p, refs) })
+	}
+	return g.Wait()
+}
+
+const mergeGap = 1 << 20
+
+func (r *restorer) restorePack(ctx context.Context, p blob.PackID, refs []rref) error {
+	sort.Slice(refs, func(i, j int) bool { return refs[i].loc.Offset < refs[j].loc.Offset })
+	for start := 0; start < len(refs); {
+		end := start + 1
+		lo := int64(refs[start].loc.Offset)
+		hi := lo + int64(refs[start].loc.Length)
+		for end < len(refs) && int64(refs[end].loc.Offset) <= hi+mergeGap {
+			hi = max(hi, int64(refs[end].loc.Offset)+int64(refs[end].loc.Length))
+			end++
+		}
+		buf, err := r.readRange(ctx, p, lo, hi-lo)
+		if err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				return storageError(r.v.be, err)
+			}
+		}
+		var last blob.ID
+		var plain []byte
+		var perr error
+		for _, ref := range refs[start:end] {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				r.blobFailed(ref, err)
+				continue
+			}
+			if plain == nil || ref.loc.ID != last {
+				o := int64(ref.loc.Offset) - lo
+				if o+int64(ref.loc.Length) > int64(len(buf)) {
+					plain, perr = nil, &CorruptError{Object: p.ObjectName(), Blob: ref.loc.ID.String(), Err: errors.New("pack truncated")}
+				} else {
+					plain, perr = r.v.openBlob(ref.loc, buf[o:o+int64(ref.loc.Length)])
+				}
+				last = ref.loc.ID
+			}
+			if perr != nil {
+				r.blobFailed(ref, perr)
+				continue
+			}
+			if err := r.write(ref, plain); err != nil {
+				return err
+			}
+		}
+		start = end
+	}
+	return nil
+}
+
+func (r *restorer) readRange(ctx context.Context, p blob.PackID, off, n int64) ([]byte, error) {
+	rc, err := r.v.be.Get(ctx, p.ObjectName(), off, n)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, &CorruptError{Object: p.ObjectName(), Err: errors.New("pack missing")}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	m, err := io.ReadFull(rc, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return buf[:m], nil // short: the blobs past the end fail one by one
+	}
+	return buf, err
+}
+
+func (r *restorer) blobFailed(ref rref, err error) {
+	f := r.files[ref.file]
+	f.failed.Store(true)
+	r.fail(ref.file, f.path, err)
+	r.release(ref.file)
+}
+
+func (r *restorer) write(ref rref, plain []byte) error {
+	f := r.files[ref.file]
+	if !f.failed.Load() {
+		fd, err := r.fd(ref.file)
+		if err != nil {
+			return err
+		}
+		if _, err := unix.Pwrite(fd, plain, ref.off); err != nil {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: write: %v", f.path, err)
+		}
+		r.prog.Bytes.Add(int64(len(plain)))
+		r.mu.Lock()
+		r.res.Bytes += int64(len(plain))
+		r.mu.Unlock()
+	}
+	r.release(ref.file)
+	return nil
+}
+
+func (r *restorer) fd(fi int) (int, error) {
+	r.fdmu.Lock()
+	defer r.fdmu.Unlock()
+	if fd, ok := r.fds[fi]; ok {
+		return fd, nil
+	}
+	f := r.files[fi]
+	fd, err := unix.Openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: open: %v", f.path, err)
+	}
+	r.fds[fi] = fd
+	return fd, nil
+}
+
+// release counts one blob of a file as done; the last one finishes the file.
+func (r *restorer) release(fi int) {
+	if r.files[fi].remaining.Add(-1) != 0 {
+		return
+	}
+	r.fdmu.Lock()
+	fd, ok := r.fds[fi]
+	delete(r.fds, fi)
+	r.fdmu.Unlock()
+	if !ok {
+		f := r.files[fi]
+		var err error
+		fd, err = unix.Openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			r.fail(fi, f.path, err)
+			return
+		}
+	}
+	r.finishFile(fi, fd)
+}
+
+// finishFile sets owner, mode and times through the descriptor, then closes
+// it. A failed file is removed instead.
+func (r *restorer) finishFile(fi, fd int) {
+	f := r.files[fi]
+	defer unix.Close(fd)
+	if f.failed.Load() {
+		_ = unix.Unlinkat(r.dirs[f.dir].fd, f.name, 0)
+		return
+	}
+	n := f.node
+	if r.owners {
+		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
+			r.warn(f.path, fmt.Errorf("chown: %w", err))
+		}
+	}
+	if err := unix.Fchmod(fd, n.Mode); err != nil {
+		r.warn(f.path, fmt.Errorf("chmod: %w", err))
+	}
+	if err := futimens(fd, n.MTime); err != nil {
+		r.warn(f.path, fmt.Errorf("set times: %w", err))
+	}
+	r.prog.Files.Add(1)
+}
+
+func (r *restorer) warn(path string, err error) {
+	r.prog.Warnings.Add(1)
+	if r.opts.Warn != nil {
+		r.opts.Warn(path, err)
+	}
+}
+
+func (r *restorer) finishLinks() {
+	for _, fi := range r.links {
+		f := r.files[fi]
+		src := r.files[f.linkOf]
+		if src.failed.Load() {
+			r.fail(fi, f.path, fmt.Errorf("hard link to %s, which failed", src.path))
+			continue
+		}
+		if err := unix.Linkat(r.dirs[src.dir].fd, src.name, r.dirs[f.dir].fd, f.name, 0); err != nil {
+			r.fail(fi, f.path, fmt.Errorf("link: %w", err))
+			continue
+		}
+		r.res.HardLinks++
+	}
+	// Symlinks last, after every sibling exists: nothing is ever opened through them.
+	for _, fi := range r.syms {
+		f := r.files[fi]
+		dfd := r.dirs[f.dir].fd
+		if err := unix.Symlinkat(f.node.Target, dfd, f.name); err != nil {
+			r.fail(fi, f.path, fmt.Errorf("symlink: %w", err))
+			continue
+		}
+		if r.owners {
+			if err := unix.Fchownat(dfd, f.name, int(f.node.UID), int(f.node.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				r.warn(f.path, fmt.Errorf("chown: %w", err))
+			}
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(f.node.MTime), unix.NsecToTimespec(f.node.MTime)}
+		if err := unix.UtimesNanoAt(dfd, f.name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			r.warn(f.path, fmt.Errorf("set times: %w", err))
+		}
+		r.res.Symlinks++
+	}
+}
+
+// finishDirs sets directory metadata children first, through descriptors.
+func (r *restorer) finishDirs() {
+	for i := len(r.dirs) - 1; i >= 0; i-- {
+		d := r.dirs[i]
+		if d.node == nil {
+			continue
+		}
+		if r.owners {
+			if err := unix.Fchown(d.fd, int(d.node.UID), int(d.node.GID)); err != nil {
+				r.warn(d.path, fmt.Errorf("chown: %w", err))
+			}
+		}
+		if err := unix.Fchmod(d.fd, d.node.Mode); err != nil {
+			r.warn(d.path, fmt.Errorf("chmod: %w", err))
+		}
+		if err := futimens(d.fd, d.node.MTime); err != nil {
+			r.warn(d.path, fmt.Errorf("set times: %w", err))
+		}
+	}
+}
+
+// futimens sets atime and mtime of an open descriptor (utimensat(fd, NULL)).
+func futimens(fd int, mtime int64) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(mtime), unix.NsecToTimespec(mtime)}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

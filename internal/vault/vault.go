@@ -1,0 +1,450 @@
+package vault
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/chunker"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/compress"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
+)
+
+// FormatVersion is the vault format this code writes and reads.
+const FormatVersion = 1
+
+// ConfigName is the vault's plaintext description object.
+const ConfigName = "lifeboat.json"
+
+// Config is stored in plaintext at lifeboat.json. It holds no secret: only
+// what a reader needs to know before it has the key.
+type Config struct {
+	Format      string        `json:"format"` // "lifeboat-vault"
+	Version     int           `json:"version"`
+	ID          string        `json:"id"`
+	Created     time.Time     `json:"created"`
+	Chunker     ChunkerConfig `json:"chunker"`
+	Hash        string        `json:"hash"`        // "blake3-keyed-256"
+	Cipher      string        `json:"cipher"`      // "aes-256-gcm"
+	Compression string        `json:"compression"` // "zstd"
+	PackSize    int           `json:"pack_size"`   // target bytes per pack
+}
+
+// ChunkerConfig names the chunking algorithm and its parameters.
+type ChunkerConfig struct {
+	Alg string `json:"alg"` // "fastcdc-gear-v1"
+	Min int    `json:"min"`
+	Avg int    `json:"avg"`
+	Max int    `json:"max"`
+}
+
+// Options tune a vault handle. Zero values take defaults.
+type Options struct {
+	// Now is the clock for manifest times (injected in tests).
+	Now func() time.Time
+	// KDF overrides the key-derivation parameters of new key slots. Tests
+	// only: the CLI never sets it, so real vaults get crypto.DefaultKDF.
+	KDF *crypto.KDFParams
+	// PackSize overrides the target pack size of a new vault (tests).
+	PackSize int
+	// Workers is the number of backup/restore workers (default GOMAXPROCS, at least 2).
+	Workers int
+}
+
+func (o *Options) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = max(2, runtime.GOMAXPROCS(0))
+	}
+}
+
+// DefaultPackSize is the target size of a pack file.
+const DefaultPackSize = 16 << 20
+
+// Vault is an open vault.
+type Vault struct {
+	be     storage.Backend
+	cfg    Config
+	opts   Options
+	keys   *crypto.Keys
+	sealer *crypto.Sealer
+	idKey  [32]byte
+	table  *chunker.Table
+	params chunker.Params
+	idx    *index.Index
+
+	hashers sync.Pool
+
+	mu        sync.Mutex
+	condemned map[blob.PackID]bool
+}
+
+// Init creates a new vault on be, protected by passphrase.
+func Init(ctx context.Context, be storage.Backend, passphrase []byte, opts Options) (*Vault, error) {
+	opts.defaults()
+	if len(passphrase) == 0 {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "empty passphrase")
+	}
+	if _, err := be.Stat(ctx, ConfigName); err == nil {
+		return nil, lifeboat.Errorf(lifeboat.EExists, "a vault already exists at %s", be.Location())
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, storageError(be, err)
+	}
+	p := chunker.DefaultParams()
+	cfg := Config{
+		Format: "lifeboat-vault", Version: FormatVersion, Created: opts.Now().UTC(),
+		Chunker: ChunkerConfig{Alg: "fastcdc-gear-v1", Min: p.Min, Avg: p.Avg, Max: p.Max},
+		Hash:    "blake3-keyed-256", Cipher: "aes-256-gcm", Compression: "zstd",
+		PackSize: DefaultPackSize,
+	}
+	if opts.PackSize > 0 {
+		cfg.PackSize = opts.PackSize
+	}
+	var idb [16]byte
+	if _, err := randRead(idb[:]); err != nil {
+		return nil, err
+	}
+	cfg.ID = hex.EncodeToString(idb[:])
+	keys := crypto.NewKeys()
+	kdf := crypto.DefaultKDF()
+	if opts.KDF != nil {
+		kdf = *opts.KDF
+	}
+	slot, err := crypto.NewSlot(keys, passphrase, kdf, opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	sb, err := slot.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	// The slot first, the config last: a vault is visible only once complete.
+	if err := be.Put(ctx, "keys/"+slot.ID, sb); err != nil {
+		return nil, storageError(be, err)
+	}
+	cb, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := be.Put(ctx, ConfigName, cb); err != nil {
+		_ = be.Delete(ctx, "keys/"+slot.ID)
+		if errors.Is(err, storage.ErrExists) {
+			return nil, lifeboat.Errorf(lifeboat.EExists, "a vault already exists at %s", be.Location())
+		}
+		return nil, storageError(be, err)
+	}
+	return newVault(ctx, be, cfg, keys, opts)
+}
+
+// Open opens the vault on be with passphrase, trying every key slot.
+func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Options) (*Vault, error) {
+	opts.defaults()
+	cfg, err := ReadConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	var slots []*crypto.Slot
+	err = be.List(ctx, "keys/", func(oi storage.ObjectInfo) error {
+		b, err := storage.ReadAll(ctx, be, oi.Name)
+		if err != nil {
+			return err
+		}
+		s, err := crypto.ParseSlot(b)
+		if err != nil {
+			return &CorruptError{Object: oi.Name, Err: err}
+		}
+		slots = append(slots, s)
+		return nil
+	})
+	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			return nil, lifeboat.Errorf(lifeboat.ECorrupt, "%s at %s", ce.Error(), be.Location())
+		}
+		return nil, storageError(be, err)
+	}
+	if len(slots) == 0 {
+		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "vault at %s has no key slot", be.Location())
+	}
+	var keys *crypto.Keys
+	for _, s := range slots {
+		k, err := s.Unwrap(passphrase)
+		if err == nil {
+			keys = k
+			break
+		}
+		if !errors.Is(err, crypto.ErrWrongPassphrase) {
+			return nil, lifeboat.Errorf(lifeboat.ECorrupt, "key slot %s at %s: %v", s.ID, be.Location(), err)
+		}
+	}
+	if keys == nil {
+		return nil, &lifeboat.Error{Code: lifeboat.EAuth, Message: fmt.Sprintf("wrong passphrase for the vault at %s", be.Location()), Err: crypto.ErrWrongPassphrase}
+	}
+	return newVault(ctx, be, cfg, keys, opts)
+}
+
+// ReadConfig reads and checks lifeboat.json.
+func ReadConfig(ctx context.Context, be storage.Backend) (Config, error) {
+	var cfg Config
+	b, err := storage.ReadAll(ctx, be, ConfigName)
+	if errors.Is(err, storage.ErrNotFound) {
+		return cfg, &lifeboat.Error{Code: lifeboat.ENotFound, Message: fmt.Sprintf("no vault at %s (no %s)", be.Location(), ConfigName), Err: err}
+	}
+	if err != nil {
+		return cfg, storageError(be, err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, lifeboat.Errorf(lifeboat.ECorrupt, "%s at %s: %v", ConfigName, be.Location(), err)
+	}
+	if cfg.Format != "lifeboat-vault" {
+		return cfg, lifeboat.Errorf(lifeboat.ECorrupt, "%s at %s: not a lifeboat vault", ConfigName, be.Location())
+	}
+	if cfg.Version != FormatVersion {
+		return cfg, lifeboat.Errorf(lifeboat.EInvalid, "vault at %s has format version %d; this lifeboat reads version %d", be.Location(), cfg.Version, FormatVersion)
+	}
+	p := chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max}
+	if cfg.Chunker.Alg != "fastcdc-gear-v1" || p.Validate() != nil || cfg.Hash != "blake3-keyed-256" || cfg.Cipher != "aes-256-gcm" || cfg.PackSize < 1<<10 || cfg.PackSize > 1<<30 {
+		return cfg, lifeboat.Errorf(lifeboat.ECorrupt, "%s at %s: unsupported algorithms or parameters", ConfigName, be.Location())
+	}
+	return cfg, nil
+}
+
+func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.Keys, opts Options) (*Vault, error) {
+	s, err := keys.Sealer()
+	if err != nil {
+		return nil, err
+	}
+	v := &Vault{be: be, cfg: cfg, opts: opts, keys: keys, sealer: s, idKey: keys.IDKey(),
+		params: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max},
+		idx:    index.New(), condemned: map[blob.PackID]bool{}}
+	v.table = chunker.NewTable(keys.ChunkerSeed())
+	v.hashers.New = func() any {
+		h, err := blake3.NewKeyed(v.idKey[:])
+		if err != nil {
+			panic(err)
+		}
+		return h
+	}
+	if err := v.loadIndex(ctx); err != nil {
+		return nil, err
+	}
+	if err := v.loadCondemned(ctx); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Config returns the vault's configuration.
+func (v *Vault) Config() Config { return v.cfg }
+
+// Backend returns the storage the vault lives on.
+func (v *Vault) Backend() storage.Backend { return v.be }
+
+// Close releases the vault (not the backend).
+func (v *Vault) Close() error { return nil }
+
+// Hash computes a blob id.
+func (v *Vault) Hash(data []byte) blob.ID {
+	h := v.hashers.Get().(*blake3.Hasher)
+	h.Reset()
+	h.Write(data)
+	var id blob.ID
+	h.Sum(id[:0])
+	v.hashers.Put(h)
+	return id
+}
+
+// CorruptError names a damaged object and what is wrong with it.
+type CorruptError struct {
+	Object string // storage object name
+	Blob   string // blob id, if the damage is in one blob
+	Err    error
+}
+
+func (e *CorruptError) Error() string {
+	if e.Blob != "" {
+		return fmt.Sprintf("corrupt blob %s in %s: %v", e.Blob, e.Object, e.Err)
+	}
+	return fmt.Sprintf("corrupt object %s: %v", e.Object, e.Err)
+}
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+func storageError(be storage.Backend, err error) error {
+	if err == nil {
+		return nil
+	}
+	var le *lifeboat.Error
+	if errors.As(err, &le) {
+		return err
+	}
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		return &lifeboat.Error{Code: lifeboat.ECorrupt, Message: fmt.Sprintf("%s at %s", ce.Error(), be.Location()), Err: err}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return &lifeboat.Error{Code: lifeboat.EInterrupted, Message: "interrupted", Err: err}
+	case errors.Is(err, storage.ErrUnavailable):
+		return &lifeboat.Error{Code: lifeboat.EUnavailable, Message: err.Error(), Err: err}
+	case errors.Is(err, storage.ErrNotFound):
+		return &lifeboat.Error{Code: lifeboat.ECorrupt, Message: fmt.Sprintf("missing object at %s: %v", be.Location(), err), Err: err}
+	}
+	return &lifeboat.Error{Code: lifeboat.EInternal, Message: fmt.Sprintf("storage %s: %v", be.Location(), err), Err: err}
+}
+
+// putSealed seals plain and stores it under name.
+func (v *Vault) putSealed(ctx context.Context, name, context string, plain []byte) error {
+	return v.be.Put(ctx, name, v.sealer.Seal(nil, plain, context))
+}
+
+// getSealed reads and opens a sealed object.
+func (v *Vault) getSealed(ctx context.Context, name, context string) ([]byte, error) {
+	b, err := storage.ReadAll(ctx, v.be, name)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := v.sealer.Open(nil, b, context)
+	if err != nil {
+		return nil, &CorruptError{Object: name, Err: err}
+	}
+	return plain, nil
+}
+
+func (v *Vault) loadIndex(ctx context.Context) error {
+	var names []string
+	if err := v.be.List(ctx, "index/", func(oi storage.ObjectInfo) error {
+		names = append(names, oi.Name)
+		return nil
+	}); err != nil {
+		return storageError(v.be, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, name := range names {
+		g.Go(func() error {
+			plain, err := v.getSealed(gctx, name, "index "+name)
+			if err != nil {
+				return err
+			}
+			pes, err := index.Decode(plain)
+			if err != nil {
+				return &CorruptError{Object: name, Err: err}
+			}
+			for _, pe := range pes {
+				v.idx.Add(pe.Pack, pe.Entries)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return storageError(v.be, err)
+	}
+	return nil
+}
+
+// loadCondemned reads the garbage collector's tombstones (condemned/<pack>):
+// a writer never dedups against a condemned pack.
+func (v *Vault) loadCondemned(ctx context.Context) error {
+	set, err := v.listCondemned(ctx)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.condemned = set
+	v.mu.Unlock()
+	return nil
+}
+
+func (v *Vault) listCondemned(ctx context.Context) (map[blob.PackID]bool, error) {
+	set := map[blob.PackID]bool{}
+	err := v.be.List(ctx, "condemned/", func(oi storage.ObjectInfo) error {
+		var p blob.PackID
+		if _, err := hex.Decode(p[:], []byte(oi.Name[len("condemned/"):])); err == nil {
+			set[p] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storageError(v.be, err)
+	}
+	return set, nil
+}
+
+func (v *Vault) isCondemned(p blob.PackID) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.condemned[p]
+}
+
+// readBlob reads, authenticates and decompresses one blob.
+func (v *Vault) readBlob(ctx context.Context, id blob.ID) ([]byte, error) {
+	loc, ok := v.idx.Lookup(id)
+	if !ok {
+		return nil, &CorruptError{Object: "index", Blob: id.String(), Err: errors.New("blob not in any index")}
+	}
+	rc, err := v.be.Get(ctx, loc.Pack.ObjectName(), int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: id.String(), Err: errors.New("pack missing")}
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	sealed := make([]byte, loc.Length)
+	if _, err := io.ReadFull(rc, sealed); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: id.String(), Err: errors.New("pack truncated")}
+		}
+		return nil, err
+	}
+	return v.openBlob(loc, sealed)
+}
+
+// openBlob authenticates and decompresses a sealed blob read from its pack.
+func (v *Vault) openBlob(loc index.Location, sealed []byte) ([]byte, error) {
+	framed, err := v.sealer.Open(nil, sealed, blob.Context(loc.Type, loc.ID))
+	if err != nil {
+		return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: err}
+	}
+	plain, err := compress.Decompress(make([]byte, 0, loc.RawLength), framed)
+	if err != nil {
+		return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: err}
+	}
+	if uint32(len(plain)) != loc.RawLength {
+		return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: fmt.Errorf("length %d, index says %d", len(plain), loc.RawLength)}
+	}
+	return plain, nil
+}
+
+// readPackTrailer reads and opens a pack's trailer.
+func (v *Vault) readPackTrailer(ctx context.Context, p blob.PackID, data []byte) ([]blob.Entry, error) {
+	name := p.ObjectName()
+	if len(data) < 4 {
+		return nil, &CorruptError{Object: name, Err: errors.New("pack shorter than its trailer length")}
+	}
+	tl := pack.TrailerLength(data[len(data)-4:])
+	if int64(tl)+4 > int64(len(data)) {
+		return nil, &CorruptError{Object: name, Err: fmt.Errorf("trailer length %d beyond the pack", tl)}
+	}
+	es, err := pack.ParseTrailer(v.sealer, p, data[len(data)-4-int(tl):len(data)-4], int64(len(data)))
+	if err != nil {
+		return nil, &CorruptError{Object: name, Err: err}
+	}
+	return es, nil
+}
