@@ -1,0 +1,60 @@
+package compress
+
+import (
+	"bytes"
+	"crypto/rand"
+	"testing"
+)
+
+func TestCompressRoundTrip(t *testing.T) {
+	text := bytes.Repeat([]byte("lifeboat vault "), 10000)
+	random := make([]byte, 200000)
+	rand.Read(random)
+	for name, in := range map[string][]byte{"empty": nil, "small": []byte("x"), "text": text, "random": random} {
+		f := Compress(nil, in)
+		out, err := Decompress(nil, f)
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("%s: round trip: %v", name, err)
+		}
+		switch name {
+		case "text":
+			if f[0] != Zstd || len(f) > len(in)/10 {
+				t.Errorf("text not compressed: %d -> %d", len(in), len(f))
+			}
+		case "random":
+			if f[0] != Raw {
+				t.Errorf("random data stored compressed")
+			}
+		}
+	}
+}
+
+func FuzzDecompress(f *testing.F) {
+	f.Add(Compress(nil, bytes.Repeat([]byte("ab"), 1000)))
+	f.Add([]byte{1, 0x28, 0xb5, 0x2f, 0xfd})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := Decompress(nil, b)
+		if err == nil && len(out) > MaxDecoded {
+			t.Fatalf("decoded %d bytes", len(out))
+		}
+	})
+}
+
+func BenchmarkCompressText(b *testing.B) {
+	in := bytes.Repeat([]byte("<div class=\"x\">lifeboat vault</div>\n"), 30000)
+	b.SetBytes(int64(len(in)))
+	dst := make([]byte, 0, len(in))
+	for b.Loop() {
+		dst = Compress(dst[:0], in)
+	}
+}
+
+func BenchmarkCompressIncompressible(b *testing.B) {
+	in := make([]byte, 1<<20)
+	rand.Read(in)
+	b.SetBytes(int64(len(in)))
+	dst := make([]byte, 0, len(in)+64)
+	for b.Loop() {
+		dst = Compress(dst[:0], in)
+	}
+}
