@@ -1,0 +1,210 @@
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+type corruptFixture struct {
+	v      *Vault
+	be     *memory.Backend
+	p      *manifest.Point
+	src    string
+	packOf map[string]string // file name → pack object of its first blob
+}
+
+func newCorruptFixture(t *testing.T) *corruptFixture {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "app")
+	os.MkdirAll(filepath.Join(src, "sub"), 0o755)
+	for _, n := range []string{"a", "b", "sub/c"} {
+		b := make([]byte, 300<<10)
+		rand.Read(b)
+		os.WriteFile(filepath.Join(src, n), b, 0o644)
+	}
+	be := memory.New()
+	ctx := context.Background()
+	v, err := Init(ctx, be, []byte("pw"), Options{KDF: &weakKDF, PackSize: 200 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := v.Backup(ctx, BackupOptions{Sources: []Source{{Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &corruptFixture{v: v, be: be, p: p, src: src, packOf: map[string]string{}}
+	for _, n := range []string{"a", "b", "sub/c"} {
+		node, err := v.Lookup(ctx, p, "app/"+n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc, _ := v.idx.Lookup(*node.Content[0].ID)
+		f.packOf[n] = loc.Pack.ObjectName()
+	}
+	if f.packOf["a"] == f.packOf["b"] {
+		t.Fatalf("fixture: a and b share pack %s", f.packOf["a"])
+	}
+	return f
+}
+
+func (f *corruptFixture) reopen(t *testing.T) (*Vault, error) {
+	t.Helper()
+	return Open(context.Background(), f.be, []byte("pw"), Options{KDF: &weakKDF})
+}
+
+func (f *corruptFixture) check(t *testing.T, readData bool) *CheckReport {
+	t.Helper()
+	v, err := f.reopen(t)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	rep, err := v.Check(context.Background(), CheckOptions{ReadData: readData})
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	return rep
+}
+
+func mentions(rep *CheckReport, object, path string) bool {
+	for _, pr := range rep.Problems {
+		if pr.Object == object || object == "" {
+			for _, p := range pr.Paths {
+				if strings.HasSuffix(p, path) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func TestCheckCleanVault(t *testing.T) {
+	f := newCorruptFixture(t)
+	if rep := f.check(t, true); !rep.OK() || rep.BlobsRead == 0 {
+		t.Fatalf("clean vault: %+v", rep)
+	}
+}
+
+func TestCorruptDataPack(t *testing.T) {
+	for _, how := range []string{"flip", "truncate", "delete"} {
+		t.Run(how, func(t *testing.T) {
+			f := newCorruptFixture(t)
+			pk := f.packOf["a"]
+			switch how {
+			case "flip":
+				f.be.Mutate(pk, func(b []byte) []byte { b[100] ^= 0xff; return b })
+			case "truncate":
+				f.be.Mutate(pk, func(b []byte) []byte { return b[:len(b)/3] })
+			case "delete":
+				f.be.Delete(context.Background(), pk)
+			}
+			// Structure alone finds missing and truncated packs; read-data finds flips.
+			rep := f.check(t, how == "flip")
+			if rep.OK() || !mentions(rep, pk, "app/a") {
+				t.Fatalf("check did not name %s and app/a: %+v", pk, rep.Problems)
+			}
+			if mentions(rep, "", "app/b") {
+				t.Errorf("check blames app/b: %+v", rep.Problems)
+			}
+			for _, pr := range rep.Problems {
+				if len(pr.Points) != 1 || pr.Points[0] != f.p.ID {
+					t.Errorf("problem does not name the point: %+v", pr)
+				}
+			}
+			// Restore: a fails loudly, b and c restore.
+			v, _ := f.reopen(t)
+			dst := filepath.Join(t.TempDir(), "r")
+			res, err := v.Restore(context.Background(), f.p, RestoreOptions{Target: dst, Path: "app"})
+			if err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			if len(res.Failed) != 1 || !strings.Contains(res.Failed[0], "/a: ") {
+				t.Fatalf("failed: %v", res.Failed)
+			}
+			if _, err := os.Stat(filepath.Join(dst, "a")); err == nil {
+				t.Errorf("damaged file left in place")
+			}
+			for _, n := range []string{"b", "sub/c"} {
+				want, _ := os.ReadFile(filepath.Join(f.src, n))
+				got, err := os.ReadFile(filepath.Join(dst, n))
+				if err != nil || string(got) != string(want) {
+					t.Errorf("%s did not restore: %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+func TestCorruptTreeManifestIndexSlot(t *testing.T) {
+	ctx := context.Background()
+	t.Run("tree", func(t *testing.T) {
+		f := newCorruptFixture(t)
+		node, _ := f.v.Lookup(ctx, f.p, "app/sub")
+		loc, _ := f.v.idx.Lookup(*node.Subtree)
+		f.be.Mutate(loc.Pack.ObjectName(), func(b []byte) []byte { b[loc.Offset+30] ^= 1; return b })
+		rep := f.check(t, true)
+		if !mentions(rep, loc.Pack.ObjectName(), "app/sub") {
+			t.Fatalf("tree damage not attributed: %+v", rep.Problems)
+		}
+		v, _ := f.reopen(t)
+		res, err := v.Restore(ctx, f.p, RestoreOptions{Target: filepath.Join(t.TempDir(), "r"), Path: "app"})
+		if err != nil || len(res.Failed) == 0 {
+			t.Fatalf("restore of damaged tree: %v %v", err, res)
+		}
+	})
+	t.Run("manifest", func(t *testing.T) {
+		f := newCorruptFixture(t)
+		name := manifest.ObjectName(f.p.ID)
+		f.be.Mutate(name, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+		rep := f.check(t, false)
+		if rep.OK() || rep.Problems[0].Object != name {
+			t.Fatalf("manifest damage: %+v", rep.Problems)
+		}
+		v, _ := f.reopen(t)
+		if _, err := v.LoadPoint(ctx, f.p.ID); lifeboat.ErrorCode(err) != lifeboat.ECorrupt {
+			t.Fatalf("load damaged point: %v", err)
+		}
+	})
+	t.Run("index", func(t *testing.T) {
+		f := newCorruptFixture(t)
+		var idx string
+		f.be.List(ctx, "index/", func(oi storage.ObjectInfo) error { idx = oi.Name; return nil })
+		f.be.Mutate(idx, func(b []byte) []byte { b[40] ^= 1; return b })
+		if _, err := f.reopen(t); lifeboat.ErrorCode(err) != lifeboat.ECorrupt || !strings.Contains(err.Error(), idx) {
+			t.Fatalf("open with damaged index: %v", err)
+		}
+		f.be.Delete(ctx, idx)
+		rep := f.check(t, false)
+		if rep.OK() || !mentions(rep, "index", ":/") {
+			t.Fatalf("missing index: %+v", rep.Problems)
+		}
+	})
+	t.Run("slot", func(t *testing.T) {
+		f := newCorruptFixture(t)
+		var slot string
+		f.be.List(ctx, "keys/", func(oi storage.ObjectInfo) error { slot = oi.Name; return nil })
+		f.be.Mutate(slot, func(b []byte) []byte { return b[:len(b)/2] })
+		if _, err := f.reopen(t); lifeboat.ErrorCode(err) != lifeboat.ECorrupt || !strings.Contains(err.Error(), slot) {
+			t.Fatalf("open with damaged slot: %v", err)
+		}
+	})
+	t.Run("config", func(t *testing.T) {
+		f := newCorruptFixture(t)
+		f.be.Mutate(ConfigName, func(b []byte) []byte { return []byte("{") })
+		if _, err := f.reopen(t); lifeboat.ErrorCode(err) != lifeboat.ECorrupt {
+			t.Fatalf("open with damaged config: %v", err)
+		}
+	})
+}
+
+var _ = tree.File
