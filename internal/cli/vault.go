@@ -31,6 +31,13 @@ LOCATION is a directory, file:///path, or s3://bucket/prefix (endpoint from
 --s3-endpoint or AWS_ENDPOINT_URL; credentials from AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY or --s3-credentials-file). The passphrase comes from
 LIFEBOAT_PASSPHRASE or --passphrase-file, never from a flag value.` + exitCodeHelp,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for \"lifeboat vault\"", args[0])
+			}
+			return cmd.Help()
+		},
 	}
 	c.AddCommand(newVaultInit(env), newVaultBackup(env), newVaultPoints(env), newVaultLs(env), newVaultRestore(env), newVaultCheck(env))
 	return c

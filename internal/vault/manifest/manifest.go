@@ -9,7 +9,6 @@ package manifest
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -77,13 +76,12 @@ type Point struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// NewID returns a time-ordered id: 6 bytes of milliseconds, 10 random bytes, hex.
+// NewID returns a random id: 16 bytes, hex. Random from the first digit, so
+// that the 8-digit short form users see is unique in practice (points are
+// ordered by their manifest's time, not by id).
 func NewID(now time.Time) string {
 	var b [16]byte
-	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(now.UnixMilli()))
-	copy(b[:6], ms[2:])
-	if _, err := rand.Read(b[6:]); err != nil {
+	if _, err := rand.Read(b[:]); err != nil {
 		panic(err)
 	}
 	return hex.EncodeToString(b[:])
