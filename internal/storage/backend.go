@@ -70,3 +70,20 @@ func ReadAll(ctx context.Context, b Backend, name string) ([]byte, error) {
 	defer rc.Close()
 	return io.ReadAll(rc)
 }
+
+// Streamer is implemented by backends that can receive an object written
+// piece by piece (the local backend writes straight into its temp file), so
+// that a pack needs no buffer of its own. The object appears, atomically and
+// durably, only at Commit; the contract of Put applies to it.
+type Streamer interface {
+	Create(ctx context.Context, name string) (ObjectWriter, error)
+}
+
+// ObjectWriter is an object being written.
+type ObjectWriter interface {
+	io.Writer
+	// Commit makes the object durable and visible; ErrExists if the name was taken.
+	Commit() error
+	// Abort discards it.
+	Abort() error
+}

@@ -71,14 +71,13 @@ type fileJob struct {
 }
 
 type backup struct {
-	v      *Vault
-	opts   BackupOptions
-	s      *saver
-	ctx    context.Context
-	jobs   chan fileJob
-	prog   *Progress
-	names  *idNames
-	chunkr sync.Pool
+	v     *Vault
+	opts  BackupOptions
+	s     *saver
+	ctx   context.Context
+	jobs  chan fileJob
+	prog  *Progress
+	names *idNames
 
 	mu       sync.Mutex
 	stats    manifest.Stats
@@ -124,13 +123,15 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	defer cancel()
 	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames()}
 	b.s = v.newSaver(ctx)
-	b.chunkr.New = func() any { return chunker.NewWithTable(nil, v.table, v.params) }
 
 	go b.scan(ctx, srcs)
 	var wg sync.WaitGroup
 	for range v.opts.Workers {
 		wg.Add(1)
-		go func() { defer wg.Done(); b.worker() }()
+		go func() {
+			defer wg.Done()
+			b.worker(chunker.NewWithTable(nil, v.table, v.params))
+		}()
 	}
 
 	p := &manifest.Point{Version: manifest.Version, ID: manifest.NewID(start), Time: start.UTC(), Host: opts.Host, Labels: opts.Labels}
@@ -546,13 +547,13 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 	return out
 }
 
-func (b *backup) worker() {
+func (b *backup) worker(c *chunker.Chunker) {
 	for j := range b.jobs {
 		if b.ctx.Err() != nil {
 			j.out <- result{err: b.ctx.Err()}
 			continue
 		}
-		ok, err := b.readFile(j.path, j.node, j.st)
+		ok, err := b.readFile(c, j.path, j.node, j.st)
 		switch {
 		case err != nil:
 			j.out <- result{err: err}
@@ -572,7 +573,7 @@ func (e *fileChangedError) Error() string { return e.what }
 
 // readFile chunks one file into blobs. It returns ok=false (after a warning)
 // when the file could not be read; err is for fatal (storage) errors only.
-func (b *backup) readFile(path string, node *tree.Node, st *unix.Stat_t) (ok bool, err error) {
+func (b *backup) readFile(c *chunker.Chunker, path string, node *tree.Node, st *unix.Stat_t) (ok bool, err error) {
 	fd, oerr := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
 	if oerr == unix.EPERM {
 		fd, oerr = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -597,8 +598,6 @@ func (b *backup) readFile(path string, node *tree.Node, st *unix.Stat_t) (ok boo
 	} else {
 		regions = [][2]int64{{0, size}}
 	}
-	c := b.chunkr.Get().(*chunker.Chunker)
-	defer b.chunkr.Put(c)
 	var read int64
 	pos := int64(0)
 	for _, r := range regions {

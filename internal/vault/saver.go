@@ -9,40 +9,51 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/compress"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
 )
 
 // saver stores the blobs of one write session (a backup): it dedups against
-// the index and the session, packs new blobs, uploads full packs in the
-// background, and at Finish writes one index object naming every pack it
-// uploaded. Nothing it writes is referenced until the caller's manifest is.
+// the index and the session, packs new blobs, hands full packs to an
+// uploader, and at finish writes one index object naming every pack it
+// stored. Nothing it writes is referenced until the caller's manifest is.
+//
+// Data packs stream straight into the backend when it can take a stream
+// (local: the temp file), so no pack-sized buffer exists; otherwise (S3)
+// they are assembled in a few recycled buffers.
 type saver struct {
 	v       *Vault
 	ctx     context.Context
-	uploads chan *pack.Writer
+	uploads chan *openPack
 	g       *errgroup.Group
+	stream  storage.Streamer
 
-	mu      sync.Mutex
-	pending map[blob.ID]blob.PackID // blobs stored this session (pack zero until uploaded)
-	open    [3]*pack.Writer         // by blob.Type
-	done    []index.PackEntries
-	usedPks map[blob.PackID]bool // packs the session's point references
-	newPack map[blob.ID]*pack.Writer
-
+	mu       sync.Mutex
+	pending  map[blob.ID]struct{} // blobs stored this session
+	open     [3]*openPack         // by blob.Type
+	done     []index.PackEntries
+	usedPks  map[blob.PackID]bool // packs the session's point references
 	bytesNew int64
 	blobsNew int64
 }
 
+type openPack struct {
+	w  *pack.Writer
+	ow storage.ObjectWriter // streaming only
+}
+
 func (v *Vault) newSaver(ctx context.Context) *saver {
 	g, gctx := errgroup.WithContext(ctx)
-	s := &saver{v: v, ctx: gctx, g: g, uploads: make(chan *pack.Writer), pending: map[blob.ID]blob.PackID{},
-		usedPks: map[blob.PackID]bool{}, newPack: map[blob.ID]*pack.Writer{}}
-	for range 2 {
-		g.Go(s.uploader)
-	}
+	s := &saver{v: v, ctx: gctx, g: g, uploads: make(chan *openPack), pending: map[blob.ID]struct{}{},
+		usedPks: map[blob.PackID]bool{}}
+	s.stream, _ = v.be.(storage.Streamer)
+	// One uploader: with the pack being filled and one waiting, at most three
+	// packs are in flight; uploads overlap with chunking and sealing.
+	g.Go(s.uploader)
 	return s
 }
 
@@ -51,25 +62,42 @@ func (s *saver) uploader() error {
 		select {
 		case <-s.ctx.Done():
 			return s.ctx.Err()
-		case w, ok := <-s.uploads:
+		case op, ok := <-s.uploads:
 			if !ok {
 				return nil
 			}
-			data := w.Finish(s.v.sealer)
-			if err := s.v.be.Put(s.ctx, w.ID.ObjectName(), data); err != nil {
-				return fmt.Errorf("upload pack %s: %w", w.ID, err)
+			if err := s.store(op); err != nil {
+				return err
 			}
-			s.mu.Lock()
-			s.done = append(s.done, index.PackEntries{Pack: w.ID, Entries: w.Entries()})
-			for _, e := range w.Entries() {
-				delete(s.newPack, e.ID)
-			}
-			s.mu.Unlock()
 		}
 	}
 }
 
-// use records that the point references a blob (for the tombstone check).
+// store finishes a pack and makes it durable.
+func (s *saver) store(op *openPack) error {
+	data, err := op.w.Finish(s.v.sealer)
+	if err == nil {
+		if op.ow != nil {
+			err = op.ow.Commit()
+		} else {
+			err = s.v.be.Put(s.ctx, op.w.ID.ObjectName(), data)
+			s.v.releasePackBuf(op.w.Release())
+		}
+	}
+	if err != nil {
+		if op.ow != nil {
+			op.ow.Abort()
+		}
+		return fmt.Errorf("store pack %s: %w", op.w.ID, err)
+	}
+	s.mu.Lock()
+	s.done = append(s.done, index.PackEntries{Pack: op.w.ID, Entries: op.w.Entries()})
+	s.mu.Unlock()
+	return nil
+}
+
+// use records that the point references a blob (for the tombstone check);
+// false if the blob is not available for dedup.
 func (s *saver) use(id blob.ID) bool {
 	loc, ok := s.v.idx.Lookup(id)
 	if ok && !s.v.isCondemned(loc.Pack) {
@@ -84,14 +112,27 @@ func (s *saver) use(id blob.ID) bool {
 	return ok
 }
 
+func (s *saver) newPack(t blob.Type) (*openPack, error) {
+	id := newPackID()
+	if s.stream != nil && t == blob.Data {
+		ow, err := s.stream.Create(s.ctx, id.ObjectName())
+		if err != nil {
+			return nil, err
+		}
+		return &openPack{w: pack.NewStreamWriter(id, ow), ow: ow}, nil
+	}
+	var buf []byte // tree packs are small: let them grow
+	if t == blob.Data {
+		buf = s.v.packBuf()
+	}
+	return &openPack{w: pack.NewWriter(id, buf)}, nil
+}
+
 // save stores plain as a blob of type t unless it is already stored, and
 // returns its id and the sealed bytes it added.
 func (s *saver) save(t blob.Type, plain []byte) (blob.ID, int, error) {
 	id := s.v.Hash(plain)
-	if loc, ok := s.v.idx.Lookup(id); ok && !s.v.isCondemned(loc.Pack) {
-		s.mu.Lock()
-		s.usedPks[loc.Pack] = true
-		s.mu.Unlock()
+	if s.use(id) {
 		return id, 0, nil
 	}
 	s.mu.Lock()
@@ -99,28 +140,52 @@ func (s *saver) save(t blob.Type, plain []byte) (blob.ID, int, error) {
 		s.mu.Unlock()
 		return id, 0, nil
 	}
-	s.pending[id] = blob.PackID{}
+	s.pending[id] = struct{}{}
 	s.mu.Unlock()
 
-	framed := compress.Compress(make([]byte, 0, len(plain)/2+64), plain)
-	sealed := s.v.sealer.Seal(make([]byte, 0, len(framed)+64), framed, blob.Context(t, id))
+	scratch := s.v.scratch.Get().(*[]byte)
+	defer s.v.scratch.Put(scratch)
+	framed := compress.Compress((*scratch)[:0], plain)
+	*scratch = framed[:0]
+	ctxs := blob.Context(t, id)
+	var sealed []byte
+	if s.stream != nil && t == blob.Data {
+		// Seal outside the lock; only the write to the temp file is serialised.
+		sb := s.v.scratch.Get().(*[]byte)
+		defer s.v.scratch.Put(sb)
+		sealed = s.v.sealer.Seal((*sb)[:0], framed, ctxs)
+		*sb = sealed[:0]
+	}
+	size := len(framed) + crypto.Overhead
 
 	s.mu.Lock()
-	w := s.open[t]
-	if w == nil {
-		w = pack.NewWriter(newPackID(), s.v.cfg.PackSize+s.v.cfg.PackSize/8)
-		s.open[t] = w
+	var full *openPack
+	op := s.open[t]
+	if op != nil && op.w.Count() > 0 && op.w.Size()+size > s.v.cfg.PackSize {
+		full, op = op, nil
 	}
-	w.Add(t, id, sealed, len(plain))
-	s.newPack[id] = w
-	s.bytesNew += int64(len(sealed))
+	if op == nil {
+		var err error
+		if op, err = s.newPack(t); err != nil {
+			s.mu.Unlock()
+			return id, 0, err
+		}
+		s.open[t] = op
+	}
+	var e blob.Entry
+	var err error
+	if sealed != nil {
+		e, err = op.w.Add(t, id, sealed, len(plain))
+	} else {
+		// In memory: seal straight into the pack buffer, no copy.
+		e = op.w.AppendSealed(t, id, len(plain), func(dst []byte) []byte { return s.v.sealer.Seal(dst, framed, ctxs) })
+	}
+	s.bytesNew += int64(e.Length)
 	s.blobsNew++
-	var full *pack.Writer
-	if w.Size() >= s.v.cfg.PackSize {
-		full = w
-		s.open[t] = nil
-	}
 	s.mu.Unlock()
+	if err != nil {
+		return id, 0, fmt.Errorf("write pack %s: %w", op.w.ID, err)
+	}
 	if full != nil {
 		select {
 		case s.uploads <- full:
@@ -128,24 +193,24 @@ func (s *saver) save(t blob.Type, plain []byte) (blob.ID, int, error) {
 			return id, 0, s.ctx.Err()
 		}
 	}
-	return id, len(sealed), nil
+	return id, int(e.Length), nil
 }
 
-// finish uploads the open packs, waits for every upload, then writes the
+// finish stores the open packs, waits for every upload, then writes the
 // session's index object and adds it to the in-memory index.
 func (s *saver) finish() error {
 	s.mu.Lock()
-	var rest []*pack.Writer
-	for i, w := range s.open {
-		if w != nil && w.Count() > 0 {
-			rest = append(rest, w)
+	var rest []*openPack
+	for i, op := range s.open {
+		if op != nil && op.w.Count() > 0 {
+			rest = append(rest, op)
 		}
 		s.open[i] = nil
 	}
 	s.mu.Unlock()
-	for _, w := range rest {
+	for _, op := range rest {
 		select {
-		case s.uploads <- w:
+		case s.uploads <- op:
 		case <-s.ctx.Done():
 		}
 	}
@@ -159,7 +224,7 @@ func (s *saver) finish() error {
 	for _, pe := range s.done {
 		s.usedPks[pe.Pack] = true
 	}
-	// Index objects hold at most index.MaxPacks packs each.
+	// Index objects hold at most 1024 packs each.
 	for start := 0; start < len(s.done); start += 1024 {
 		part := s.done[start:min(start+1024, len(s.done))]
 		name := "index/" + hex.EncodeToString(randBytes(16))
@@ -173,8 +238,16 @@ func (s *saver) finish() error {
 	return nil
 }
 
-// abort stops the uploaders after an error.
+// abort stops the uploader after an error and discards open packs.
 func (s *saver) abort() {
+	s.mu.Lock()
+	for i, op := range s.open {
+		if op != nil && op.ow != nil {
+			op.ow.Abort()
+		}
+		s.open[i] = nil
+	}
+	s.mu.Unlock()
 	defer func() { recover() }() // uploads may already be closed
 	close(s.uploads)
 	_ = s.g.Wait()

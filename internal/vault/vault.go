@@ -89,7 +89,9 @@ type Vault struct {
 	params chunker.Params
 	idx    *index.Index
 
-	hashers sync.Pool
+	hashers   sync.Pool
+	scratch   sync.Pool // *[]byte compression buffers
+	freePacks chan []byte
 
 	mu        sync.Mutex
 	condemned map[blob.PackID]bool
@@ -232,7 +234,7 @@ func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.
 	}
 	v := &Vault{be: be, cfg: cfg, opts: opts, keys: keys, sealer: s, idKey: keys.IDKey(),
 		params: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max},
-		idx:    index.New(), condemned: map[blob.PackID]bool{}}
+		idx:    index.New(), condemned: map[blob.PackID]bool{}, freePacks: make(chan []byte, 2)}
 	v.table = chunker.NewTable(keys.ChunkerSeed())
 	v.hashers.New = func() any {
 		h, err := blake3.NewKeyed(v.idKey[:])
@@ -241,6 +243,7 @@ func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.
 		}
 		return h
 	}
+	v.scratch.New = func() any { b := make([]byte, 0, v.params.Max+v.params.Max/8+64); return &b }
 	if err := v.loadIndex(ctx); err != nil {
 		return nil, err
 	}
@@ -447,4 +450,25 @@ func (v *Vault) readPackTrailer(ctx context.Context, p blob.PackID, data []byte)
 		return nil, &CorruptError{Object: name, Err: err}
 	}
 	return es, nil
+}
+
+// packBuf returns a buffer for a new in-memory pack; releasePackBuf
+// recycles it (a bounded free list, so a backup holds at most a few).
+func (v *Vault) packBuf() []byte {
+	select {
+	case b := <-v.freePacks:
+		return b
+	default:
+		return make([]byte, 0, v.cfg.PackSize+1024)
+	}
+}
+
+func (v *Vault) releasePackBuf(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	select {
+	case v.freePacks <- b[:0]:
+	default:
+	}
 }

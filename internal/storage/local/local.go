@@ -160,50 +160,98 @@ func (b *Backend) mkdirAllLocked(dir string) error {
 	return nil
 }
 
+var _ storage.Streamer = (*Backend)(nil)
+
 // Put implements storage.Backend.
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
-	if err := ctx.Err(); err != nil {
+	w, err := b.create(ctx, name)
+	if err != nil {
 		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return w.Commit()
+}
+
+// Create implements storage.Streamer: the object is written into a temp file
+// in its directory and renamed into place by Commit.
+func (b *Backend) Create(ctx context.Context, name string) (storage.ObjectWriter, error) {
+	return b.create(ctx, name)
+}
+
+func (b *Backend) create(ctx context.Context, name string) (*objectWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	p, err := b.path(name)
 	if err != nil {
-		return fmt.Errorf("put: %w", err)
+		return nil, fmt.Errorf("put: %w", err)
 	}
 	dir := path.Dir(p)
 	if err := b.mkdirAll(dir); err != nil {
-		return fmt.Errorf("put %s: %w", name, err)
+		return nil, fmt.Errorf("put %s: %w", name, err)
 	}
 	if _, err := b.fs.Stat(p); err == nil {
-		return fmt.Errorf("put %s: %w", name, storage.ErrExists)
+		return nil, fmt.Errorf("put %s: %w", name, storage.ErrExists)
 	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := dir + "/.tmp-" + hex.EncodeToString(rnd[:])
 	f, err := b.fs.CreateExcl(tmp)
 	if err != nil {
-		return fmt.Errorf("put %s: %w", name, err)
+		return nil, fmt.Errorf("put %s: %w", name, err)
 	}
-	_, werr := f.Write(data)
+	return &objectWriter{b: b, f: f, tmp: tmp, final: p, dir: dir, name: name}, nil
+}
+
+type objectWriter struct {
+	b                     *Backend
+	f                     File
+	tmp, final, dir, name string
+	err                   error
+}
+
+func (w *objectWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// Commit: fsync the file, close, rename without replacing, fsync the directory.
+func (w *objectWriter) Commit() error {
+	werr := w.err
 	if werr == nil {
-		werr = b.sync("file", f.Sync)
+		werr = w.b.sync("file", w.f.Sync)
 	}
-	if cerr := f.Close(); werr == nil {
+	if cerr := w.f.Close(); werr == nil {
 		werr = cerr
 	}
 	if werr == nil {
-		werr = b.fs.RenameNoReplace(tmp, p)
+		werr = w.b.fs.RenameNoReplace(w.tmp, w.final)
 	}
 	if werr != nil {
-		_ = b.fs.Remove(tmp)
+		_ = w.b.fs.Remove(w.tmp)
 		if errors.Is(werr, fs.ErrExist) {
-			return fmt.Errorf("put %s: %w", name, storage.ErrExists)
+			return fmt.Errorf("put %s: %w", w.name, storage.ErrExists)
 		}
-		return fmt.Errorf("put %s: %w", name, werr)
+		return fmt.Errorf("put %s: %w", w.name, werr)
 	}
-	if err := b.sync("dir", func() error { return b.fs.SyncDir(dir) }); err != nil {
-		return fmt.Errorf("put %s: sync directory: %w", name, err)
+	if err := w.b.sync("dir", func() error { return w.b.fs.SyncDir(w.dir) }); err != nil {
+		return fmt.Errorf("put %s: sync directory: %w", w.name, err)
 	}
 	return nil
+}
+
+func (w *objectWriter) Abort() error {
+	w.f.Close()
+	return w.b.fs.Remove(w.tmp)
 }
 
 func notFound(op, name string, err error) error {

@@ -24,18 +24,25 @@ const (
 // tree we write, small enough that a crafted frame cannot exhaust memory.
 const MaxDecoded = 64 << 20
 
+// Level is the zstd level of new blobs (chosen by benchmark; see docs/benchmarks.md).
+var Level = zstd.SpeedFastest
+
 var (
-	encoder *zstd.Encoder
+	// encoders: one single-threaded encoder per concurrent caller, so that
+	// workers compress in parallel (a shared encoder would serialise them).
+	encoders = sync.Pool{New: func() any {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(Level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			panic(err)
+		}
+		return e
+	}}
 	decoder *zstd.Decoder
 	once    sync.Once
 )
 
 func setup() {
 	var err error
-	encoder, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
-	if err != nil {
-		panic(err)
-	}
 	decoder, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxDecoded), zstd.WithDecoderMaxWindow(MaxDecoded))
 	if err != nil {
 		panic(err)
@@ -44,8 +51,9 @@ func setup() {
 
 // Compress appends the framed form of src to dst.
 func Compress(dst, src []byte) []byte {
-	once.Do(setup)
 	if len(src) >= 64 {
+		encoder := encoders.Get().(*zstd.Encoder)
+		defer encoders.Put(encoder)
 		sample := src
 		if len(sample) > sampleSize {
 			sample = src[:sampleSize]

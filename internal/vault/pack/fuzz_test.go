@@ -18,14 +18,24 @@ func testSealer(t testing.TB) *crypto.Sealer {
 
 func TestPackRoundTrip(t *testing.T) {
 	s := testSealer(t)
-	w := NewWriter(blob.PackID{9}, 0)
+	w := NewWriter(blob.PackID{9}, nil)
 	var ids []blob.ID
 	for i := range 5 {
 		id := blob.ID{byte(i)}
 		ids = append(ids, id)
 		w.Add(blob.Data, id, s.Seal(nil, bytes.Repeat([]byte{byte(i)}, 100*i+1), blob.Context(blob.Data, id)), 100*i+1)
 	}
-	data := w.Finish(s)
+	data, _ := w.Finish(s)
+	// The streamed form is the same layout.
+	var sink bytes.Buffer
+	sw := NewStreamWriter(blob.PackID{9}, &sink)
+	for i, e := range w.Entries() {
+		sw.Add(e.Type, e.ID, data[e.Offset:e.Offset+e.Length], 100*i+1)
+	}
+	sw.Finish(s)
+	if sink.Len() != len(data) || !bytes.Equal(sink.Bytes()[:w.Size()], data[:w.Size()]) {
+		t.Fatalf("streamed pack differs")
+	}
 	tl := TrailerLength(data[len(data)-4:])
 	es, err := ParseTrailer(s, w.ID, data[len(data)-4-int(tl):len(data)-4], int64(len(data)))
 	if err != nil {
@@ -71,9 +81,10 @@ func FuzzDecodeEntries(f *testing.F) {
 // FuzzParseTrailer feeds arbitrary pack tails to the trailer parser.
 func FuzzParseTrailer(f *testing.F) {
 	s := testSealer(f)
-	w := NewWriter(blob.PackID{1}, 0)
+	w := NewWriter(blob.PackID{1}, nil)
 	w.Add(blob.Tree, blob.ID{2}, s.Seal(nil, []byte("x"), "c"), 1)
-	f.Add(w.Finish(s))
+	pk, _ := w.Finish(s)
+	f.Add(pk)
 	f.Add([]byte{0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 4 {

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
@@ -94,37 +95,63 @@ func DecodeEntries(b []byte, limit uint64) ([]blob.Entry, error) {
 
 func trailerContext(id blob.PackID) string { return "pack trailer " + id.String() }
 
-// Writer assembles one pack in memory.
+// Writer assembles one pack, in memory or streamed into a sink.
 type Writer struct {
 	ID      blob.PackID
 	buf     []byte
+	sink    io.Writer // if set, bytes go here instead of buf
+	size    int
 	entries []blob.Entry
 }
 
-// NewWriter starts a pack with a fresh random id; sizeHint preallocates.
-func NewWriter(id blob.PackID, sizeHint int) *Writer {
-	return &Writer{ID: id, buf: make([]byte, 0, sizeHint)}
+// NewWriter starts a pack with id, appending to buf (reused capacity).
+func NewWriter(id blob.PackID, buf []byte) *Writer {
+	return &Writer{ID: id, buf: buf[:0]}
+}
+
+// NewStreamWriter starts a pack whose bytes are written to sink as they come.
+func NewStreamWriter(id blob.PackID, sink io.Writer) *Writer {
+	return &Writer{ID: id, sink: sink}
+}
+
+// Streaming reports whether the pack goes to a sink.
+func (w *Writer) Streaming() bool { return w.sink != nil }
+
+// Release hands back the buffer once the pack is stored; the writer is dead.
+func (w *Writer) Release() []byte {
+	b := w.buf
+	w.buf = nil
+	return b[:0]
 }
 
 // Add appends a sealed blob.
-func (w *Writer) Add(t blob.Type, id blob.ID, sealed []byte, rawLen int) blob.Entry {
-	e := blob.Entry{ID: id, Type: t, Offset: uint32(len(w.buf)), Length: uint32(len(sealed)), RawLength: uint32(rawLen)}
-	w.buf = append(w.buf, sealed...)
+func (w *Writer) Add(t blob.Type, id blob.ID, sealed []byte, rawLen int) (blob.Entry, error) {
+	e := blob.Entry{ID: id, Type: t, Offset: uint32(w.size), Length: uint32(len(sealed)), RawLength: uint32(rawLen)}
+	if w.sink != nil {
+		if _, err := w.sink.Write(sealed); err != nil {
+			return e, err
+		}
+	} else {
+		w.buf = append(w.buf, sealed...)
+	}
+	w.size += len(sealed)
 	w.entries = append(w.entries, e)
-	return e
+	return e, nil
 }
 
-// AppendSealed reserves room for a blob and lets seal write into it, saving a copy.
+// AppendSealed lets seal write a blob straight into the in-memory buffer,
+// saving a copy. Not for streaming writers.
 func (w *Writer) AppendSealed(t blob.Type, id blob.ID, rawLen int, seal func(dst []byte) []byte) blob.Entry {
 	off := len(w.buf)
 	w.buf = seal(w.buf)
 	e := blob.Entry{ID: id, Type: t, Offset: uint32(off), Length: uint32(len(w.buf) - off), RawLength: uint32(rawLen)}
+	w.size = len(w.buf)
 	w.entries = append(w.entries, e)
 	return e
 }
 
 // Size is the number of bytes so far.
-func (w *Writer) Size() int { return len(w.buf) }
+func (w *Writer) Size() int { return w.size }
 
 // Count is the number of blobs so far.
 func (w *Writer) Count() int { return len(w.entries) }
@@ -132,12 +159,20 @@ func (w *Writer) Count() int { return len(w.entries) }
 // Entries returns the blobs so far.
 func (w *Writer) Entries() []blob.Entry { return w.entries }
 
-// Finish appends the sealed trailer and returns the whole pack.
-func (w *Writer) Finish(s *crypto.Sealer) []byte {
+// Finish appends the sealed trailer. In memory it returns the whole pack;
+// streaming, it writes the trailer to the sink and returns nil.
+func (w *Writer) Finish(s *crypto.Sealer) ([]byte, error) {
 	plain := EncodeEntries(make([]byte, 0, 5+len(w.entries)*EntrySize), w.entries)
+	if w.sink != nil {
+		t := s.Seal(nil, plain, trailerContext(w.ID))
+		t = binary.LittleEndian.AppendUint32(t, uint32(len(t)))
+		_, err := w.sink.Write(t)
+		return nil, err
+	}
 	start := len(w.buf)
 	w.buf = s.Seal(w.buf, plain, trailerContext(w.ID))
-	return binary.LittleEndian.AppendUint32(w.buf, uint32(len(w.buf)-start))
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(w.buf)-start))
+	return w.buf, nil
 }
 
 // TrailerLength reads the final 4 bytes of a pack.
