@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -14,6 +15,11 @@ import (
 )
 
 func main() {
+	// A lower GC target keeps peak memory low during backups and restores
+	// (measured faster too); GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// LIFEBOAT_CPUPROFILE=FILE writes a CPU profile (for performance work).
 	if p := os.Getenv("LIFEBOAT_CPUPROFILE"); p != "" {

@@ -192,7 +192,7 @@ are reported and the point is marked partial (exit code 3).` + exitCodeHelp,
 			warnings := 0
 			p, err := v.Backup(ctx, vault.BackupOptions{
 				Sources: srcs, Excludes: excludes, Includes: includes, Labels: lm, Host: host,
-				Parent: parent, NoParent: noParent, Progress: prog,
+				Parent: parent, NoParent: noParent, Progress: prog, Scan: bar.on,
 				Warn: func(path string, werr error) {
 					warnings++
 					if warnings <= 20 {

@@ -42,6 +42,9 @@ type BackupOptions struct {
 	Parent   string
 	NoParent bool
 	Progress *Progress
+	// Scan counts files and bytes ahead of the backup, for an ETA (costs a
+	// second stat of every file; the CLI asks for it only on a terminal).
+	Scan bool
 	// Warn is told about every item that could not be captured (not fatal).
 	Warn func(path string, err error)
 }
@@ -124,7 +127,9 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames()}
 	b.s = v.newSaver(ctx)
 
-	go b.scan(ctx, srcs)
+	if opts.Scan {
+		go b.scan(ctx, srcs)
+	}
 	var wg sync.WaitGroup
 	for range v.opts.Workers {
 		wg.Add(1)

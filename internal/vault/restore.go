@@ -286,15 +286,21 @@ func (r *restorer) data() error {
 	return g.Wait()
 }
 
-const mergeGap = 1 << 20
+// Blobs of one pack are read in ranges: neighbours closer than mergeGap are
+// read together, up to maxRange bytes per read (bounding memory per worker).
+const (
+	mergeGap = 1 << 20
+	maxRange = 8 << 20
+)
 
 func (r *restorer) restorePack(ctx context.Context, p blob.PackID, refs []rref) error {
+	var framedBuf, plainBuf []byte
 	sort.Slice(refs, func(i, j int) bool { return refs[i].loc.Offset < refs[j].loc.Offset })
 	for start := 0; start < len(refs); {
 		end := start + 1
 		lo := int64(refs[start].loc.Offset)
 		hi := lo + int64(refs[start].loc.Length)
-		for end < len(refs) && int64(refs[end].loc.Offset) <= hi+mergeGap {
+		for end < len(refs) && int64(refs[end].loc.Offset) <= hi+mergeGap && int64(refs[end].loc.Offset)+int64(refs[end].loc.Length)-lo <= maxRange {
 			hi = max(hi, int64(refs[end].loc.Offset)+int64(refs[end].loc.Length))
 			end++
 		}
@@ -321,7 +327,13 @@ func (r *restorer) restorePack(ctx context.Context, p blob.PackID, refs []rref) 
 				if o+int64(ref.loc.Length) > int64(len(buf)) {
 					plain, perr = nil, &CorruptError{Object: p.ObjectName(), Blob: ref.loc.ID.String(), Err: errors.New("pack truncated")}
 				} else {
-					plain, perr = r.v.openBlob(ref.loc, buf[o:o+int64(ref.loc.Length)])
+					if cap(framedBuf) < int(ref.loc.Length) {
+						framedBuf = make([]byte, 0, ref.loc.Length)
+					}
+					if cap(plainBuf) < int(ref.loc.RawLength) {
+						plainBuf = make([]byte, 0, ref.loc.RawLength)
+					}
+					plain, perr = r.v.openBlobInto(framedBuf, plainBuf, ref.loc, buf[o:o+int64(ref.loc.Length)])
 				}
 				last = ref.loc.ID
 			}

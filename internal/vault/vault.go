@@ -421,11 +421,20 @@ func (v *Vault) readBlob(ctx context.Context, id blob.ID) ([]byte, error) {
 
 // openBlob authenticates and decompresses a sealed blob read from its pack.
 func (v *Vault) openBlob(loc index.Location, sealed []byte) ([]byte, error) {
-	framed, err := v.sealer.Open(nil, sealed, blob.Context(loc.Type, loc.ID))
+	return v.openBlobInto(nil, nil, loc, sealed)
+}
+
+// openBlobInto is openBlob reusing the capacity of two scratch buffers: the
+// result aliases plainBuf.
+func (v *Vault) openBlobInto(framedBuf, plainBuf []byte, loc index.Location, sealed []byte) ([]byte, error) {
+	framed, err := v.sealer.Open(framedBuf[:0], sealed, blob.Context(loc.Type, loc.ID))
 	if err != nil {
 		return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: err}
 	}
-	plain, err := compress.Decompress(make([]byte, 0, loc.RawLength), framed)
+	if plainBuf == nil {
+		plainBuf = make([]byte, 0, loc.RawLength)
+	}
+	plain, err := compress.Decompress(plainBuf[:0], framed)
 	if err != nil {
 		return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: err}
 	}
