@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 )
 
 // These tests run the real binary, built once, as a user would.
@@ -316,5 +318,53 @@ func TestCrashKillDuringBackup(t *testing.T) {
 		if len(got) != len(d.state) {
 			t.Fatalf("point %s: %d entries, want %d", d.id, len(got), len(d.state))
 		}
+	}
+}
+
+// TestCLIOnS3 runs the disaster-kit commands against the real S3 server.
+func TestCLIOnS3(t *testing.T) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_S3_ENDPOINT", "LIFEBOAT_TEST_S3_ACCESS", "LIFEBOAT_TEST_S3_SECRET", "LIFEBOAT_TEST_S3_BUCKET")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "site")
+	writeTree(t, src, rand.New(rand.NewPCG(3, 4)), 40)
+	loc := fmt.Sprintf("s3://%s/cli-%d", env["LIFEBOAT_TEST_S3_BUCKET"], time.Now().UnixNano())
+	secret := env["LIFEBOAT_TEST_S3_SECRET"]
+	e := append(passEnv(), "AWS_ENDPOINT_URL=http://"+env["LIFEBOAT_TEST_S3_ENDPOINT"],
+		"AWS_ACCESS_KEY_ID="+env["LIFEBOAT_TEST_S3_ACCESS"], "AWS_SECRET_ACCESS_KEY="+secret)
+	all := ""
+	for _, args := range [][]string{
+		{"vault", "init", "--vault", loc},
+		{"vault", "backup", "--vault", loc, "--label", "reason=s3", src},
+		{"vault", "backup", "--vault", loc, src},
+		{"vault", "points", "--vault", loc},
+		{"vault", "ls", "--vault", loc, "latest", "site"},
+		{"vault", "check", "--vault", loc, "--read-data"},
+		{"vault", "restore", "--vault", loc, "latest", "--to", filepath.Join(dir, "out")},
+	} {
+		r := mustRun(t, e, args...)
+		all += r.stdout + r.stderr
+	}
+	if d := diffDirs(t, src, filepath.Join(dir, "out", "site")); d != "" {
+		t.Fatalf("S3 restore differs: %s", d)
+	}
+	// Credentials from a 0600 file work too.
+	cf := filepath.Join(dir, "creds")
+	os.WriteFile(cf, []byte("access_key_id="+env["LIFEBOAT_TEST_S3_ACCESS"]+"\nsecret_access_key="+secret+"\n"), 0o600)
+	r := mustRun(t, append(passEnv(), "AWS_ENDPOINT_URL=http://"+env["LIFEBOAT_TEST_S3_ENDPOINT"]), "vault", "points", "--vault", loc, "--s3-credentials-file", cf)
+	all += r.stdout + r.stderr
+	// Wrong secret and unreachable endpoint: one clear line, no secret in it.
+	bad := append(passEnv(), "AWS_ENDPOINT_URL=http://"+env["LIFEBOAT_TEST_S3_ENDPOINT"],
+		"AWS_ACCESS_KEY_ID="+env["LIFEBOAT_TEST_S3_ACCESS"], "AWS_SECRET_ACCESS_KEY=not-the-secret-xyz")
+	if r := lifeboat(t, bad, "vault", "points", "--vault", loc); r.code != 6 || strings.Contains(r.stderr, "not-the-secret-xyz") {
+		t.Errorf("wrong secret: %d %q", r.code, r.stderr)
+	}
+	down := append(passEnv(), "AWS_ENDPOINT_URL=http://127.0.0.1:1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY="+secret)
+	if r := lifeboat(t, down, "vault", "points", "--vault", loc); r.code != 6 || strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, loc) {
+		t.Errorf("unreachable endpoint: %d %q", r.code, r.stderr)
+	} else {
+		all += r.stderr
+	}
+	if strings.Contains(all, secret) {
+		t.Errorf("the S3 secret appeared in output")
 	}
 }
