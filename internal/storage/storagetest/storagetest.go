@@ -125,12 +125,12 @@ func Run(t *testing.T, newBackend func(t *testing.T) storage.Backend) {
 			}
 		}
 		for prefix, want := range map[string][]string{
-			"data/":   {"data/ab/1", "data/ab/2", "data/abc/3", "data/b/4"},
-			"data/ab": {"data/ab/1", "data/ab/2", "data/abc/3"},
+			"data/":    {"data/ab/1", "data/ab/2", "data/abc/3", "data/b/4"},
+			"data/ab":  {"data/ab/1", "data/ab/2", "data/abc/3"},
 			"data/ab/": {"data/ab/1", "data/ab/2"},
-			"index/":  {"index/5"},
-			"keys/":   nil,
-			"":        names,
+			"index/":   {"index/5"},
+			"keys/":    nil,
+			"":         names,
 		} {
 			got := list(t, b, prefix)
 			if fmt.Sprint(got) != fmt.Sprint(sorted(want)) {
