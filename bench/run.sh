@@ -32,7 +32,7 @@ results=$WORK/results.tsv
 # timed TOOL STEP ROUND CMD...: run CMD, append "tool step round wall user sys maxrss_kib".
 timed() {
 	local tool=$1 step=$2 round=$3; shift 3
-	sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+	sync # page cache stays warm for both tools (the dataset was just copied)
 	/usr/bin/time -f "%e %U %S %M" -o "$WORK/time.out" "$@" >"$WORK/$tool-$step.log" 2>&1 ||
 		{ echo "$tool $step failed:" >&2; tail -5 "$WORK/$tool-$step.log" >&2; exit 1; }
 	printf '%s\t%s\t%s\t%s\n' "$tool" "$step" "$round" "$(tr ' ' '\t' <"$WORK/time.out")" >>"$results"

@@ -81,6 +81,9 @@ type backup struct {
 	jobs  chan fileJob
 	prog  *Progress
 	names *idNames
+	// Large files hand their chunks to blob workers through blobs.
+	blobs     chan blobJob
+	chunkBufs sync.Pool
 
 	mu       sync.Mutex
 	stats    manifest.Stats
@@ -124,7 +127,15 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames()}
+	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames(),
+		blobs: make(chan blobJob)}
+	b.chunkBufs.New = func() any { return new([]byte) }
+	var bwg sync.WaitGroup
+	for range v.opts.Workers {
+		bwg.Add(1)
+		go func() { defer bwg.Done(); b.blobWorker() }()
+	}
+	defer func() { close(b.blobs); bwg.Wait() }()
 	b.s = v.newSaver(ctx)
 
 	if opts.Scan {
@@ -604,6 +615,8 @@ func (b *backup) readFile(c *chunker.Chunker, path string, node *tree.Node, st *
 		regions = [][2]int64{{0, size}}
 	}
 	var read int64
+	q := &chunkQueue{b: b}
+	defer q.drain(0, nil) // on early return: wait for (and drop) chunks in flight
 	pos := int64(0)
 	for _, r := range regions {
 		if r[0] > pos {
@@ -620,15 +633,27 @@ func (b *backup) readFile(c *chunker.Chunker, path string, node *tree.Node, st *
 				return false, nil
 			}
 			read += int64(len(chunk))
-			id, n, err := b.s.save(blob.Data, chunk)
-			if err != nil {
+			if size < parallelFileSize {
+				id, n, err := b.s.save(blob.Data, chunk)
+				if err != nil {
+					return false, err
+				}
+				b.saved(len(chunk), n)
+				idc := id
+				node.Content = append(node.Content, tree.Extent{ID: &idc})
+				continue
+			}
+			// Large file: hash, compress and seal its chunks on the blob
+			// workers while this worker reads and chunks on.
+			if err := q.push(chunk); err != nil {
 				return false, err
 			}
-			b.prog.Bytes.Add(int64(len(chunk)))
-			b.prog.BytesRead.Add(int64(len(chunk)))
-			b.prog.BytesNew.Add(int64(n))
-			idc := id
-			node.Content = append(node.Content, tree.Extent{ID: &idc})
+			if err := q.drain(parallelChunks, node); err != nil {
+				return false, err
+			}
+		}
+		if err := q.drain(0, node); err != nil {
+			return false, err
 		}
 		pos = r[0] + (r[1] - r[0])
 	}
@@ -650,6 +675,84 @@ func (b *backup) readFile(c *chunker.Chunker, path string, node *tree.Node, st *
 		node.Size = pos
 	}
 	return true, nil
+}
+
+// Files of parallelFileSize bytes or more have up to parallelChunks chunks
+// in flight on the blob workers.
+const (
+	parallelFileSize = 8 << 20
+	parallelChunks   = 3
+)
+
+func (b *backup) saved(n, stored int) {
+	b.prog.Bytes.Add(int64(n))
+	b.prog.BytesRead.Add(int64(n))
+	b.prog.BytesNew.Add(int64(stored))
+}
+
+type blobJob struct {
+	buf *[]byte
+	res chan blobRes
+}
+
+type blobRes struct {
+	id     blob.ID
+	n, new int
+	err    error
+}
+
+// blobWorker stores chunks handed over by large files.
+func (b *backup) blobWorker() {
+	for j := range b.blobs {
+		id, n, err := b.s.save(blob.Data, *j.buf)
+		j.res <- blobRes{id: id, n: len(*j.buf), new: n, err: err}
+		b.chunkBufs.Put(j.buf)
+	}
+}
+
+// chunkQueue keeps one file's chunks in order while they are stored in parallel.
+type chunkQueue struct {
+	b       *backup
+	pending []chan blobRes
+}
+
+func (q *chunkQueue) push(chunk []byte) error {
+	buf := q.b.chunkBufs.Get().(*[]byte)
+	if cap(*buf) < len(chunk) {
+		*buf = make([]byte, 0, len(chunk)) // sized to chunks seen, not to the maximum
+	}
+	*buf = append((*buf)[:0], chunk...)
+	res := make(chan blobRes, 1)
+	select {
+	case q.b.blobs <- blobJob{buf: buf, res: res}:
+	case <-q.b.ctx.Done():
+		q.b.chunkBufs.Put(buf)
+		return q.b.ctx.Err()
+	}
+	q.pending = append(q.pending, res)
+	return nil
+}
+
+// drain waits until at most keep chunks are in flight, appending the ids of
+// the finished ones to node (nil: discard).
+func (q *chunkQueue) drain(keep int, node *tree.Node) error {
+	var first error
+	for len(q.pending) > keep {
+		r := <-q.pending[0]
+		q.pending = q.pending[1:]
+		if r.err != nil {
+			if first == nil {
+				first = r.err
+			}
+			continue
+		}
+		if node != nil {
+			q.b.saved(r.n, r.new)
+			id := r.id
+			node.Content = append(node.Content, tree.Extent{ID: &id})
+		}
+	}
+	return first
 }
 
 func sumData(rs [][2]int64) int64 {
