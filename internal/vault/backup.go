@@ -199,6 +199,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		return nil, storageError(v.be, err)
 	}
 	p.Stats.BytesNew = b.s.bytesNew
+	p.Stats.BytesNewRaw = b.s.rawNew
 	p.Stats.BlobsNew = b.s.blobsNew
 	if pp := parents[parentKey]; pp != nil {
 		p.Parent = pp.Name

@@ -38,6 +38,7 @@ type saver struct {
 	done     []index.PackEntries
 	usedPks  map[blob.PackID]bool // packs the session's point references
 	bytesNew int64
+	rawNew   int64
 	blobsNew int64
 }
 
@@ -181,6 +182,7 @@ func (s *saver) save(t blob.Type, plain []byte) (blob.ID, int, error) {
 		e = op.w.AppendSealed(t, id, len(plain), func(dst []byte) []byte { return s.v.sealer.Seal(dst, framed, ctxs) })
 	}
 	s.bytesNew += int64(e.Length)
+	s.rawNew += int64(len(plain))
 	s.blobsNew++
 	s.mu.Unlock()
 	if err != nil {

@@ -2,30 +2,42 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// FS is every file system operation the backend performs, so that tests can
-// run it on CrashFS, which forgets what was not fsynced.
+// FS is every file system operation the backend performs, so that the
+// power-loss tests run the same code on CrashFS, which forgets what was not
+// fsynced. Errors follow the os package: they wrap fs.ErrNotExist,
+// fs.ErrExist, syscall.ENOTDIR and so on, so errors.Is works on both.
 type FS interface {
-	// CreateExcl creates a new file for writing; it fails if name exists.
+	// CreateExcl creates a new, empty file open for writing; an error
+	// wrapping fs.ErrExist if name exists.
 	CreateExcl(name string) (File, error)
-	// Open opens a file for reading.
+	// Open opens a file (or a directory, whose reads then fail) for reading.
 	Open(name string) (File, error)
-	// RenameNoReplace renames old to new, failing with an error wrapping
-	// fs.ErrExist if new exists.
+	// RenameNoReplace renames oldname to newname atomically, failing with an
+	// error wrapping fs.ErrExist if newname exists (renameat2 with
+	// RENAME_NOREPLACE), or wrapping errors.ErrUnsupported if the file system
+	// cannot rename without replacing; the caller then falls back to Link.
 	RenameNoReplace(oldname, newname string) error
+	// Link makes newname a hard link to oldname; an error wrapping
+	// fs.ErrExist if newname exists.
+	Link(oldname, newname string) error
+	// Remove removes a file or an empty directory.
 	Remove(name string) error
 	// Mkdir creates one directory; an error wrapping fs.ErrExist if it exists.
 	Mkdir(name string) error
-	// SyncDir makes a directory's entries durable.
+	// SyncDir makes a directory's current entries durable (fsync of the
+	// directory).
 	SyncDir(name string) error
+	// ReadDir lists a directory.
 	ReadDir(name string) ([]DirEntry, error)
+	// Stat describes name, following symbolic links.
 	Stat(name string) (Info, error)
 }
 
@@ -33,7 +45,10 @@ type FS interface {
 type File interface {
 	io.Writer
 	io.ReaderAt
+	// Sync makes the file's current content durable (fsync).
 	Sync() error
+	// Stat describes the open file.
+	Stat() (Info, error)
 	Close() error
 }
 
@@ -43,7 +58,7 @@ type DirEntry struct {
 	IsDir bool
 }
 
-// Info describes a file.
+// Info describes a file or directory.
 type Info struct {
 	Size    int64
 	ModTime time.Time
@@ -55,28 +70,54 @@ type OSFS struct{}
 
 var _ FS = OSFS{}
 
+type osFile struct{ *os.File }
+
+func (f osFile) Stat() (Info, error) {
+	fi, err := f.File.Stat()
+	if err != nil {
+		return Info{}, err
+	}
+	return info(fi), nil
+}
+
+func info(fi os.FileInfo) Info {
+	return Info{Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
+}
+
 // CreateExcl implements FS.
 func (OSFS) CreateExcl(name string) (File, error) {
-	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
 }
 
 // Open implements FS.
-func (OSFS) Open(name string) (File, error) { return os.Open(name) }
+func (OSFS) Open(name string) (File, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
 
-// RenameNoReplace implements FS with renameat2(RENAME_NOREPLACE), falling
-// back to link+unlink on file systems without it.
+// RenameNoReplace implements FS with renameat2(RENAME_NOREPLACE). File
+// systems without the flag (some network and FUSE file systems, old
+// kernels) answer EINVAL or ENOSYS; that becomes errors.ErrUnsupported.
 func (OSFS) RenameNoReplace(oldname, newname string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTSUP) {
-		if err = unix.Link(oldname, newname); err == nil {
-			err = unix.Unlink(oldname)
-		}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP):
+		err = fmt.Errorf("%w (%w)", errors.ErrUnsupported, err)
 	}
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
-	}
-	return nil
+	return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: err}
 }
+
+// Link implements FS.
+func (OSFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }
 
 // Remove implements FS.
 func (OSFS) Remove(name string) error { return os.Remove(name) }
@@ -90,8 +131,11 @@ func (OSFS) SyncDir(name string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return f.Sync()
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // ReadDir implements FS.
@@ -113,7 +157,5 @@ func (OSFS) Stat(name string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	return Info{Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}, nil
+	return info(fi), nil
 }
-
-var _ = fs.ErrExist

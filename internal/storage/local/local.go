@@ -1,10 +1,3 @@
-// Package local stores a vault in a directory. Put is atomic and never
-// overwrites: temp file, write, fsync, rename with RENAME_NOREPLACE (link +
-// unlink where unsupported), fsync of the directory; new directories are
-// fsynced into their parents. All file system access goes through FS, so the
-// power-loss tests run the same code on CrashFS.
-//
-// local imports storage only.
 package local
 
 import (
@@ -19,17 +12,23 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 )
+
+// tmpPrefix starts the names of temp files; storage.CheckName allows such
+// names, so Backend refuses them itself and List skips them.
+const tmpPrefix = ".tmp-"
 
 // Options configure a Backend.
 type Options struct {
 	// FS is the file system; default OSFS.
 	FS FS
 	// SkipSync is for tests only: it names one fsync site to skip ("file",
-	// "dir" or "mkdir-parent") so that the power-loss tests can prove that
-	// each fsync on the commit path is needed.
+	// "dir" or "mkdir-parent") so that the power-loss tests can prove each
+	// fsync is needed. Anything else but "" is refused by Open and Create.
 	SkipSync string
 }
 
@@ -38,39 +37,83 @@ type Backend struct {
 	root string
 	fs   FS
 	skip string
-	dirs sync.Map   // directories known to exist durably
-	mkmu sync.Mutex // serialises directory creation
+
+	dirs     sync.Map    // relative directories known to exist durably
+	mkmu     sync.Mutex  // serialises directory creation
+	noRename atomic.Bool // RENAME_NOREPLACE unsupported: use link + unlink
 }
 
-var _ storage.Backend = (*Backend)(nil)
+var (
+	_ storage.Backend  = (*Backend)(nil)
+	_ storage.Streamer = (*Backend)(nil)
+)
 
-// Open opens an existing directory.
-func Open(dir string, o Options) (*Backend, error) {
+func (o *Options) defaults() error {
 	if o.FS == nil {
 		o.FS = OSFS{}
+	}
+	switch o.SkipSync {
+	case "", "file", "dir", "mkdir-parent":
+		return nil
+	}
+	return fmt.Errorf("local.Options.SkipSync %q: want \"file\", \"dir\" or \"mkdir-parent\"", o.SkipSync)
+}
+
+// Open opens an existing vault directory. A missing one gives an error
+// wrapping storage.ErrUnavailable that names it.
+func Open(dir string, o Options) (*Backend, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
 	}
 	dir = filepath.Clean(dir)
 	fi, err := o.FS.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: vault directory %s: %v", storage.ErrUnavailable, dir, unwrapPath(err))
+		return nil, fmt.Errorf("open %s: %w: %v", dir, storage.ErrUnavailable, unwrapPath(err))
 	}
 	if !fi.IsDir {
-		return nil, fmt.Errorf("%w: vault location %s is not a directory", storage.ErrUnavailable, dir)
+		return nil, fmt.Errorf("open %s: %w: not a directory", dir, storage.ErrUnavailable)
 	}
 	return &Backend{root: dir, fs: o.FS, skip: o.SkipSync}, nil
 }
 
-// Create makes dir (and missing parents, each fsynced into its parent) and opens it.
+// Create makes dir like mkdir -p, fsyncing the parent of every directory it
+// creates (and the parent of dir itself, in case an earlier attempt died
+// before doing so), then opens it. An existing dir is fine.
 func Create(dir string, o Options) (*Backend, error) {
-	if o.FS == nil {
-		o.FS = OSFS{}
+	if err := o.defaults(); err != nil {
+		return nil, err
 	}
 	dir = filepath.Clean(dir)
 	b := &Backend{root: dir, fs: o.FS, skip: o.SkipSync}
 	if err := b.mkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("%w: create vault directory %s: %v", storage.ErrUnavailable, dir, unwrapPath(err))
+		return nil, fmt.Errorf("create %s: %w: %w", dir, storage.ErrUnavailable, err)
 	}
 	return Open(dir, o)
+}
+
+// mkdirAll creates dir and its missing parents, each fsynced into its parent.
+func (b *Backend) mkdirAll(dir string) error {
+	fi, err := b.fs.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir:
+		return fmt.Errorf("%s is not a directory", dir)
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		if parent := filepath.Dir(dir); parent != dir {
+			if err := b.mkdirAll(parent); err != nil {
+				return err
+			}
+		}
+		if err := b.fs.Mkdir(dir); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	default:
+		return err
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		return b.sync("mkdir-parent", func() error { return b.fs.SyncDir(parent) })
+	}
+	return nil
 }
 
 func unwrapPath(err error) error {
@@ -84,33 +127,11 @@ func unwrapPath(err error) error {
 // Location implements storage.Backend.
 func (b *Backend) Location() string { return b.root }
 
+// String returns Location.
+func (b *Backend) String() string { return b.root }
+
 // Close implements storage.Backend.
 func (b *Backend) Close() error { return nil }
-
-// ValidName reports whether name is an acceptable object name.
-func ValidName(name string) bool {
-	if name == "" || strings.HasPrefix(name, "/") {
-		return false
-	}
-	for _, seg := range strings.Split(name, "/") {
-		if seg == "" || seg == "." || seg == ".." || strings.HasPrefix(seg, ".tmp-") {
-			return false
-		}
-		for _, r := range seg {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func (b *Backend) path(name string) (string, error) {
-	if !ValidName(name) {
-		return "", fmt.Errorf("bad object name %q", name)
-	}
-	return b.root + "/" + name, nil
-}
 
 func (b *Backend) sync(site string, f func() error) error {
 	if b.skip == site {
@@ -119,48 +140,105 @@ func (b *Backend) sync(site string, f func() error) error {
 	return f()
 }
 
-// mkdirAll creates dir and its missing parents, fsyncing each directory into
-// its parent so that it survives power loss. A directory found already there
-// (made by an earlier process that may have crashed before its fsync) is
-// fsynced into its parent too, once per process.
-func (b *Backend) mkdirAll(dir string) error {
-	if _, ok := b.dirs.Load(dir); ok {
+// check validates the context and name of an operation and returns the
+// object's path.
+func (b *Backend) check(ctx context.Context, op, name string) (string, error) {
+	if err := storage.CheckName(name); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if strings.HasPrefix(path.Base(name), tmpPrefix) {
+		return "", fmt.Errorf("%s: invalid object name %q: %q is reserved for temp files", op, name, tmpPrefix)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("%s %s: %w", op, name, err)
+	}
+	return b.root + "/" + name, nil
+}
+
+// rootErr returns an error wrapping storage.ErrUnavailable if the root
+// directory is gone (an unmounted disk, a deleted directory), else nil.
+func (b *Backend) rootErr() error {
+	fi, err := b.fs.Stat(b.root)
+	if err == nil && !fi.IsDir {
+		err = syscall.ENOTDIR
+	}
+	if err != nil {
+		return fmt.Errorf("%w: vault directory %s: %v", storage.ErrUnavailable, b.root, unwrapPath(err))
+	}
+	return nil
+}
+
+// fail wraps err from operation op on name. A name that does not exist is
+// ErrNotFound (if notFound) — unless the root itself is gone, which is
+// ErrUnavailable: a vault must never conclude that objects are missing when
+// the whole vault is. Permission errors are ErrUnavailable too.
+func (b *Backend) fail(op, name string, err error, notFound bool) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		if rerr := b.rootErr(); rerr != nil {
+			return fmt.Errorf("%s %s: %w", op, name, rerr)
+		}
+		if notFound {
+			return fmt.Errorf("%s %s: %w", op, name, storage.ErrNotFound)
+		}
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s %s: %w: %w", op, name, storage.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
+}
+
+// ensureDir makes sure directory rel ("" is the root) exists durably: every
+// level is created if missing and fsynced into its parent, once per
+// process. A level found already there is fsynced into its parent as well:
+// a process that died between its mkdir and that fsync left it volatile.
+func (b *Backend) ensureDir(rel string) error {
+	if rel == "" {
+		return nil
+	}
+	if _, ok := b.dirs.Load(rel); ok {
 		return nil
 	}
 	b.mkmu.Lock()
 	defer b.mkmu.Unlock()
-	return b.mkdirAllLocked(dir)
+	return b.ensureDirLocked(rel)
 }
 
-func (b *Backend) mkdirAllLocked(dir string) error {
-	if _, ok := b.dirs.Load(dir); ok {
+func (b *Backend) ensureDirLocked(rel string) error {
+	if rel == "" {
 		return nil
 	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := b.mkdirAllLocked(parent); err != nil {
-			return err
-		}
+	if _, ok := b.dirs.Load(rel); ok {
+		return nil
 	}
-	fi, err := b.fs.Stat(dir)
+	parent := path.Dir(rel)
+	if parent == "." {
+		parent = ""
+	}
+	if err := b.ensureDirLocked(parent); err != nil {
+		return err
+	}
+	full := b.root + "/" + rel
+	fi, err := b.fs.Stat(full)
 	switch {
 	case err == nil && !fi.IsDir:
-		return fmt.Errorf("%s is not a directory", dir)
+		return &fs.PathError{Op: "mkdir", Path: full, Err: syscall.ENOTDIR}
+	case errors.Is(err, fs.ErrNotExist):
+		if err := b.fs.Mkdir(full); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
 	case err != nil:
-		if err := b.fs.Mkdir(dir); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
+		return err
 	}
-	if parent != dir {
-		if err := b.sync("mkdir-parent", func() error { return b.fs.SyncDir(parent) }); err != nil {
-			return err
-		}
+	pfull := b.root
+	if parent != "" {
+		pfull += "/" + parent
 	}
-	b.dirs.Store(dir, true)
+	if err := b.sync("mkdir-parent", func() error { return b.fs.SyncDir(pfull) }); err != nil {
+		return err
+	}
+	b.dirs.Store(rel, true)
 	return nil
 }
-
-var _ storage.Streamer = (*Backend)(nil)
 
 // Put implements storage.Backend.
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
@@ -170,50 +248,65 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	}
 	if _, err := w.Write(data); err != nil {
 		w.Abort()
-		return fmt.Errorf("put %s: %w", name, err)
+		return b.fail("put", name, err, false)
 	}
-	return w.Commit()
+	return w.commit(ctx)
 }
 
 // Create implements storage.Streamer: the object is written into a temp file
-// in its directory and renamed into place by Commit.
+// in its directory and renamed into place by Commit, with Put's guarantees.
+// ctx covers the whole write: Commit fails if it is done.
 func (b *Backend) Create(ctx context.Context, name string) (storage.ObjectWriter, error) {
-	return b.create(ctx, name)
+	w, err := b.create(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	w.ctx = ctx
+	return w, nil
 }
 
 func (b *Backend) create(ctx context.Context, name string) (*objectWriter, error) {
-	if err := ctx.Err(); err != nil {
+	p, err := b.check(ctx, "put", name)
+	if err != nil {
 		return nil, err
 	}
-	p, err := b.path(name)
-	if err != nil {
-		return nil, fmt.Errorf("put: %w", err)
+	rel := path.Dir(name)
+	if rel == "." {
+		rel = ""
 	}
-	dir := path.Dir(p)
-	if err := b.mkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("put %s: %w", name, err)
+	if err := b.ensureDir(rel); err != nil {
+		return nil, b.fail("put", name, err, false)
 	}
+	// Refuse early rather than write a big object for nothing; the rename
+	// below is what really guarantees no overwrite.
 	if _, err := b.fs.Stat(p); err == nil {
 		return nil, fmt.Errorf("put %s: %w", name, storage.ErrExists)
 	}
-	var rnd [8]byte
+	var rnd [12]byte
 	rand.Read(rnd[:])
-	tmp := dir + "/.tmp-" + hex.EncodeToString(rnd[:])
+	dir := path.Dir(p)
+	tmp := dir + "/" + tmpPrefix + hex.EncodeToString(rnd[:])
 	f, err := b.fs.CreateExcl(tmp)
 	if err != nil {
-		return nil, fmt.Errorf("put %s: %w", name, err)
+		return nil, b.fail("put", name, err, false)
 	}
 	return &objectWriter{b: b, f: f, tmp: tmp, final: p, dir: dir, name: name}, nil
 }
 
+// objectWriter is an object being written into its temp file.
 type objectWriter struct {
 	b                     *Backend
+	ctx                   context.Context // Create's, checked by Commit
 	f                     File
 	tmp, final, dir, name string
-	err                   error
+	err                   error // first write error
+	done                  bool
 }
 
 func (w *objectWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, fmt.Errorf("put %s: write after commit or abort", w.name)
+	}
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -224,41 +317,77 @@ func (w *objectWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Commit: fsync the file, close, rename without replacing, fsync the directory.
-func (w *objectWriter) Commit() error {
-	werr := w.err
-	if werr == nil {
-		werr = w.b.sync("file", w.f.Sync)
+// Commit implements storage.ObjectWriter.
+func (w *objectWriter) Commit() error { return w.commit(w.ctx) }
+
+// commit: fsync the file, close it, rename without replacing, fsync the
+// directory. On any failure before the rename the temp file is removed.
+func (w *objectWriter) commit(ctx context.Context) error {
+	if w.done {
+		return fmt.Errorf("put %s: commit after commit or abort", w.name)
 	}
-	if cerr := w.f.Close(); werr == nil {
-		werr = cerr
+	w.done = true
+	b := w.b
+	err := w.err
+	if err == nil {
+		err = b.sync("file", w.f.Sync)
 	}
-	if werr == nil {
-		werr = w.b.fs.RenameNoReplace(w.tmp, w.final)
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
 	}
-	if werr != nil {
-		_ = w.b.fs.Remove(w.tmp)
-		if errors.Is(werr, fs.ErrExist) {
+	if err == nil && ctx != nil {
+		if err = ctx.Err(); err != nil {
+			b.fs.Remove(w.tmp)
+			return fmt.Errorf("put %s: %w", w.name, err)
+		}
+	}
+	if err == nil {
+		err = b.rename(w.tmp, w.final)
+	}
+	if err != nil {
+		b.fs.Remove(w.tmp) // best effort: List skips temp files anyway
+		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("put %s: %w", w.name, storage.ErrExists)
 		}
-		return fmt.Errorf("put %s: %w", w.name, werr)
+		return b.fail("put", w.name, err, false)
 	}
-	if err := w.b.sync("dir", func() error { return w.b.fs.SyncDir(w.dir) }); err != nil {
+	if err := b.sync("dir", func() error { return b.fs.SyncDir(w.dir) }); err != nil {
 		return fmt.Errorf("put %s: sync directory: %w", w.name, err)
 	}
 	return nil
 }
 
-func (w *objectWriter) Abort() error {
-	w.f.Close()
-	return w.b.fs.Remove(w.tmp)
+// rename moves tmp to final unless final exists: renameat2 with
+// RENAME_NOREPLACE, or where the file system lacks it, link(2) (which never
+// replaces either) and unlink of the temp name.
+func (b *Backend) rename(tmp, final string) error {
+	if !b.noRename.Load() {
+		err := b.fs.RenameNoReplace(tmp, final)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+		b.noRename.Store(true)
+	}
+	if err := b.fs.Link(tmp, final); err != nil {
+		return err
+	}
+	// The object is in place; a temp name left behind by a failed unlink
+	// is garbage that List skips.
+	b.fs.Remove(tmp)
+	return nil
 }
 
-func notFound(op, name string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s %s: %w", op, name, storage.ErrNotFound)
+// Abort implements storage.ObjectWriter.
+func (w *objectWriter) Abort() error {
+	if w.done {
+		return nil
 	}
-	return fmt.Errorf("%s %s: %w", op, name, err)
+	w.done = true
+	w.f.Close()
+	if err := w.b.fs.Remove(w.tmp); err != nil {
+		return fmt.Errorf("abort put %s: %w", w.name, err)
+	}
+	return nil
 }
 
 type sectionReadCloser struct {
@@ -268,56 +397,68 @@ type sectionReadCloser struct {
 
 func (s sectionReadCloser) Close() error { return s.f.Close() }
 
-// Get implements storage.Backend.
+// Get implements storage.Backend with a ranged read of the open file.
 func (b *Backend) Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
-	if err := ctx.Err(); err != nil {
+	p, err := b.check(ctx, "get", name)
+	if err != nil {
 		return nil, err
 	}
-	p, err := b.path(name)
-	if err != nil {
-		return nil, fmt.Errorf("get: %w", err)
-	}
 	if offset < 0 {
-		return nil, fmt.Errorf("get %s: negative offset", name)
+		return nil, fmt.Errorf("get %s: negative offset %d", name, offset)
 	}
 	f, err := b.fs.Open(p)
 	if err != nil {
-		return nil, notFound("get", name, err)
+		return nil, b.fail("get", name, err, true)
 	}
-	if length < 0 {
-		fi, err := b.fs.Stat(p)
-		if err != nil {
-			f.Close()
-			return nil, notFound("get", name, err)
-		}
-		length = max(fi.Size-offset, 0)
+	fi, err := f.Stat()
+	if err == nil && fi.IsDir {
+		err = syscall.ENOENT // a directory is no object
 	}
-	return sectionReadCloser{io.NewSectionReader(f, offset, length), f}, nil
+	if err != nil {
+		f.Close()
+		return nil, b.fail("get", name, err, true)
+	}
+	n := max(fi.Size-offset, 0)
+	if length >= 0 {
+		n = min(n, length)
+	}
+	return sectionReadCloser{io.NewSectionReader(f, offset, n), f}, nil
 }
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, name string) (storage.ObjectInfo, error) {
-	p, err := b.path(name)
+	p, err := b.check(ctx, "stat", name)
 	if err != nil {
-		return storage.ObjectInfo{}, fmt.Errorf("stat: %w", err)
+		return storage.ObjectInfo{}, err
 	}
 	fi, err := b.fs.Stat(p)
+	if err == nil && fi.IsDir {
+		err = syscall.ENOENT
+	}
 	if err != nil {
-		return storage.ObjectInfo{}, notFound("stat", name, err)
+		return storage.ObjectInfo{}, b.fail("stat", name, err, true)
 	}
 	return storage.ObjectInfo{Name: name, Size: fi.Size, ModTime: fi.ModTime}, nil
 }
 
-// List implements storage.Backend.
+// List implements storage.Backend: it walks only the directories that can
+// hold names starting with prefix, and skips temp files and anything that
+// is not a valid object name.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := storage.CheckPrefix(prefix); err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
 	base := ""
-	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		base = prefix[:i]
 	}
 	var walk func(rel string) error
 	walk = func(rel string) error {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("list %s: %w", prefix, err)
 		}
 		dir := b.root
 		if rel != "" {
@@ -325,13 +466,15 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 		}
 		ents, err := b.fs.ReadDir(dir)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && rel == base {
+			// No such directory (or a file where the prefix wants one): no
+			// names below — unless the root itself is gone.
+			if rel != "" && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) && b.rootErr() == nil {
 				return nil
 			}
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return b.fail("list", prefix, err, false)
 		}
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name, ".tmp-") {
+			if strings.HasPrefix(e.Name, tmpPrefix) || storage.CheckName(e.Name) != nil {
 				continue
 			}
 			name := e.Name
@@ -351,8 +494,8 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 				continue
 			}
 			fi, err := b.fs.Stat(b.root + "/" + name)
-			if err != nil {
-				continue // deleted meanwhile
+			if err != nil || fi.IsDir {
+				continue // deleted meanwhile, or a link to a directory
 			}
 			if err := fn(storage.ObjectInfo{Name: name, Size: fi.Size, ModTime: fi.ModTime}); err != nil {
 				return err
@@ -363,14 +506,22 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 	return walk(base)
 }
 
-// Delete implements storage.Backend.
+// Delete implements storage.Backend: remove, then fsync the directory so
+// that the deletion survives power loss too.
 func (b *Backend) Delete(ctx context.Context, name string) error {
-	p, err := b.path(name)
+	p, err := b.check(ctx, "delete", name)
 	if err != nil {
-		return fmt.Errorf("delete: %w", err)
+		return err
 	}
-	if err := b.fs.Remove(p); err != nil {
-		return notFound("delete", name, err)
+	fi, err := b.fs.Stat(p)
+	if err == nil && fi.IsDir {
+		err = syscall.ENOENT
+	}
+	if err == nil {
+		err = b.fs.Remove(p)
+	}
+	if err != nil {
+		return b.fail("delete", name, err, true)
 	}
 	if err := b.sync("dir", func() error { return b.fs.SyncDir(path.Dir(p)) }); err != nil {
 		return fmt.Errorf("delete %s: sync directory: %w", name, err)

@@ -3,8 +3,11 @@ package local_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
@@ -14,7 +17,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Backend {
-		b, err := local.Create(filepath.Join(t.TempDir(), "vault"), local.Options{})
+		b, err := local.Create(filepath.Join(t.TempDir(), "a", "vault"), local.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -22,19 +25,204 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestBadNamesAndRoot(t *testing.T) {
-	b, _ := local.Create(t.TempDir(), local.Options{})
-	for _, n := range []string{"", "/abs", "../x", "a/../b", "a//b", "a/./b", ".tmp-x", "a\x00b", "a b", `a\b`} {
-		if err := b.Put(context.Background(), n, nil); err == nil {
-			t.Errorf("put %q accepted", n)
+func TestConformanceOnCrashFS(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
+		b, err := local.Create("/srv/vault", local.Options{FS: local.NewCrashFS()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
+// noRenameFS is the real file system as it looks where renameat2 has no
+// RENAME_NOREPLACE (EINVAL), so the backend falls back to link + unlink.
+type noRenameFS struct {
+	local.OSFS
+	renames int
+}
+
+func (f *noRenameFS) RenameNoReplace(oldname, newname string) error {
+	f.renames++
+	return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: errors.ErrUnsupported}
+}
+
+func TestConformanceWithLinkFallback(t *testing.T) {
+	var fsys *noRenameFS
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
+		fsys = &noRenameFS{}
+		b, err := local.Create(filepath.Join(t.TempDir(), "vault"), local.Options{FS: fsys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+	if fsys.renames != 1 {
+		t.Errorf("renameat2 tried %d times in the last subtest, want once (then remembered)", fsys.renames)
+	}
+}
+
+func TestObjectLayoutAndTempFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := local.Open(dir, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "data/ab/abcd", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "data", "ab", "abcd")); err != nil || string(got) != "x" {
+		t.Fatalf("object file: %q, %v", got, err)
+	}
+	if err := b.Put(ctx, "data/ab/abcd", []byte("y")); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("second put: %v", err)
+	}
+	w, err := b.Create(ctx, "data/ab/streamed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("z"))
+	b.Put(ctx, "data/ab/streamed", []byte("first"))
+	if err := w.Commit(); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("commit over an existing object: %v", err)
+	}
+	// Failed and refused puts leave no temp file behind.
+	ents, _ := os.ReadDir(filepath.Join(dir, "data", "ab"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "abcd streamed" {
+		t.Errorf("directory holds %v", names)
+	}
+	// A temp file left by a crash, stray files and directories with names
+	// that are no object names are not listed; a file where a directory is
+	// expected is no error.
+	os.WriteFile(filepath.Join(dir, "data", "ab", ".tmp-0123"), []byte("partial"), 0o600)
+	os.WriteFile(filepath.Join(dir, "data", "ab", "bad name"), nil, 0o600)
+	os.MkdirAll(filepath.Join(dir, "lost+found", "x"), 0o700)
+	os.WriteFile(filepath.Join(dir, "lost+found", "x", "y"), nil, 0o600)
+	var listed []string
+	if err := b.List(ctx, "", func(oi storage.ObjectInfo) error { listed = append(listed, oi.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(listed, " ") != "data/ab/abcd data/ab/streamed" {
+		t.Errorf("listed %v", listed)
+	}
+	if err := b.List(ctx, "data/ab/abcd/", func(storage.ObjectInfo) error { return errors.New("called") }); err != nil {
+		t.Errorf("list below a file: %v", err)
+	}
+	// Temp names are not object names.
+	if _, err := b.Stat(ctx, "data/ab/.tmp-0123"); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("stat of a temp name: %v", err)
+	}
+	// A directory is not an object.
+	for _, f := range []func() error{
+		func() error { _, err := b.Stat(ctx, "data/ab"); return err },
+		func() error { _, err := b.Get(ctx, "data/ab", 0, -1); return err },
+		func() error { return b.Delete(ctx, "data/ab") },
+	} {
+		if err := f(); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("a directory as an object: %v", err)
 		}
 	}
-	if _, err := local.Open(filepath.Join(t.TempDir(), "missing"), local.Options{}); !errors.Is(err, storage.ErrUnavailable) {
-		t.Errorf("open missing dir: %v", err)
+}
+
+func TestBadNames(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := local.Create(filepath.Join(dir, "vault"), local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("outside"), 0o600)
+	for _, n := range []string{"", "/abs", "../secret", "a/../../secret", "a//b", "a/./b", ".", "..", ".tmp-x", "d/.tmp-x", "a\x00b", "a b", `a\b`, "a/"} {
+		err := b.Put(ctx, n, []byte("x"))
+		if err == nil || errors.Is(err, storage.ErrExists) {
+			t.Errorf("put %q: %v", n, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), strconv.Quote(n)) {
+			t.Errorf("put %q: error %q does not name it", n, err)
+		}
+		if _, err := b.Get(ctx, n, 0, -1); err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("get %q: %v", n, err)
+		}
+	}
+	if err := b.List(ctx, "../", func(storage.ObjectInfo) error { return nil }); err == nil {
+		t.Error("list of ../ accepted")
+	}
+	var all []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error { all = append(all, p); return nil })
+	if len(all) != 3 {
+		t.Errorf("bad names created files: %v", all)
+	}
+}
+
+func TestMissingRoot(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "missing")
+	_, err := local.Open(dir, local.Options{})
+	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("open a missing directory: %v", err)
 	}
 	f := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(f, nil, 0o600)
 	if _, err := local.Open(f, local.Options{}); !errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("open a file: %v", err)
+	}
+	if _, err := local.Create(filepath.Join(f, "sub"), local.Options{}); !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("create below a file: %v", err)
+	}
+	if _, err := local.Open(t.TempDir(), local.Options{SkipSync: "fsync"}); err == nil {
+		t.Error("an unknown SkipSync site was accepted")
+	}
+
+	// The root vanishes under an open backend (unmounted, deleted): every
+	// operation reports the storage unavailable, none reports an object
+	// missing, and nothing recreates the root.
+	dir = filepath.Join(t.TempDir(), "vault")
+	b, err := local.Create(dir, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Put(ctx, "index/a", []byte("a"))
+	os.RemoveAll(dir)
+	checks := map[string]error{
+		"put":  b.Put(ctx, "data/aa/b", []byte("b")),
+		"list": b.List(ctx, "", func(storage.ObjectInfo) error { return nil }),
+		"del":  b.Delete(ctx, "index/a"),
+	}
+	_, checks["get"] = b.Get(ctx, "index/a", 0, -1)
+	_, checks["stat"] = b.Stat(ctx, "index/a")
+	for op, err := range checks {
+		if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), dir) {
+			t.Errorf("%s with the root gone: %v", op, err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the root was recreated: %v", err)
+	}
+}
+
+func TestCreateIsDurable(t *testing.T) {
+	c := local.NewCrashFS()
+	if _, err := local.Create("/a/b/vault", local.Options{FS: c}); err != nil {
+		t.Fatal(err)
+	}
+	c.Crash()
+	if _, err := local.Open("/a/b/vault", local.Options{FS: c}); err != nil {
+		t.Fatalf("a created vault directory did not survive power loss: %v", err)
+	}
+	// Also when Create finds the directory there but not yet durable.
+	c = local.NewCrashFS()
+	c.Mkdir("/vault")
+	if _, err := local.Create("/vault", local.Options{FS: c}); err != nil {
+		t.Fatal(err)
+	}
+	c.Crash()
+	if _, err := local.Open("/vault", local.Options{FS: c}); err != nil {
+		t.Fatalf("an existing, volatile vault directory did not survive power loss: %v", err)
 	}
 }

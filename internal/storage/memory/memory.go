@@ -1,5 +1,3 @@
-// Package memory is an in-memory storage.Backend for unit tests only: it is
-// fast and forgets everything when the process ends. It imports storage only.
 package memory
 
 import (
@@ -21,7 +19,8 @@ type object struct {
 
 // Backend keeps objects in a map.
 type Backend struct {
-	// Now is the storage clock (object timestamps); default time.Now.
+	// Now is the storage clock that stamps ModTime; default time.Now. Set
+	// it before the first Put.
 	Now func() time.Time
 
 	mu sync.Mutex
@@ -36,9 +35,20 @@ func New() *Backend { return &Backend{m: map[string]object{}, Now: time.Now} }
 // Location implements storage.Backend.
 func (b *Backend) Location() string { return "memory" }
 
+// check validates the context and the name of an operation.
+func check(ctx context.Context, op, name string) error {
+	if err := storage.CheckName(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: %w", op, name, err)
+	}
+	return nil
+}
+
 // Put implements storage.Backend.
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
-	if err := ctx.Err(); err != nil {
+	if err := check(ctx, "put", name); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -46,34 +56,42 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if _, ok := b.m[name]; ok {
 		return fmt.Errorf("put %s: %w", name, storage.ErrExists)
 	}
-	b.m[name] = object{data: bytes.Clone(data), mod: b.Now()}
+	now := time.Now
+	if b.Now != nil {
+		now = b.Now
+	}
+	b.m[name] = object{data: bytes.Clone(data), mod: now()}
 	return nil
 }
 
 // Get implements storage.Backend.
-func (b *Backend) Get(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
-	if err := ctx.Err(); err != nil {
+func (b *Backend) Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := check(ctx, "get", name); err != nil {
 		return nil, err
 	}
+	if offset < 0 {
+		return nil, fmt.Errorf("get %s: negative offset %d", name, offset)
+	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	o, ok := b.m[name]
+	b.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("get %s: %w", name, storage.ErrNotFound)
 	}
-	d := o.data
-	if off < 0 {
-		return nil, fmt.Errorf("get %s: negative offset", name)
-	}
-	d = d[min(off, int64(len(d))):]
-	if n >= 0 && n < int64(len(d)) {
-		d = d[:n]
+	// o.data is never modified in place (Mutate replaces it), so the
+	// reader may share it.
+	d := o.data[min(offset, int64(len(o.data))):]
+	if length >= 0 && length < int64(len(d)) {
+		d = d[:length]
 	}
 	return io.NopCloser(bytes.NewReader(d)), nil
 }
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, name string) (storage.ObjectInfo, error) {
+	if err := check(ctx, "stat", name); err != nil {
+		return storage.ObjectInfo{}, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, ok := b.m[name]
@@ -83,8 +101,15 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.ObjectInfo, er
 	return storage.ObjectInfo{Name: name, Size: int64(len(o.data)), ModTime: o.mod}, nil
 }
 
-// List implements storage.Backend.
+// List implements storage.Backend. fn runs without the lock held, so it may
+// call the backend.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := storage.CheckPrefix(prefix); err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
 	b.mu.Lock()
 	var l []storage.ObjectInfo
 	for k, o := range b.m {
@@ -95,7 +120,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 	b.mu.Unlock()
 	for _, oi := range l {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("list %s: %w", prefix, err)
 		}
 		if err := fn(oi); err != nil {
 			return err
@@ -106,6 +131,9 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 
 // Delete implements storage.Backend.
 func (b *Backend) Delete(ctx context.Context, name string) error {
+	if err := check(ctx, "delete", name); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.m[name]; !ok {
@@ -118,7 +146,9 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 // Close implements storage.Backend.
 func (b *Backend) Close() error { return nil }
 
-// Mutate lets corruption tests change a stored object in place.
+// Mutate lets corruption tests change a stored object in place: f gets a
+// copy of the content and returns the new content. It reports whether name
+// exists.
 func (b *Backend) Mutate(name string, f func([]byte) []byte) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -41,7 +41,7 @@ import (
 type Params struct{ Min, Avg, Max int }
 
 // DefaultParams are the parameters of new vaults.
-func DefaultParams() Params { return Params{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20} }
+func DefaultParams() Params { return Params{Min: 128 << 10, Avg: 512 << 10, Max: 2 << 20} }
 
 // Validate checks that p is usable.
 func (p Params) Validate() error {

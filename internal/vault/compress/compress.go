@@ -24,22 +24,33 @@ const (
 // tree we write, small enough that a crafted frame cannot exhaust memory.
 const MaxDecoded = 64 << 20
 
-// Level is the zstd level of new blobs (chosen by benchmark; see docs/benchmarks.md).
-var Level = zstd.SpeedFastest
+// Levels of new blobs, chosen by benchmark (docs/benchmarks.md): small blobs
+// (whole small files, mostly text) get the default level, whose better ratio
+// costs little there; large chunks get the fastest.
+var (
+	Level      = zstd.SpeedFastest
+	SmallLevel = zstd.SpeedDefault
+)
+
+// SmallBlob is the size below which SmallLevel applies.
+const SmallBlob = 256 << 10
 
 var (
 	// encoders: one single-threaded encoder per concurrent caller, so that
 	// workers compress in parallel (a shared encoder would serialise them).
-	encoders = sync.Pool{New: func() any {
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(Level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
-		if err != nil {
-			panic(err)
-		}
-		return e
-	}}
-	decoder *zstd.Decoder
-	once    sync.Once
+	encoders      = sync.Pool{New: func() any { return newEncoder(Level) }}
+	smallEncoders = sync.Pool{New: func() any { return newEncoder(SmallLevel) }}
+	decoder       *zstd.Decoder
+	once          sync.Once
 )
+
+func newEncoder(l zstd.EncoderLevel) *zstd.Encoder {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
 
 func setup() {
 	var err error
@@ -52,8 +63,12 @@ func setup() {
 // Compress appends the framed form of src to dst.
 func Compress(dst, src []byte) []byte {
 	if len(src) >= 64 {
-		encoder := encoders.Get().(*zstd.Encoder)
-		defer encoders.Put(encoder)
+		pool := &encoders
+		if len(src) < SmallBlob {
+			pool = &smallEncoders
+		}
+		encoder := pool.Get().(*zstd.Encoder)
+		defer pool.Put(encoder)
 		sample := src
 		if len(sample) > sampleSize {
 			sample = src[:sampleSize]

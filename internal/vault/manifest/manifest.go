@@ -38,9 +38,10 @@ type Stats struct {
 	Dirs           int64 `json:"dirs"`
 	Symlinks       int64 `json:"symlinks,omitempty"`
 	UnchangedFiles int64 `json:"unchanged_files"`
-	Bytes          int64 `json:"bytes"`      // logical size of the files
-	BytesRead      int64 `json:"bytes_read"` // file data actually read
-	BytesNew       int64 `json:"bytes_new"`  // sealed bytes added to the vault
+	Bytes          int64 `json:"bytes"`         // logical size of the files
+	BytesRead      int64 `json:"bytes_read"`    // file data actually read
+	BytesNew       int64 `json:"bytes_new"`     // sealed bytes added to the vault
+	BytesNewRaw    int64 `json:"bytes_new_raw"` // the same blobs before compression
 	BlobsNew       int64 `json:"blobs_new"`
 	Warnings       int64 `json:"warnings"`
 }
@@ -54,6 +55,7 @@ func (s *Stats) Add(o Stats) {
 	s.Bytes += o.Bytes
 	s.BytesRead += o.BytesRead
 	s.BytesNew += o.BytesNew
+	s.BytesNewRaw += o.BytesNewRaw
 	s.BlobsNew += o.BlobsNew
 	s.Warnings += o.Warnings
 }
