@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,8 +79,6 @@ func openVault(ctx context.Context, env Env, f *vaultFlags) (*vault.Vault, stora
 		be.Close()
 		return nil, nil, err
 	}
-	// Give the key derivation's memory (64 MiB) back before the real work.
-	debug.FreeOSMemory()
 	return v, be, nil
 }
 
@@ -181,7 +178,6 @@ are reported and the point is marked partial (exit code 3).` + exitCodeHelp,
 			}
 			defer be.Close()
 			v, err := vault.Open(ctx, be, pass, vault.Options{})
-			debug.FreeOSMemory() // the key derivation's 64 MiB, before the real work
 			if initMissing && lifeboat.ErrorCode(err) == lifeboat.ENotFound {
 				v, err = vault.Init(ctx, be, pass, vault.Options{})
 				if err == nil && !out.json() {

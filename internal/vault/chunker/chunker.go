@@ -23,8 +23,11 @@
 // A boundary depends only on bytes since the previous one, so an edit moves
 // at most the boundaries near it.
 //
-// Parameters (DefaultParams) were chosen by BenchmarkChunker and
-// TestDedupAfterEdits; see docs/benchmarks.md.
+// DefaultParams (128 KiB / 512 KiB / 2 MiB) were chosen by measuring, on the
+// benchmark dataset, the new bytes a backup stores after its 5% mutation
+// (docs/benchmarks.md): 1 MiB average chunks stored 45% more after the
+// database edits. Throughput does not depend on the parameters
+// (BenchmarkChunker).
 package chunker
 
 import (
