@@ -1,84 +1,169 @@
 #!/usr/bin/env bash
-# test-services.sh — install and start what the test suite needs, on 127.0.0.1.
+# test-services.sh — install and start the real services the tests use, on
+# 127.0.0.1 only, with throwaway data under $STATE.
 #
-#   scripts/test-services.sh start   install what is missing, start the services,
-#                                    write $STATE/env (LIFEBOAT_TEST_* exports)
-#   scripts/test-services.sh stop    stop them and remove $STATE
+#   scripts/test-services.sh start   install what is missing, start every service,
+#                                    write $STATE/env (export LIFEBOAT_TEST_*=...)
+#   scripts/test-services.sh stop    stop them (by pid) and remove $STATE
 #
-# Today: an S3-compatible server, versitygw (Apache-2.0), built with
-# `go install github.com/versity/versitygw/cmd/versitygw@v1.8.0` into
-# $HOME/.cache/lifeboat-ci (about 70 s on a cold 2-core machine, then cached),
-# run with its posix backend (a bucket is a directory). Later issues add
-# PostgreSQL, MariaDB and OpenSSH here. Every daemon's stdio is redirected so
-# that nothing holds a CI runner's pipes open.
+#   scripts/test-services.sh start && . /tmp/lifeboat-test-services/env && go test ./...
+#
+# Services (each is a NAME_install / NAME_start / NAME_stop triple below; add
+# PostgreSQL, MariaDB and sshd the same way and list them in SERVICES):
+#
+#   s3   versitygw v1.8.0 (Apache-2.0), an S3-compatible server with a posix
+#        backend (a bucket is a directory). Built once with `go install` into
+#        $HOME/.cache/lifeboat-ci/versitygw-v1.8.0 (about 70 s on a cold 2-core
+#        machine; concurrent builds wait on a lock), then reused.
+#
+# Every daemon's stdin, stdout and stderr are redirected (logs in $STATE/NAME/),
+# so that nothing holds a CI runner's pipes open.
 set -euo pipefail
+
 STATE=${STATE:-/tmp/lifeboat-test-services}
-VGW_VERSION=v1.8.0
-VGW_DIR=${VGW_DIR:-$HOME/.cache/lifeboat-ci/versitygw-$VGW_VERSION}
-S3_ACCESS=lifeboattest
-S3_SECRET=lifeboat-test-secret-$(date +%s)
-S3_BUCKET=vault-test
+CACHE=${LIFEBOAT_CI_CACHE:-$HOME/.cache/lifeboat-ci}
+SERVICES=(s3)
 
-T0=$(date +%s.%N)
-log() { printf '[test-services %5.1fs] %s\n' "$(awk "BEGIN{print $(date +%s.%N)-$T0}")" "$*"; }
+T0=$(date +%s%N)
+log() { printf '[test-services %6.1fs] %s\n' "$(( ($(date +%s%N) - T0) / 1000000 ))e-3" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# port_free PORT: nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_for SECONDS LOGFILE CMD...: poll CMD every 0.1 s; on timeout show LOGFILE and fail.
-wait_for() {
-	local n=$(($1 * 10)) logf=$2
-	shift 2
-	for _ in $(seq 1 "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-	echo "timed out waiting for: $*" >&2
-	tail -n 30 "$logf" >&2
-	exit 1
+# pick_port: a free port outside the usual defaults (a daemon started on it
+# may still lose a race for it; callers retry).
+pick_port() {
+	local p
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 30000))
+		port_free "$p" && { echo "$p"; return 0; }
+	done
+	die "no free port found"
 }
 
-stop() {
-	if [ -f "$STATE/s3/versitygw.pid" ]; then
-		pid=$(cat "$STATE/s3/versitygw.pid")
+# random_secret: 32 hex characters.
+random_secret() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# wait_ready SECONDS PID LOGFILE CMD...: poll CMD every 0.1 s until it
+# succeeds; fail (showing LOGFILE) if PID exits or time runs out.
+wait_ready() {
+	local n=$(($1 * 10)) pid=$2 logf=$3
+	shift 3
+	for _ in $(seq 1 "$n"); do
+		"$@" >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || { tail -n 20 "$logf" >&2; return 1; }
+		sleep 0.1
+	done
+	log "timed out waiting for: $*"
+	tail -n 20 "$logf" >&2
+	return 1
+}
+
+# stop_pid FILE: stop the process whose pid FILE holds: TERM, then KILL after 10 s.
+stop_pid() {
+	local f=$1 pid
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	if kill -0 "$pid" 2>/dev/null; then
 		kill "$pid" 2>/dev/null || true
 		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
 	fi
+	rm -f "$f"
+}
+
+# apt_need PKG...: install the Debian packages that are missing.
+apt_need() {
+	local missing=() p sudo=()
+	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" = 0 ] || sudo=(sudo)
+	log "apt-get install ${missing[*]}"
+	"${sudo[@]}" apt-get update -q >"$STATE/apt.log" 2>&1
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${missing[@]}" >>"$STATE/apt.log" 2>&1 ||
+		{ tail -n 20 "$STATE/apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
+}
+
+# --- s3: versitygw ------------------------------------------------------------
+
+VGW_VERSION=v1.8.0
+VGW_DIR=${VGW_DIR:-$CACHE/versitygw-$VGW_VERSION}
+VGW=$VGW_DIR/versitygw
+S3_BUCKET=vault-test
+S3_ACCESS=lifeboattest
+
+s3_install() {
+	[ -x "$VGW" ] && return 0
+	mkdir -p "$CACHE"
+	# One build at a time per machine: a second caller waits, then finds
+	# the binary.
+	exec 9>"$CACHE/versitygw.lock"
+	flock 9
+	if [ ! -x "$VGW" ]; then
+		command -v go >/dev/null || die "go is needed to build versitygw"
+		log "building versitygw $VGW_VERSION into $VGW_DIR (first run on this machine only, ~70 s)"
+		GOBIN="$VGW_DIR" GOFLAGS=-trimpath go install -ldflags='-s -w' \
+			"github.com/versity/versitygw/cmd/versitygw@$VGW_VERSION" >"$STATE/s3-build.log" 2>&1 ||
+			{ tail -n 30 "$STATE/s3-build.log" >&2; die "building versitygw failed"; }
+	fi
+	flock -u 9
+	exec 9>&-
+}
+
+s3_start() {
+	local d=$STATE/s3 secret port pid
+	mkdir -p "$d/data/$S3_BUCKET" # a bucket is a directory of the posix backend
+	secret=$(random_secret)
+	for attempt in 1 2 3; do
+		port=$(pick_port)
+		# Credentials through the environment, not argv (readable in /proc).
+		ROOT_ACCESS_KEY_ID=$S3_ACCESS ROOT_SECRET_ACCESS_KEY=$secret \
+			"$VGW" --port "127.0.0.1:$port" --quiet posix "$d/data" </dev/null >"$d/versitygw.log" 2>&1 &
+		pid=$!
+		echo "$pid" >"$d/pid"
+		if wait_ready 20 "$pid" "$d/versitygw.log" curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+			break
+		fi
+		stop_pid "$d/pid"
+		[ "$attempt" = 3 ] && die "versitygw did not start (its log is above)"
+		log "versitygw did not start on port $port; trying another"
+	done
+	log "s3: versitygw $VGW_VERSION on 127.0.0.1:$port, bucket $S3_BUCKET, data in $d/data"
+	cat >>"$STATE/env" <<-ENV
+		export LIFEBOAT_TEST_S3_ENDPOINT=127.0.0.1:$port
+		export LIFEBOAT_TEST_S3_ACCESS=$S3_ACCESS
+		export LIFEBOAT_TEST_S3_SECRET=$secret
+		export LIFEBOAT_TEST_S3_BUCKET=$S3_BUCKET
+	ENV
+}
+
+s3_stop() { stop_pid "$STATE/s3/pid"; }
+
+# --- main ---------------------------------------------------------------------
+
+stop() {
+	local s
+	for s in "${SERVICES[@]}"; do "${s}_stop"; done
 	rm -rf "$STATE"
 }
 
 start() {
+	local s
 	stop
-	mkdir -p "$STATE/s3"
-	# Debian packages the tests need (python3 and curl are used right here).
-	PKGS=(curl python3)
-	MISSING=()
-	for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || MISSING+=("$p"); done
-	if [ ${#MISSING[@]} -gt 0 ]; then
-		log "apt-get install ${MISSING[*]}"
-		SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
-		"${SUDO[@]}" apt-get update -q >/dev/null
-		DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q "${MISSING[@]}" >"$STATE/apt.log" 2>&1
-	fi
-	if [ ! -x "$VGW_DIR/versitygw" ]; then
-		log "building versitygw $VGW_VERSION (first run on this machine only)"
-		GOBIN="$VGW_DIR" GOFLAGS=-trimpath go install -ldflags='-s -w' \
-			"github.com/versity/versitygw/cmd/versitygw@$VGW_VERSION" >"$STATE/vgw-build.log" 2>&1 ||
-			{ cat "$STATE/vgw-build.log" >&2; exit 1; }
-	fi
-	port=$(free_port)
-	mkdir -p "$STATE/s3/data/$S3_BUCKET"
-	"$VGW_DIR/versitygw" --access "$S3_ACCESS" --secret "$S3_SECRET" --port "127.0.0.1:$port" --quiet \
-		posix "$STATE/s3/data" </dev/null >"$STATE/s3/versitygw.log" 2>&1 &
-	echo $! >"$STATE/s3/versitygw.pid"
-	wait_for 20 "$STATE/s3/versitygw.log" curl -s -o /dev/null "http://127.0.0.1:$port/"
-	log "versitygw up on 127.0.0.1:$port"
-	cat >"$STATE/env" <<ENV
-LIFEBOAT_TEST_S3_ENDPOINT=127.0.0.1:$port
-LIFEBOAT_TEST_S3_ACCESS=$S3_ACCESS
-LIFEBOAT_TEST_S3_SECRET=$S3_SECRET
-LIFEBOAT_TEST_S3_BUCKET=$S3_BUCKET
-ENV
-	log "services up; variables in $STATE/env"
+	mkdir -p "$STATE"
+	apt_need curl
+	for s in "${SERVICES[@]}"; do "${s}_install"; done
+	umask 077 # $STATE/env holds the services' throwaway secrets
+	: >"$STATE/env"
+	# If a service fails to start, stop the ones already running.
+	trap 'stop' EXIT
+	for s in "${SERVICES[@]}"; do "${s}_start"; done
+	trap - EXIT
+	log "services up: ${SERVICES[*]}; variables in $STATE/env"
 }
 
-case "${1:-start}" in
+case "${1:-}" in
 start) start ;;
 stop) stop ;;
 *)

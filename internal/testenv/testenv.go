@@ -1,8 +1,3 @@
-// Package testenv lets tests that need a real component (an S3 server, later
-// PostgreSQL, MariaDB, OpenSSH, Chromium) find it through LIFEBOAT_TEST_*
-// variables, which scripts/test-services.sh writes. Without them a test
-// skips — unless LIFEBOAT_TEST_NO_SKIP=1 (set by .ci/run), where it fails, so
-// CI can never go green by skipping. Imports the standard library only.
 package testenv
 
 import (
@@ -11,23 +6,27 @@ import (
 	"testing"
 )
 
+// NoSkipVar is the variable that turns skips into failures when it is "1".
+const NoSkipVar = "LIFEBOAT_TEST_NO_SKIP"
+
 // NoSkip reports whether skips are forbidden (CI).
-func NoSkip() bool { return os.Getenv("LIFEBOAT_TEST_NO_SKIP") == "1" }
+func NoSkip() bool { return os.Getenv(NoSkipVar) == "1" }
 
 // Skip skips the test with reason, or fails it when skips are forbidden.
 func Skip(t testing.TB, reason string) {
 	t.Helper()
 	if NoSkip() {
-		t.Fatalf("%s (LIFEBOAT_TEST_NO_SKIP=1 forbids skipping; run the tests with `make test`)", reason)
+		t.Fatalf("%s (%s=1 forbids skipping; start the services with scripts/test-services.sh, or run make test)", reason, NoSkipVar)
 	}
 	t.Skip(reason)
 }
 
-// Require returns the values of the named variables, skipping (or failing)
-// the test if any is unset.
+// Require returns the values of the named environment variables. If any is
+// unset or empty it skips the test — or fails it when LIFEBOAT_TEST_NO_SKIP=1
+// — naming every missing variable.
 func Require(t testing.TB, vars ...string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
+	out := make(map[string]string, len(vars))
 	var missing []string
 	for _, v := range vars {
 		val := os.Getenv(v)
@@ -37,7 +36,7 @@ func Require(t testing.TB, vars ...string) map[string]string {
 		out[v] = val
 	}
 	if len(missing) > 0 {
-		Skip(t, "needs "+strings.Join(missing, ", ")+" (started by scripts/test-services.sh)")
+		Skip(t, "needs "+strings.Join(missing, ", ")+" (scripts/test-services.sh start writes them to /tmp/lifeboat-test-services/env)")
 	}
 	return out
 }

@@ -5,17 +5,20 @@
 // Put is atomic, durable and never overwrites:
 //
 //	mkdir each missing directory, fsync its parent          ("mkdir-parent")
+//	final exists -> fsync the directory, ErrExists
 //	create ROOT/dir/.tmp-RANDOM (O_EXCL), write everything
 //	fsync the temp file, close it                           ("file")
 //	renameat2(tmp, final, RENAME_NOREPLACE)
-//	    EEXIST  -> remove tmp, ErrExists
+//	    EEXIST  -> remove tmp, fsync the directory, ErrExists
 //	    EINVAL/ENOSYS (no RENAME_NOREPLACE here) -> link(tmp, final) + unlink(tmp)
 //	fsync the directory                                     ("dir")
 //
 // Only then does Put return nil. A power loss before that leaves at worst a
 // ".tmp-" file, which List skips; never a partial object under its name.
 // A directory found already there (made by a process that died before its
-// fsync) is fsynced into its parent once per process too. Delete removes the
+// fsync) is fsynced into its parent once per process too, and ErrExists is
+// only returned once the existing entry is durable, since a caller takes
+// such an object as stored. Delete removes the
 // file and fsyncs its directory.
 //
 // All file system access goes through FS: OSFS in production, CrashFS in the

@@ -85,22 +85,27 @@ func Create(dir string, o Options) (*Backend, error) {
 	}
 	dir = filepath.Clean(dir)
 	b := &Backend{root: dir, fs: o.FS, skip: o.SkipSync}
-	if err := b.mkdirAll(dir); err != nil {
+	if err := b.mkdirAll(dir, true); err != nil {
 		return nil, fmt.Errorf("create %s: %w: %w", dir, storage.ErrUnavailable, err)
 	}
 	return Open(dir, o)
 }
 
-// mkdirAll creates dir and its missing parents, each fsynced into its parent.
-func (b *Backend) mkdirAll(dir string) error {
+// mkdirAll creates dir and its missing parents, fsyncing the parent of each
+// directory it creates. If dir exists, its parent is fsynced anyway when
+// syncExisting (Create's own directory: an earlier Create may have died
+// before that fsync).
+func (b *Backend) mkdirAll(dir string, syncExisting bool) error {
 	fi, err := b.fs.Stat(dir)
 	switch {
 	case err == nil && !fi.IsDir:
-		return fmt.Errorf("%s is not a directory", dir)
+		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+	case err == nil && !syncExisting:
+		return nil
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist):
 		if parent := filepath.Dir(dir); parent != dir {
-			if err := b.mkdirAll(parent); err != nil {
+			if err := b.mkdirAll(parent, false); err != nil {
 				return err
 			}
 		}
@@ -146,8 +151,8 @@ func (b *Backend) check(ctx context.Context, op, name string) (string, error) {
 	if err := storage.CheckName(name); err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
-	if strings.HasPrefix(path.Base(name), tmpPrefix) {
-		return "", fmt.Errorf("%s: invalid object name %q: %q is reserved for temp files", op, name, tmpPrefix)
+	if strings.HasPrefix(name, tmpPrefix) || strings.Contains(name, "/"+tmpPrefix) {
+		return "", fmt.Errorf("%s: invalid object name %q: names starting with %q are temp files", op, name, tmpPrefix)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("%s %s: %w", op, name, err)
@@ -279,12 +284,12 @@ func (b *Backend) create(ctx context.Context, name string) (*objectWriter, error
 	}
 	// Refuse early rather than write a big object for nothing; the rename
 	// below is what really guarantees no overwrite.
+	dir := path.Dir(p)
 	if _, err := b.fs.Stat(p); err == nil {
-		return nil, fmt.Errorf("put %s: %w", name, storage.ErrExists)
+		return nil, b.exists(name, dir)
 	}
 	var rnd [12]byte
 	rand.Read(rnd[:])
-	dir := path.Dir(p)
 	tmp := dir + "/" + tmpPrefix + hex.EncodeToString(rnd[:])
 	f, err := b.fs.CreateExcl(tmp)
 	if err != nil {
@@ -347,7 +352,7 @@ func (w *objectWriter) commit(ctx context.Context) error {
 	if err != nil {
 		b.fs.Remove(w.tmp) // best effort: List skips temp files anyway
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("put %s: %w", w.name, storage.ErrExists)
+			return b.exists(w.name, w.dir)
 		}
 		return b.fail("put", w.name, err, false)
 	}
@@ -355,6 +360,17 @@ func (w *objectWriter) commit(ctx context.Context) error {
 		return fmt.Errorf("put %s: sync directory: %w", w.name, err)
 	}
 	return nil
+}
+
+// exists returns ErrExists for name, in dir, once the directory entry is
+// durable: a writer that died between its rename and its fsync of the
+// directory left the object volatile, and a caller told ErrExists takes the
+// object as stored (deduplication).
+func (b *Backend) exists(name, dir string) error {
+	if err := b.sync("dir", func() error { return b.fs.SyncDir(dir) }); err != nil {
+		return fmt.Errorf("put %s: exists; sync directory: %w", name, err)
+	}
+	return fmt.Errorf("put %s: %w", name, storage.ErrExists)
 }
 
 // rename moves tmp to final unless final exists: renameat2 with

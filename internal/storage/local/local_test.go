@@ -137,7 +137,7 @@ func TestBadNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "secret"), []byte("outside"), 0o600)
-	for _, n := range []string{"", "/abs", "../secret", "a/../../secret", "a//b", "a/./b", ".", "..", ".tmp-x", "d/.tmp-x", "a\x00b", "a b", `a\b`, "a/"} {
+	for _, n := range []string{"", "/abs", "../secret", "a/../../secret", "a//b", "a/./b", ".", "..", ".tmp-x", "d/.tmp-x", ".tmp-d/x", "a\x00b", "a b", `a\b`, "a/"} {
 		err := b.Put(ctx, n, []byte("x"))
 		if err == nil || errors.Is(err, storage.ErrExists) {
 			t.Errorf("put %q: %v", n, err)

@@ -4,8 +4,9 @@
 // "PREFIX/data/ab/abcd".
 //
 // Put is a conditional create: PutObject with If-None-Match: * (minio-go:
-// PutObjectOptions.SetMatchETagExcept("*"), which also applies to the
-// CompleteMultipartUpload of large objects); 412 PreconditionFailed becomes
+// PutObjectOptions.SetMatchETagExcept("*")); objects of 128 MiB and more are
+// multipart uploads whose CompleteMultipartUpload carries the condition, and
+// which are aborted if anything fails. 412 PreconditionFailed becomes
 // storage.ErrExists. The vault's crash safety depends on objects never being
 // replaced, so Open probes it and refuses storage that lets a second put of
 // a name succeed, or that does not list an object right after writing it:

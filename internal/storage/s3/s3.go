@@ -1,10 +1,3 @@
-// Package s3 stores a vault under a prefix of an S3-compatible bucket with
-// github.com/minio/minio-go/v7. Put is a conditional create
-// (If-None-Match: *), probed when the backend is opened: storage that would
-// let a second put overwrite an object is refused, because the vault's
-// crash safety depends on objects never being replaced.
-//
-// s3 imports storage only. Errors never contain the secret key.
 package s3
 
 import (
@@ -15,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,119 +21,236 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 )
 
-// Config locates a bucket prefix. SecretKey is a secret: it is never printed.
+// ErrNoConditionalWrites is wrapped by Open's error when the storage lets a
+// second put of a name replace the object. It is no ErrUnavailable: retrying
+// will not help, the storage is unfit for a vault.
+var ErrNoConditionalWrites = errors.New("no conditional writes")
+
+// Config locates a bucket prefix. SecretKey is never printed: String,
+// GoString and LogValue leave it out.
 type Config struct {
-	Endpoint  string // host:port
+	// Endpoint is host:port, or a URL http://host:port or https://host:port
+	// whose scheme then decides TLS.
+	Endpoint  string
 	Bucket    string
-	Prefix    string
+	Prefix    string // "" or slash-separated segments, as object names
 	AccessKey string
 	SecretKey string
 	Region    string // default us-east-1
 	UseTLS    bool
 }
 
+// String describes the configuration without the secret key.
+func (c Config) String() string {
+	return fmt.Sprintf("s3.Config{Endpoint:%q Bucket:%q Prefix:%q AccessKey:%q SecretKey:%s Region:%q UseTLS:%v}",
+		c.Endpoint, c.Bucket, c.Prefix, c.AccessKey, redacted(c.SecretKey), c.Region, c.UseTLS)
+}
+
+// GoString is String, so that %#v leaves the secret out too.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer without the secret key.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("endpoint", c.Endpoint), slog.String("bucket", c.Bucket),
+		slog.String("prefix", c.Prefix), slog.String("access_key", c.AccessKey),
+		slog.String("secret_key", redacted(c.SecretKey)), slog.Bool("tls", c.UseTLS))
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "[redacted]"
+}
+
+// Timeouts and retries: an unreachable endpoint must fail within seconds,
+// a slow but working one must not.
+const (
+	dialTimeout   = 3 * time.Second
+	headerTimeout = 60 * time.Second
+	readRetries   = 3 // attempts per request minio-go makes for reads
+	putAttempts   = 4 // attempts per put, made by Put itself
+	putBackoff    = 100 * time.Millisecond
+	openTimeout   = 30 * time.Second
+	// Objects from this size on are multipart uploads (in parts of
+	// partSize), conditional at CompleteMultipartUpload; smaller ones go in
+	// one conditional PutObject.
+	multipartThreshold = 128 << 20
+	partSize           = 64 << 20
+)
+
 // Backend is a bucket prefix.
 type Backend struct {
-	c      *minio.Client
-	core   minio.Core
+	c      *minio.Client // reads, lists and deletes; minio-go retries
+	put    *minio.Client // puts; one attempt each, Put retries
+	tr     *http.Transport
 	bucket string
 	prefix string // "" or "p/" (with the slash)
 	loc    string
+	secret string // only to scrub it from error texts
+
+	multipartAt, partSize int // multipartThreshold and partSize; tests lower them
 }
 
 var _ storage.Backend = (*Backend)(nil)
 
-// ParseLocation splits s3://bucket/prefix.
+// ParseLocation splits "s3://bucket/prefix" into bucket and prefix (without
+// slashes at either end; "" for the whole bucket).
 func ParseLocation(loc string) (bucket, prefix string, err error) {
 	rest, ok := strings.CutPrefix(loc, "s3://")
 	if !ok {
-		return "", "", fmt.Errorf("not an s3:// location")
+		return "", "", fmt.Errorf("location %q: not s3://bucket/prefix", loc)
 	}
 	bucket, prefix, _ = strings.Cut(rest, "/")
-	prefix = strings.Trim(prefix, "/")
-	if len(bucket) < 3 || len(bucket) > 63 || strings.ToLower(bucket) != bucket || strings.ContainsAny(bucket, " _/\\") {
-		return "", "", fmt.Errorf("bad bucket name %q", bucket)
+	prefix = strings.TrimSuffix(prefix, "/")
+	if err := checkBucket(bucket); err != nil {
+		return "", "", fmt.Errorf("location %q: %w", loc, err)
 	}
-	if strings.Contains(prefix, "//") || strings.Contains(prefix, "..") {
-		return "", "", fmt.Errorf("bad prefix %q", prefix)
+	if prefix != "" {
+		if err := storage.CheckName(prefix); err != nil {
+			return "", "", fmt.Errorf("location %q: prefix: %w", loc, err)
+		}
 	}
 	return bucket, prefix, nil
 }
 
-// Open connects, checks the bucket, and probes conditional writes and
-// read-after-write listing.
-func Open(ctx context.Context, cfg Config) (*Backend, error) {
-	loc := "s3://" + cfg.Bucket
-	if cfg.Prefix != "" {
-		loc += "/" + strings.Trim(cfg.Prefix, "/")
+// checkBucket applies S3's bucket naming rules.
+func checkBucket(b string) error {
+	if len(b) < 3 || len(b) > 63 {
+		return fmt.Errorf("bucket name %q: want 3 to 63 characters", b)
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("bucket name %q: character %q not allowed (lower-case letters, digits, '-', '.')", b, c)
+		}
+	}
+	if first, last := b[0], b[len(b)-1]; first == '-' || first == '.' || last == '-' || last == '.' || strings.Contains(b, "..") {
+		return fmt.Errorf("bucket name %q: must start and end with a letter or digit", b)
+	}
+	return nil
+}
+
+// Open connects, checks that the bucket exists, and probes conditional
+// writes and read-after-write listing (see the package documentation).
+func Open(ctx context.Context, cfg Config) (*Backend, error) {
+	prefix := strings.Trim(cfg.Prefix, "/")
+	loc := "s3://" + cfg.Bucket
+	if prefix != "" {
+		loc += "/" + prefix
+	}
+	if err := checkBucket(cfg.Bucket); err != nil {
+		return nil, fmt.Errorf("open %s: %w", loc, err)
+	}
+	if prefix != "" {
+		if err := storage.CheckName(prefix); err != nil {
+			return nil, fmt.Errorf("open %s: prefix: %w", loc, err)
+		}
+	}
+	endpoint, tls := cfg.Endpoint, cfg.UseTLS
+	if strings.Contains(endpoint, "://") {
+		u, err := url.Parse(endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.User != nil {
+			return nil, fmt.Errorf("open %s: endpoint %q: want host:port, http://host:port or https://host:port", loc, endpoint)
+		}
+		endpoint, tls = u.Host, u.Scheme == "https"
+	}
+	if endpoint == "" {
+		return nil, fmt.Errorf("open %s: no endpoint", loc)
+	}
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
 	}
 	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   16,
-		ResponseHeaderTimeout: 60 * time.Second,
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
 	}
-	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:     cfg.UseTLS,
-		Region:     cfg.Region,
-		Transport:  tr,
-		MaxRetries: 3,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", storage.ErrUnavailable, loc, scrub(err, cfg.SecretKey))
+	b := &Backend{tr: tr, bucket: cfg.Bucket, loc: loc, secret: cfg.SecretKey, multipartAt: multipartThreshold, partSize: partSize}
+	if prefix != "" {
+		b.prefix = prefix + "/"
 	}
-	b := &Backend{c: c, core: minio.Core{Client: c}, bucket: cfg.Bucket, loc: loc}
-	if p := strings.Trim(cfg.Prefix, "/"); p != "" {
-		b.prefix = p + "/"
+	var clients [2]*minio.Client
+	for i, retries := range []int{readRetries, 1} {
+		c, err := minio.New(endpoint, &minio.Options{
+			Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+			Secure:     tls,
+			Region:     region,
+			Transport:  tr,
+			MaxRetries: retries,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open %s: endpoint %q: %s", loc, endpoint, b.scrub(err.Error()))
+		}
+		clients[i] = c
 	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	b.c, b.put = clients[0], clients[1]
+
+	pctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	ok, err := c.BucketExists(pctx, cfg.Bucket)
+	ok, err := b.c.BucketExists(pctx, cfg.Bucket)
+	if err == nil && !ok {
+		err = fmt.Errorf("open %s: %w: bucket %q does not exist", loc, storage.ErrUnavailable, cfg.Bucket)
+	} else if err != nil {
+		err = b.wrap("open", "", err)
+	}
+	if err == nil {
+		err = b.probe(pctx)
+	}
 	if err != nil {
-		return nil, b.wrap("open", "", err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: %s: bucket %q does not exist", storage.ErrUnavailable, loc, cfg.Bucket)
-	}
-	if err := b.probe(pctx); err != nil {
+		if ctx.Err() == nil && pctx.Err() != nil {
+			// Our own time limit, not the caller's: the storage is too slow.
+			return nil, fmt.Errorf("open %s: %w: no answer within %v: %w", loc, storage.ErrUnavailable, openTimeout, err)
+		}
 		return nil, err
 	}
 	return b, nil
 }
 
-func scrub(err error, secret string) string {
-	s := err.Error()
-	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "[secret]")
-	}
-	return s
-}
-
+// probe checks that a second put of a name is refused and that a new object
+// is listed at once.
 func (b *Backend) probe(ctx context.Context) error {
 	var r [8]byte
 	rand.Read(r[:])
 	name := "locks/probe-" + hex.EncodeToString(r[:])
 	if err := b.Put(ctx, name, []byte("probe")); err != nil {
-		return err
+		return fmt.Errorf("open %s: probe: %w", b.loc, err)
 	}
-	defer b.Delete(context.WithoutCancel(ctx), name)
-	err := b.Put(ctx, name, []byte("second"))
-	if err == nil || !errors.Is(err, storage.ErrExists) {
-		if err == nil {
-			return fmt.Errorf("%w: storage at %s does not support conditional writes (If-None-Match: *): a second put overwrote an object; refusing it", storage.ErrUnavailable, b.loc)
-		}
-		return err
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		b.c.RemoveObject(dctx, b.bucket, b.key(name), minio.RemoveObjectOptions{})
+	}()
+	err := b.Put(ctx, name, []byte("overwrite"))
+	switch {
+	case err == nil:
+		return fmt.Errorf("storage at %s does not support conditional writes (If-None-Match): a second put of %s replaced it; refusing it: %w", b.loc, name, ErrNoConditionalWrites)
+	case !errors.Is(err, storage.ErrExists):
+		return fmt.Errorf("open %s: probe: %w", b.loc, err)
 	}
 	seen := false
-	if err := b.List(ctx, name, func(oi storage.ObjectInfo) error { seen = seen || oi.Name == name; return nil }); err != nil {
-		return err
+	err = b.List(ctx, name, func(oi storage.ObjectInfo) error {
+		seen = seen || oi.Name == name
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("open %s: probe: %w", b.loc, err)
 	}
 	if !seen {
-		return fmt.Errorf("%w: storage at %s does not list an object right after writing it; refusing it", storage.ErrUnavailable, b.loc)
+		return fmt.Errorf("storage at %s does not list an object right after writing it; refusing it", b.loc)
+	}
+	got, err := storage.ReadAll(ctx, b, name)
+	if err != nil {
+		return fmt.Errorf("open %s: probe: %w", b.loc, err)
+	}
+	if string(got) != "probe" {
+		return fmt.Errorf("storage at %s does not support conditional writes (If-None-Match): it refused a second put of %s but replaced the object; refusing it: %w", b.loc, name, ErrNoConditionalWrites)
 	}
 	return nil
 }
@@ -147,140 +258,303 @@ func (b *Backend) probe(ctx context.Context) error {
 // Location implements storage.Backend.
 func (b *Backend) Location() string { return b.loc }
 
-// Close implements storage.Backend.
-func (b *Backend) Close() error { return nil }
+// String returns Location: printing a Backend shows no credentials.
+func (b *Backend) String() string { return b.loc }
 
-func (b *Backend) key(name string) (string, error) {
-	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "//") || strings.Contains(name, "..") {
-		return "", fmt.Errorf("bad object name %q", name)
-	}
-	return b.prefix + name, nil
+// GoString is String.
+func (b *Backend) GoString() string { return b.loc }
+
+// Close implements storage.Backend.
+func (b *Backend) Close() error {
+	b.tr.CloseIdleConnections()
+	return nil
 }
 
-// wrap translates minio errors into storage sentinels.
+func (b *Backend) key(name string) string { return b.prefix + name }
+
+// check validates the context and name of an operation.
+func (b *Backend) check(ctx context.Context, op, name string) error {
+	if err := storage.CheckName(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: %w", op, name, err)
+	}
+	return nil
+}
+
+func (b *Backend) scrub(s string) string {
+	if b.secret != "" {
+		s = strings.ReplaceAll(s, b.secret, "[redacted]")
+	}
+	return s
+}
+
+// scrubbed is an error whose text had the secret key removed.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.err }
+
+func errorResponse(err error) minio.ErrorResponse {
+	var er minio.ErrorResponse
+	errors.As(err, &er)
+	return er
+}
+
+// wrap translates a minio-go error into the storage sentinels, naming the
+// operation, the object and the location.
 func (b *Backend) wrap(op, name string, err error) error {
 	what := op
 	if name != "" {
 		what += " " + name
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s at %s: %w", what, b.loc, err)
+	er := errorResponse(err)
+	var out error
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		out = fmt.Errorf("%s at %s: %w", what, b.loc, err)
+	case er.Code == minio.NoSuchKey:
+		out = fmt.Errorf("%s: %w", what, storage.ErrNotFound)
+	case er.Code == minio.PreconditionFailed || er.StatusCode == http.StatusPreconditionFailed:
+		out = fmt.Errorf("%s: %w", what, storage.ErrExists)
+	case er.Code == minio.NoSuchBucket:
+		out = fmt.Errorf("%s at %s: %w: bucket %q does not exist", what, b.loc, storage.ErrUnavailable, b.bucket)
+	case er.Code == minio.AccessDenied || er.Code == "InvalidAccessKeyId" || er.Code == "SignatureDoesNotMatch" ||
+		er.Code == "AllAccessDisabled" || er.StatusCode == http.StatusForbidden:
+		out = fmt.Errorf("%s at %s: %w: %s (check the access key and secret)", what, b.loc, storage.ErrUnavailable, er.Code)
+	case er.StatusCode == http.StatusNotFound && name != "":
+		out = fmt.Errorf("%s: %w", what, storage.ErrNotFound)
+	case er.StatusCode >= 500 || er.StatusCode == http.StatusTooManyRequests || er.StatusCode == http.StatusRequestTimeout || unreachable(err):
+		out = fmt.Errorf("%s at %s: %w: %w", what, b.loc, storage.ErrUnavailable, err)
+	default:
+		out = fmt.Errorf("%s at %s: %w", what, b.loc, err)
 	}
-	resp := minio.ToErrorResponse(err)
-	switch resp.Code {
-	case "NoSuchKey":
-		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
-	case "PreconditionFailed":
-		return fmt.Errorf("%s: %w", what, storage.ErrExists)
-	case "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-		return fmt.Errorf("%w: %s at %s: %s", storage.ErrUnavailable, what, b.loc, resp.Code)
+	if b.secret != "" && strings.Contains(out.Error(), b.secret) {
+		out = &scrubbed{msg: b.scrub(out.Error()), err: out}
 	}
-	if resp.StatusCode == http.StatusNotFound && op != "open" {
-		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
-	}
+	return out
+}
+
+// unreachable reports network-level failures: refused, reset, timed out,
+// no such host, a connection cut short.
+func unreachable(err error) bool {
 	var ne net.Error
 	var ue *url.Error
-	if errors.As(err, &ne) || errors.As(err, &ue) || resp.StatusCode >= 500 {
-		return fmt.Errorf("%w: %s at %s: %v", storage.ErrUnavailable, what, b.loc, err)
-	}
-	return fmt.Errorf("%s at %s: %v", what, b.loc, err)
+	return errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
-// Put implements storage.Backend with a conditional create.
+// retryablePut reports whether a failed put attempt may be repeated, and
+// whether the attempt may have stored the object before failing.
+func retryablePut(err error) (retry, ambiguous bool) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false, false
+	}
+	er := errorResponse(err)
+	switch {
+	case er.StatusCode == http.StatusConflict:
+		// ConditionalRequestConflict: a concurrent conditional write of
+		// the same key was in progress; ours did not happen. Retrying gets
+		// 412 if that one won.
+		return true, false
+	case er.StatusCode == http.StatusTooManyRequests || er.StatusCode == http.StatusServiceUnavailable || er.Code == "SlowDown":
+		return true, false
+	case er.StatusCode >= 500 || er.StatusCode == http.StatusRequestTimeout:
+		return true, true
+	case er.StatusCode == 0 && unreachable(err):
+		return true, true
+	}
+	return false, false
+}
+
+// Put implements storage.Backend with a conditional create
+// (If-None-Match: *).
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
-	k, err := b.key(name)
-	if err != nil {
-		return fmt.Errorf("put: %w", err)
+	if err := b.check(ctx, "put", name); err != nil {
+		return err
 	}
-	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: 128 << 20, DisableMultipart: len(data) < 128<<20}
-	opts.SetMatchETagExcept("*")
-	_, err = b.c.PutObject(ctx, b.bucket, k, bytes.NewReader(data), int64(len(data)), opts)
-	if err != nil {
-		return b.wrap("put", name, err)
+	ambiguous := false // an earlier attempt may have stored data
+	for attempt := 1; ; attempt++ {
+		err := b.putOnce(ctx, name, data)
+		if err == nil {
+			return nil
+		}
+		er := errorResponse(err)
+		if er.Code == minio.PreconditionFailed || er.StatusCode == http.StatusPreconditionFailed {
+			if ambiguous && b.holds(ctx, name, data) {
+				return nil // our earlier attempt stored it; its answer was lost
+			}
+			return fmt.Errorf("put %s: %w", name, storage.ErrExists)
+		}
+		retry, amb := retryablePut(err)
+		ambiguous = ambiguous || amb
+		if !retry || attempt == putAttempts {
+			return b.wrap("put", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return b.wrap("put", name, ctx.Err())
+		case <-time.After(putBackoff << (attempt - 1)):
+		}
 	}
-	return nil
 }
 
-// Get implements storage.Backend.
-func (b *Backend) Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
-	k, err := b.key(name)
+func (b *Backend) putOnce(ctx context.Context, name string, data []byte) error {
+	if len(data) >= b.multipartAt {
+		return b.putMultipart(ctx, b.key(name), data)
+	}
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", DisableMultipart: true}
+	opts.SetMatchETagExcept("*") // If-None-Match: *
+	_, err := b.put.PutObject(ctx, b.bucket, b.key(name), bytes.NewReader(data), int64(len(data)), opts)
+	return err
+}
+
+// putMultipart uploads data in parts and completes the upload only if key
+// does not exist (If-None-Match: * on CompleteMultipartUpload). Whatever
+// fails, the upload is aborted, so that no parts are left behind; minio-go's
+// own multipart PutObject would leave them.
+func (b *Backend) putMultipart(ctx context.Context, key string, data []byte) (err error) {
+	core := minio.Core{Client: b.c} // parts are idempotent: minio-go may retry them
+	id, err := core.NewMultipartUpload(ctx, b.bucket, key, minio.PutObjectOptions{ContentType: "application/octet-stream"})
 	if err != nil {
-		return nil, fmt.Errorf("get: %w", err)
+		return err
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			core.AbortMultipartUpload(actx, b.bucket, key, id)
+		}
+	}()
+	var parts []minio.CompletePart
+	for n, off := 1, 0; off < len(data); n, off = n+1, off+b.partSize {
+		chunk := data[off:min(off+b.partSize, len(data))]
+		p, err := core.PutObjectPart(ctx, b.bucket, key, id, n, bytes.NewReader(chunk), int64(len(chunk)), minio.PutObjectPartOptions{})
+		if err != nil {
+			return err
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
+	}
+	opts := minio.PutObjectOptions{}
+	opts.SetMatchETagExcept("*")
+	_, err = minio.Core{Client: b.put}.CompleteMultipartUpload(ctx, b.bucket, key, id, parts, opts)
+	return err
+}
+
+// holds reports whether name exists with exactly data.
+func (b *Backend) holds(ctx context.Context, name string, data []byte) bool {
+	got, err := storage.ReadAll(ctx, b, name)
+	return err == nil && bytes.Equal(got, data)
+}
+
+// Get implements storage.Backend with a ranged GET.
+func (b *Backend) Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := b.check(ctx, "get", name); err != nil {
+		return nil, err
 	}
 	if offset < 0 {
-		return nil, fmt.Errorf("get %s: negative offset", name)
+		return nil, fmt.Errorf("get %s: negative offset %d", name, offset)
 	}
-	var opts minio.GetObjectOptions
+	empty := io.NopCloser(bytes.NewReader(nil))
 	if length == 0 {
 		if _, err := b.Stat(ctx, name); err != nil {
 			return nil, err
 		}
-		return io.NopCloser(bytes.NewReader(nil)), nil
+		return empty, nil
 	}
-	if length > 0 {
-		err = opts.SetRange(offset, offset+length-1)
-	} else if offset > 0 {
-		err = opts.SetRange(offset, 0)
+	var opts minio.GetObjectOptions
+	switch {
+	case length > 0:
+		opts.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	case offset > 0:
+		opts.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
+	rc, _, _, err := minio.Core{Client: b.c}.GetObject(ctx, b.bucket, b.key(name), opts)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", name, err)
-	}
-	rc, _, _, err := b.core.GetObject(ctx, b.bucket, k, opts)
-	if err != nil {
-		if minio.ToErrorResponse(err).Code == "InvalidRange" {
+		if errorResponse(err).StatusCode == http.StatusRequestedRangeNotSatisfiable {
+			// The range starts at or past the end: nothing to read, if
+			// the object exists.
 			if _, serr := b.Stat(ctx, name); serr != nil {
 				return nil, serr
 			}
-			return io.NopCloser(bytes.NewReader(nil)), nil
+			return empty, nil
 		}
 		return nil, b.wrap("get", name, err)
 	}
-	return rc, nil
+	return &reader{rc: rc, b: b, name: name}, nil
 }
+
+// reader translates the errors of a GET body.
+type reader struct {
+	rc   io.ReadCloser
+	b    *Backend
+	name string
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.b.wrap("get", r.name, err)
+	}
+	return n, err
+}
+
+func (r *reader) Close() error { return r.rc.Close() }
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, name string) (storage.ObjectInfo, error) {
-	k, err := b.key(name)
-	if err != nil {
-		return storage.ObjectInfo{}, fmt.Errorf("stat: %w", err)
+	if err := b.check(ctx, "stat", name); err != nil {
+		return storage.ObjectInfo{}, err
 	}
-	oi, err := b.c.StatObject(ctx, b.bucket, k, minio.StatObjectOptions{})
+	oi, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{})
 	if err != nil {
 		return storage.ObjectInfo{}, b.wrap("stat", name, err)
 	}
 	return storage.ObjectInfo{Name: name, Size: oi.Size, ModTime: oi.LastModified}, nil
 }
 
-// List implements storage.Backend.
+// List implements storage.Backend. Keys under the prefix that are no valid
+// object names (folder markers, foreign objects) are skipped.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for oi := range b.c.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: b.prefix + prefix, Recursive: true}) {
+	if err := storage.CheckPrefix(prefix); err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops minio-go's listing goroutine when fn fails
+	for oi := range b.c.ListObjects(lctx, b.bucket, minio.ListObjectsOptions{Prefix: b.key(prefix), Recursive: true}) {
 		if oi.Err != nil {
 			return b.wrap("list", prefix, oi.Err)
 		}
-		name := strings.TrimPrefix(oi.Key, b.prefix)
-		if strings.HasSuffix(name, "/") {
+		name, ok := strings.CutPrefix(oi.Key, b.prefix)
+		if !ok || storage.CheckName(name) != nil {
 			continue
 		}
 		if err := fn(storage.ObjectInfo{Name: name, Size: oi.Size, ModTime: oi.LastModified}); err != nil {
 			return err
 		}
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	return nil
 }
 
 // Delete implements storage.Backend. S3 deletes of missing keys succeed, so
-// Delete stats first to report ErrNotFound as the contract says.
+// Delete stats first to report ErrNotFound as the contract asks.
 func (b *Backend) Delete(ctx context.Context, name string) error {
-	k, err := b.key(name)
-	if err != nil {
-		return fmt.Errorf("delete: %w", err)
-	}
-	if _, err := b.Stat(ctx, name); err != nil {
+	if err := b.check(ctx, "delete", name); err != nil {
 		return err
 	}
-	if err := b.c.RemoveObject(ctx, b.bucket, k, minio.RemoveObjectOptions{}); err != nil {
+	if _, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{}); err != nil {
+		return b.wrap("delete", name, err)
+	}
+	if err := b.c.RemoveObject(ctx, b.bucket, b.key(name), minio.RemoveObjectOptions{}); err != nil {
 		return b.wrap("delete", name, err)
 	}
 	return nil

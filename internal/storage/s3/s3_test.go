@@ -15,17 +15,25 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 )
 
-// Config returns the test server's configuration with a fresh prefix.
+// config returns the test server's configuration (scripts/test-services.sh)
+// with a prefix of its own, so that tests and packages running in parallel
+// never see each other's objects.
 func config(t *testing.T) s3.Config {
 	t.Helper()
 	env := testenv.Require(t, "LIFEBOAT_TEST_S3_ENDPOINT", "LIFEBOAT_TEST_S3_ACCESS", "LIFEBOAT_TEST_S3_SECRET", "LIFEBOAT_TEST_S3_BUCKET")
-	var r [6]byte
+	var r [8]byte
 	rand.Read(r[:])
-	return s3.Config{Endpoint: env["LIFEBOAT_TEST_S3_ENDPOINT"], AccessKey: env["LIFEBOAT_TEST_S3_ACCESS"],
-		SecretKey: env["LIFEBOAT_TEST_S3_SECRET"], Bucket: env["LIFEBOAT_TEST_S3_BUCKET"], Prefix: "test-" + hex.EncodeToString(r[:])}
+	return s3.Config{
+		Endpoint:  env["LIFEBOAT_TEST_S3_ENDPOINT"],
+		AccessKey: env["LIFEBOAT_TEST_S3_ACCESS"],
+		SecretKey: env["LIFEBOAT_TEST_S3_SECRET"],
+		Bucket:    env["LIFEBOAT_TEST_S3_BUCKET"],
+		Prefix:    "test/" + hex.EncodeToString(r[:]),
+	}
 }
 
 func TestConformance(t *testing.T) {
+	config(t) // skip (or fail) once, not in every subtest
 	storagetest.Run(t, func(t *testing.T) storage.Backend {
 		b, err := s3.Open(context.Background(), config(t))
 		if err != nil {
@@ -33,6 +41,35 @@ func TestConformance(t *testing.T) {
 		}
 		return b
 	})
+}
+
+// TestOpenWithURLEndpoint: an endpoint given as a URL works, and objects
+// are stored under prefix + "/" + name.
+func TestOpenWithURLEndpoint(t *testing.T) {
+	cfg := config(t)
+	cfg.Endpoint = "http://" + cfg.Endpoint
+	b, err := s3.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open with a URL endpoint: %v", err)
+	}
+	defer b.Close()
+	if want := "s3://" + cfg.Bucket + "/" + cfg.Prefix; b.Location() != want {
+		t.Errorf("location %q, want %q", b.Location(), want)
+	}
+	// Keys are prefix + "/" + name, without double slashes.
+	ctx := context.Background()
+	if err := b.Put(ctx, "data/ab/x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	whole := cfg
+	whole.Prefix = ""
+	wb, err := s3.Open(ctx, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := storage.ReadAll(ctx, wb, cfg.Prefix+"/data/ab/x"); err != nil || string(got) != "x" {
+		t.Errorf("object seen from the whole bucket: %q, %v", got, err)
+	}
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -49,25 +86,38 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := s3.Open(ctx, nob); !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "no-such-bucket-lifeboat") {
 		t.Errorf("missing bucket: %v", err)
 	}
-	down := cfg
-	down.Endpoint = "127.0.0.1:1"
+}
+
+// TestUnreachableEndpoint needs no server: nothing listens on port 1.
+func TestUnreachableEndpoint(t *testing.T) {
+	cfg := s3.Config{Endpoint: "127.0.0.1:1", Bucket: "vault-test", Prefix: "p", AccessKey: "ak", SecretKey: "sk-do-not-print"}
 	t0 := time.Now()
-	if _, err := s3.Open(ctx, down); !errors.Is(err, storage.ErrUnavailable) {
+	_, err := s3.Open(context.Background(), cfg)
+	d := time.Since(t0)
+	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "s3://vault-test/p") || strings.Contains(err.Error(), cfg.SecretKey) {
 		t.Errorf("unreachable endpoint: %v", err)
 	}
-	if d := time.Since(t0); d > 20*time.Second {
+	if d > 5*time.Second {
 		t.Errorf("unreachable endpoint took %v to fail", d)
 	}
+	t.Logf("failed in %v: %v", d.Round(time.Millisecond), err)
 }
 
 func TestParseLocation(t *testing.T) {
-	for in, want := range map[string]string{"s3://bucket/a/b": "bucket a/b", "s3://bucket": "bucket ", "s3://bkt/x/": "bkt x"} {
+	for in, want := range map[string]string{
+		"s3://bucket/a/b": "bucket a/b",
+		"s3://bucket":     "bucket ",
+		"s3://bucket/":    "bucket ",
+		"s3://bkt/x/":     "bkt x",
+		"s3://my.bkt-1/x": "my.bkt-1 x",
+	} {
 		b, p, err := s3.ParseLocation(in)
 		if err != nil || b+" "+p != want {
-			t.Errorf("%s: %q %q %v", in, b, p, err)
+			t.Errorf("%s: %q %q %v, want %s", in, b, p, err, want)
 		}
 	}
-	for _, in := range []string{"s3://", "s3://B/x", "s3://ab", "s3://bucket/a/../b", "file:///x"} {
+	for _, in := range []string{"s3://", "s3://B/x", "s3://ab", "s3://bucket/a/../b", "s3://bucket//x", "s3://bucket/a//b",
+		"file:///x", "bucket/x", "s3://bucket/a b", "s3://bucket/x?y", "S3://bucket/x"} {
 		if _, _, err := s3.ParseLocation(in); err == nil {
 			t.Errorf("%s accepted", in)
 		}
