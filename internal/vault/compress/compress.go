@@ -32,7 +32,9 @@ var Level = zstd.SpeedFastest
 var (
 	// encoders: one single-threaded encoder per concurrent caller, so that
 	// workers compress in parallel (a shared encoder would serialise them).
-	encoders = sync.Pool{New: func() any { return newEncoder(Level) }}
+	// A free list, not a sync.Pool: a pool is emptied by garbage collection,
+	// and building an encoder costs far more than compressing a chunk.
+	encoders = make(chan *zstd.Encoder, 16)
 	decoder  *zstd.Decoder
 	once     sync.Once
 )
@@ -56,8 +58,18 @@ func setup() {
 // Compress appends the framed form of src to dst.
 func Compress(dst, src []byte) []byte {
 	if len(src) >= 64 {
-		encoder := encoders.Get().(*zstd.Encoder)
-		defer encoders.Put(encoder)
+		var encoder *zstd.Encoder
+		select {
+		case encoder = <-encoders:
+		default:
+			encoder = newEncoder(Level)
+		}
+		defer func() {
+			select {
+			case encoders <- encoder:
+			default:
+			}
+		}()
 		sample := src
 		if len(sample) > sampleSize {
 			sample = src[:sampleSize]
