@@ -151,6 +151,14 @@ func TestCLIRoundTripAndErrors(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &pts); err != nil || len(pts) != 2 {
 		t.Fatalf("points: %v %s", err, r.stdout)
 	}
+	// A vault inside the source is not captured into itself.
+	inner := filepath.Join(src, ".vault")
+	mustRun(t, env, "vault", "backup", "--init", "--vault", inner, src)
+	r = mustRun(t, env, "vault", "ls", "--vault", inner, "latest", "app")
+	if strings.Contains(r.stdout, ".vault") {
+		t.Errorf("the vault captured itself:\n%s", r.stdout)
+	}
+	os.RemoveAll(inner)
 	r = mustRun(t, env, "vault", "ls", "--vault", vlt, pt.ID[:8], "app/d1")
 	if !strings.Contains(r.stdout, "f1.txt") {
 		t.Errorf("ls: %s", r.stdout)

@@ -187,11 +187,16 @@ are reported and the point is marked partial (exit code 3).` + exitCodeHelp,
 			if err != nil {
 				return err
 			}
+			// Never capture the vault into itself.
+			var skip []string
+			if strings.HasPrefix(be.Location(), "/") {
+				skip = append(skip, be.Location())
+			}
 			prog := &vault.Progress{}
 			bar := startProgress(env, "backup", prog, quiet)
 			warnings := 0
 			p, err := v.Backup(ctx, vault.BackupOptions{
-				Sources: srcs, Excludes: excludes, Includes: includes, Labels: lm, Host: host,
+				Sources: srcs, Excludes: excludes, Includes: includes, SkipPaths: skip, Labels: lm, Host: host,
 				Parent: parent, NoParent: noParent, Progress: prog, Scan: bar.on,
 				Warn: func(path string, werr error) {
 					warnings++

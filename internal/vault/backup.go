@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ type BackupOptions struct {
 	Sources  []Source
 	Excludes []string // globs: without "/" they match a base name, with "/" the path relative to the source
 	Includes []string // if set, only files matching one of these are captured (directories are always walked)
+	// SkipPaths are absolute paths never captured (the vault's own directory
+	// when it lies inside a source).
+	SkipPaths []string
 	Labels   map[string]string
 	Host     string // default: os.Hostname
 	// Parent names the point whose unchanged files are reused without being
@@ -510,7 +514,7 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 			continue
 		}
 		isDir := cst.Mode&unix.S_IFMT == unix.S_IFDIR
-		if b.excluded(crel, n, isDir) {
+		if b.excluded(crel, n, isDir) || slices.Contains(b.opts.SkipPaths, cpath) {
 			continue
 		}
 		var pn *tree.Node
