@@ -39,8 +39,8 @@ type BackupOptions struct {
 	// SkipPaths are absolute paths never captured (the vault's own directory
 	// when it lies inside a source).
 	SkipPaths []string
-	Labels   map[string]string
-	Host     string // default: os.Hostname
+	Labels    map[string]string
+	Host      string // default: os.Hostname
 	// Parent names the point whose unchanged files are reused without being
 	// read; "" picks the newest point of the same host with the same source.
 	Parent   string
