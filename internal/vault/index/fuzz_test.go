@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"testing"
+	"unsafe"
 
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 )
@@ -48,4 +49,64 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
+}
+
+func TestIndexManyBlobsAndMerges(t *testing.T) {
+	x := New()
+	const n = 3*tailMax + 123
+	var es []blob.Entry
+	for i := range n {
+		var id blob.ID
+		id[0], id[1], id[2], id[31] = byte(i*7), byte(i>>8), byte(i>>16), byte(i)
+		es = append(es, blob.Entry{ID: id, Type: blob.Data, Offset: uint32(i), Length: 100, RawLength: 50})
+	}
+	for i := 0; i < n; i += 1000 {
+		x.Add(blob.PackID{byte(i / 1000)}, es[i:min(i+1000, n)])
+	}
+	// A second location of a known blob does not replace the first.
+	x.Add(blob.PackID{0xff}, es[:10])
+	if x.Len() != n {
+		t.Fatalf("len %d, want %d", x.Len(), n)
+	}
+	for i, e := range es {
+		l, ok := x.Lookup(e.ID)
+		if !ok || l.Offset != uint32(i) || l.Pack != (blob.PackID{byte(i / 1000)}) {
+			t.Fatalf("blob %d: %+v %v", i, l, ok)
+		}
+	}
+	if x.Has(blob.ID{0xee, 0xee}) {
+		t.Fatal("unknown blob found")
+	}
+	seen := 0
+	x.Each(func(Location) { seen++ })
+	if seen != n {
+		t.Fatalf("Each saw %d", seen)
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	x := New()
+	var ids []blob.ID
+	for i := range 1 << 20 {
+		var id blob.ID
+		id[0], id[1], id[2], id[3] = byte(i), byte(i>>8), byte(i>>16), byte(i*13)
+		ids = append(ids, id)
+	}
+	for i := 0; i < len(ids); i += 4096 {
+		es := make([]blob.Entry, 0, 4096)
+		for _, id := range ids[i:min(i+4096, len(ids))] {
+			es = append(es, blob.Entry{ID: id, Type: blob.Data, Length: 64})
+		}
+		x.Add(blob.PackID{byte(i)}, es)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		x.Has(ids[i%len(ids)])
+	}
+}
+
+func TestEntrySize(t *testing.T) {
+	if s := unsafe.Sizeof(entry{}); s > 52 {
+		t.Fatalf("in-memory index entry is %d bytes; keep it at 52 or less", s)
+	}
 }

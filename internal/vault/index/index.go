@@ -9,8 +9,10 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
@@ -83,7 +85,10 @@ type Location struct {
 	blob.Entry
 }
 
-type loc struct {
+// entry is the in-memory form: 52 bytes a blob, so that a vault of a million
+// chunks needs about 50 MiB (DESIGN.md, "Index memory").
+type entry struct {
+	id        blob.ID
 	pack      uint32 // into Index.packs
 	offset    uint32
 	length    uint32
@@ -91,20 +96,38 @@ type loc struct {
 	typ       blob.Type
 }
 
-// Index maps blob ids to their pack and offset. Safe for concurrent use.
+// tailMax is how many recent additions stay in a map before being merged
+// into the sorted array.
+const tailMax = 1 << 16
+
+// Index maps blob ids to their pack and offset: a sorted array searched by
+// binary search, plus a small map of recent additions merged in batches.
+// A blob already known keeps its first location. Safe for concurrent use.
 type Index struct {
 	mu      sync.RWMutex
 	packs   []blob.PackID
 	packNum map[blob.PackID]uint32
-	blobs   map[blob.ID]loc
+	sorted  []entry
+	tail    map[blob.ID]entry
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{packNum: map[blob.PackID]uint32{}, blobs: map[blob.ID]loc{}}
+	return &Index{packNum: map[blob.PackID]uint32{}, tail: map[blob.ID]entry{}}
 }
 
-// Add records a pack's blobs. A blob already known keeps its first location.
+func (x *Index) find(id blob.ID) (entry, bool) {
+	if e, ok := x.tail[id]; ok {
+		return e, true
+	}
+	i, ok := slices.BinarySearchFunc(x.sorted, id, func(e entry, id blob.ID) int { return bytes.Compare(e.id[:], id[:]) })
+	if !ok {
+		return entry{}, false
+	}
+	return x.sorted[i], true
+}
+
+// Add records a pack's blobs.
 func (x *Index) Add(p blob.PackID, es []blob.Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -115,29 +138,60 @@ func (x *Index) Add(p blob.PackID, es []blob.Entry) {
 		x.packNum[p] = n
 	}
 	for _, e := range es {
-		if _, dup := x.blobs[e.ID]; dup {
+		if _, dup := x.find(e.ID); dup {
 			continue
 		}
-		x.blobs[e.ID] = loc{pack: n, offset: e.Offset, length: e.Length, rawLength: e.RawLength, typ: e.Type}
+		x.tail[e.ID] = entry{id: e.ID, pack: n, offset: e.Offset, length: e.Length, rawLength: e.RawLength, typ: e.Type}
+		if len(x.tail) >= tailMax {
+			x.merge()
+		}
 	}
+}
+
+// merge moves the tail into the sorted array.
+func (x *Index) merge() {
+	add := make([]entry, 0, len(x.tail))
+	for _, e := range x.tail {
+		add = append(add, e)
+	}
+	cmp := func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) }
+	slices.SortFunc(add, cmp)
+	out := make([]entry, 0, len(x.sorted)+len(add))
+	i, j := 0, 0
+	for i < len(x.sorted) && j < len(add) {
+		if cmp(x.sorted[i], add[j]) < 0 {
+			out = append(out, x.sorted[i])
+			i++
+		} else {
+			out = append(out, add[j])
+			j++
+		}
+	}
+	out = append(append(out, x.sorted[i:]...), add[j:]...)
+	x.sorted = out
+	clear(x.tail)
+}
+
+func (x *Index) location(e entry) Location {
+	return Location{Pack: x.packs[e.pack], Entry: blob.Entry{ID: e.id, Type: e.typ, Offset: e.offset, Length: e.length, RawLength: e.rawLength}}
 }
 
 // Lookup finds a blob.
 func (x *Index) Lookup(id blob.ID) (Location, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	l, ok := x.blobs[id]
+	e, ok := x.find(id)
 	if !ok {
 		return Location{}, false
 	}
-	return Location{Pack: x.packs[l.pack], Entry: blob.Entry{ID: id, Type: l.typ, Offset: l.offset, Length: l.length, RawLength: l.rawLength}}, true
+	return x.location(e), true
 }
 
 // Has reports whether a blob is indexed.
 func (x *Index) Has(id blob.ID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	_, ok := x.blobs[id]
+	_, ok := x.find(id)
 	return ok
 }
 
@@ -145,7 +199,7 @@ func (x *Index) Has(id blob.ID) bool {
 func (x *Index) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.blobs)
+	return len(x.sorted) + len(x.tail)
 }
 
 // Packs lists every pack the index names.
@@ -159,7 +213,10 @@ func (x *Index) Packs() []blob.PackID {
 func (x *Index) Each(fn func(Location)) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	for id, l := range x.blobs {
-		fn(Location{Pack: x.packs[l.pack], Entry: blob.Entry{ID: id, Type: l.typ, Offset: l.offset, Length: l.length, RawLength: l.rawLength}})
+	for _, e := range x.sorted {
+		fn(x.location(e))
+	}
+	for _, e := range x.tail {
+		fn(x.location(e))
 	}
 }
