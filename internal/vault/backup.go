@@ -85,6 +85,10 @@ type backup struct {
 	jobs  chan fileJob
 	prog  *Progress
 	names *idNames
+	// Parent trees being loaded ahead of the walker.
+	treeMu      sync.Mutex
+	treeFutures map[blob.ID]chan *tree.Tree
+	treeSem     chan struct{}
 	// Large files hand their chunks to blob workers through blobs.
 	blobs     chan blobJob
 	chunkBufs sync.Pool
@@ -132,7 +136,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames(),
-		blobs: make(chan blobJob)}
+		blobs: make(chan blobJob), treeFutures: map[blob.ID]chan *tree.Tree{}, treeSem: make(chan struct{}, v.opts.Workers)}
 	b.chunkBufs.New = func() any { return new([]byte) }
 	var bwg sync.WaitGroup
 	for range v.opts.Workers {
@@ -409,11 +413,51 @@ func (b *backup) loadParentTree(n *tree.Node) *tree.Tree {
 	if n == nil || n.Subtree == nil || !b.v.idx.Has(*n.Subtree) {
 		return nil
 	}
+	b.treeMu.Lock()
+	f, ok := b.treeFutures[*n.Subtree]
+	delete(b.treeFutures, *n.Subtree)
+	b.treeMu.Unlock()
+	if ok {
+		return <-f
+	}
 	t, err := b.v.LoadTree(b.ctx, *n.Subtree)
 	if err != nil {
 		return nil // a damaged parent only costs re-reading
 	}
 	return t
+}
+
+// prefetchParentTrees starts loading, in the background, the parent trees of
+// a directory's subdirectories, so that the walker finds them ready.
+func (b *backup) prefetchParentTrees(pt *tree.Tree) {
+	if pt == nil {
+		return
+	}
+	for _, n := range pt.Nodes {
+		if n.Type != tree.Dir || n.Subtree == nil {
+			continue
+		}
+		id := *n.Subtree
+		b.treeMu.Lock()
+		_, dup := b.treeFutures[id]
+		f := make(chan *tree.Tree, 1)
+		if !dup {
+			b.treeFutures[id] = f
+		}
+		b.treeMu.Unlock()
+		if dup {
+			continue
+		}
+		go func() {
+			b.treeSem <- struct{}{}
+			defer func() { <-b.treeSem }()
+			t, err := b.v.LoadTree(b.ctx, id)
+			if err != nil {
+				t = nil
+			}
+			f <- t
+		}()
+	}
 }
 
 func done(n *tree.Node, err error) <-chan result {
@@ -498,6 +542,7 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 		names = nil
 	}
 	sort.Strings(names)
+	b.prefetchParentTrees(parent)
 	var children []<-chan result
 	for _, n := range names {
 		if b.ctx.Err() != nil {
