@@ -189,7 +189,9 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		}
 	}
 	if ferr != nil {
-		b.s.abort()
+		if serr := b.s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
+			ferr = serr // the storage failure behind the cancellation
+		}
 		return nil, storageError(v.be, ferr)
 	}
 	sort.Slice(root.Nodes, func(i, j int) bool { return root.Nodes[i].Name < root.Nodes[j].Name })
@@ -200,7 +202,9 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	}
 	p.Root, _, err = b.s.save(blob.Tree, rb)
 	if err != nil {
-		b.s.abort()
+		if serr := b.s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
+			err = serr
+		}
 		return nil, storageError(v.be, err)
 	}
 	if err := b.s.finish(); err != nil {

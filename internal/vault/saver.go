@@ -28,6 +28,7 @@ import (
 type saver struct {
 	v       *Vault
 	ctx     context.Context
+	cancel  context.CancelFunc
 	uploads chan *openPack
 	g       *errgroup.Group
 	stream  storage.Streamer
@@ -48,8 +49,9 @@ type openPack struct {
 }
 
 func (v *Vault) newSaver(ctx context.Context) *saver {
+	ctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(ctx)
-	s := &saver{v: v, ctx: gctx, g: g, uploads: make(chan *openPack), pending: map[blob.ID]struct{}{},
+	s := &saver{v: v, ctx: gctx, cancel: cancel, g: g, uploads: make(chan *openPack), pending: map[blob.ID]struct{}{},
 		usedPks: map[blob.PackID]bool{}}
 	s.stream, _ = v.be.(storage.Streamer)
 	// One uploader: with the pack being filled and one waiting, at most three
@@ -217,7 +219,9 @@ func (s *saver) finish() error {
 		}
 	}
 	close(s.uploads)
-	if err := s.g.Wait(); err != nil {
+	err := s.g.Wait()
+	s.cancel()
+	if err != nil {
 		return err
 	}
 	if len(s.done) == 0 {
@@ -240,8 +244,13 @@ func (s *saver) finish() error {
 	return nil
 }
 
-// abort stops the uploader after an error and discards open packs.
-func (s *saver) abort() {
+// abort stops the uploader after an error and discards open packs. It does
+// not close uploads: goroutines still saving see the cancelled context.
+// It returns the uploader's error, the cause when the workers only saw the
+// cancellation it triggered.
+func (s *saver) abort() error {
+	s.cancel()
+	err := s.g.Wait()
 	s.mu.Lock()
 	for i, op := range s.open {
 		if op != nil && op.ow != nil {
@@ -250,9 +259,7 @@ func (s *saver) abort() {
 		s.open[i] = nil
 	}
 	s.mu.Unlock()
-	defer func() { recover() }() // uploads may already be closed
-	close(s.uploads)
-	_ = s.g.Wait()
+	return err
 }
 
 func newPackID() blob.PackID { return blob.PackID(randBytes(16)) }
