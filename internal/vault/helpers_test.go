@@ -258,6 +258,14 @@ func nastyTree(t *testing.T, root string, seed uint64) {
 	big.WriteAt([]byte("start"), 0)
 	big.WriteAt([]byte("end"), 3<<30)
 	big.Close()
+	// Owners other than the test's (restored when running as root).
+	if os.Geteuid() == 0 {
+		os.Lchown(filepath.Join(root, "one"), 1234, 5678)
+		os.Lchown(filepath.Join(root, "link-rel"), 4321, 8765)
+		os.Lchown(filepath.Join(root, "empty-dir"), 1111, 2222)
+		os.Chown(filepath.Join(root, "setuid"), 1234, 5678)
+		os.Chmod(filepath.Join(root, "setuid"), 0o4755) // chown clears setuid
+	}
 	// Times: old, future, with nanoseconds.
 	setTimes(t, filepath.Join(root, "one"), 946684800_123456789)
 	setTimes(t, filepath.Join(root, "text.txt"), 4102444800_000000001)
