@@ -745,6 +745,7 @@ func (b *backup) saved(n, stored int) {
 }
 
 type blobJob struct {
+	id  blob.ID
 	buf *[]byte
 	res chan blobRes
 }
@@ -755,10 +756,10 @@ type blobRes struct {
 	err    error
 }
 
-// blobWorker stores chunks handed over by large files.
+// blobWorker compresses, seals and packs new chunks handed over by large files.
 func (b *backup) blobWorker() {
 	for j := range b.blobs {
-		id, n, err := b.s.save(blob.Data, *j.buf)
+		id, n, err := b.s.saveNew(blob.Data, j.id, *j.buf)
 		j.res <- blobRes{id: id, n: len(*j.buf), new: n, err: err}
 		b.chunkBufs.Put(j.buf)
 	}
@@ -771,6 +772,15 @@ type chunkQueue struct {
 }
 
 func (q *chunkQueue) push(chunk []byte) error {
+	// Hash here: a chunk already stored (most of a changed large file) needs
+	// no copy and no trip to a blob worker.
+	id := q.b.v.Hash(chunk)
+	if q.b.s.use(id) {
+		res := make(chan blobRes, 1)
+		res <- blobRes{id: id, n: len(chunk)}
+		q.pending = append(q.pending, res)
+		return nil
+	}
 	buf := q.b.chunkBufs.Get().(*[]byte)
 	if cap(*buf) < len(chunk) {
 		*buf = make([]byte, 0, len(chunk)) // sized to chunks seen, not to the maximum
@@ -778,7 +788,7 @@ func (q *chunkQueue) push(chunk []byte) error {
 	*buf = append((*buf)[:0], chunk...)
 	res := make(chan blobRes, 1)
 	select {
-	case q.b.blobs <- blobJob{buf: buf, res: res}:
+	case q.b.blobs <- blobJob{id: id, buf: buf, res: res}:
 	case <-q.b.ctx.Done():
 		q.b.chunkBufs.Put(buf)
 		return q.b.ctx.Err()

@@ -138,6 +138,11 @@ func (s *saver) save(t blob.Type, plain []byte) (blob.ID, int, error) {
 	if s.use(id) {
 		return id, 0, nil
 	}
+	return s.saveNew(t, id, plain)
+}
+
+// saveNew stores a blob whose id is computed and not known to the index.
+func (s *saver) saveNew(t blob.Type, id blob.ID, plain []byte) (blob.ID, int, error) {
 	s.mu.Lock()
 	if _, ok := s.pending[id]; ok {
 		s.mu.Unlock()
