@@ -181,6 +181,11 @@ func TestCLIRoundTripAndErrors(t *testing.T) {
 	if !strings.Contains(r.stdout, "no problems found") {
 		t.Errorf("check: %s", r.stdout)
 	}
+	r = mustRun(t, env, "vault", "check", "--vault", vlt, "--read-data=50%", "-o", "json")
+	var rep struct{ Packs, PacksRead int }
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.PacksRead == 0 || rep.PacksRead > rep.Packs {
+		t.Errorf("check --read-data=50%%: %v %s", err, r.stdout)
+	}
 	if r := lifeboat(t, env, "vault", "check", "--vault", vlt, "--read-data=150"); r.code != 2 {
 		t.Errorf("check bad percent: %d", r.code)
 	}
