@@ -182,7 +182,10 @@ func TestCLIRoundTripAndErrors(t *testing.T) {
 		t.Errorf("check: %s", r.stdout)
 	}
 	r = mustRun(t, env, "vault", "check", "--vault", vlt, "--read-data=50%", "-o", "json")
-	var rep struct{ Packs, PacksRead int }
+	var rep struct {
+		Packs     int `json:"packs"`
+		PacksRead int `json:"packs_read"`
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.PacksRead == 0 || rep.PacksRead > rep.Packs {
 		t.Errorf("check --read-data=50%%: %v %s", err, r.stdout)
 	}
