@@ -185,6 +185,7 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		}
 	}
 	rep.Problems = append(rep.Problems, objProblems...)
+	rep.Problems = append(rep.Problems, v.badIndexes...)
 	sort.Slice(rep.Problems, func(i, j int) bool {
 		a, b := rep.Problems[i], rep.Problems[j]
 		if a.Object != b.Object {

@@ -96,6 +96,10 @@ type Vault struct {
 
 	mu        sync.Mutex
 	condemned map[blob.PackID]bool
+
+	// badIndexes are index objects that did not open; their packs were
+	// indexed from their trailers instead, and check reports them.
+	badIndexes []Problem
 }
 
 // Init creates a new vault on be, protected by passphrase.
@@ -341,28 +345,91 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 	}); err != nil {
 		return storageError(v.be, err)
 	}
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, name := range names {
 		g.Go(func() error {
 			plain, err := v.getSealed(gctx, name, "index "+name)
-			if err != nil {
-				return err
+			if err == nil {
+				var pes []index.PackEntries
+				if pes, err = index.Decode(plain); err == nil {
+					for _, pe := range pes {
+						v.idx.Add(pe.Pack, pe.Entries)
+					}
+					return nil
+				}
+				err = &CorruptError{Object: name, Err: err}
 			}
-			pes, err := index.Decode(plain)
-			if err != nil {
-				return &CorruptError{Object: name, Err: err}
+			var ce *CorruptError
+			if errors.As(err, &ce) || errors.Is(err, storage.ErrNotFound) {
+				mu.Lock()
+				v.badIndexes = append(v.badIndexes, Problem{Object: name, What: "index object does not open: " + err.Error()})
+				mu.Unlock()
+				return nil
 			}
-			for _, pe := range pes {
-				v.idx.Add(pe.Pack, pe.Entries)
-			}
-			return nil
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return storageError(v.be, err)
 	}
+	if len(v.badIndexes) > 0 {
+		return v.indexOrphanPacks(ctx)
+	}
 	return nil
+}
+
+// indexOrphanPacks adds to the in-memory index the blobs of every pack no
+// index object names, read from the packs' own trailers. It runs when an
+// index object is damaged, so that the points it served still restore.
+func (v *Vault) indexOrphanPacks(ctx context.Context) error {
+	known := map[blob.PackID]bool{}
+	for _, p := range v.idx.Packs() {
+		known[p] = true
+	}
+	var orphans []storage.ObjectInfo
+	if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
+		if p, err := blob.ParsePackName(oi.Name); err == nil && !known[p] {
+			orphans = append(orphans, oi)
+		}
+		return nil
+	}); err != nil {
+		return storageError(v.be, err)
+	}
+	for _, oi := range orphans {
+		p, _ := blob.ParsePackName(oi.Name)
+		if oi.Size < 4 {
+			continue
+		}
+		last, err := readRange(ctx, v.be, oi.Name, oi.Size-4, 4)
+		if err != nil || len(last) != 4 {
+			continue
+		}
+		tl := int64(pack.TrailerLength(last))
+		if tl+4 > oi.Size {
+			continue
+		}
+		sealed, err := readRange(ctx, v.be, oi.Name, oi.Size-4-tl, tl)
+		if err != nil {
+			continue
+		}
+		es, err := pack.ParseTrailer(v.sealer, p, sealed, oi.Size)
+		if err != nil {
+			continue // check reports the pack
+		}
+		v.idx.Add(p, es)
+	}
+	return nil
+}
+
+func readRange(ctx context.Context, be storage.Backend, name string, off, n int64) ([]byte, error) {
+	rc, err := be.Get(ctx, name, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
 }
 
 // loadCondemned reads the garbage collector's tombstones (condemned/<pack>):
