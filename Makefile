@@ -12,7 +12,7 @@ build:
 test: lint
 	scripts/test-services.sh start
 	set -a; . $(STATE)/env; set +a; \
-	  $(GO) test -count=1 -timeout 20m ./... ; rc=$$?; \
+	  $(GO) test -race -count=1 -timeout 20m ./... ; rc=$$?; \
 	  scripts/test-services.sh stop; exit $$rc
 
 unit:
