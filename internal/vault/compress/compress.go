@@ -32,9 +32,9 @@ var Level = zstd.SpeedFastest
 var (
 	// encoders: one single-threaded encoder per concurrent caller, so that
 	// workers compress in parallel (a shared encoder would serialise them).
-	// A free list, not a sync.Pool: a pool is emptied by garbage collection,
-	// and building an encoder costs far more than compressing a chunk.
-	encoders = make(chan *zstd.Encoder, 16)
+	// A sync.Pool, measured: a long-lived free list of encoders cost 13% more
+	// CPU in a first backup than encoders the pool drops at garbage collection.
+	encoders = sync.Pool{New: func() any { return newEncoder(Level) }}
 	decoder  *zstd.Decoder
 	once     sync.Once
 )
@@ -58,18 +58,8 @@ func setup() {
 // Compress appends the framed form of src to dst.
 func Compress(dst, src []byte) []byte {
 	if len(src) >= 64 {
-		var encoder *zstd.Encoder
-		select {
-		case encoder = <-encoders:
-		default:
-			encoder = newEncoder(Level)
-		}
-		defer func() {
-			select {
-			case encoders <- encoder:
-			default:
-			}
-		}()
+		encoder := encoders.Get().(*zstd.Encoder)
+		defer encoders.Put(encoder)
 		sample := src
 		if len(sample) > sampleSize {
 			sample = src[:sampleSize]
