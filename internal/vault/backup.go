@@ -89,6 +89,9 @@ type backup struct {
 	treeMu      sync.Mutex
 	treeFutures map[blob.ID]chan *tree.Tree
 	treeSem     chan struct{}
+	walkSem     chan struct{} // extra walker goroutines
+	walkers     sync.WaitGroup
+
 	// Large files hand their chunks to blob workers through blobs.
 	blobs     chan blobJob
 	chunkBufs sync.Pool
@@ -136,7 +139,8 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames(),
-		blobs: make(chan blobJob), treeFutures: map[blob.ID]chan *tree.Tree{}, treeSem: make(chan struct{}, v.opts.Workers)}
+		blobs: make(chan blobJob), treeFutures: map[blob.ID]chan *tree.Tree{}, treeSem: make(chan struct{}, v.opts.Workers),
+		walkSem: make(chan struct{}, v.opts.Workers)}
 	b.chunkBufs.New = func() any { return new([]byte) }
 	var bwg sync.WaitGroup
 	for range v.opts.Workers {
@@ -181,6 +185,10 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		p.Components = append(p.Components, manifest.Component{Name: src.Name, Kind: "files", Host: opts.Host, Source: src.Path, Taken: taken, Stats: st})
 		p.Stats.Add(st)
 	}
+	if ferr != nil {
+		cancel() // walkers and workers stop at once
+	}
+	b.walkers.Wait() // no walker may send a job after jobs is closed
 	close(b.jobs)
 	wg.Wait()
 	if ferr == nil {
@@ -575,7 +583,7 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 			if pn != nil && pn.Type == tree.Dir {
 				pt = b.loadParentTree(pn)
 			}
-			children = append(children, b.walkDir(cpath, crel, n, &cst, pt))
+			children = append(children, b.walkSubdir(cpath, crel, n, &cst, pt))
 			continue
 		}
 		if ch := b.entry(cpath, crel, n, &cst, pn); ch != nil {
@@ -613,6 +621,26 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 		}
 		node.Subtree = &id
 		out <- result{node: node}
+	}()
+	return out
+}
+
+// walkSubdir walks a subdirectory on another goroutine when a walker slot is
+// free (several directories are read and stat'ed at once), else inline.
+func (b *backup) walkSubdir(path, rel, name string, st *unix.Stat_t, parent *tree.Tree) <-chan result {
+	select {
+	case b.walkSem <- struct{}{}:
+	default:
+		return b.walkDir(path, rel, name, st, parent)
+	}
+	st2 := *st
+	out := make(chan result, 1)
+	b.walkers.Add(1)
+	go func() {
+		defer b.walkers.Done()
+		f := b.walkDir(path, rel, name, &st2, parent)
+		<-b.walkSem // the slot covers the walking, not the waiting for files
+		out <- <-f
 	}()
 	return out
 }
