@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -95,4 +94,3 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", m, s)
 }
 
-var _ = strings.Repeat

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -934,7 +933,6 @@ func (c *idNames) group(id uint32) string {
 	return n
 }
 
-var _ = time.Now
 
 // testHookAfterRead runs after a file's data is read (tests change or remove
 // the file there).

@@ -12,7 +12,6 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
-	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
 )
 
 type corruptFixture struct {
@@ -216,4 +215,3 @@ func TestCorruptTreeManifestIndexSlot(t *testing.T) {
 	})
 }
 
-var _ = tree.File

@@ -2,8 +2,6 @@ package vault
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -173,6 +171,4 @@ func (v *Vault) Walk(ctx context.Context, n *tree.Node, path string, fn func(pat
 	return nil
 }
 
-var errStop = errors.New("stop")
 
-var _ = fmt.Sprintf
