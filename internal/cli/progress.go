@@ -93,4 +93,3 @@ func fmtDur(d time.Duration) string {
 	}
 	return fmt.Sprintf("%d:%02d", m, s)
 }
-

@@ -933,7 +933,6 @@ func (c *idNames) group(id uint32) string {
 	return n
 }
 
-
 // testHookAfterRead runs after a file's data is read (tests change or remove
 // the file there).
 var testHookAfterRead func(path string)

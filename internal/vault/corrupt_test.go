@@ -214,4 +214,3 @@ func TestCorruptTreeManifestIndexSlot(t *testing.T) {
 		}
 	})
 }
-

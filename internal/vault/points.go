@@ -170,5 +170,3 @@ func (v *Vault) Walk(ctx context.Context, n *tree.Node, path string, fn func(pat
 	}
 	return nil
 }
-
-
