@@ -168,6 +168,19 @@ func TestCLIRoundTripAndErrors(t *testing.T) {
 	if diff := diffDirs(t, src, filepath.Join(dst, "app")); diff != "" {
 		t.Fatalf("restore differs: %s", diff)
 	}
+	// Back to where it came from, with nothing but the vault.
+	moved := src + ".moved"
+	os.Rename(src, moved)
+	mustRun(t, env, "vault", "restore", "--vault", vlt, "latest", "--to-original")
+	if diff := diffDirs(t, moved, src); diff != "" {
+		t.Fatalf("restore to the original place differs: %s", diff)
+	}
+	if r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "latest", "--to-original"); r.code != 8 || !strings.Contains(r.stderr, src) {
+		t.Errorf("restore to an occupied original place: %d %q", r.code, r.stderr)
+	}
+	if r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "latest", "--to-original", "--to", dst); r.code != 2 {
+		t.Errorf("--to with --to-original: %d", r.code)
+	}
 	if r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", dst); r.code != 8 {
 		t.Errorf("restore into non-empty dir: %d %q", r.code, r.stderr)
 	}

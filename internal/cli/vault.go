@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -457,22 +458,29 @@ func newVaultRestore(env Env) *cobra.Command {
 	var f vaultFlags
 	var out outputFlag
 	var to, path string
-	var quiet bool
+	var quiet, toOriginal bool
 	cmd := &cobra.Command{
-		Use:   "restore --vault LOCATION POINT|latest --to DIR [--path SUBPATH]",
+		Use:   "restore --vault LOCATION POINT|latest --to DIR [--path SUBPATH] | --to-original",
 		Short: "Restore a point, or a path in it, into a new directory",
 		Long: `Restore POINT (or SUBPATH in it) into DIR, which must not exist or be empty.
 The whole point restores as DIR/<component>/...; with --path, the directory at
 SUBPATH becomes DIR (a file restores as DIR/<name>). Modes, times, symlinks,
 sparse holes and hard links are restored; owners too when run as root. Files
-whose data is damaged are removed, listed, and the exit code is 7.` + exitCodeHelp,
+whose data is damaged are removed, listed, and the exit code is 7.
+--to-original puts each component back where the point's manifest says it was
+captured, on the same host, into a path that is missing or empty.` + exitCodeHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
 				return err
 			}
-			if to == "" {
-				return usagef("--to DIR is required")
+			switch {
+			case to == "" && !toOriginal:
+				return usagef("--to DIR or --to-original is required")
+			case to != "" && toOriginal:
+				return usagef("--to and --to-original exclude each other")
+			case toOriginal && path != "":
+				return usagef("--path works with --to only")
 			}
 			ctx := cmd.Context()
 			v, be, err := openVault(ctx, env, &f)
@@ -499,7 +507,13 @@ whose data is damaged are removed, listed, and the exit code is 7.` + exitCodeHe
 			}
 			bar := startProgress(env, "restore", prog, quiet)
 			t0 := time.Now()
-			res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: to, Path: path, Progress: prog})
+			var res *vault.RestoreResult
+			if toOriginal {
+				res, err = restoreToOriginal(ctx, v, p, prog)
+				to = "original paths"
+			} else {
+				res, err = v.Restore(ctx, p, vault.RestoreOptions{Target: to, Path: path, Progress: prog})
+			}
 			bar.done()
 			if err != nil {
 				return err
@@ -529,6 +543,7 @@ whose data is damaged are removed, listed, and the exit code is 7.` + exitCodeHe
 	f.register(cmd)
 	out.register(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "target directory (must not exist or be empty)")
+	cmd.Flags().BoolVar(&toOriginal, "to-original", false, "restore each component to the path it was captured from (which must not exist or be empty; same host only)")
 	cmd.Flags().StringVar(&path, "path", "", "restore only this path of the point")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line")
 	return cmd
@@ -622,4 +637,37 @@ they break; the exit code is then 7.` + exitCodeHelp,
 	cmd.Flags().StringVar(&readData, "read-data", "", "also read and verify data: all, or a PERCENT of packs")
 	cmd.Flags().Lookup("read-data").NoOptDefVal = "all"
 	return cmd
+}
+
+// restoreToOriginal restores every component of p to the source path its
+// manifest records: the vault alone says where things go.
+func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, prog *vault.Progress) (*vault.RestoreResult, error) {
+	host, _ := os.Hostname()
+	total := &vault.RestoreResult{}
+	for _, c := range p.Components {
+		if c.Host != host {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s was captured on host %q, this is %q: restore it with --to", c.Name, p.ID[:8], c.Host, host)
+		}
+		if !filepath.IsAbs(c.Source) {
+			return nil, lifeboat.Errorf(lifeboat.ECorrupt, "component %s of point %s records no absolute source path", c.Name, p.ID[:8])
+		}
+		n, err := v.Lookup(ctx, p, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		if n.Type != tree.Dir {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s is a single %s; restore it with --to", c.Name, p.ID[:8], n.Type)
+		}
+		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: c.Source, Path: c.Name, Progress: prog})
+		if err != nil {
+			return nil, err
+		}
+		total.Files += res.Files
+		total.Dirs += res.Dirs
+		total.Symlinks += res.Symlinks
+		total.HardLinks += res.HardLinks
+		total.Bytes += res.Bytes
+		total.Failed = append(total.Failed, res.Failed...)
+	}
+	return total, nil
 }
