@@ -290,7 +290,7 @@ func (r *restorer) data() error {
 // read together, up to maxRange bytes per read (bounding memory per worker).
 const (
 	mergeGap = 1 << 20
-	maxRange = 8 << 20
+	maxRange = 4 << 20
 )
 
 func (r *restorer) restorePack(ctx context.Context, p blob.PackID, refs []rref) error {
