@@ -11,6 +11,11 @@
 # Services (each is a NAME_install / NAME_start / NAME_stop triple below; add
 # PostgreSQL, MariaDB and sshd the same way and list them in SERVICES):
 #
+#   pg   PostgreSQL from Debian's packages: a throwaway cluster (initdb in
+#        $STATE/pg, trust auth, loopback only, fsync off) on a random port,
+#        run as the postgres user when we are root (initdb refuses root).
+#        LIFEBOAT_TEST_PG_DSN names a database tests may create others in.
+#
 #   s3   versitygw v1.8.0 (Apache-2.0), an S3-compatible server with a posix
 #        backend (a bucket is a directory). Built once with `go install` into
 #        $HOME/.cache/lifeboat-ci/versitygw-v1.8.0 (about 70 s on a cold 2-core
@@ -22,7 +27,7 @@ set -euo pipefail
 
 STATE=${STATE:-/tmp/lifeboat-test-services}
 CACHE=${LIFEBOAT_CI_CACHE:-$HOME/.cache/lifeboat-ci}
-SERVICES=(s3)
+SERVICES=(pg s3)
 
 T0=$(date +%s%N)
 log() { printf '[test-services %6.1fs] %s\n' "$(( ($(date +%s%N) - T0) / 1000000 ))e-3" "$*" >&2; }
@@ -83,6 +88,50 @@ apt_need() {
 	"${sudo[@]}" apt-get update -q >"$STATE/apt.log" 2>&1
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${missing[@]}" >>"$STATE/apt.log" 2>&1 ||
 		{ tail -n 20 "$STATE/apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
+}
+
+# --- pg: PostgreSQL -------------------------------------------------------------
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+PG_AS=()
+[ "$(id -u)" = 0 ] && PG_AS=(runuser -u postgres --)
+
+pg_install() {
+	[ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] && command -v psql >/dev/null && return 0
+	apt_need postgresql postgresql-client
+	[ -x "$(pg_bin)/initdb" ] || die "postgresql installed but initdb not found under /usr/lib/postgresql"
+}
+
+pg_start() {
+	local d=$STATE/pg port bin
+	bin=$(pg_bin)
+	mkdir -p "$d"
+	[ "$(id -u)" = 0 ] && chown postgres:postgres "$d"
+	"${PG_AS[@]}" "$bin/initdb" -D "$d/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$d/initdb.log" 2>&1 ||
+		{ tail -n 20 "$d/initdb.log" >&2; die "initdb failed"; }
+	for attempt in 1 2 3; do
+		port=$(pick_port)
+		if "${PG_AS[@]}" "$bin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 -o \
+			"-p $port -k $d -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+			start </dev/null >/dev/null 2>&1; then
+			break
+		fi
+		[ "$attempt" = 3 ] && { tail -n 20 "$d/server.log" >&2; die "postgresql did not start"; }
+		log "postgresql did not start on port $port; trying another"
+	done
+	psql -h 127.0.0.1 -p "$port" -U postgres -qAt -v ON_ERROR_STOP=1 \
+		-c "CREATE ROLE lifeboat LOGIN SUPERUSER" -c "CREATE DATABASE lifeboattest OWNER lifeboat" >/dev/null
+	log "pg: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $d/data"
+	cat >>"$STATE/env" <<-ENV
+		export LIFEBOAT_TEST_PG_DSN='postgres://lifeboat@127.0.0.1:$port/lifeboattest?sslmode=disable'
+	ENV
+}
+
+pg_stop() {
+	local bin
+	bin=$(pg_bin)
+	[ -f "$STATE/pg/data/postmaster.pid" ] && [ -n "$bin" ] &&
+		"${PG_AS[@]}" "$bin/pg_ctl" -D "$STATE/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
 }
 
 # --- s3: versitygw ------------------------------------------------------------

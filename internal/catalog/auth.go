@@ -1,0 +1,140 @@
+package catalog
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+)
+
+// TokenPrefix starts every API token, so that leaked tokens are easy to find.
+const TokenPrefix = "lbt_"
+
+// HashToken is how tokens are stored: SHA-256, hex. Tokens are 32 random
+// bytes, so a plain hash is enough (no passphrase to stretch).
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// PutPrincipal creates a principal (or updates its admin flag).
+func (t *Tx) PutPrincipal(ctx context.Context, p *lifeboat.Principal) error {
+	_, err := t.exec(ctx, `INSERT INTO principals (name, kind, admin, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, admin = excluded.admin`, p.Name, p.Kind, b2i(p.Admin), ns(t.now))
+	return err
+}
+
+// Principals counts principals.
+func (t *Tx) CountPrincipals(ctx context.Context) (int, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM principals`).Scan(&n)
+	return n, err
+}
+
+// TokenInfo describes a token (never the token itself).
+type TokenInfo struct {
+	ID         string     `json:"id"`
+	Principal  string     `json:"principal"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
+	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
+}
+
+// CreateToken makes a new token for principal and returns it: the only time
+// it is ever seen. ttl 0 means no expiry.
+func (t *Tx) CreateToken(ctx context.Context, principal string, ttl time.Duration) (token string, info *TokenInfo, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, err
+	}
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	info = &TokenInfo{ID: NewID(t.now), Principal: principal, CreatedAt: t.now}
+	var exp any
+	if ttl > 0 {
+		e := t.now.Add(ttl)
+		info.ExpiresAt = &e
+		exp = ns(e)
+	}
+	_, err = t.exec(ctx, `INSERT INTO tokens (id, principal, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		info.ID, principal, HashToken(token), ns(t.now), exp)
+	if err != nil {
+		return "", nil, err
+	}
+	return token, info, nil
+}
+
+// Authenticate finds the principal of a token that is neither expired nor
+// revoked, and records its use. It returns ErrNotFound for any bad token.
+func (d *DB) Authenticate(ctx context.Context, token string) (*lifeboat.Principal, error) {
+	if !strings.HasPrefix(token, TokenPrefix) {
+		return nil, ErrNotFound
+	}
+	var p lifeboat.Principal
+	err := d.Update(ctx, func(t *Tx) error {
+		var id string
+		var admin int
+		var exp, rev sql.NullInt64
+		err := t.queryRow(ctx, `SELECT t.id, p.name, p.kind, p.admin, t.expires_at, t.revoked_at FROM tokens t JOIN principals p ON p.name = t.principal WHERE t.hash = ?`,
+			HashToken(token)).Scan(&id, &p.Name, &p.Kind, &admin, &exp, &rev)
+		if err != nil {
+			return rowErr(err)
+		}
+		if rev.Valid || (exp.Valid && exp.Int64 <= ns(t.now)) {
+			return ErrNotFound
+		}
+		p.Admin = admin == 1
+		_, err = t.exec(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, ns(t.now), id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Audit records an event in the transaction of the change it describes.
+func (t *Tx) Audit(ctx context.Context, actor, action, target, outcome string, detail any) error {
+	d := ""
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err != nil {
+			return err
+		}
+		d = string(b)
+	}
+	_, err := t.exec(ctx, `INSERT INTO audit (id, time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		NewID(t.now), ns(t.now), actor, action, target, outcome, d)
+	return err
+}
+
+// AuditEvents lists events oldest first after the given id.
+func (t *Tx) AuditEvents(ctx context.Context, pg Page) ([]lifeboat.AuditEvent, error) {
+	rows, err := t.query(ctx, `SELECT id, time, actor, action, target, outcome, detail FROM audit WHERE id > ? ORDER BY id LIMIT ?`, pg.After, pg.limit())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []lifeboat.AuditEvent
+	for rows.Next() {
+		var e lifeboat.AuditEvent
+		var tm int64
+		var d string
+		if err := rows.Scan(&e.ID, &tm, &e.Actor, &e.Action, &e.Target, &e.Outcome, &d); err != nil {
+			return nil, err
+		}
+		e.Time = fromNS(tm)
+		if d != "" {
+			e.Detail = json.RawMessage(d)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
