@@ -13,7 +13,8 @@ const (
 	EInvalid     Code = "invalid"     // bad input: flags, arguments, files
 	ENotFound    Code = "not_found"   // vault, point or path missing
 	EExists      Code = "exists"      // something to be created is already there
-	EAuth        Code = "auth"        // wrong passphrase or key
+	EAuth        Code = "auth"        // wrong passphrase or key; not signed in
+	EForbidden   Code = "forbidden"   // signed in, but not allowed
 	EUnavailable Code = "unavailable" // storage or service unreachable
 	ECorrupt     Code = "corrupt"     // integrity check failed
 	EPartial     Code = "partial"     // done, but some items were skipped

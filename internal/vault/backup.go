@@ -28,6 +28,15 @@ import (
 type Source struct {
 	Name string // component name; default: base name of Path
 	Path string // absolute path on this host
+	// Kind is the component kind recorded in the manifest (default "files").
+	Kind string
+	// Describe is the source recorded in the manifest (default Path): a
+	// config component captured from a staging copy names its real files.
+	// Parents are matched on it.
+	Describe string
+	// Excludes and Includes apply to this source only, besides the
+	// backup's own.
+	Excludes, Includes []string
 }
 
 // BackupOptions describe one backup.
@@ -40,6 +49,9 @@ type BackupOptions struct {
 	SkipPaths []string
 	Labels    map[string]string
 	Host      string // default: os.Hostname
+	// App names the app the point belongs to (recorded in the manifest;
+	// parents are then taken from the same app's points only).
+	App string
 	// Parent names the point whose unchanged files are reused without being
 	// read; "" picks the newest point of the same host with the same source.
 	Parent   string
@@ -99,6 +111,7 @@ type backup struct {
 	stats    manifest.Stats
 	warnings []string
 	partial  bool
+	cur      atomic.Pointer[Source] // the source being captured
 }
 
 // Backup captures the sources into one new point and returns its manifest.
@@ -107,7 +120,11 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	if len(opts.Sources) == 0 {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "nothing to back up: no path given")
 	}
-	for _, g := range append(append([]string{}, opts.Excludes...), opts.Includes...) {
+	globs := append(append([]string{}, opts.Excludes...), opts.Includes...)
+	for _, s := range opts.Sources {
+		globs = append(append(globs, s.Excludes...), s.Includes...)
+	}
+	for _, g := range globs {
 		if _, err := filepath.Match(g, ""); err != nil {
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad glob %q: %v", g, err)
 		}
@@ -125,7 +142,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	start := v.opts.Now()
 	var parents map[string]*tree.Node
 	if !opts.NoParent {
-		parents, err = v.parentNodes(ctx, opts.Host, opts.Parent, srcs)
+		parents, err = v.parentNodes(ctx, opts.Host, opts.App, opts.Parent, srcs)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +178,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		}()
 	}
 
-	p := &manifest.Point{Version: manifest.Version, ID: manifest.NewID(start), Time: start.UTC(), Host: opts.Host, Labels: opts.Labels}
+	p := &manifest.Point{Version: manifest.Version, ID: manifest.NewID(start), Time: start.UTC(), Host: opts.Host, App: opts.App, Labels: opts.Labels}
 	if u, err := user.Current(); err == nil {
 		p.User = u.Username
 	}
@@ -172,6 +189,10 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		b.stats = manifest.Stats{}
 		b.mu.Unlock()
 		taken := v.opts.Now().UTC()
+		cur := src // with the backup's own globs first
+		cur.Excludes = append(append([]string{}, opts.Excludes...), src.Excludes...)
+		cur.Includes = append(append([]string{}, opts.Includes...), src.Includes...)
+		b.cur.Store(&cur)
 		node, err := b.captureSource(src, parents[src.Name])
 		if err != nil {
 			ferr = err
@@ -181,7 +202,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		st := b.stats
 		b.mu.Unlock()
 		root.Nodes = append(root.Nodes, node)
-		p.Components = append(p.Components, manifest.Component{Name: src.Name, Kind: "files", Host: opts.Host, Source: src.Path, Taken: taken, Stats: st})
+		p.Components = append(p.Components, manifest.Component{Name: src.Name, Kind: src.Kind, Host: opts.Host, Source: src.Describe, Taken: taken, Stats: st})
 		p.Stats.Add(st)
 	}
 	if ferr != nil {
@@ -263,7 +284,7 @@ const parentKey = "\x00parent"
 
 // parentNodes finds, for each source, the node it had in the newest point of
 // this host that captured the same path.
-func (v *Vault) parentNodes(ctx context.Context, host, parentID string, srcs []Source) (map[string]*tree.Node, error) {
+func (v *Vault) parentNodes(ctx context.Context, host, app, parentID string, srcs []Source) (map[string]*tree.Node, error) {
 	var cands []*manifest.Point
 	if parentID != "" {
 		p, err := v.LoadPoint(ctx, parentID)
@@ -277,7 +298,7 @@ func (v *Vault) parentNodes(ctx context.Context, host, parentID string, srcs []S
 			return nil, err
 		}
 		for i := len(pts) - 1; i >= 0; i-- {
-			if pts[i].Host == host {
+			if pts[i].Host == host && pts[i].App == app {
 				cands = append(cands, pts[i])
 			}
 		}
@@ -287,7 +308,7 @@ func (v *Vault) parentNodes(ctx context.Context, host, parentID string, srcs []S
 		for _, p := range cands {
 			var comp *manifest.Component
 			for i := range p.Components {
-				if p.Components[i].Source == src.Path {
+				if p.Components[i].Source == src.Describe {
 					comp = &p.Components[i]
 				}
 			}
@@ -336,7 +357,14 @@ func nameSources(in []Source) ([]Source, error) {
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad or duplicate component name %q", name)
 		}
 		seen[name] = true
-		out = append(out, Source{Name: name, Path: abs})
+		s.Name, s.Path = name, abs
+		if s.Kind == "" {
+			s.Kind = "files"
+		}
+		if s.Describe == "" {
+			s.Describe = abs
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }
@@ -362,13 +390,14 @@ func (b *backup) count(f func(s *manifest.Stats)) {
 }
 
 func (b *backup) excluded(rel, name string, isDir bool) bool {
-	for _, g := range b.opts.Excludes {
+	src := b.cur.Load()
+	for _, g := range src.Excludes {
 		if match(g, rel, name) {
 			return true
 		}
 	}
-	if len(b.opts.Includes) > 0 && !isDir {
-		for _, g := range b.opts.Includes {
+	if len(src.Includes) > 0 && !isDir {
+		for _, g := range src.Includes {
 			if match(g, rel, name) {
 				return false
 			}

@@ -170,3 +170,32 @@ func (v *Vault) Walk(ctx context.Context, n *tree.Node, path string, fn func(pat
 	}
 	return nil
 }
+
+// MaxReadFile bounds ReadFile: it is for small files (settings, metadata).
+const MaxReadFile = 64 << 20
+
+// ReadFile returns the content of a small regular file node, authenticated.
+func (v *Vault) ReadFile(ctx context.Context, n *tree.Node) ([]byte, error) {
+	if n.Type != tree.File {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "%s is a %s, not a file", n.Name, n.Type)
+	}
+	if n.Size > MaxReadFile {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "%s is %d bytes; too large to read in memory", n.Name, n.Size)
+	}
+	out := make([]byte, 0, n.Size)
+	for _, e := range n.Content {
+		if e.ID == nil {
+			out = append(out, make([]byte, e.Hole)...)
+			continue
+		}
+		b, err := v.readBlob(ctx, *e.ID)
+		if err != nil {
+			return nil, storageError(v.be, err)
+		}
+		out = append(out, b...)
+	}
+	if int64(len(out)) != n.Size {
+		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "file %s: content is %d bytes, the tree says %d", n.Name, len(out), n.Size)
+	}
+	return out, nil
+}

@@ -552,3 +552,30 @@ func (v *Vault) releasePackBuf(b []byte) {
 	default:
 	}
 }
+
+// AddKeySlot writes a new key slot wrapping the vault's keys with
+// passphrase (Argon2id with the default parameters), so that the vault
+// opens with it too; it returns the slot's id. Slots are immutable objects:
+// adding one never touches the others.
+func (v *Vault) AddKeySlot(ctx context.Context, passphrase []byte) (string, error) {
+	if len(passphrase) == 0 {
+		return "", lifeboat.Errorf(lifeboat.EInvalid, "empty passphrase")
+	}
+	kdf := crypto.DefaultKDF()
+	if v.opts.KDF != nil {
+		kdf = *v.opts.KDF
+	}
+	slot, err := crypto.NewSlot(v.keys, passphrase, kdf, v.opts.Now())
+	if err != nil {
+		return "", err
+	}
+	sb, err := slot.Marshal()
+	if err != nil {
+		return "", err
+	}
+	if err := v.be.Put(ctx, "keys/"+slot.ID, sb); err != nil {
+		return "", storageError(v.be, err)
+	}
+	debug.FreeOSMemory() // the KDF's buffer, as after Open
+	return slot.ID, nil
+}

@@ -25,7 +25,7 @@ const Version = 1
 // node named Name.
 type Component struct {
 	Name   string    `json:"name"`
-	Kind   string    `json:"kind"`   // "files" (later: config, postgres, mysql, sqlite)
+	Kind   string    `json:"kind"`   // "files" or "config" (later: postgres, mysql, sqlite)
 	Host   string    `json:"host"`   // where it was captured
 	Source string    `json:"source"` // absolute path or spec; never a secret
 	Taken  time.Time `json:"taken"`
@@ -68,6 +68,7 @@ type Point struct {
 	Finished   time.Time         `json:"finished"` // manifest written
 	Host       string            `json:"host"`
 	User       string            `json:"user,omitempty"`
+	App        string            `json:"app,omitempty"` // the app of a point taken by the server
 	Labels     map[string]string `json:"labels,omitempty"`
 	Parent     string            `json:"parent,omitempty"`
 	Root       blob.ID           `json:"root"` // tree with one node per component

@@ -1,0 +1,357 @@
+package capture
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// Plan is what a restore to the original place would do.
+type Plan struct {
+	Component   string   `json:"component"`
+	Target      string   `json:"target"`
+	Create      int      `json:"create"`
+	Overwrite   int      `json:"overwrite"`
+	Delete      int      `json:"delete"`
+	Unchanged   int      `json:"unchanged"`
+	Examples    []string `json:"examples,omitempty"` // the first few changes, "+ path", "~ path", "- path"
+	NeedBytes   int64    `json:"needBytes"`
+	FreeBytes   int64    `json:"freeBytes"`
+	TargetFound bool     `json:"targetFound"`
+}
+
+const maxExamples = 20
+
+// PlanOriginal compares component c of point p with what is at its original
+// place now.
+func PlanOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component) (*Plan, error) {
+	n, err := v.Lookup(ctx, p, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	pl := &Plan{Component: c.Name}
+	note := func(op, path string) {
+		if len(pl.Examples) < maxExamples {
+			pl.Examples = append(pl.Examples, op+" "+path)
+		}
+	}
+	switch c.Kind {
+	case lifeboat.KindConfig:
+		meta, err := readMeta(ctx, v, p, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		pl.Target = strings.Join(metaPaths(meta), ", ")
+		for _, f := range meta.Files {
+			fn, err := v.Lookup(ctx, p, c.Name+"/"+f.Stored)
+			if err != nil {
+				return nil, err
+			}
+			pl.NeedBytes += fn.Size
+			planFile(pl, f.Path, fn, note)
+		}
+		pl.FreeBytes = freeBytes(filepath.Dir(firstOr(metaPaths(meta), "/")))
+		return pl, nil
+	default:
+		pl.Target = c.Source
+		seen := map[string]bool{}
+		err := v.Walk(ctx, n, "", func(rel string, node *tree.Node) error {
+			if node.Type == tree.File {
+				pl.NeedBytes += node.Size
+			}
+			seen[rel] = true
+			if rel == "" {
+				return nil
+			}
+			planFile(pl, filepath.Join(c.Source, rel), node, note)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Lstat(c.Source); err == nil {
+			pl.TargetFound = true
+			filepath.WalkDir(c.Source, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return nil
+				}
+				rel, _ := filepath.Rel(c.Source, path)
+				if rel == "." {
+					return nil
+				}
+				if !seen[filepath.ToSlash(rel)] {
+					pl.Delete++
+					note("-", path)
+					if d.IsDir() {
+						return fs.SkipDir
+					}
+				}
+				return nil
+			})
+		}
+		pl.FreeBytes = freeBytes(filepath.Dir(c.Source))
+		return pl, nil
+	}
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) == 0 {
+		return def
+	}
+	return s[0]
+}
+
+func planFile(pl *Plan, path string, n *tree.Node, note func(op, path string)) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		pl.Create++
+		note("+", path)
+		return
+	}
+	pl.TargetFound = true
+	if n.Type == tree.Dir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		pl.Unchanged++
+		return
+	}
+	if n.Type == tree.File && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == n.Size && st.Mtim.Nano() == n.MTime {
+		pl.Unchanged++
+		return
+	}
+	pl.Overwrite++
+	note("~", path)
+}
+
+func freeBytes(dir string) int64 {
+	var s unix.Statfs_t
+	for {
+		if err := unix.Statfs(dir, &s); err == nil {
+			return int64(s.Bavail) * int64(s.Bsize)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return 0
+		}
+		dir = parent
+	}
+}
+
+func readMeta(ctx context.Context, v *vault.Vault, p *manifest.Point, comp string) (*ConfigMeta, error) {
+	n, err := v.Lookup(ctx, p, comp+"/"+MetaName)
+	if err != nil {
+		return nil, err
+	}
+	data, err := v.ReadFile(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	var m ConfigMeta
+	if err := json.Unmarshal(data, &m); err != nil || m.Version != 1 {
+		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: unreadable %s", p.ID[:8], comp, MetaName)
+	}
+	for _, f := range m.Files {
+		if !filepath.IsAbs(f.Path) || strings.Contains(f.Stored, "..") {
+			return nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: bad file entry %q", p.ID[:8], comp, f.Path)
+		}
+	}
+	return &m, nil
+}
+
+func metaPaths(m *ConfigMeta) []string {
+	var out []string
+	for _, f := range m.Files {
+		out = append(out, f.Path)
+	}
+	return out
+}
+
+// Swap is a restore to the original place that has been put in place; the
+// replaced data is kept in Old until Commit (health check passed) removes it.
+type Swap struct {
+	Component string   `json:"component"`
+	Target    []string `json:"target"`
+	Old       []string `json:"old,omitempty"` // where the replaced data is kept
+}
+
+// Commit removes the replaced data.
+func (s *Swap) Commit() error {
+	var first error
+	for _, o := range s.Old {
+		if err := os.RemoveAll(o); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.Old = nil
+	return first
+}
+
+// RestoreOriginal restores component c of point p to its original place:
+// into a staging directory next to it, then swapped in (an atomic exchange
+// where the target exists). The replaced data is kept (Swap.Old). tag names
+// the staging and kept copies (a job id).
+func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+	pl, err := PlanOriginal(ctx, v, p, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pl.FreeBytes > 0 && pl.NeedBytes > pl.FreeBytes {
+		return nil, nil, lifeboat.Errorf(lifeboat.EUnavailable, "restore of %s needs %d bytes, %s has %d free", c.Name, pl.NeedBytes, pl.Target, pl.FreeBytes)
+	}
+	switch c.Kind {
+	case lifeboat.KindConfig:
+		return restoreConfigOriginal(ctx, v, p, c, g, hostName, tag, prog)
+	case lifeboat.KindFiles:
+	default:
+		return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s: kind %q cannot be restored yet", c.Name, c.Kind)
+	}
+	target := c.Source
+	if err := g.CheckSource(hostName, target); err != nil {
+		return nil, nil, err
+	}
+	parent := filepath.Dir(target)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, nil, err
+	}
+	staging := filepath.Join(parent, ".lifeboat-restore-"+tag+"-"+filepath.Base(target))
+	res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name, Progress: prog})
+	if err != nil {
+		os.RemoveAll(staging)
+		return nil, nil, err
+	}
+	if len(res.Failed) > 0 {
+		os.RemoveAll(staging)
+		return nil, res, lifeboat.Errorf(lifeboat.ECorrupt, "restore of %s: %d items failed (first: %s); nothing was replaced", c.Name, len(res.Failed), res.Failed[0])
+	}
+	sw := &Swap{Component: c.Name, Target: []string{target}}
+	if _, err := os.Lstat(target); err != nil {
+		if err := os.Rename(staging, target); err != nil {
+			os.RemoveAll(staging)
+			return nil, nil, err
+		}
+		return sw, res, syncDir(parent)
+	}
+	old := filepath.Join(parent, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
+	if err := exchange(staging, target); err != nil {
+		os.RemoveAll(staging)
+		return nil, nil, err
+	}
+	// staging now holds the replaced tree.
+	if err := os.Rename(staging, old); err != nil {
+		return nil, nil, err
+	}
+	sw.Old = []string{old}
+	return sw, res, syncDir(parent)
+}
+
+// exchange swaps two paths atomically (renameat2 RENAME_EXCHANGE); where the
+// file system cannot, it falls back to two renames.
+func exchange(a, b string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+	if err == nil {
+		return nil
+	}
+	if err != unix.EINVAL && err != unix.ENOSYS {
+		return fmt.Errorf("exchange %s and %s: %w", a, b, err)
+	}
+	tmp := a + ".swap"
+	if err := os.Rename(b, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(a, b); err != nil {
+		os.Rename(tmp, b)
+		return err
+	}
+	return os.Rename(tmp, a)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+	meta, err := readMeta(ctx, v, p, c.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sw := &Swap{Component: c.Name}
+	total := &vault.RestoreResult{}
+	for _, f := range meta.Files {
+		if err := g.CheckSource(hostName, f.Path); err != nil {
+			return nil, nil, err
+		}
+		n, err := v.Lookup(ctx, p, c.Name+"/"+f.Stored)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n.Type != tree.File {
+			return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s: config file %s is not a file", p.ID[:8], f.Stored)
+		}
+		dir := filepath.Dir(f.Path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, err
+		}
+		staging := filepath.Join(dir, ".lifeboat-restore-"+tag+"-"+filepath.Base(f.Path))
+		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name + "/" + f.Stored, Progress: prog})
+		if err != nil {
+			os.RemoveAll(staging)
+			return nil, nil, err
+		}
+		total.Files += res.Files
+		total.Bytes += res.Bytes
+		staged := filepath.Join(staging, filepath.Base(f.Stored))
+		sw.Target = append(sw.Target, f.Path)
+		if _, err := os.Lstat(f.Path); err != nil {
+			err = os.Rename(staged, f.Path)
+			os.RemoveAll(staging)
+			if err != nil {
+				return nil, nil, err
+			}
+		} else {
+			if err := exchange(staged, f.Path); err != nil {
+				os.RemoveAll(staging)
+				return nil, nil, err
+			}
+			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(f.Path))
+			if err := os.Rename(staged, old); err != nil {
+				return nil, nil, err
+			}
+			os.RemoveAll(staging)
+			sw.Old = append(sw.Old, old)
+		}
+		if err := syncDir(dir); err != nil {
+			return nil, nil, err
+		}
+	}
+	sort.Strings(sw.Target)
+	return sw, total, nil
+}
+
+// RestoreToDir restores component c of point p into dir/<component>, which
+// must not exist yet or be empty; the guard checks dir is under a restore
+// root of the host.
+func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, dir string, prog *vault.Progress) (*vault.RestoreResult, error) {
+	target := filepath.Join(dir, c.Name)
+	if err := g.CheckTarget(hostName, target); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EUnavailable, "restore target %s: %v", dir, err)
+	}
+	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog})
+}
