@@ -28,10 +28,14 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	code := cli.Main(ctx, os.Args[1:], cli.Env{
+	env := cli.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
 		IsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
-	})
+	}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		env.ReadPassword = func() ([]byte, error) { return term.ReadPassword(int(os.Stdin.Fd())) }
+	}
+	code := cli.Main(ctx, os.Args[1:], env)
 	stop()
 	pprof.StopCPUProfile()
 	os.Exit(code)

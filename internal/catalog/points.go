@@ -23,10 +23,10 @@ func (t *Tx) PutPoint(ctx context.Context, p *lifeboat.Point, settings map[strin
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO points (id, vault, app, time, partial, doc, settings, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = t.exec(ctx, `INSERT INTO points (id, vault, app, time, partial, reason, doc, settings, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET vault = excluded.vault, app = excluded.app, time = excluded.time, partial = excluded.partial,
-			doc = excluded.doc, settings = excluded.settings, deleted_at = excluded.deleted_at`,
-		p.ID, p.Vault, p.App, ns(p.Time), b2i(p.Partial), string(doc), string(sb), nsPtr(p.DeletedAt))
+			reason = excluded.reason, doc = excluded.doc, settings = excluded.settings, deleted_at = excluded.deleted_at`,
+		p.ID, p.Vault, p.App, ns(p.Time), b2i(p.Partial), p.Labels["reason"], string(doc), string(sb), nsPtr(p.DeletedAt))
 	return err
 }
 
@@ -156,11 +156,16 @@ func escapeLike(s string) string {
 	return strings.NewReplacer("%", "", "_", "").Replace(s)
 }
 
-// LatestPoint returns the newest point of an app (complete ones first when
-// complete is set) not later than at (zero: no bound).
+// SafetyReason labels the points a restore takes of what it replaces.
+const SafetyReason = "pre-restore"
+
+// LatestPoint returns the newest point of an app (complete ones only when
+// complete is set) not later than at (zero: no bound). Safety points taken
+// before restores are skipped: "latest" means the newest backup, not the
+// damaged state a restore replaced (those are named by id).
 func (t *Tx) LatestPoint(ctx context.Context, app string, atNS int64, complete bool) (*lifeboat.Point, error) {
-	q := `SELECT id FROM points WHERE app = ? AND deleted_at IS NULL`
-	args := []any{app}
+	q := `SELECT id FROM points WHERE app = ? AND deleted_at IS NULL AND reason <> ?`
+	args := []any{app, SafetyReason}
 	if atNS != 0 {
 		q += ` AND time <= ?`
 		args = append(args, atNS)

@@ -5,18 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
-	"github.com/lifeboat-vault/lifeboat/internal/storage/local"
-	"github.com/lifeboat-vault/lifeboat/internal/storage/s3"
+	"github.com/lifeboat-vault/lifeboat/internal/storage/location"
 )
 
 // vaultFlags are shared by every vault command.
@@ -44,71 +40,25 @@ func (f *vaultFlags) openBackend(ctx context.Context, env Env, create bool) (sto
 	if loc == "" {
 		return nil, usagef("no vault given: use --vault LOCATION or set LIFEBOAT_VAULT")
 	}
-	switch {
-	case strings.HasPrefix(loc, "s3://"):
-		bucket, prefix, err := s3.ParseLocation(loc)
-		if err != nil {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault location %q: %v", loc, err)
-		}
-		cfg := s3.Config{Bucket: bucket, Prefix: prefix, Region: env.Getenv("AWS_REGION")}
-		ep := f.s3Endpoint
-		if ep == "" {
-			ep = env.Getenv("AWS_ENDPOINT_URL")
-		}
-		if ep == "" {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault %s: no S3 endpoint: use --s3-endpoint or set AWS_ENDPOINT_URL", loc)
-		}
-		u, err := url.Parse(ep)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "S3 endpoint %q: want http://host:port or https://host:port", ep)
-		}
-		cfg.Endpoint, cfg.UseTLS = u.Host, u.Scheme == "https"
-		cfg.AccessKey, cfg.SecretKey, err = f.s3Credentials(env)
-		if err != nil {
+	sp := location.Spec{Location: loc}
+	if location.IsS3(loc) {
+		if _, err := location.Check(loc); err != nil {
 			return nil, err
 		}
-		be, err := s3.Open(ctx, cfg)
-		if err != nil {
-			return nil, backendError(loc, err)
+		sp.Region = env.Getenv("AWS_REGION")
+		sp.Endpoint = f.s3Endpoint
+		if sp.Endpoint == "" {
+			sp.Endpoint = env.Getenv("AWS_ENDPOINT_URL")
 		}
-		return be, nil
-	case strings.Contains(loc, "://") && !strings.HasPrefix(loc, "file://"):
-		return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault location %q: unknown scheme (use a path, file:///path or s3://bucket/prefix)", loc)
-	}
-	dir := strings.TrimPrefix(loc, "file://")
-	if dir == "" {
-		return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault location %q: empty path", loc)
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault location %q: %v", loc, err)
-	}
-	if create {
-		be, err := local.Create(dir, local.Options{})
-		if err != nil {
-			return nil, backendError(dir, err)
+		if sp.Endpoint == "" {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault %s: no S3 endpoint: use --s3-endpoint or set AWS_ENDPOINT_URL", loc)
 		}
-		return be, nil
+		var err error
+		if sp.AccessKey, sp.SecretKey, err = f.s3Credentials(env); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil, lifeboat.Errorf(lifeboat.ENotFound, "no vault at %s (the directory does not exist)", dir)
-	}
-	be, err := local.Open(dir, local.Options{})
-	if err != nil {
-		return nil, backendError(dir, err)
-	}
-	return be, nil
-}
-
-func backendError(loc string, err error) error {
-	var le *lifeboat.Error
-	if errors.As(err, &le) {
-		return err
-	}
-	if errors.Is(err, storage.ErrUnavailable) {
-		return &lifeboat.Error{Code: lifeboat.EUnavailable, Message: oneLine(err.Error()), Err: err}
-	}
-	return &lifeboat.Error{Code: lifeboat.EUnavailable, Message: fmt.Sprintf("vault %s: %s", loc, oneLine(err.Error())), Err: err}
+	return location.Open(ctx, sp, create)
 }
 
 func (f *vaultFlags) s3Credentials(env Env) (string, string, error) {

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +22,11 @@ type Env struct {
 	Getenv         func(string) string
 	// IsTerminal reports whether stderr is a terminal (progress bars).
 	IsTerminal bool
+	// ReadPassword reads a line from the terminal without echo; nil when
+	// stdin is not a terminal (passphrases are then lines of stdin).
+	ReadPassword func() ([]byte, error)
+
+	stdinReader *bufio.Reader // shared by every read of stdin lines
 }
 
 var exitCodes = map[lifeboat.Code]int{
@@ -30,6 +38,7 @@ var exitCodes = map[lifeboat.Code]int{
 	lifeboat.EUnavailable: 6,
 	lifeboat.ECorrupt:     7,
 	lifeboat.EExists:      8,
+	lifeboat.EForbidden:   9,
 	lifeboat.EInterrupted: 130,
 }
 
@@ -46,6 +55,7 @@ func ExitCode(err error) int {
 
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, env Env) int {
+	env.stdinReader = bufio.NewReader(env.Stdin)
 	root := newRoot(env)
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
@@ -90,7 +100,7 @@ const exitCodeHelp = `
 Exit codes: 0 success, 1 internal error, 2 bad usage or input, 3 partial
 (some items skipped or not restored), 4 vault/point/path not found, 5 wrong
 passphrase, 6 storage unreachable, 7 corruption found, 8 already exists,
-130 interrupted.`
+9 forbidden, 130 interrupted.`
 
 func newRoot(env Env) *cobra.Command {
 	root := &cobra.Command{
@@ -99,8 +109,11 @@ func newRoot(env Env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(newVaultCmd(env))
+	vc := newVaultCmd(env)
+	vc.AddCommand(newVaultSyncCmd(env)) // talks to the server, unlike its siblings
+	root.AddCommand(vc)
+	root.AddCommand(newServeCmd(env), newLoginCmd(env), newStatusCmd(env), newKeyCmd(env), newHostCmd(env), newApplyCmd(env),
+		newAppCmd(env), newPolicyCmd(env), newBackupCmd(env), newRestoreCmd(env), newPointsCmd(env), newDiffCmd(env), newJobsCmd(env))
 	root.AddCommand(newVersionCmd(env))
 	return root
 }
@@ -119,3 +132,9 @@ func newVersionCmd(env Env) *cobra.Command {
 
 // Version is set at build time.
 var Version = "dev"
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

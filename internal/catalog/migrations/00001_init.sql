@@ -50,6 +50,7 @@ CREATE TABLE points (
 	app        TEXT NOT NULL,
 	time       BIGINT NOT NULL,
 	partial    INTEGER NOT NULL DEFAULT 0,
+	reason     TEXT NOT NULL DEFAULT '',    -- the reason label: scheduled, manual, pre-deploy, pre-restore...
 	doc        TEXT NOT NULL,
 	settings   TEXT NOT NULL DEFAULT '{}',  -- key -> keyed hash, never values
 	deleted_at BIGINT

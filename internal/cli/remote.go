@@ -1,0 +1,631 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/lifeboat-vault/lifeboat/internal/api"
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/server"
+)
+
+const serverExitHelp = `
+Exit codes: 0 success, 1 the job failed (or an internal error), 2 bad usage
+or input, 3 partial (the point misses some items), 4 not found, 5 not signed
+in (no or bad token), 6 server or storage unreachable, 7 corruption found,
+8 already exists, 9 forbidden, 130 interrupted or job cancelled.`
+
+func table(w io.Writer, header string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+// ---- status, key export, vault sync ----
+
+func newStatusCmd(env Env) *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the server's status: vaults, key export, warnings, jobs",
+		Long:  "Show the server's status: vaults, whether their keys were exported, warnings and job counts." + serverExitHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			var st server.Status
+			if err := c.Do(cmd.Context(), "GET", "/api/v1/status", nil, &st); err != nil {
+				return err
+			}
+			if f.out.json() {
+				return writeJSON(env.Stdout, st)
+			}
+			fmt.Fprintf(env.Stdout, "Server %s: ready=%v, catalog %s, jobs queued %d, running %d\n", c.BaseURL, st.Ready, st.Catalog, st.Jobs["queued"], st.Jobs["running"])
+			var rows [][]string
+			for _, v := range st.Vaults {
+				exp := "NOT EXPORTED"
+				if v.KeyExported {
+					exp = "exported " + ts(*v.KeyExportedAt)
+				}
+				rows = append(rows, []string{v.Name, v.Location, exp})
+			}
+			table(env.Stdout, "VAULT\tLOCATION\tKEY", rows)
+			for _, w := range st.Warnings {
+				fmt.Fprintln(env.Stdout, "warning:", w)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newKeyCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Vault key operations"}
+	var f serverFlags
+	var vaultName string
+	export := &cobra.Command{
+		Use:   "export --vault NAME",
+		Short: "Add a key slot wrapped by a passphrase you type twice, for offline restores",
+		Long: `Add a key slot to the vault wrapped by a passphrase you type twice (on a
+terminal; otherwise two lines of stdin), print the vault's location, and
+record the export. With that passphrase and the storage alone, the offline
+` + "`lifeboat vault restore`" + ` works even if this server and its data directory are
+lost. Keep the passphrase away from this machine.` + serverExitHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if vaultName == "" {
+				return usagef("--vault NAME is required")
+			}
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			p1, err := readPassphrase(env, "New passphrase for vault "+vaultName+": ")
+			if err != nil {
+				return err
+			}
+			p2, err := readPassphrase(env, "Again: ")
+			if err != nil {
+				return err
+			}
+			if p1 != p2 {
+				return lifeboat.Errorf(lifeboat.EInvalid, "the two passphrases differ; nothing was changed")
+			}
+			var res server.KeyExportResult
+			if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/vaults/%s/key-export", vaultName), server.KeyExportRequest{Passphrase: p1}, &res); err != nil {
+				return err
+			}
+			if f.out.json() {
+				return writeJSON(env.Stdout, res)
+			}
+			fmt.Fprintf(env.Stdout, "Vault %s: key slot %s added.\nLocation: %s\nRestore without the server:\n  lifeboat vault restore --vault %s --passphrase-file FILE latest --to DIR\n",
+				res.Vault, short(res.Slot), res.Location, res.Location)
+			return nil
+		},
+	}
+	export.Flags().StringVar(&vaultName, "vault", "", "vault name")
+	f.register(export)
+	cmd.AddCommand(export)
+	return cmd
+}
+
+// readPassphrase reads one passphrase: without echo on a terminal, else a
+// line of stdin.
+func readPassphrase(env Env, prompt string) (string, error) {
+	if env.ReadPassword != nil {
+		fmt.Fprint(env.Stderr, prompt)
+		b, err := env.ReadPassword()
+		fmt.Fprintln(env.Stderr)
+		return string(b), err
+	}
+	line, err := env.stdinReader.ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", lifeboat.Errorf(lifeboat.EInvalid, "no passphrase on stdin")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func newVaultSyncCmd(env Env) *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "sync NAME",
+		Short: "Rebuild the server's list of points of vault NAME from the vault's manifests",
+		Long:  "Rebuild the server's list of points of vault NAME from the vault's manifests (the vault is the truth; the catalog a cache)." + serverExitHelp,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			var res server.SyncResult
+			if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/vaults/%s/sync", args[0]), nil, &res); err != nil {
+				return err
+			}
+			if f.out.json() {
+				return writeJSON(env.Stdout, res)
+			}
+			fmt.Fprintf(env.Stdout, "Vault %s: %d points, %d stale entries forgotten\n", res.Vault, res.Points, res.Forgotten)
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// ---- hosts ----
+
+func newHostCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "host", Short: "Register hosts and the roots Lifeboat may capture from and restore into"}
+	var f serverFlags
+	var roots, restoreRoots []string
+	add := &cobra.Command{
+		Use:   "add NAME --root DIR... [--restore-root DIR...]",
+		Short: "Register (or change) a host: only `local` for now",
+		Long: `Register (or change) a host and its roots: components may capture only
+paths under a --root, and restore to other places only under a
+--restore-root. The server's own data directory is refused as either.` + serverExitHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			h := lifeboat.Host{Name: args[0], Kind: "local", Roots: absAll(roots), RestoreRoots: absAll(restoreRoots)}
+			var out lifeboat.Host
+			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/hosts/%s", h.Name), h, &out); err != nil {
+				return err
+			}
+			if f.out.json() {
+				return writeJSON(env.Stdout, out)
+			}
+			fmt.Fprintf(env.Stdout, "Host %s: roots %s; restore roots %s\n", out.Name, strings.Join(out.Roots, ", "), strings.Join(out.RestoreRoots, ", "))
+			return nil
+		},
+	}
+	add.Flags().StringArrayVar(&roots, "root", nil, "a directory components may capture from (repeatable)")
+	add.Flags().StringArrayVar(&restoreRoots, "restore-root", nil, "a directory restores may write into (repeatable)")
+	f.register(add)
+	var lf serverFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List hosts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			var l server.List[lifeboat.Host]
+			if err := c.Do(cmd.Context(), "GET", "/api/v1/hosts", nil, &l); err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, l.Items)
+			}
+			var rows [][]string
+			for _, h := range l.Items {
+				rows = append(rows, []string{h.Name, h.Kind, strings.Join(h.Roots, ","), strings.Join(h.RestoreRoots, ",")})
+			}
+			table(env.Stdout, "HOST\tKIND\tROOTS\tRESTORE ROOTS", rows)
+			return nil
+		},
+	}
+	lf.register(list)
+	cmd.AddCommand(add, list)
+	return cmd
+}
+
+func absAll(ps []string) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if a, err := filepath.Abs(p); err == nil {
+			p = a
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// ---- apply ----
+
+// readDocuments reads YAML files (a file, or every *.yaml/*.yml of a
+// directory) strictly: an unknown field or a wrong type is an error naming
+// the file, line and field.
+func readDocuments(path string) (*server.Document, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "%s: %v", path, errors.Unwrap(err))
+	}
+	files := []string{path}
+	if st.IsDir() {
+		files = nil
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if !e.IsDir() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+		sort.Strings(files)
+		if len(files) == 0 {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "%s: no .yaml or .yml files", path)
+		}
+	}
+	all := &server.Document{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "%s: %v", f, errors.Unwrap(err))
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		for {
+			var d server.Document
+			err := dec.Decode(&d)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, lifeboat.Errorf(lifeboat.EInvalid, "%s: %s", f, yamlError(err))
+			}
+			all.Hosts = append(all.Hosts, d.Hosts...)
+			all.Vaults = append(all.Vaults, d.Vaults...)
+			all.Apps = append(all.Apps, d.Apps...)
+			all.Policies = append(all.Policies, d.Policies...)
+		}
+	}
+	return all, nil
+}
+
+func yamlError(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	s = strings.TrimPrefix(s, "unmarshal errors:\n")
+	s = strings.ReplaceAll(s, "\n ", ";")
+	return strings.TrimSpace(strings.ReplaceAll(s, " in type lifeboat.", " in "))
+}
+
+func newApplyCmd(env Env) *cobra.Command {
+	var f serverFlags
+	var file string
+	var dry, prune bool
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE|DIR [--dry-run] [--prune]",
+		Short: "Make hosts, vaults, apps and policies match YAML files (plan shown first)",
+		Long: `Make the server's hosts, vaults, apps and policies match the YAML
+documents in FILE (or every .yaml/.yml file of DIR). The plan (create,
+update, rename, unchanged) is shown; --dry-run stops there. Nothing is
+deleted unless --prune is given (then apps not named are retired, keeping
+their points, and policies and hosts not named are deleted; vaults never
+are). A rename is written as renamedFrom: OLD on the app. Applying the same
+files twice changes nothing.` + serverExitHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usagef("-f FILE|DIR is required")
+			}
+			doc, err := readDocuments(file)
+			if err != nil {
+				return err
+			}
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			var res server.ApplyResult
+			if err := c.Do(cmd.Context(), "POST", "/api/v1/apply", server.ApplyRequest{Document: *doc, DryRun: dry, Prune: prune}, &res); err != nil {
+				return err
+			}
+			if f.out.json() {
+				return writeJSON(env.Stdout, res)
+			}
+			n := 0
+			for _, ch := range res.Changes {
+				mark := map[string]string{"create": "+", "update": "~", "rename": ">", "retire": "-", "delete": "-", "unchanged": "="}[ch.Action]
+				line := fmt.Sprintf("%s %s %s", mark, ch.Kind, ch.Name)
+				if ch.From != "" {
+					line += " (from " + ch.From + ")"
+				}
+				if ch.Detail != "" {
+					line += ": " + ch.Detail
+				}
+				fmt.Fprintln(env.Stdout, line)
+				if ch.Action != "unchanged" {
+					n++
+				}
+			}
+			switch {
+			case n == 0:
+				fmt.Fprintln(env.Stdout, "No changes.")
+			case dry:
+				fmt.Fprintf(env.Stdout, "Dry run: %d changes not applied.\n", n)
+			default:
+				fmt.Fprintf(env.Stdout, "Applied %d changes.\n", n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "YAML file or directory")
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "show the plan only")
+	cmd.Flags().BoolVar(&prune, "prune", false, "retire apps and delete policies and hosts the files do not name")
+	f.register(cmd)
+	return cmd
+}
+
+// ---- apps and policies ----
+
+func newAppCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "app", Short: "List, show and retire apps"}
+	var lf, sf, df serverFlags
+	var retired bool
+	list := &cobra.Command{
+		Use: "list", Short: "List apps", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			apps, err := listAll[*lifeboat.App](cmd.Context(), c, "/api/v1/apps?retired="+fmt.Sprint(retired))
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, apps)
+			}
+			var rows [][]string
+			for _, a := range apps {
+				var comps []string
+				for _, c := range a.Components {
+					comps = append(comps, c.Name+"("+c.Kind+")")
+				}
+				state := "active"
+				if a.RetiredAt != nil {
+					state = "retired"
+				}
+				rows = append(rows, []string{a.Name, a.Environment, a.Vault, strings.Join(comps, ","), state})
+			}
+			table(env.Stdout, "APP\tENV\tVAULT\tCOMPONENTS\tSTATE", rows)
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&retired, "retired", false, "include retired apps")
+	lf.register(list)
+	show := &cobra.Command{
+		Use: "show NAME", Short: "Show an app", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := sf.client(env)
+			if err != nil {
+				return err
+			}
+			var a lifeboat.App
+			if err := c.Do(cmd.Context(), "GET", api.Path("/api/v1/apps/%s", args[0]), nil, &a); err != nil {
+				return err
+			}
+			if sf.out.json() {
+				return writeJSON(env.Stdout, a)
+			}
+			return yamlOut(env.Stdout, a)
+		},
+	}
+	sf.register(show)
+	del := &cobra.Command{
+		Use: "delete NAME", Short: "Retire an app: no more backups; its points are kept and follow retention", Args: cobra.ExactArgs(1),
+		Long: "Retire an app: no more scheduled backups. Its points and storage are never deleted here: they follow retention and soft delete, and its newest point stays until an explicit purge." + serverExitHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := df.client(env)
+			if err != nil {
+				return err
+			}
+			var a lifeboat.App
+			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/apps/%s", args[0]), nil, &a); err != nil {
+				return err
+			}
+			if df.out.json() {
+				return writeJSON(env.Stdout, a)
+			}
+			fmt.Fprintf(env.Stdout, "App %s retired; its points are kept.\n", a.Name)
+			return nil
+		},
+	}
+	df.register(del)
+	cmd.AddCommand(list, show, del)
+	return cmd
+}
+
+func yamlOut(w io.Writer, v any) error {
+	// Through JSON, so the field names are the API's.
+	var m any
+	b, err := jsonMarshal(v)
+	if err != nil {
+		return err
+	}
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	return enc.Encode(m)
+}
+
+func listAll[T any](ctx context.Context, c *api.Client, path string) ([]T, error) {
+	var out []T
+	after := ""
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	for {
+		var l server.List[T]
+		p := path + sep + "limit=1000"
+		if after != "" {
+			p += "&after=" + after
+		}
+		if err := c.Do(ctx, "GET", p, nil, &l); err != nil {
+			return nil, err
+		}
+		out = append(out, l.Items...)
+		if l.Next == "" {
+			return out, nil
+		}
+		after = l.Next
+	}
+}
+
+func newPolicyCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "List, show and simulate policies"}
+	var lf, sf, mf serverFlags
+	list := &cobra.Command{
+		Use: "list", Short: "List policies", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			pols, err := listAll[*lifeboat.Policy](cmd.Context(), c, "/api/v1/policies")
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, pols)
+			}
+			var rows [][]string
+			for _, p := range pols {
+				sched := p.Schedule.Cron
+				if sched == "" {
+					sched = "every " + p.Schedule.Every.String()
+				}
+				sel := strings.Join(p.Apps, ",")
+				for k, v := range p.Selector {
+					sel += " " + k + "=" + v
+				}
+				rows = append(rows, []string{p.Name, sched, p.Schedule.TimeZone, retentionString(p.Retention), strings.TrimSpace(sel)})
+			}
+			table(env.Stdout, "POLICY\tSCHEDULE\tTZ\tRETENTION\tAPPLIES TO", rows)
+			return nil
+		},
+	}
+	lf.register(list)
+	show := &cobra.Command{
+		Use: "show NAME", Short: "Show a policy", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := sf.client(env)
+			if err != nil {
+				return err
+			}
+			var p lifeboat.Policy
+			if err := c.Do(cmd.Context(), "GET", api.Path("/api/v1/policies/%s", args[0]), nil, &p); err != nil {
+				return err
+			}
+			if sf.out.json() {
+				return writeJSON(env.Stdout, p)
+			}
+			return yamlOut(env.Stdout, p)
+		},
+	}
+	sf.register(show)
+	var app, file string
+	sim := &cobra.Command{
+		Use:   "simulate --app NAME [-f POLICY.yaml]",
+		Short: "Show what a policy (the app's own, or one from a file) would keep and drop of an app's points",
+		Long:  "Show what a policy would keep and drop of an app's points, with the reason for each kept point. Without -f, the app's current policy; with -f, the first policy of the file (a change you are about to apply)." + serverExitHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if app == "" {
+				return usagef("--app NAME is required")
+			}
+			req := server.SimulateRequest{App: app}
+			if file != "" {
+				doc, err := readDocuments(file)
+				if err != nil {
+					return err
+				}
+				if len(doc.Policies) == 0 {
+					return lifeboat.Errorf(lifeboat.EInvalid, "%s has no policies", file)
+				}
+				req.Policy = &doc.Policies[0]
+			}
+			c, err := mf.client(env)
+			if err != nil {
+				return err
+			}
+			var res server.SimulateResult
+			if err := c.Do(cmd.Context(), "POST", "/api/v1/policies/simulate", req, &res); err != nil {
+				return err
+			}
+			if mf.out.json() {
+				return writeJSON(env.Stdout, res)
+			}
+			var rows [][]string
+			for _, p := range res.Points {
+				fate := "drop"
+				if p.Keep {
+					fate = "keep"
+				}
+				rows = append(rows, []string{short(p.ID), ts(p.Time), fate, strings.Join(p.Reasons, "; ")})
+			}
+			table(env.Stdout, "POINT\tTIME\tFATE\tWHY", rows)
+			fmt.Fprintf(env.Stdout, "Policy %s on app %s: keep %d, drop %d.\n", res.Policy, res.App, res.Keep, res.Drop)
+			if res.Refused != "" {
+				fmt.Fprintln(env.Stdout, "A prune would stop:", res.Refused)
+			}
+			return nil
+		},
+	}
+	sim.Flags().StringVar(&app, "app", "", "app name")
+	sim.Flags().StringVarP(&file, "file", "f", "", "YAML file with the policy to try")
+	mf.register(sim)
+	cmd.AddCommand(list, show, sim)
+	return cmd
+}
+
+func retentionString(r lifeboat.Retention) string {
+	var parts []string
+	for _, x := range []struct {
+		n    int
+		name string
+	}{{r.Last, "last"}, {r.Hourly, "hourly"}, {r.Daily, "daily"}, {r.Weekly, "weekly"}, {r.Monthly, "monthly"}, {r.Yearly, "yearly"}} {
+		if x.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", x.name, x.n))
+		}
+	}
+	if r.Within > 0 {
+		parts = append(parts, "within "+r.Within.String())
+	}
+	if len(parts) == 0 {
+		return "keep all"
+	}
+	return strings.Join(parts, ", ")
+}

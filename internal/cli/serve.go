@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/server"
+)
+
+// defaultDataDir is $LIFEBOAT_DATA_DIR, else $XDG_DATA_HOME/lifeboat, else
+// ~/.local/share/lifeboat.
+func defaultDataDir(env Env) string {
+	if d := env.Getenv("LIFEBOAT_DATA_DIR"); d != "" {
+		return d
+	}
+	if d := env.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "lifeboat")
+	}
+	home := env.Getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, ".local", "share", "lifeboat")
+}
+
+func newServeCmd(env Env) *cobra.Command {
+	var dataDir, listen, catalogDSN, logFormat string
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Lifeboat server (API, scheduler, workers)",
+		Long: `Run the Lifeboat server. With no flags it works on a fresh machine: it
+creates the data directory (` + "`~/.local/share/lifeboat`" + ` or $LIFEBOAT_DATA_DIR), a
+SQLite catalog, the server master key, a default local vault with a
+generated passphrase (in vault-keys/, mode 0600), and the first
+administrator, whose API token it writes once to admin.token (mode 0600) and
+shows on the terminal. It listens on ` + server.DefaultListen + ` (loopback only).
+
+--catalog postgres://USER@HOST:PORT/DB runs on PostgreSQL; the password
+comes from PGPASSWORD or a 0600 PGPASSFILE, never the command line.
+
+SIGTERM or SIGINT drains: the listener closes, running jobs are cancelled and
+queued again, so nothing acknowledged is lost.` + exitCodeHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if dataDir == "" {
+				dataDir = defaultDataDir(env)
+			}
+			if catalogDSN == "" {
+				catalogDSN = env.Getenv("LIFEBOAT_CATALOG")
+			}
+			log, err := newLogger(env, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log}
+			if env.IsTerminal {
+				cfg.Announce = env.Stderr
+			}
+			srv, err := server.Open(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return lifeboat.Errorf(lifeboat.EUnavailable, "listen on %s: %v", listen, err)
+			}
+			return srv.Serve(ctx, ln)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default $LIFEBOAT_DATA_DIR or ~/.local/share/lifeboat)")
+	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "address to listen on")
+	cmd.Flags().StringVar(&catalogDSN, "catalog", "", "catalog: a SQLite file or postgres://user@host:port/db (default: catalog.db in the data directory, or $LIFEBOAT_CATALOG)")
+	cmd.Flags().IntVar(&workers, "workers", max(2, runtime.GOMAXPROCS(0)), "jobs run at the same time")
+	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else JSON)")
+	return cmd
+}
+
+func newLogger(env Env, format string) (*slog.Logger, error) {
+	var w io.Writer = env.Stderr
+	switch format {
+	case "json":
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "auto":
+		if env.IsTerminal {
+			return slog.New(slog.NewTextHandler(w, nil)), nil
+		}
+	default:
+		return nil, usagef("--log-format %q: want json, text or auto", format)
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), nil
+}

@@ -1,0 +1,136 @@
+//go:build gcready
+
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
+	"github.com/lifeboat-vault/lifeboat/internal/jobs"
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/retention"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+)
+
+// maxClockSkew is how far the server's clock and the storage's may differ
+// before a prune refuses to run.
+const maxClockSkew = time.Hour
+
+// PruneResult is what a prune did.
+type PruneResult struct {
+	Kept        int                  `json:"kept"`
+	SoftDeleted []string             `json:"softDeleted"`
+	Collect     *vault.CollectReport `json:"collect,omitempty"`
+}
+
+// runPrune applies the app's policy to its points, read from the vault's
+// manifests (never the catalog's cache): the points the rules drop are
+// soft-deleted with a marker in the vault; then garbage collection runs on
+// the vault.
+func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
+	var req PruneRequest
+	if err := json.Unmarshal(r.Job.Spec, &req); err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "job %s: bad spec: %v", r.Job.ID, err)
+	}
+	a, err := s.loadApp(ctx, r.Job.App)
+	if err != nil {
+		return nil, err
+	}
+	var pols []*lifeboat.Policy
+	if err := s.db.View(ctx, func(tx *catalog.Tx) error { pols, err = allPolicies(ctx, tx); return err }); err != nil {
+		return nil, err
+	}
+	pol := policyFor(pols, a)
+	if pol == nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "no policy applies to app %s: nothing to prune by", a.Name)
+	}
+	v, err := s.vaults.get(ctx, a.Vault)
+	if err != nil {
+		return nil, err
+	}
+	// The storage's clock must agree with ours: retention and soft-delete
+	// ages would be wrong otherwise.
+	st, err := v.StorageTime(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := retention.CheckClockSkew(s.now(), st, maxClockSkew); err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "prune of %s stopped: %v", a.Name, err)
+	}
+	mps, err := v.Points(ctx)
+	if err != nil {
+		return nil, err
+	}
+	states, err := v.PointStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var pts []*lifeboat.Point
+	for _, p := range mps {
+		if p.App != a.Name || states[p.ID].Deleted {
+			continue
+		}
+		pts = append(pts, catalogPoint(p, a.Vault))
+	}
+	ds, err := decide(pol, pts)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		if states[ds[i].Point.ID].Held {
+			ds[i].Keep = true
+		}
+	}
+	if err := retention.CheckDropFraction(ds); err != nil && !req.Force {
+		r.Logf(ctx, "error", "%v; run the prune with force after checking `lifeboat policy simulate`", err)
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "prune of %s stopped: %v", a.Name, err)
+	}
+	res := &PruneResult{SoftDeleted: []string{}}
+	for _, d := range ds {
+		if d.Keep {
+			res.Kept++
+			continue
+		}
+		if err := v.Mark(ctx, d.Point.ID, vault.MarkDelete, "retention: policy "+pol.Name, r.Job.RequestedBy); err != nil {
+			return res, err
+		}
+		err := s.db.Update(ctx, func(tx *catalog.Tx) error {
+			if err := tx.MarkPointDeleted(ctx, d.Point.ID, true); err != nil && err != catalog.ErrNotFound {
+				return err
+			}
+			return tx.Audit(ctx, r.Job.RequestedBy, "point.soft-delete", a.Name, "ok", map[string]string{"point": d.Point.ID, "policy": pol.Name})
+		})
+		if err != nil {
+			return res, err
+		}
+		res.SoftDeleted = append(res.SoftDeleted, d.Point.ID)
+	}
+	r.Logf(ctx, "info", "retention kept %d points and soft-deleted %d", res.Kept, len(res.SoftDeleted))
+	rep, err := v.Collect(ctx, vault.CollectOptions{Now: s.now})
+	if err != nil {
+		return res, fmt.Errorf("garbage collection: %w", err)
+	}
+	res.Collect = rep
+	return res, nil
+}
+
+// undelete clears a point's soft deletion (a marker in the vault, then the
+// catalog).
+func (s *Server) undelete(ctx context.Context, actor string, pt *lifeboat.Point) error {
+	v, err := s.vaults.get(ctx, pt.Vault)
+	if err != nil {
+		return err
+	}
+	if err := v.Mark(ctx, pt.ID, vault.MarkUndelete, "undelete", actor); err != nil {
+		return err
+	}
+	return s.db.Update(ctx, func(tx *catalog.Tx) error {
+		if err := tx.MarkPointDeleted(ctx, pt.ID, false); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, actor, "point.undelete", pt.App, "ok", map[string]string{"point": pt.ID})
+	})
+}

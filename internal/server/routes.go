@@ -1,0 +1,81 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/lifeboat-vault/lifeboat/internal/access"
+)
+
+// route is one API route: its method and pattern, the permission it needs
+// (empty: public), and a one-line summary for the OpenAPI document.
+type route struct {
+	Method, Pattern string
+	Action          string
+	Summary         string
+	Handler         handler
+	// Body names the request body's schema for the OpenAPI document.
+	Body string
+}
+
+// routes is the API: every route and the permission it needs. A route
+// without an Action is public (health and the API description only).
+func (s *Server) routes() []route {
+	return []route{
+		{"GET", "/healthz", "", "Liveness: the process answers", s.getHealthz, ""},
+		{"GET", "/readyz", "", "Readiness: catalog reachable, serving; details name what is not ready (unexported vault keys)", s.getReadyz, ""},
+		{"GET", "/api/v1/openapi.json", "", "This API's OpenAPI 3.1 description", s.getOpenAPI, ""},
+		{"GET", "/api/v1/status", access.ServerStatus, "Server status: vaults, key export, warnings, job counts", s.getStatus, ""},
+		{"GET", "/api/v1/whoami", access.Read, "The caller's principal", s.getWhoami, ""},
+
+		{"GET", "/api/v1/vaults", access.Read, "List vaults", s.listVaults, ""},
+		{"POST", "/api/v1/vaults", access.Manage, "Create a vault (initialised in its storage)", s.createVaultH, "VaultSpec"},
+		{"GET", "/api/v1/vaults/{vault}", access.Read, "Show a vault", s.getVault, ""},
+		{"POST", "/api/v1/vaults/{vault}/key-export", access.ManageKeys, "Add a key slot wrapped by an operator's passphrase and record the export", s.keyExport, "KeyExportRequest"},
+		{"POST", "/api/v1/vaults/{vault}/sync", access.Manage, "Rebuild the catalog's points of a vault from its manifests", s.syncVault, ""},
+		{"POST", "/api/v1/vaults/{vault}/verify", access.Manage, "Start a verify job (check, optionally reading data)", s.verifyVault, "VerifyRequest"},
+
+		{"GET", "/api/v1/hosts", access.Read, "List hosts", s.listHosts, ""},
+		{"PUT", "/api/v1/hosts/{host}", access.ManageHosts, "Register or change a host and its capture and restore roots", s.putHost, "Host"},
+		{"DELETE", "/api/v1/hosts/{host}", access.ManageHosts, "Remove a host", s.deleteHost, ""},
+
+		{"GET", "/api/v1/apps", access.Read, "List apps", s.listApps, ""},
+		{"GET", "/api/v1/apps/{app}", access.Read, "Show an app", s.getApp, ""},
+		{"PUT", "/api/v1/apps/{app}", access.Manage, "Create or change an app", s.putApp, "App"},
+		{"DELETE", "/api/v1/apps/{app}", access.Manage, "Retire an app (its points are kept and follow retention)", s.deleteApp, ""},
+
+		{"GET", "/api/v1/policies", access.Read, "List policies", s.listPolicies, ""},
+		{"GET", "/api/v1/policies/{policy}", access.Read, "Show a policy", s.getPolicy, ""},
+		{"PUT", "/api/v1/policies/{policy}", access.Manage, "Create or change a policy", s.putPolicy, "Policy"},
+		{"DELETE", "/api/v1/policies/{policy}", access.Manage, "Delete a policy", s.deletePolicy, ""},
+		{"POST", "/api/v1/policies/simulate", access.Read, "What a policy (or a change to it) would keep and drop of an app's points", s.simulatePolicy, "SimulateRequest"},
+
+		{"POST", "/api/v1/apply", access.Manage, "Make hosts, vaults, apps and policies match a document (plan first; dryRun; prune)", s.apply, "ApplyRequest"},
+
+		{"POST", "/api/v1/apps/{app}/backups", access.RunBackup, "Start a backup of an app (Idempotency-Key honoured)", s.postBackup, "BackupRequest"},
+		{"POST", "/api/v1/apps/{app}/restores", access.RunRestore, "Start a restore, or plan it with dryRun (Idempotency-Key honoured)", s.postRestore, "RestoreRequest"},
+		{"POST", "/api/v1/apps/{app}/prunes", access.PruneVault, "Start a prune of an app's points by its policy", s.postPrune, "PruneRequest"},
+		{"GET", "/api/v1/apps/{app}/points", access.Read, "List an app's points, newest first", s.listPoints, ""},
+		{"GET", "/api/v1/apps/{app}/points/{point}", access.Read, "Show a point with its settings (secret values masked; reveal=true needs secrets.read and is audited)", s.getPoint, ""},
+		{"POST", "/api/v1/apps/{app}/points/{point}/undelete", access.UndeletePoint, "Undelete a soft-deleted point", s.undeletePoint, ""},
+		{"GET", "/api/v1/apps/{app}/diff", access.Read, "Settings and files that differ between two points (from, to)", s.diffPoints, ""},
+
+		{"GET", "/api/v1/jobs", access.Read, "List jobs, newest first (app, kind, state filters)", s.listJobs, ""},
+		{"GET", "/api/v1/jobs/{job}", access.Read, "Show a job with its progress and result", s.getJob, ""},
+		{"POST", "/api/v1/jobs/{job}/cancel", access.CancelJob, "Cancel a job", s.cancelJob, ""},
+		{"GET", "/api/v1/jobs/{job}/logs", access.Read, "A job's log lines after a sequence number", s.jobLogs, ""},
+
+		{"GET", "/api/v1/audit", access.ReadAudit, "Audit events, oldest first", s.listAudit, ""},
+	}
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, errNoRoute(r))
+	}))
+	return mux
+}

@@ -1,0 +1,369 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/capture"
+	"github.com/lifeboat-vault/lifeboat/internal/capture/config"
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
+	"github.com/lifeboat-vault/lifeboat/internal/jobs"
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+)
+
+// BackupResult is a backup job's result.
+type BackupResult struct {
+	Point    string         `json:"point"`
+	Partial  bool           `json:"partial,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+	Stats    manifest.Stats `json:"stats"`
+	Seconds  float64        `json:"seconds"`
+}
+
+// RestoreResult is a restore job's result.
+type RestoreResult struct {
+	Point       string         `json:"point"`
+	SafetyPoint string         `json:"safetyPoint,omitempty"`
+	Components  []RestoredComp `json:"components"`
+	Health      string         `json:"health,omitempty"` // "passed", "failed: ...", "" (no health URL)
+	Seconds     float64        `json:"seconds"`          // the RTO of this restore
+}
+
+// RestoredComp is one restored component.
+type RestoredComp struct {
+	Name   string   `json:"name"`
+	Target []string `json:"target"`
+	Files  int64    `json:"files"`
+	Bytes  int64    `json:"bytes"`
+	// Kept lists where replaced data is kept (until the health check
+	// passes; remove it yourself if it did not).
+	Kept []string `json:"kept,omitempty"`
+}
+
+func (s *Server) loadApp(ctx context.Context, name string) (*lifeboat.App, error) {
+	var a *lifeboat.App
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		var err error
+		a, err = tx.App(ctx, name)
+		return notFound(err, "app", name)
+	})
+	return a, err
+}
+
+// reportProgress copies a vault progress into the job every second until
+// stop is closed.
+func reportProgress(r *jobs.Run, prog *vault.Progress, comp *string, stop <-chan struct{}) {
+	start := time.Now()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		b := prog.Bytes.Load()
+		jp := lifeboat.JobProgress{Component: *comp, Files: prog.Files.Load(), Bytes: b}
+		if el := time.Since(start).Seconds(); el > 0 {
+			jp.Rate = float64(b) / el
+		}
+		if prog.ScanDone.Load() {
+			jp.TotalFiles, jp.TotalBytes = prog.TotalFiles.Load(), prog.TotalBytes.Load()
+			if jp.Rate > 0 && jp.TotalBytes > b {
+				jp.ETA = time.Duration(float64(jp.TotalBytes-b) / jp.Rate * float64(time.Second)).Round(time.Second).String()
+			}
+		}
+		r.Progress(jp)
+	}
+}
+
+func (s *Server) settingsHasher(ctx context.Context) (*config.Hasher, error) {
+	var key []byte
+	err := s.db.Update(ctx, func(tx *catalog.Tx) error {
+		sealed, err := tx.Secret(ctx, "settings-hash-key")
+		if errors.Is(err, catalog.ErrNotFound) {
+			key = []byte(randomHex(16)) // 32 bytes of hex text from 16 random bytes
+			return tx.PutSecret(ctx, "settings-hash-key", s.mk.Seal("settings-hash-key", key))
+		}
+		if err != nil {
+			return err
+		}
+		key, err = s.mk.Open("settings-hash-key", sealed)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return config.NewHasher(key)
+}
+
+// backupApp captures app into its vault as one point and records it.
+func (s *Server) backupApp(ctx context.Context, r *jobs.Run, a *lifeboat.App, labels map[string]string, only map[string]bool) (*manifest.Point, error) {
+	g, err := s.guard(ctx)
+	if err != nil {
+		return nil, err
+	}
+	app := *a
+	if only != nil {
+		app.Components = nil
+		for _, c := range a.Components {
+			if only[c.Name] {
+				app.Components = append(app.Components, c)
+			}
+		}
+	}
+	staging := filepath.Join(s.cfg.DataDir, StagingDir, r.Job.ID+"-"+randomHex(4))
+	prep, err := capture.Prepare(&app, g, staging)
+	if err != nil {
+		return nil, err
+	}
+	defer prep.Close()
+	v, err := s.vaults.get(ctx, a.Vault)
+	if err != nil {
+		return nil, err
+	}
+	prog := &vault.Progress{}
+	comp := ""
+	stop := make(chan struct{})
+	defer close(stop)
+	go reportProgress(r, prog, &comp, stop)
+	host, _ := os.Hostname()
+	p, err := v.Backup(ctx, vault.BackupOptions{Sources: prep.Sources, Labels: labels, Host: host, App: a.Name, Progress: prog, Scan: true,
+		Warn: func(path string, err error) { r.Logf(ctx, "warn", "%s: %v", path, err) }})
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.settingsHasher(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hashes := map[string]string{}
+	for _, st := range prep.Settings {
+		hashes[st.Key] = h.Sum(st)
+	}
+	cp := catalogPoint(p, a.Vault)
+	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
+		if err := tx.PutPoint(ctx, cp, hashes); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, r.Job.RequestedBy, "point.create", a.Name, "ok", map[string]string{"point": p.ID, "job": r.Job.ID, "reason": labels["reason"]})
+	})
+	return p, err
+}
+
+func catalogPoint(p *manifest.Point, vaultName string) *lifeboat.Point {
+	cp := &lifeboat.Point{ID: p.ID, Vault: vaultName, App: p.App, Time: p.Time, Finished: p.Finished, Partial: p.Partial, Labels: p.Labels,
+		BytesRead: p.Stats.BytesRead, BytesNew: p.Stats.BytesNew, Files: p.Stats.Files, Bytes: p.Stats.Bytes}
+	for _, c := range p.Components {
+		cp.Components = append(cp.Components, lifeboat.PointComponent{Name: c.Name, Kind: c.Kind, Host: c.Host, Source: c.Source, Taken: c.Taken})
+	}
+	return cp
+}
+
+func (s *Server) runBackup(ctx context.Context, r *jobs.Run) (any, error) {
+	var req BackupRequest
+	if err := json.Unmarshal(r.Job.Spec, &req); err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "job %s: bad spec: %v", r.Job.ID, err)
+	}
+	if s.testHook != nil {
+		if err := s.testHook(ctx, r.Job); err != nil {
+			return nil, err
+		}
+	}
+	a, err := s.loadApp(ctx, r.Job.App)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{}
+	for k, v := range req.Labels {
+		labels[k] = v
+	}
+	labels["reason"] = req.Reason
+	labels["requested-by"] = r.Job.RequestedBy
+	start := time.Now()
+	r.Logf(ctx, "info", "backing up app %s (%d components) into vault %s", a.Name, len(a.Components), a.Vault)
+	p, err := s.backupApp(ctx, r, a, labels, nil)
+	if err != nil {
+		return nil, err
+	}
+	res := BackupResult{Point: p.ID, Partial: p.Partial, Warnings: p.Warnings, Stats: p.Stats, Seconds: time.Since(start).Seconds()}
+	r.Logf(ctx, "info", "point %s written: %d files, %d bytes read, %d bytes new", p.ID[:8], p.Stats.Files, p.Stats.BytesRead, p.Stats.BytesNew)
+	if p.Partial {
+		r.Logf(ctx, "warn", "point %s is partial: %d items could not be read", p.ID[:8], p.Stats.Warnings)
+	}
+	s.afterBackup(ctx, a)
+	return res, nil
+}
+
+func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
+	var req RestoreRequest
+	if err := json.Unmarshal(r.Job.Spec, &req); err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "job %s: bad spec: %v", r.Job.ID, err)
+	}
+	start := time.Now()
+	a, err := s.loadApp(ctx, r.Job.App)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.vaults.get(ctx, r.Job.Vault)
+	if err != nil {
+		return nil, err
+	}
+	p, err := v.LoadPoint(ctx, req.Point)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.guard(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &RestoreResult{Point: p.ID}
+	comps := map[string]manifest.Component{}
+	for _, c := range p.Components {
+		comps[c.Name] = c
+	}
+	if req.To == "original" {
+		// A safety point of what is about to be replaced.
+		only := map[string]bool{}
+		for _, name := range req.Components {
+			if c, ok := findComponent(a, name); ok && c.Kind == lifeboat.KindFiles {
+				if _, err := os.Lstat(c.Path); err != nil {
+					continue // nothing there to keep
+				}
+			}
+			only[name] = true
+		}
+		if len(only) > 0 {
+			sp, err := s.backupApp(ctx, r, a, map[string]string{"reason": catalog.SafetyReason, "requested-by": r.Job.RequestedBy, "restore-of": p.ID}, only)
+			if err != nil {
+				return nil, fmt.Errorf("safety point before restoring: %w", err)
+			}
+			res.SafetyPoint = sp.ID
+			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
+		}
+	}
+	var swaps []*capture.Swap
+	for _, name := range req.Components {
+		c := comps[name]
+		prog := &vault.Progress{}
+		stop := make(chan struct{})
+		cn := name
+		go reportProgress(r, prog, &cn, stop)
+		rc := RestoredComp{Name: name}
+		if req.To == "original" {
+			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
+			close(stop)
+			if err != nil {
+				return res, fmt.Errorf("component %s: %w", name, err)
+			}
+			swaps = append(swaps, sw)
+			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
+		} else {
+			rr, err := capture.RestoreToDir(ctx, v, p, c, g, hostOf(a, name), req.To, prog)
+			close(stop)
+			if err != nil {
+				return res, fmt.Errorf("component %s: %w", name, err)
+			}
+			if len(rr.Failed) > 0 {
+				return res, lifeboat.Errorf(lifeboat.ECorrupt, "component %s: %d items failed to restore (first: %s)", name, len(rr.Failed), rr.Failed[0])
+			}
+			rc.Target, rc.Files, rc.Bytes = []string{filepath.Join(req.To, name)}, rr.Files, rr.Bytes
+		}
+		r.Logf(ctx, "info", "component %s restored to %v: %d files, %d bytes", name, rc.Target, rc.Files, rc.Bytes)
+		res.Components = append(res.Components, rc)
+	}
+	if req.To == "original" {
+		healthy := true
+		if a.HealthURL != "" {
+			if err := s.waitHealthy(ctx, a.HealthURL, 30*time.Second); err != nil {
+				healthy = false
+				res.Health = "failed: " + err.Error()
+				r.Logf(ctx, "warn", "health check %s failed: %v; the replaced data is kept (see the result)", a.HealthURL, err)
+			} else {
+				res.Health = "passed"
+			}
+		}
+		if healthy {
+			for i, sw := range swaps {
+				if err := sw.Commit(); err != nil {
+					r.Logf(ctx, "warn", "removing replaced data of %s: %v", sw.Component, err)
+				}
+				res.Components[i].Kept = sw.Old
+			}
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.Audit(ctx, r.Job.RequestedBy, "point.restore", a.Name, "ok", map[string]string{"point": p.ID, "job": r.Job.ID, "to": req.To})
+	})
+	return res, err
+}
+
+func findComponent(a *lifeboat.App, name string) (lifeboat.Component, bool) {
+	for _, c := range a.Components {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return lifeboat.Component{}, false
+}
+
+// waitHealthy polls url until it answers 2xx or the wait is over.
+func (s *Server) waitHealthy(ctx context.Context, url string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// VerifyResult is a verify job's result.
+type VerifyResult struct {
+	Vault    string          `json:"vault"`
+	OK       bool            `json:"ok"`
+	Problems []vault.Problem `json:"problems,omitempty"`
+	Percent  float64         `json:"readDataPercent"`
+}
+
+func (s *Server) runVerify(ctx context.Context, r *jobs.Run) (any, error) {
+	var spec struct {
+		ReadData float64 `json:"readDataPercent"`
+	}
+	json.Unmarshal(r.Job.Spec, &spec)
+	v, err := s.vaults.get(ctx, r.Job.Vault)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := v.Check(ctx, vault.CheckOptions{ReadData: spec.ReadData > 0, ReadPercent: spec.ReadData})
+	if err != nil {
+		return nil, err
+	}
+	res := VerifyResult{Vault: r.Job.Vault, OK: rep.OK(), Problems: rep.Problems, Percent: spec.ReadData}
+	if !rep.OK() {
+		return res, lifeboat.Errorf(lifeboat.ECorrupt, "vault %s: %d problems found", r.Job.Vault, len(rep.Problems))
+	}
+	return res, nil
+}

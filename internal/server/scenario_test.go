@@ -1,0 +1,460 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+)
+
+func TestBootstrap(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	for name, mode := range map[string]os.FileMode{MasterKeyFile: 0o600, AdminTokenFile: 0o600, CatalogFile: 0o600, "vault-keys/default.passphrase": 0o600} {
+		st, err := os.Stat(filepath.Join(ts.dataDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != mode {
+			t.Errorf("%s: mode %04o, want %04o", name, st.Mode().Perm(), mode)
+		}
+	}
+	if !strings.HasPrefix(ts.token, catalog.TokenPrefix) {
+		t.Errorf("token %q", ts.token)
+	}
+	// Stored hashed only.
+	ts.stop()
+	for _, f := range []string{CatalogFile, CatalogFile + "-wal"} {
+		b, _ := os.ReadFile(filepath.Join(ts.dataDir, f))
+		if strings.Contains(string(b), ts.token) {
+			t.Errorf("the admin token is in clear in %s", f)
+		}
+		pass, _ := os.ReadFile(filepath.Join(ts.dataDir, "vault-keys/default.passphrase"))
+		if strings.Contains(string(b), strings.TrimSpace(string(pass))) {
+			t.Errorf("the vault passphrase is in clear in %s", f)
+		}
+	}
+	// A restart keeps the same admin and token.
+	ts2 := newTestServer(t, testOpts{dataDir: ts.dataDir})
+	if ts2.token != ts.token {
+		t.Error("a second start replaced the admin token")
+	}
+	var st Status
+	code, body := ts2.rawDo(t, "GET", "/readyz", "", "")
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || len(st.Vaults) != 1 || st.Vaults[0].KeyExported {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+	if !strings.Contains(body, "was never exported") {
+		t.Errorf("readyz does not say the key is not exported: %s", body)
+	}
+	if !strings.Contains(strings.Join(st.Warnings, "\n"), "same file system") {
+		t.Errorf("no warning about the vault beside the data directory: %v", st.Warnings)
+	}
+	// Key export: the vault then opens offline with that passphrase.
+	var kr KeyExportResult
+	ts2.must(t, "POST", "/api/v1/vaults/default/key-export", KeyExportRequest{Passphrase: "correct horse battery"}, &kr)
+	if kr.Location != filepath.Join(ts.dataDir, "vaults", "default") {
+		t.Errorf("export location %q", kr.Location)
+	}
+	ts2.must(t, "GET", "/api/v1/status", nil, &st)
+	if !st.Vaults[0].KeyExported {
+		t.Error("status does not record the export")
+	}
+	if err := ts2.do(t, "POST", "/api/v1/vaults/default/key-export", KeyExportRequest{Passphrase: "short"}, nil); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("short export passphrase: %v", err)
+	}
+	if strings.Contains(ts2.logs.String()+ts.logs.String(), ts.token) || strings.Contains(ts2.logs.String(), "correct horse") {
+		t.Error("a secret reached the log")
+	}
+}
+
+func TestAppLifecycle(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	doc := f.doc()
+	var plan ApplyResult
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc, DryRun: true}, &plan)
+	if plan.Applied || len(plan.Changes) != 3 {
+		t.Fatalf("dry run: %+v", plan)
+	}
+	if err := ts.do(t, "GET", "/api/v1/apps/shop", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Fatalf("dry run applied something: %v", err)
+	}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, &plan)
+	if !plan.Applied {
+		t.Fatalf("not applied: %+v", plan)
+	}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, &plan)
+	for _, c := range plan.Changes {
+		if c.Action != "unchanged" {
+			t.Errorf("second apply changed %+v", c)
+		}
+	}
+
+	j1 := ts.backup(t, "shop")
+	r1 := result[BackupResult](t, j1)
+	if r1.Partial || r1.Stats.Files != 4 { // 2 data files + staged env + config description
+		t.Errorf("first backup: %+v", r1)
+	}
+	// Change a setting and a file, then back up again.
+	write(t, f.envFile, "GREETING=bonjour\nDB_PASSWORD="+f.secret+"-rotated\n")
+	write(t, filepath.Join(f.dataDir, "notes.db"), "database bytes v2")
+	j2 := ts.backup(t, "shop")
+	r2 := result[BackupResult](t, j2)
+
+	var pts List[*lifeboat.Point]
+	ts.must(t, "GET", "/api/v1/apps/shop/points", nil, &pts)
+	if len(pts.Items) != 2 || pts.Items[0].ID != r2.Point || pts.Items[0].Labels["reason"] != "manual" || pts.Items[0].Labels["requested-by"] != "admin" {
+		t.Fatalf("points: %+v", pts.Items)
+	}
+	// Settings: secrets masked, public shown, changed/unchanged known.
+	var pv PointView
+	code, body := ts.rawDo(t, "GET", "/api/v1/apps/shop/points/"+r2.Point[:8], ts.token, "")
+	if code != 200 || json.Unmarshal([]byte(body), &pv) != nil {
+		t.Fatalf("point: %d %s", code, body)
+	}
+	if strings.Contains(body, f.secret) {
+		t.Fatalf("a secret value is in the API answer: %s", body)
+	}
+	got := map[string]SettingView{}
+	for _, s := range pv.Settings {
+		got[s.Key] = s
+	}
+	if g := got["config/app.env:GREETING"]; g.Secret || g.Value == nil || *g.Value != "bonjour" || g.Changed != "changed" {
+		t.Errorf("GREETING: %+v", g)
+	}
+	if p := got["config/app.env:DB_PASSWORD"]; !p.Secret || p.Value != nil || p.Changed != "changed" {
+		t.Errorf("DB_PASSWORD: %+v", p)
+	}
+	if x := got["config/FEATURE_X"]; !x.Secret || x.Changed != "unchanged" || x.Type != "bool" {
+		t.Errorf("FEATURE_X: %+v", x)
+	}
+	// Revealing is allowed to an admin and audited.
+	code, body = ts.rawDo(t, "GET", "/api/v1/apps/shop/points/"+r2.Point+"?reveal=true", ts.token, "")
+	if code != 200 || !strings.Contains(body, f.secret+"-rotated") {
+		t.Errorf("reveal: %d %s", code, body)
+	}
+	var audit List[lifeboat.AuditEvent]
+	ts.must(t, "GET", "/api/v1/audit?limit=1000", nil, &audit)
+	if !hasAudit(audit.Items, "secrets.reveal", "shop") || !hasAudit(audit.Items, "app.put", "shop") || !hasAudit(audit.Items, "point.create", "shop") {
+		t.Errorf("audit trail misses events: %+v", audit.Items)
+	}
+	// Diff names the changes, never the secret.
+	var d DiffResult
+	code, body = ts.rawDo(t, "GET", "/api/v1/apps/shop/diff?from="+r1.Point+"&to="+r2.Point, ts.token, "")
+	if code != 200 || json.Unmarshal([]byte(body), &d) != nil || strings.Contains(body, f.secret) {
+		t.Fatalf("diff: %d %s", code, body)
+	}
+	wantDiff := map[string]string{"config/app.env:DB_PASSWORD": "changed", "config/app.env:GREETING": "changed"}
+	if len(d.Settings) != 2 || d.Settings[0].Op != wantDiff[d.Settings[0].Key] || d.Settings[1].Op != wantDiff[d.Settings[1].Key] ||
+		d.Settings[1].Old == nil || *d.Settings[1].Old != "hello" {
+		t.Errorf("settings diff: %+v", d.Settings)
+	}
+	if len(d.Files) != 1 || d.Files[0].Path != "data/notes.db" || d.Files[0].Op != "changed" {
+		t.Errorf("files diff: %+v", d.Files)
+	}
+
+	// Damage, then restore the first point to the original place.
+	os.RemoveAll(filepath.Join(f.dataDir, "uploads"))
+	write(t, filepath.Join(f.dataDir, "notes.db"), "garbage")
+	var rp RestorePlan
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r1.Point, To: "original", DryRun: true}, &rp)
+	if len(rp.Components) != 2 || rp.Components[1].Create != 2 || rp.Components[1].Overwrite != 1 {
+		t.Errorf("restore plan: %+v %+v", rp.Components[0], rp.Components[1])
+	}
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r1.Point, To: "original"}, &rj)
+	done := ts.waitJob(t, rj.ID)
+	if done.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore: %s %s", done.State, done.Error)
+	}
+	rr := result[RestoreResult](t, done)
+	if rr.SafetyPoint == "" {
+		t.Error("no safety point taken")
+	}
+	for path, want := range map[string]string{
+		f.envFile:                                   "GREETING=hello\nDB_PASSWORD=" + f.secret + "\n",
+		filepath.Join(f.dataDir, "notes.db"):        "database bytes",
+		filepath.Join(f.dataDir, "uploads/cat.jpg"): strings.Repeat("meow", 5000),
+	} {
+		if b, err := os.ReadFile(path); err != nil || string(b) != want {
+			t.Errorf("%s after restore: %q %v", path, b, err)
+		}
+	}
+	// No staging or kept copies left (no health URL: kept data removed).
+	ents, _ := os.ReadDir(filepath.Join(f.root, "shop"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".lifeboat-") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	// Restore to a directory: allowed under a restore root only.
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: "latest", Components: []string{"data"}, To: filepath.Join(f.restoreRoot, "x")}, &rj)
+	if done := ts.waitJob(t, rj.ID); done.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore to dir: %s", done.Error)
+	}
+	// latest is the newest backup (v2), not the safety point of the damaged state.
+	if b, _ := os.ReadFile(filepath.Join(f.restoreRoot, "x", "data", "notes.db")); string(b) != "database bytes v2" {
+		t.Errorf("restored to dir: %q", b)
+	}
+	for _, bad := range []RestoreRequest{
+		{To: "/etc"}, {To: "relative/dir"}, {To: filepath.Join(ts.dataDir, "x")}, {To: "original", Components: []string{"nope"}},
+		{To: "original", Point: "ffffffffff"}, {To: "original", At: "yesterday"}, {},
+	} {
+		if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", bad, nil); err == nil {
+			t.Errorf("restore %+v accepted", bad)
+		}
+	}
+	// Retiring keeps the points.
+	ts.must(t, "DELETE", "/api/v1/apps/shop", nil, nil)
+	ts.must(t, "GET", "/api/v1/apps/shop/points", nil, &pts)
+	if len(pts.Items) < 3 {
+		t.Errorf("points after retiring: %d", len(pts.Items))
+	}
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/backups", BackupRequest{}, nil); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("backup of a retired app: %v", err)
+	}
+	// The catalog is a cache: rebuilding it from the vault gives the same points.
+	var sr SyncResult
+	ts.must(t, "POST", "/api/v1/vaults/default/sync", nil, &sr)
+	if sr.Points != len(pts.Items) {
+		t.Errorf("sync found %d points, catalog had %d", sr.Points, len(pts.Items))
+	}
+	if strings.Contains(ts.logs.String(), f.secret) {
+		t.Error("a secret value reached the server log")
+	}
+	evs, _ := json.Marshal(audit.Items)
+	if strings.Contains(string(evs), f.secret) {
+		t.Error("a secret value reached the audit trail")
+	}
+}
+
+func hasAudit(evs []lifeboat.AuditEvent, action, target string) bool {
+	for _, e := range evs {
+		if e.Action == action && e.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBadInput(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	cases := []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"PUT", "/api/v1/apps/shop", `{"name":"shop","colour":"red"}`, 400, `unknown field \"colour\"`},
+		{"PUT", "/api/v1/apps/shop", `{"name":"shop","labels":"x"}`, 400, `field \"labels\"`},
+		{"PUT", "/api/v1/apps/shop", "{\n\"name\": \"shop\",\n}", 400, "line 3"},
+		{"GET", "/api/v1/apps/nope", "", 404, "app nope not found"},
+		{"GET", "/api/v1/jobs/nope", "", 404, "job nope not found"},
+		{"POST", "/api/v1/apps/nope/backups", "", 404, "app nope not found"},
+		{"PUT", "/api/v1/policies/p", `{"name":"p","schedule":{"cron":"61 * * * *"}}`, 400, `61 * * * *`},
+		{"PUT", "/api/v1/policies/p", `{"name":"p","schedule":{"every":"fortnightly"}}`, 400, `fortnightly`},
+		{"PUT", "/api/v1/policies/p", `{"name":"p","schedule":{"every":"1h"},"retention":{"daily":-1}}`, 400, "daily"},
+		{"PUT", "/api/v1/hosts/local", `{"name":"local","roots":["` + ts.dataDir + `"]}`, 400, "data directory"},
+		{"PUT", "/api/v1/apps/x", `{"name":"x","components":[{"name":"d","kind":"files","path":"/etc"}]}`, 400, "not under a capture root"},
+		{"PUT", "/api/v1/apps/x", `{"name":"x","components":[{"name":"d","kind":"tape","path":"/etc"}]}`, 400, `kind \"tape\"`},
+		{"PUT", "/api/v1/apps/x", `{"name":"x","components":[{"name":"c","kind":"config","files":["` + f.root + `/a.ini"]}]}`, 400, "unknown kind"},
+		{"PUT", "/api/v1/apps/Bad_Name", `{}`, 400, "app name"},
+		{"POST", "/api/v1/apps/shop/backups", `{"reason":"Because I Said So"}`, 400, "reason"},
+		{"POST", "/api/v1/vaults", `{"name":"v2","location":"ftp://x"}`, 400, "unknown scheme"},
+		{"POST", "/api/v1/vaults", `{"name":"v2","location":"s3://bucket/p"}`, 400, "endpoint and credentialsFile"},
+		{"GET", "/api/v1/apps?limit=0", "", 400, "limit"},
+		{"GET", "/api/v1/nothing", "", 404, "no API route"},
+	}
+	for _, c := range cases {
+		code, body := ts.rawDo(t, c.method, c.path, ts.token, c.body)
+		if code != c.status || !strings.Contains(body, c.want) || !strings.Contains(body, `"code"`) {
+			t.Errorf("%s %s %s: %d %s (want %d with %q)", c.method, c.path, c.body, code, body, c.status, c.want)
+		}
+	}
+	// Nothing was applied by the bad requests.
+	if err := ts.do(t, "GET", "/api/v1/apps/x", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Errorf("a refused app exists: %v", err)
+	}
+	if err := ts.do(t, "GET", "/api/v1/policies/p", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Errorf("a refused policy exists: %v", err)
+	}
+	// An apply with one bad app applies nothing at all.
+	doc := f.doc()
+	doc.Policies = append(doc.Policies, lifeboat.Policy{Name: "weekly", Schedule: lifeboat.Schedule{Cron: "@weekly"}})
+	doc.Apps = append(doc.Apps, lifeboat.App{Name: "bad", Components: []lifeboat.Component{{Name: "d", Kind: "files", Path: "/etc"}}})
+	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("apply with a bad app: %v", err)
+	}
+	if err := ts.do(t, "GET", "/api/v1/policies/weekly", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Errorf("a partial apply happened: %v", err)
+	}
+	// Authentication: every route but health needs a valid token.
+	for _, tok := range []string{"", "lbt_wrong", "Bearer"} {
+		code, body := ts.rawDo(t, "GET", "/api/v1/apps", tok, "")
+		if code != 401 || !strings.Contains(body, "token") {
+			t.Errorf("token %q: %d %s", tok, code, body)
+		}
+	}
+	if code, _ := ts.rawDo(t, "GET", "/healthz", "", ""); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	var a, b lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", BackupRequest{Reason: "pre-deploy"}, &a, "Idempotency-Key", "deploy-42")
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", BackupRequest{Reason: "pre-deploy"}, &b, "Idempotency-Key", "deploy-42")
+	if a.ID != b.ID {
+		t.Errorf("a retried request made a second job: %s %s", a.ID, b.ID)
+	}
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/backups", BackupRequest{Reason: "manual"}, nil, "Idempotency-Key", "deploy-42"); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("key reused for another request: %v", err)
+	}
+	done := ts.waitJob(t, a.ID)
+	if done.State != lifeboat.JobSucceeded {
+		t.Fatal(done.Error)
+	}
+	var pts List[*lifeboat.Point]
+	ts.must(t, "GET", "/api/v1/apps/shop/points", nil, &pts)
+	if len(pts.Items) != 1 || pts.Items[0].Labels["reason"] != "pre-deploy" {
+		t.Errorf("points: %+v", pts.Items)
+	}
+}
+
+// TestUnreachableVault: an app whose vault is gone fails with that cause;
+// another app's backup goes on.
+func TestUnreachableVault(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	doc := f.doc()
+	other := filepath.Join(t.TempDir(), "other-vault")
+	doc.Vaults = []VaultSpec{{Vault: lifeboat.Vault{Name: "other", Region: "eu", Location: other}}}
+	doc.Apps = append(doc.Apps, lifeboat.App{Name: "blog", Region: "eu", Vault: "other", Components: []lifeboat.Component{{Name: "data", Kind: "files", Path: f.dataDir}}})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	ts.vaults.reload("other")
+	if err := os.Rename(other, other+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	var jb, js lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/blog/backups", nil, &jb)
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", nil, &js)
+	if d := ts.waitJob(t, js.ID); d.State != lifeboat.JobSucceeded {
+		t.Errorf("shop: %s %s", d.State, d.Error)
+	}
+	d := ts.waitJob(t, jb.ID)
+	if d.State != lifeboat.JobFailed || !strings.Contains(d.Error, other) {
+		t.Errorf("blog: %s %q (want failed naming %s)", d.State, d.Error, other)
+	}
+}
+
+// TestDrainAndTakeover: a server stopped during a backup puts the job back
+// in the queue, and the next server runs it to the end.
+func TestDrainAndTakeover(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	started := make(chan struct{}, 1)
+	ts := newTestServer(t, testOpts{dataDir: dir, hook: func(ctx context.Context, j *lifeboat.Job) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done() // hold the job until the server stops
+		return ctx.Err()
+	}})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", nil, &j)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("backup did not start")
+	}
+	ts.stop()
+	db, err := catalog.Open(context.Background(), filepath.Join(dir, CatalogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *lifeboat.Job
+	db.View(context.Background(), func(tx *catalog.Tx) error { got, err = tx.Job(context.Background(), j.ID); return err })
+	db.Close()
+	if got.State != lifeboat.JobQueued || !strings.Contains(got.Error, "shutdown") {
+		t.Fatalf("after shutdown the job is %s (%q), want queued with a note", got.State, got.Error)
+	}
+	ts2 := newTestServer(t, testOpts{dataDir: dir})
+	done := ts2.waitJob(t, j.ID)
+	if done.State != lifeboat.JobSucceeded || done.Attempts != 2 {
+		t.Errorf("after restart: %s, attempts %d, %s", done.State, done.Attempts, done.Error)
+	}
+}
+
+// TestLeaseTakeover: a job whose worker died (its lease ran out) is taken
+// over by a live server.
+func TestLeaseTakeover(t *testing.T) {
+	ts := newTestServer(t, testOpts{lease: time.Second})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	// A "dead" worker of another server claims the job and never heartbeats.
+	ts.pool.Stop(context.Background())
+	var j *lifeboat.Job
+	ts.db.Update(context.Background(), func(tx *catalog.Tx) error {
+		var err error
+		j, _, err = tx.CreateJob(context.Background(), &lifeboat.Job{Kind: lifeboat.JobBackup, App: "shop", Vault: "default", RequestedBy: "admin", Spec: json.RawMessage(`{"reason":"manual"}`)}, "", "")
+		return err
+	})
+	if _, err := ts.db.ClaimJob(context.Background(), "dead-server/w0", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ts.pool.Start(context.Background())
+	done := ts.waitJob(t, j.ID)
+	if done.State != lifeboat.JobSucceeded || done.Fence != 2 {
+		t.Errorf("takeover: %s fence %d %s", done.State, done.Fence, done.Error)
+	}
+}
+
+func TestSchedulerCatchesUpOnce(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var mu = make(chan struct{}, 1)
+	mu <- struct{}{}
+	clock := func() time.Time { <-mu; defer func() { mu <- struct{}{} }(); return now }
+	setNow := func(t time.Time) { <-mu; now = t; mu <- struct{}{} }
+	ts := newTestServer(t, testOpts{now: clock})
+	ts.pool.Stop(context.Background()) // look at the queue, not the backups
+	f := newFixture(t)
+	doc := f.doc()
+	doc.Policies[0].Schedule = lifeboat.Schedule{Every: lifeboat.Duration(time.Hour)}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	ctx := context.Background()
+	res, err := ts.tick(ctx)
+	if err != nil || res.Enqueued != 0 {
+		t.Fatalf("first tick: %+v %v", res, err)
+	}
+	setNow(now.Add(7 * 24 * time.Hour)) // a week of downtime
+	res, err = ts.tick(ctx)
+	if err != nil || res.Enqueued != 1 {
+		t.Fatalf("after downtime: %+v %v", res, err)
+	}
+	res, _ = ts.tick(ctx)
+	if res.Enqueued != 0 {
+		t.Errorf("a burst: %+v", res)
+	}
+	setNow(now.Add(2 * time.Hour)) // the next slot, but a backup is still queued
+	res, _ = ts.tick(ctx)
+	if res.Due != 1 || res.Enqueued != 0 {
+		t.Errorf("piled up behind a queued backup: %+v", res)
+	}
+	var jobs List[*lifeboat.Job]
+	ts.must(t, "GET", "/api/v1/jobs?app=shop", nil, &jobs)
+	if len(jobs.Items) != 1 || !strings.Contains(string(jobs.Items[0].Spec), "scheduled") {
+		t.Errorf("jobs: %+v", jobs.Items)
+	}
+}
