@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"database/sql"
+	"net/url"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 )
 
 func TestBootstrap(t *testing.T) {
@@ -73,8 +76,10 @@ func TestBootstrap(t *testing.T) {
 	}
 }
 
-func TestAppLifecycle(t *testing.T) {
-	ts := newTestServer(t, testOpts{})
+func TestAppLifecycle(t *testing.T) { testLifecycle(t, testOpts{}) }
+
+func testLifecycle(t *testing.T, o testOpts) {
+	ts := newTestServer(t, o)
 	f := newFixture(t)
 	doc := f.doc()
 	var plan ApplyResult
@@ -457,4 +462,22 @@ func TestSchedulerCatchesUpOnce(t *testing.T) {
 	if len(jobs.Items) != 1 || !strings.Contains(string(jobs.Items[0].Spec), "scheduled") {
 		t.Errorf("jobs: %+v", jobs.Items)
 	}
+}
+
+// TestPostgresCatalog runs the app lifecycle on a PostgreSQL catalog.
+func TestPostgresCatalog(t *testing.T) {
+	base := testenv.Require(t, "LIFEBOAT_TEST_PG_DSN")["LIFEBOAT_TEST_PG_DSN"]
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := "lbsrv_" + randomHex(6)
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
+	u, _ := url.Parse(base)
+	u.Path = "/" + name
+	testLifecycle(t, testOpts{catalog: u.String()})
 }
