@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"database/sql"
-	"net/url"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
