@@ -345,6 +345,52 @@ func TestEndToEndStory(t *testing.T) {
 		t.Errorf("bad token: exit %d %s", r.code, r.stderr)
 	}
 
+	// login saves the server and token; then no token file is needed.
+	loginEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LIFEBOAT_DATA_DIR=" + filepath.Join(tmp, "elsewhere")}
+	if r := lifeboat(t, loginEnv, "status"); r.code != 5 {
+		t.Errorf("status without any token: exit %d", r.code)
+	}
+	lc := exec.Command(bin, "login", "--server", "http://"+addr)
+	lc.Env = loginEnv
+	lc.Stdin = strings.NewReader(token + "\n")
+	if out, err := lc.CombinedOutput(); err != nil || !strings.Contains(string(out), "as admin") {
+		t.Fatalf("login: %v %s", err, out)
+	}
+	if st, err := os.Stat(filepath.Join(home, ".config", "lifeboat", "cli.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("saved login: %v", err)
+	}
+	r = lifeboat(t, loginEnv, "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "NOT EXPORTED") {
+		t.Errorf("status after login: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	outputs = append(outputs, r.stdout, r.stderr)
+
+	// Key export: with the typed passphrase and the storage alone, the
+	// offline disaster kit restores the point.
+	kc := exec.Command(bin, "key", "export", "--vault", "default")
+	kc.Env = env
+	kc.Stdin = strings.NewReader("offline passphrase 1\noffline passphrase 1\n")
+	out, err := kc.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), filepath.Join(dataDir, "vaults", "default")) {
+		t.Fatalf("key export: %v %s", err, out)
+	}
+	if r := cli(0, "status"); strings.Contains(r.stdout, "NOT EXPORTED") {
+		t.Errorf("status still says not exported: %s", r.stdout)
+	}
+	passFile := filepath.Join(tmp, "offline.pass")
+	os.WriteFile(passFile, []byte("offline passphrase 1\n"), 0o600)
+	offline := filepath.Join(tmp, "offline-restore")
+	cli(0, "vault", "restore", "--vault", filepath.Join(dataDir, "vaults", "default"), "--passphrase-file", passFile, first, "--to", offline)
+	if b, err := os.ReadFile(filepath.Join(offline, "config", "files", "0", "notes.env")); err != nil || !strings.Contains(string(b), "hello from the story") {
+		t.Errorf("offline restore of the config: %v %q", err, b)
+	}
+	kc = exec.Command(bin, "key", "export", "--vault", "default")
+	kc.Env = env
+	kc.Stdin = strings.NewReader("one passphrase xx\nanother one xxx\n")
+	if out, err := kc.CombinedOutput(); err == nil || !strings.Contains(string(out), "differ") {
+		t.Errorf("mismatched passphrases: %v %s", err, out)
+	}
+
 	// Audit events and API answers, as a reader sees them.
 	var audit struct {
 		Items []map[string]any `json:"items"`

@@ -283,7 +283,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 	if req.To == "original" {
 		healthy := true
 		if a.HealthURL != "" {
-			if err := s.waitHealthy(ctx, a.HealthURL, 30*time.Second); err != nil {
+			if err := s.waitHealthy(ctx, a.HealthURL, s.cfg.HealthWait); err != nil {
 				healthy = false
 				res.Health = "failed: " + err.Error()
 				r.Logf(ctx, "warn", "health check %s failed: %v; the replaced data is kept (see the result)", a.HealthURL, err)

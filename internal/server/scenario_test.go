@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -480,4 +482,82 @@ func TestPostgresCatalog(t *testing.T) {
 	u, _ := url.Parse(base)
 	u.Path = "/" + name
 	testLifecycle(t, testOpts{catalog: u.String()})
+}
+
+// TestCancel: a running job stops when cancelled and is marked so; a queued
+// one is cancelled before it starts.
+func TestCancel(t *testing.T) {
+	started := make(chan struct{}, 4)
+	ts := newTestServer(t, testOpts{hook: func(ctx context.Context, j *lifeboat.Job) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	var running, queued lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", nil, &running)
+	<-started
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", BackupRequest{Reason: "second"}, &queued) // waits: one backup per app
+	var q lifeboat.Job
+	ts.must(t, "POST", "/api/v1/jobs/"+queued.ID+"/cancel", nil, &q)
+	if q.State != lifeboat.JobCancelled {
+		t.Errorf("queued job after cancel: %s", q.State)
+	}
+	ts.must(t, "POST", "/api/v1/jobs/"+running.ID+"/cancel", nil, nil)
+	done := ts.waitJob(t, running.ID)
+	if done.State != lifeboat.JobCancelled {
+		t.Errorf("running job after cancel: %s %s", done.State, done.Error)
+	}
+	var logs struct{ Items []lifeboat.JobLog }
+	ts.must(t, "GET", "/api/v1/jobs/"+running.ID+"/logs", nil, &logs)
+	if len(logs.Items) == 0 || logs.Items[len(logs.Items)-1].Msg != "cancelled" {
+		t.Errorf("job log: %+v", logs.Items)
+	}
+	if err := ts.do(t, "POST", "/api/v1/jobs/nope/cancel", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Errorf("cancel unknown job: %v", err)
+	}
+}
+
+// TestRestoreHealthCheck: the replaced data is kept until the app's health
+// check passes, and kept (and reported) when it does not.
+func TestRestoreHealthCheck(t *testing.T) {
+	healthy := make(chan bool, 1)
+	healthy <- true
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok := <-healthy
+		healthy <- ok
+		if !ok {
+			w.WriteHeader(500)
+		}
+	}))
+	defer hs.Close()
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	doc := f.doc()
+	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	ts.backup(t, "shop")
+	restore := func() RestoreResult {
+		var j lifeboat.Job
+		ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: "latest", Components: []string{"data"}, To: "original"}, &j)
+		d := ts.waitJob(t, j.ID)
+		if d.State != lifeboat.JobSucceeded {
+			t.Fatalf("restore: %s", d.Error)
+		}
+		return result[RestoreResult](t, d)
+	}
+	r := restore()
+	if r.Health != "passed" || len(r.Components[0].Kept) != 0 {
+		t.Errorf("healthy: %+v", r)
+	}
+	<-healthy
+	healthy <- false
+	r = restore() // waits out the health check
+	if !strings.HasPrefix(r.Health, "failed") || len(r.Components[0].Kept) != 1 {
+		t.Fatalf("unhealthy: %+v", r)
+	}
+	if _, err := os.Stat(r.Components[0].Kept[0]); err != nil {
+		t.Errorf("kept data is gone: %v", err)
+	}
 }

@@ -58,6 +58,9 @@ type Config struct {
 	VaultKDF *crypto.KDFParams
 	// Name of this server in job leases (default hostname/pid).
 	Name string
+	// HealthWait is how long a restore to the original place waits for the
+	// app's health check to pass (default 60 s).
+	HealthWait time.Duration
 }
 
 // Server is a running control plane.
@@ -101,6 +104,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.HealthWait <= 0 {
+		cfg.HealthWait = 60 * time.Second
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 30 * time.Second
