@@ -69,6 +69,9 @@ type Options struct {
 	MaxTries  int           // attempts before a transient error fails the job; default 5
 	Owner     string        // this server's name in leases
 	Log       *slog.Logger
+	// Backoff is the delay before retry n (1-based); default: 5 s doubling
+	// to 5 min, with ±20% jitter.
+	Backoff func(n int) time.Duration
 }
 
 // Pool is a set of workers.
@@ -111,6 +114,9 @@ func New(db *catalog.DB, opts Options) *Pool {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = backoff
 	}
 	return &Pool{db: db, opts: opts, exec: map[string]Executor{}, wake: make(chan struct{}, 1), runs: map[string]context.CancelCauseFunc{}}
 }
@@ -256,7 +262,7 @@ func (p *Pool) run(poolCtx context.Context, j *lifeboat.Job) {
 		r.Logf(bg, "warn", "cancelled")
 		err = p.finish(bg, j, lifeboat.JobCancelled, res, "cancelled on request")
 	case lifeboat.ErrorCode(err) == lifeboat.EUnavailable && j.Attempts < p.opts.MaxTries:
-		delay := backoff(j.Attempts)
+		delay := p.opts.Backoff(j.Attempts)
 		r.Logf(bg, "warn", "attempt %d failed: %v; retrying in %s", j.Attempts, err, delay.Round(time.Second))
 		msg := err.Error()
 		err = p.db.Update(bg, func(tx *catalog.Tx) error { return tx.RequeueJob(bg, j.ID, j.Fence, delay, msg) })

@@ -71,6 +71,33 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 			}
 			st.Vaults = append(st.Vaults, vst)
 		}
+		// Apps past their policy's RPO (recovery point objective).
+		apps, err := allApps(ctx, tx)
+		if err != nil {
+			return err
+		}
+		pols, err := allPolicies(ctx, tx)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		for _, a := range apps {
+			pol := policyFor(pols, a)
+			if pol == nil || pol.RPO == 0 {
+				continue
+			}
+			lp, err := tx.LatestPoint(ctx, a.Name, 0, true)
+			switch {
+			case errors.Is(err, catalog.ErrNotFound):
+				if now.Sub(a.CreatedAt) > pol.RPO.D() {
+					st.Warnings = append(st.Warnings, fmt.Sprintf("app %s has no complete point, and its RPO is %s", a.Name, pol.RPO))
+				}
+			case err != nil:
+				return err
+			case now.Sub(lp.Time) > pol.RPO.D():
+				st.Warnings = append(st.Warnings, fmt.Sprintf("app %s: newest complete point is %s old, past its RPO of %s", a.Name, now.Sub(lp.Time).Round(time.Minute), pol.RPO))
+			}
+		}
 		st.Jobs = map[string]int{}
 		for _, state := range []string{lifeboat.JobQueued, lifeboat.JobRunning} {
 			js, err := tx.Jobs(ctx, catalog.JobFilter{State: state}, catalog.Page{Limit: 1000})

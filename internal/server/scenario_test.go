@@ -439,6 +439,7 @@ func TestSchedulerCatchesUpOnce(t *testing.T) {
 	f := newFixture(t)
 	doc := f.doc()
 	doc.Policies[0].Schedule = lifeboat.Schedule{Every: lifeboat.Duration(time.Hour)}
+	doc.Policies[0].RPO = lifeboat.Duration(2 * time.Hour)
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
 	ctx := context.Background()
 	res, err := ts.tick(ctx)
@@ -458,6 +459,11 @@ func TestSchedulerCatchesUpOnce(t *testing.T) {
 	res, _ = ts.tick(ctx)
 	if res.Due != 1 || res.Enqueued != 0 {
 		t.Errorf("piled up behind a queued backup: %+v", res)
+	}
+	var st Status
+	ts.must(t, "GET", "/api/v1/status", nil, &st)
+	if !strings.Contains(strings.Join(st.Warnings, "\n"), "app shop has no complete point, and its RPO is 2h0m0s") {
+		t.Errorf("no RPO warning: %v", st.Warnings)
 	}
 	var jobs List[*lifeboat.Job]
 	ts.must(t, "GET", "/api/v1/jobs?app=shop", nil, &jobs)
