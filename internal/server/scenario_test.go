@@ -567,3 +567,40 @@ func TestRestoreHealthCheck(t *testing.T) {
 		t.Errorf("kept data is gone: %v", err)
 	}
 }
+
+// TestPolicySimulate: what a policy would keep, by the server's clock and
+// complete points only, and when a prune would refuse.
+func TestPolicySimulate(t *testing.T) {
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	clock := make(chan time.Time, 1)
+	clock <- now
+	get := func() time.Time { t := <-clock; clock <- t; return t }
+	ts := newTestServer(t, testOpts{now: get})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	for i := range 4 {
+		<-clock
+		clock <- now.Add(time.Duration(i) * 24 * time.Hour)
+		ts.backup(t, "shop")
+	}
+	sim := func(r lifeboat.Retention) SimulateResult {
+		var res SimulateResult
+		pol := lifeboat.Policy{Name: "try", Schedule: lifeboat.Schedule{Cron: "@daily"}, Retention: r}
+		ts.must(t, "POST", "/api/v1/policies/simulate", SimulateRequest{App: "shop", Policy: &pol}, &res)
+		return res
+	}
+	if r := sim(lifeboat.Retention{Last: 2}); r.Keep != 2 || r.Drop != 2 || r.Refused != "" || !r.Points[0].Keep || r.Points[3].Keep {
+		t.Errorf("last 2: %+v", r)
+	}
+	if r := sim(lifeboat.Retention{Last: 1}); r.Keep != 1 || r.Refused == "" {
+		t.Errorf("last 1 should be refused (drops 3 of 4): %+v", r)
+	}
+	if r := sim(lifeboat.Retention{Within: lifeboat.Duration(36 * time.Hour)}); r.Keep != 2 {
+		t.Errorf("within 36h of the newest point: %+v", r)
+	}
+	var res SimulateResult
+	ts.must(t, "POST", "/api/v1/policies/simulate", SimulateRequest{App: "shop"}, &res) // the app's own policy: last 3
+	if res.Policy != "daily" || res.Keep != 3 {
+		t.Errorf("own policy: %+v", res)
+	}
+}
