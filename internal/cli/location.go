@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -67,24 +65,7 @@ func (f *vaultFlags) s3Credentials(env Env) (string, string, error) {
 		if err != nil {
 			return "", "", err
 		}
-		var ak, sk string
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-			if !ok {
-				continue
-			}
-			switch strings.ToLower(strings.TrimSpace(k)) {
-			case "access_key_id", "aws_access_key_id":
-				ak = strings.TrimSpace(v)
-			case "secret_access_key", "aws_secret_access_key":
-				sk = strings.TrimSpace(v)
-			}
-		}
-		if ak == "" || sk == "" {
-			return "", "", lifeboat.Errorf(lifeboat.EInvalid, "S3 credentials file %s: want access_key_id= and secret_access_key= lines", f.s3CredsFile)
-		}
-		return ak, sk, nil
+		return location.ParseCredentials(f.s3CredsFile, b)
 	}
 	ak, sk := env.Getenv("AWS_ACCESS_KEY_ID"), env.Getenv("AWS_SECRET_ACCESS_KEY")
 	if ak == "" || sk == "" {

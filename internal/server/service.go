@@ -524,21 +524,5 @@ func readCredsFile(path string) (string, string, error) {
 	if err != nil {
 		return "", "", lifeboat.Errorf(lifeboat.EInvalid, "credentials file %s: %v", path, err)
 	}
-	var ak, sk string
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if !ok {
-			continue
-		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "access_key_id", "aws_access_key_id":
-			ak = strings.TrimSpace(v)
-		case "secret_access_key", "aws_secret_access_key":
-			sk = strings.TrimSpace(v)
-		}
-	}
-	if ak == "" || sk == "" {
-		return "", "", lifeboat.Errorf(lifeboat.EInvalid, "credentials file %s: want access_key_id= and secret_access_key= lines", path)
-	}
-	return ak, sk, nil
+	return location.ParseCredentials(path, b)
 }

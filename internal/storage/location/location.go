@@ -113,3 +113,25 @@ func Error(loc string, err error) error {
 	}
 	return &lifeboat.Error{Code: lifeboat.EUnavailable, Message: fmt.Sprintf("vault %s: %s", loc, msg), Err: err}
 }
+
+// ParseCredentials reads S3 credentials from the text of a credentials file:
+// access_key_id= and secret_access_key= lines (aws_ prefixes accepted).
+// name is for the error message.
+func ParseCredentials(name string, data []byte) (accessKey, secretKey string, err error) {
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "access_key_id", "aws_access_key_id":
+			accessKey = strings.TrimSpace(v)
+		case "secret_access_key", "aws_secret_access_key":
+			secretKey = strings.TrimSpace(v)
+		}
+	}
+	if accessKey == "" || secretKey == "" {
+		return "", "", lifeboat.Errorf(lifeboat.EInvalid, "S3 credentials file %s: want access_key_id= and secret_access_key= lines", name)
+	}
+	return accessKey, secretKey, nil
+}
