@@ -604,3 +604,47 @@ func TestPolicySimulate(t *testing.T) {
 		t.Errorf("own policy: %+v", res)
 	}
 }
+
+// TestS3Vault: a vault on a real S3-compatible server, its credentials read
+// once from a 0600 file, sealed in the catalog and never shown.
+func TestS3Vault(t *testing.T) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_S3_ENDPOINT", "LIFEBOAT_TEST_S3_ACCESS", "LIFEBOAT_TEST_S3_SECRET", "LIFEBOAT_TEST_S3_BUCKET")
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	creds := filepath.Join(t.TempDir(), "s3.creds")
+	os.WriteFile(creds, []byte("access_key_id="+env["LIFEBOAT_TEST_S3_ACCESS"]+"\nsecret_access_key="+env["LIFEBOAT_TEST_S3_SECRET"]+"\n"), 0o644)
+	doc := f.doc()
+	doc.Vaults = []VaultSpec{{Vault: lifeboat.Vault{Name: "s3", Region: "local", Location: "s3://" + env["LIFEBOAT_TEST_S3_BUCKET"] + "/server-" + randomHex(6)},
+		Endpoint: "http://" + env["LIFEBOAT_TEST_S3_ENDPOINT"], CredentialsFile: creds}}
+	doc.Apps[0].Vault = "s3"
+	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil); codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable credentials file was accepted: %v", err)
+	}
+	os.Chmod(creds, 0o600)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	j := ts.backup(t, "shop")
+	p := result[BackupResult](t, j).Point
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: filepath.Join(f.restoreRoot, "from-s3")}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore from S3: %s", d.Error)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.restoreRoot, "from-s3", "data", "uploads", "cat.jpg")); string(b) != strings.Repeat("meow", 5000) {
+		t.Error("restored file differs")
+	}
+	_, body := ts.rawDo(t, "GET", "/api/v1/vaults/s3", ts.token, "")
+	secret := env["LIFEBOAT_TEST_S3_SECRET"]
+	if strings.Contains(body, secret) || strings.Contains(ts.logs.String(), secret) {
+		t.Error("the S3 secret key is shown")
+	}
+	// A fresh server on the same data directory opens the vault from the
+	// sealed credentials (the file is no longer needed).
+	os.Remove(creds)
+	ts.stop()
+	ts2 := newTestServer(t, testOpts{dataDir: ts.dataDir})
+	var sr SyncResult
+	ts2.must(t, "POST", "/api/v1/vaults/s3/sync", nil, &sr)
+	if sr.Points != 1 {
+		t.Errorf("sync of the S3 vault: %+v", sr)
+	}
+}
