@@ -272,7 +272,6 @@ type SyncResult struct {
 // syncVaultPoints rebuilds the catalog's points of a vault from its
 // manifests (the vault is the truth; the catalog a cache).
 func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*SyncResult, error) {
-	s.vaults.reload(name)
 	v, err := s.vaults.get(ctx, name)
 	if err != nil {
 		return nil, err

@@ -259,6 +259,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer close(schedDone); s.scheduler(ctx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go s.syncAll(ctx)
 	s.ready.Store(true)
 	s.log.Info("serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "catalog", s.db.Where())
 	var err error
@@ -282,6 +283,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// syncAll rebuilds the catalog's points of every vault from its manifests
+// (the catalog is a cache; another server or the offline CLI may have
+// written to a vault). A vault that does not open is logged and skipped.
+func (s *Server) syncAll(ctx context.Context) {
+	var names []string
+	s.db.View(ctx, func(tx *catalog.Tx) error {
+		vs, err := tx.Vaults(ctx)
+		for _, v := range vs {
+			if v.RetiredAt == nil {
+				names = append(names, v.Name)
+			}
+		}
+		return err
+	})
+	for _, n := range names {
+		res, err := s.syncVaultPoints(ctx, "system:startup", n)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("vault sync at startup failed", "vault", n, "err", err)
+			}
+			continue
+		}
+		s.log.Info("vault synced", "vault", n, "points", res.Points, "forgotten", res.Forgotten)
+	}
 }
 
 func randomHex(n int) string {

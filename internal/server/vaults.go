@@ -162,15 +162,11 @@ func (vs *vaultSet) get(ctx context.Context, name string) (*vault.Vault, error) 
 	return v, nil
 }
 
-// reload drops an open vault so the next get re-reads its index (after
-// another process wrote to it).
+// reload forgets an open vault so the next get opens it afresh (its
+// index re-read). The old handle is not closed: jobs may still use it.
 func (vs *vaultSet) reload(name string) {
 	vs.mu.Lock()
-	if v := vs.open[name]; v != nil {
-		v.Close()
-		v.Backend().Close()
-		delete(vs.open, name)
-	}
+	delete(vs.open, name)
 	vs.mu.Unlock()
 }
 
