@@ -196,3 +196,21 @@ func (t *Tx) MarkPointDeleted(ctx context.Context, id string, deleted bool) erro
 	}
 	return t.PutPoint(ctx, p, s)
 }
+
+// PointIDs returns the ids of a vault's cached points.
+func (t *Tx) PointIDs(ctx context.Context, vault string) (map[string]bool, error) {
+	rows, err := t.query(ctx, `SELECT id FROM points WHERE vault = ?`, vault)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}

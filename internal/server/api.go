@@ -285,6 +285,10 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 		return nil, err
 	}
 	res := &SyncResult{Vault: name}
+	var known map[string]bool
+	if err := s.db.View(ctx, func(tx *catalog.Tx) error { known, err = tx.PointIDs(ctx, name); return err }); err != nil {
+		return nil, err
+	}
 	keep := map[string]bool{}
 	type rec struct {
 		p      *lifeboat.Point
@@ -295,6 +299,11 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 		if p.App == "" {
 			continue // taken by `lifeboat vault backup`, not by an app
 		}
+		keep[p.ID] = true
+		res.Points++
+		if known[p.ID] {
+			continue // cached already; manifests never change
+		}
 		set, err := capture.ReadSettings(ctx, v, p)
 		if err != nil {
 			return nil, err
@@ -303,7 +312,6 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 		for _, st := range set {
 			hashes[st.Key] = h.Sum(st)
 		}
-		keep[p.ID] = true
 		recs = append(recs, rec{catalogPoint(p, name), hashes})
 	}
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
@@ -317,9 +325,8 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 		if err != nil {
 			return err
 		}
-		return tx.Audit(ctx, actor, "vault.sync", name, "ok", map[string]int{"points": len(recs), "forgotten": n})
+		return tx.Audit(ctx, actor, "vault.sync", name, "ok", map[string]int{"points": res.Points, "added": len(recs), "forgotten": n})
 	})
-	res.Points = len(recs)
 	return res, err
 }
 
