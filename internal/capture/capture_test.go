@@ -1,0 +1,118 @@
+package capture
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+)
+
+func TestGuard(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "srv")
+	restore := filepath.Join(base, "restores")
+	outside := filepath.Join(base, "etc")
+	data := filepath.Join(base, "lifeboat-data")
+	for _, d := range []string{root + "/app", restore, outside, data} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.Symlink(outside, filepath.Join(root, "escape"))                // a link out of the root
+	os.Symlink(filepath.Join(root, "app"), filepath.Join(base, "in")) // a link into it
+	os.Symlink(data, filepath.Join(root, "data-link"))
+	g := &Guard{DataDir: data, Hosts: map[string]*lifeboat.Host{"local": {Name: "local", Roots: []string{root}, RestoreRoots: []string{restore}}}}
+	for _, c := range []struct {
+		path string
+		ok   bool
+	}{
+		{root + "/app", true},
+		{root + "/app/not-yet-there/x", true},
+		{root, true},
+		{base + "/in/file", true},
+		{outside, false},
+		{root + "/escape/passwd", false},
+		{root + "/../etc", false},
+		{root + "x", false}, // a sibling sharing the prefix
+		{root + "/data-link", false},
+		{"srv/app", false},
+	} {
+		err := g.CheckSource("local", c.path)
+		if (err == nil) != c.ok {
+			t.Errorf("source %s: %v (want ok=%v)", c.path, err, c.ok)
+		}
+	}
+	if err := g.CheckSource("nope", root); err == nil || !strings.Contains(err.Error(), "not registered") {
+		t.Errorf("unknown host: %v", err)
+	}
+	if err := g.CheckTarget("local", restore+"/x"); err != nil {
+		t.Error(err)
+	}
+	if err := g.CheckTarget("local", root+"/app"); err == nil {
+		t.Error("a capture root accepted as a restore target")
+	}
+	for _, h := range []*lifeboat.Host{
+		{Name: "h", Roots: []string{data + "/sub"}},
+		{Name: "h", Roots: []string{base}}, // contains the data directory
+		{Name: "h", RestoreRoots: []string{"relative"}},
+	} {
+		if err := g.CheckHostRoots(h); err == nil {
+			t.Errorf("roots %v %v accepted", h.Roots, h.RestoreRoots)
+		}
+	}
+}
+
+func TestPrepareConfig(t *testing.T) {
+	base := t.TempDir()
+	env := filepath.Join(base, "app", ".env")
+	os.MkdirAll(filepath.Dir(env), 0o755)
+	content := "A=1\n# comment\nexport B='two words'\n"
+	os.WriteFile(env, []byte(content), 0o640)
+	settingsJSON := filepath.Join(base, "app", "settings.json")
+	os.WriteFile(settingsJSON, []byte(`{"db":{"port":5432}}`), 0o600)
+	g := &Guard{Hosts: map[string]*lifeboat.Host{"local": {Name: "local", Roots: []string{base}}}}
+	app := &lifeboat.App{Name: "a", Components: []lifeboat.Component{
+		{Name: "config", Kind: "config", Files: []string{env, settingsJSON}, Settings: map[string]any{"FLAG": true}},
+		{Name: "data", Kind: "files", Path: filepath.Join(base, "app"), Exclude: []string{"*.tmp"}},
+	}}
+	staging := filepath.Join(t.TempDir(), "staging")
+	p, err := Prepare(app, g, staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, s := range p.Settings {
+		keys = append(keys, s.Key+"="+s.Value)
+	}
+	if got := strings.Join(keys, " "); got != "config/.env:A=1 config/.env:B=two words config/FLAG=true config/settings.json:db.port=5432" {
+		t.Errorf("settings: %s", got)
+	}
+	if len(p.Sources) != 2 || p.Sources[0].Kind != "config" || p.Sources[1].Excludes[0] != "*.tmp" {
+		t.Errorf("sources: %+v", p.Sources)
+	}
+	b, err := os.ReadFile(filepath.Join(staging, "config", "files", "0", ".env"))
+	if err != nil || string(b) != content {
+		t.Errorf("staged copy: %q %v", b, err)
+	}
+	if st, _ := os.Stat(filepath.Join(staging, "config", "files", "0", ".env")); st.Mode().Perm() != 0o640 {
+		t.Errorf("staged mode %o", st.Mode().Perm())
+	}
+	var meta ConfigMeta
+	mb, _ := os.ReadFile(filepath.Join(staging, "config", MetaName))
+	if json.Unmarshal(mb, &meta) != nil || len(meta.Files) != 2 || meta.Files[0].Path != env || len(meta.Settings) != 1 {
+		t.Errorf("meta: %s", mb)
+	}
+	p.Close()
+	if _, err := os.Stat(staging); !os.IsNotExist(err) {
+		t.Error("staging not removed")
+	}
+	// A config file that does not parse names the file and line.
+	os.WriteFile(env, []byte("A=1\nthis is not a setting\n"), 0o600)
+	if _, err := Prepare(app, g, staging); err == nil || !strings.Contains(err.Error(), env+":2") {
+		t.Errorf("bad config file: %v", err)
+	}
+	if _, err := os.Stat(staging); !os.IsNotExist(err) {
+		t.Error("staging left after a failure")
+	}
+}
