@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -137,8 +138,11 @@ func (t *Tx) ActiveJob(ctx context.Context, app, kind string) (*lifeboat.Job, er
 
 // ClaimJob gives the oldest runnable job to owner with a lease until
 // now+lease: a queued job whose time has come, or a running job whose lease
-// expired (its worker died). A job of an exclusive kind is skipped while
-// another of the same app runs. The fence grows with every claim.
+// expired (its worker died). A backup or restore is skipped while another
+// of the same app runs; a backup waits while a prune (garbage collection)
+// of its vault runs, and a prune while a backup of its vault runs — the
+// coordination DESIGN.md asks for (the vault format keeps it safe anyway).
+// The fence grows with every claim.
 func (d *DB) ClaimJob(ctx context.Context, owner string, lease time.Duration) (*lifeboat.Job, error) {
 	var out *lifeboat.Job
 	err := d.Update(ctx, func(t *Tx) error {
@@ -153,7 +157,11 @@ func (d *DB) ClaimJob(ctx context.Context, owner string, lease time.Duration) (*
 			WHERE ((state = 'queued' AND not_before <= ?) OR (state = 'running' AND lease_until < ?))
 			AND NOT (kind IN (`+excl+`) AND EXISTS (SELECT 1 FROM jobs r WHERE r.app = j.app AND r.id <> j.id AND r.app <> ''
 				AND r.kind IN (`+excl+`) AND r.state = 'running' AND r.lease_until >= ?))
-			ORDER BY not_before, id LIMIT 1`+lock, now, now, now).Scan(&id)
+			AND NOT (kind = 'backup' AND EXISTS (SELECT 1 FROM jobs r WHERE r.vault = j.vault AND r.vault <> ''
+				AND r.kind = 'prune' AND r.state = 'running' AND r.lease_until >= ?))
+			AND NOT (kind = 'prune' AND EXISTS (SELECT 1 FROM jobs r WHERE r.vault = j.vault AND r.vault <> ''
+				AND r.kind = 'backup' AND r.state = 'running' AND r.lease_until >= ?))
+			ORDER BY not_before, id LIMIT 1`+lock, now, now, now, now, now).Scan(&id)
 		if err != nil {
 			return rowErr(err)
 		}
@@ -319,4 +327,41 @@ func (t *Tx) PutScheduleState(ctx context.Context, s ScheduleState) error {
 		ON CONFLICT (app) DO UPDATE SET policy = excluded.policy, last_run = excluded.last_run, next_run = excluded.next_run`,
 		s.App, s.Policy, last, ns(s.NextRun))
 	return err
+}
+
+// TryLease grants the named lease to owner until now+ttl if it is free,
+// expired, or already owner's; it returns the lease's fence and whether it
+// was granted.
+func (d *DB) TryLease(ctx context.Context, name, owner string, ttl time.Duration) (fence int64, ok bool, err error) {
+	err = d.Update(ctx, func(t *Tx) error {
+		now := ns(t.now)
+		var cur string
+		var until, f int64
+		err := t.queryRow(ctx, `SELECT owner, until, fence FROM leases WHERE name = ?`, name).Scan(&cur, &until, &f)
+		switch {
+		case rowErr(err) == ErrNotFound:
+			_, err = t.exec(ctx, `INSERT INTO leases (name, owner, until, fence) VALUES (?, ?, ?, 1)`, name, owner, now+int64(ttl))
+			fence, ok = 1, err == nil
+			return err
+		case err != nil:
+			return err
+		case cur != owner && until > now:
+			return nil // held by another
+		}
+		fence, ok = f+1, true
+		_, err = t.exec(ctx, `UPDATE leases SET owner = ?, until = ?, fence = ? WHERE name = ? AND fence = ?`, owner, now+int64(ttl), fence, name, f)
+		return err
+	})
+	if errors.Is(err, ErrExists) {
+		return 0, false, nil // another server inserted it first
+	}
+	return fence, ok, err
+}
+
+// ReleaseLease frees a lease held under fence.
+func (d *DB) ReleaseLease(ctx context.Context, name string, fence int64) error {
+	return d.Update(ctx, func(t *Tx) error {
+		_, err := t.exec(ctx, `UPDATE leases SET until = 0 WHERE name = ? AND fence = ?`, name, fence)
+		return err
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 )
@@ -182,24 +183,21 @@ func (t *Tx) LatestPoint(ctx context.Context, app string, atNS int64, complete b
 	return p, err
 }
 
-// MarkPointDeleted sets or clears a point's soft-deletion time in the cache.
-func (t *Tx) MarkPointDeleted(ctx context.Context, id string, deleted bool) error {
+// SetPointDeleted sets (at != nil) or clears a point's soft-deletion time
+// in the cache.
+func (t *Tx) SetPointDeleted(ctx context.Context, id string, at *time.Time) error {
 	p, s, err := t.Point(ctx, id)
 	if err != nil {
 		return err
 	}
-	if deleted {
-		now := t.now
-		p.DeletedAt = &now
-	} else {
-		p.DeletedAt = nil
-	}
+	p.DeletedAt = at
 	return t.PutPoint(ctx, p, s)
 }
 
-// PointIDs returns the ids of a vault's cached points.
+// PointIDs returns the ids of a vault's cached points, each with whether it
+// is soft-deleted.
 func (t *Tx) PointIDs(ctx context.Context, vault string) (map[string]bool, error) {
-	rows, err := t.query(ctx, `SELECT id FROM points WHERE vault = ?`, vault)
+	rows, err := t.query(ctx, `SELECT id, deleted_at IS NOT NULL FROM points WHERE vault = ?`, vault)
 	if err != nil {
 		return nil, err
 	}
@@ -207,10 +205,11 @@ func (t *Tx) PointIDs(ctx context.Context, vault string) (map[string]bool, error
 	out := map[string]bool{}
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		var deleted bool
+		if err := rows.Scan(&id, &deleted); err != nil {
 			return nil, err
 		}
-		out[id] = true
+		out[id] = deleted
 	}
 	return out, rows.Err()
 }

@@ -182,6 +182,15 @@ func printResult(w io.Writer, j *lifeboat.Job) {
 				fmt.Fprintf(w, "  health check: %s\n", r.Health)
 			}
 		}
+	case lifeboat.JobPrune:
+		var r server.PruneResult
+		if json.Unmarshal(j.Result, &r) == nil {
+			fmt.Fprintf(w, "Prune of %s: kept %d points, soft-deleted %d", j.App, r.Kept, len(r.SoftDeleted))
+			if r.Collect != nil {
+				fmt.Fprintf(w, "; garbage collection purged %d points, deleted %d packs (%s)", len(r.Collect.PointsPurged), r.Collect.PacksDeleted, fmtBytes(r.Collect.BytesFreed))
+			}
+			fmt.Fprintln(w)
+		}
 	default:
 		fmt.Fprintf(w, "Job %s %s\n", j.ID, j.State)
 	}
@@ -300,6 +309,76 @@ func newPointsCmd(env Env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app name")
 	cmd.Flags().BoolVar(&deleted, "deleted", false, "include soft-deleted points")
+	f.register(cmd)
+	cmd.AddCommand(newUndeleteCmd(env))
+	return cmd
+}
+
+func newUndeleteCmd(env Env) *cobra.Command {
+	var f serverFlags
+	var app string
+	cmd := &cobra.Command{
+		Use:   "undelete --app NAME POINT",
+		Short: "Bring back a soft-deleted point (before garbage collection purges it)",
+		Long:  "Bring back a point that retention soft-deleted, while it is still kept (14 days by default). The undeletion is a marker in the vault." + serverExitHelp,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if app == "" {
+				return usagef("--app NAME is required")
+			}
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			var p lifeboat.Point
+			if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/apps/%s/points/%s/undelete", app, args[0]), nil, &p); err != nil {
+				return err
+			}
+			if f.out.json() {
+				return writeJSON(env.Stdout, p)
+			}
+			fmt.Fprintf(env.Stdout, "Point %s of %s is back.\n", short(p.ID), app)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "app name")
+	f.register(cmd)
+	return cmd
+}
+
+func newPruneCmd(env Env) *cobra.Command {
+	var f serverFlags
+	var app string
+	var force, wait, quiet bool
+	cmd := &cobra.Command{
+		Use:   "prune --app NAME [--force] [--wait]",
+		Short: "Apply the app's retention now: soft-delete what its policy drops, then collect garbage",
+		Long: `Apply the app's policy to its points now (the server also does it after
+every backup): points the rules drop are soft-deleted (restorable with
+` + "`lifeboat points undelete`" + ` until garbage collection purges them, 14 days
+later by default), then unreferenced data is collected. A prune that would
+drop more than half of the app's points stops, unless --force; check first
+with ` + "`lifeboat policy simulate`" + `.` + serverExitHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if app == "" {
+				return usagef("--app NAME is required")
+			}
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			var j lifeboat.Job
+			if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/apps/%s/prunes", app), server.PruneRequest{Force: force}, &j, "Idempotency-Key", newIdemKey()); err != nil {
+				return err
+			}
+			return finishJob(cmd.Context(), env, c, &j, wait, quiet, f.out.json())
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "app name")
+	cmd.Flags().BoolVar(&force, "force", false, "prune even if more than half of the points would go")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the prune to finish")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress or log lines")
 	f.register(cmd)
 	return cmd
 }

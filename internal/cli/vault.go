@@ -41,6 +41,11 @@ LIFEBOAT_PASSPHRASE or --passphrase-file, never from a flag value.` + exitCodeHe
 		},
 	}
 	c.AddCommand(newVaultInit(env), newVaultBackup(env), newVaultPoints(env), newVaultLs(env), newVaultRestore(env), newVaultCheck(env))
+	c.AddCommand(newVaultGC(env))
+	c.AddCommand(newVaultForget(env))
+	c.AddCommand(newVaultUndelete(env))
+	c.AddCommand(newVaultHold(env))
+	c.AddCommand(newVaultRelease(env))
 	return c
 }
 

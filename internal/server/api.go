@@ -289,10 +289,16 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 	if err := s.db.View(ctx, func(tx *catalog.Tx) error { known, err = tx.PointIDs(ctx, name); return err }); err != nil {
 		return nil, err
 	}
+	states, err := v.PointStates(ctx)
+	if err != nil {
+		return nil, err
+	}
 	keep := map[string]bool{}
 	type rec struct {
-		p      *lifeboat.Point
-		hashes map[string]string
+		p         *lifeboat.Point // nil: only the deletion changed
+		id        string
+		hashes    map[string]string
+		deletedAt *time.Time
 	}
 	var recs []rec
 	for _, p := range pts {
@@ -301,8 +307,14 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 		}
 		keep[p.ID] = true
 		res.Points++
-		if known[p.ID] {
-			continue // cached already; manifests never change
+		st := states[p.ID]
+		if deleted, ok := known[p.ID]; ok {
+			// Cached already (manifests never change); only the soft
+			// deletion, a marker in the vault, may have.
+			if deleted != st.Deleted {
+				recs = append(recs, rec{p: nil, id: p.ID, deletedAt: deletedAt(st.Deleted, st.DeletedAt)})
+			}
+			continue
 		}
 		set, err := capture.ReadSettings(ctx, v, p)
 		if err != nil {
@@ -312,10 +324,18 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 		for _, st := range set {
 			hashes[st.Key] = h.Sum(st)
 		}
-		recs = append(recs, rec{catalogPoint(p, name), hashes})
+		cp := catalogPoint(p, name)
+		cp.DeletedAt = deletedAt(st.Deleted, st.DeletedAt)
+		recs = append(recs, rec{p: cp, hashes: hashes})
 	}
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
 		for _, r := range recs {
+			if r.p == nil {
+				if err := tx.SetPointDeleted(ctx, r.id, r.deletedAt); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := tx.PutPoint(ctx, r.p, r.hashes); err != nil {
 				return err
 			}
@@ -328,6 +348,13 @@ func (s *Server) syncVaultPoints(ctx context.Context, actor, name string) (*Sync
 		return tx.Audit(ctx, actor, "vault.sync", name, "ok", map[string]int{"points": res.Points, "added": len(recs), "forgotten": n})
 	})
 	return res, err
+}
+
+func deletedAt(deleted bool, at time.Time) *time.Time {
+	if !deleted {
+		return nil
+	}
+	return &at
 }
 
 func (s *Server) syncVault(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {

@@ -1,10 +1,9 @@
-//go:build gcready
-
 package server
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -97,8 +96,9 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 		if err := v.Mark(ctx, d.Point.ID, vault.MarkDelete, "retention: policy "+pol.Name, r.Job.RequestedBy); err != nil {
 			return res, err
 		}
+		now := s.now()
 		err := s.db.Update(ctx, func(tx *catalog.Tx) error {
-			if err := tx.MarkPointDeleted(ctx, d.Point.ID, true); err != nil && err != catalog.ErrNotFound {
+			if err := tx.SetPointDeleted(ctx, d.Point.ID, &now); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 				return err
 			}
 			return tx.Audit(ctx, r.Job.RequestedBy, "point.soft-delete", a.Name, "ok", map[string]string{"point": d.Point.ID, "policy": pol.Name})
@@ -109,11 +109,32 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 		res.SoftDeleted = append(res.SoftDeleted, d.Point.ID)
 	}
 	r.Logf(ctx, "info", "retention kept %d points and soft-deleted %d", res.Kept, len(res.SoftDeleted))
-	rep, err := v.Collect(ctx, vault.CollectOptions{Now: s.now})
+	// One collection per vault at a time (a catalog lease): concurrent runs
+	// would be safe (the format sees to it) but waste work.
+	lease := "gc:" + a.Vault
+	fence, ok, err := s.db.TryLease(ctx, lease, s.cfg.Name, time.Hour)
 	if err != nil {
-		return res, fmt.Errorf("garbage collection: %w", err)
+		return res, err
 	}
+	if !ok {
+		r.Logf(ctx, "info", "another collection of vault %s is running; garbage collection skipped this time", a.Vault)
+		return res, nil
+	}
+	defer s.db.ReleaseLease(context.WithoutCancel(ctx), lease, fence)
+	rep, err := v.Collect(ctx, vault.CollectOptions{Now: s.now, SoftDeleteRetention: s.cfg.SoftDelete})
+	if err != nil {
+		return res, fmt.Errorf("garbage collection of vault %s: %w", a.Vault, err)
+	}
+	// This handle's index may name packs that are gone now.
+	s.vaults.reload(a.Vault)
 	res.Collect = rep
+	r.Logf(ctx, "info", "garbage collection: %d points purged, %d packs condemned, %d deleted, %d bytes freed",
+		len(rep.PointsPurged), rep.PacksCondemned, rep.PacksDeleted, rep.BytesFreed)
+	if len(rep.PointsPurged) > 0 {
+		if _, err := s.syncVaultPoints(ctx, r.Job.RequestedBy, a.Vault); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 
@@ -128,7 +149,7 @@ func (s *Server) undelete(ctx context.Context, actor string, pt *lifeboat.Point)
 		return err
 	}
 	return s.db.Update(ctx, func(tx *catalog.Tx) error {
-		if err := tx.MarkPointDeleted(ctx, pt.ID, false); err != nil {
+		if err := tx.SetPointDeleted(ctx, pt.ID, nil); err != nil {
 			return err
 		}
 		return tx.Audit(ctx, actor, "point.undelete", pt.App, "ok", map[string]string{"point": pt.ID})

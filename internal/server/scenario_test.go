@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -646,5 +647,109 @@ func TestS3Vault(t *testing.T) {
 	ts2.must(t, "POST", "/api/v1/vaults/s3/sync", nil, &sr)
 	if sr.Points != 1 {
 		t.Errorf("sync of the S3 vault: %+v", sr)
+	}
+}
+
+func (ts *testServer) waitIdle(t *testing.T, app string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		var l List[*lifeboat.Job]
+		ts.must(t, "GET", "/api/v1/jobs?app="+app+"&limit=1000", nil, &l)
+		busy := false
+		for _, j := range l.Items {
+			busy = busy || !lifeboat.JobDone(j.State)
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("jobs did not finish")
+}
+
+// TestPruneAndUndelete: retention soft-deletes (a marker in the vault),
+// undelete brings a point back, a prune that would drop more than half
+// stops, and garbage collection purges soft-deleted points after their
+// retention — all seen by a catalog rebuilt from the vault.
+func TestPruneAndUndelete(t *testing.T) {
+	ts := newTestServer(t, testOpts{softDelete: 2 * time.Second})
+	f := newFixture(t)
+	doc := f.doc() // policy daily: retention last 3
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	var ids []string
+	for i := range 4 {
+		write(t, filepath.Join(f.dataDir, "notes.db"), fmt.Sprint("version ", i))
+		ids = append(ids, result[BackupResult](t, ts.backup(t, "shop")).Point)
+		ts.waitIdle(t, "shop") // the prune each backup queues
+	}
+	live := func() []string {
+		var l List[*lifeboat.Point]
+		ts.must(t, "GET", "/api/v1/apps/shop/points", nil, &l)
+		var out []string
+		for _, p := range l.Items {
+			out = append(out, p.ID)
+		}
+		return out
+	}
+	if got := live(); len(got) != 3 || got[2] != ids[1] {
+		t.Fatalf("after 4 backups with last 3: %v", got)
+	}
+	var all List[*lifeboat.Point]
+	ts.must(t, "GET", "/api/v1/apps/shop/points?deleted=true", nil, &all)
+	if len(all.Items) != 4 || all.Items[3].DeletedAt == nil {
+		t.Fatalf("the soft-deleted point: %+v", all.Items)
+	}
+	// The soft deletion is in the vault: a rebuilt catalog agrees.
+	ts.must(t, "POST", "/api/v1/vaults/default/sync", nil, nil)
+	if got := live(); len(got) != 3 {
+		t.Errorf("after sync: %v", got)
+	}
+	// Still restorable by id, and undelete brings it back.
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: ids[0], Components: []string{"data"}, To: filepath.Join(f.restoreRoot, "old")}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore of a soft-deleted point: %s", d.Error)
+	}
+	ts.must(t, "POST", "/api/v1/apps/shop/points/"+ids[0][:8]+"/undelete", nil, nil)
+	if got := live(); len(got) != 4 {
+		t.Errorf("after undelete: %v", got)
+	}
+	ts.must(t, "POST", "/api/v1/vaults/default/sync", nil, nil)
+	if got := live(); len(got) != 4 {
+		t.Errorf("undelete not in the vault: %v", got)
+	}
+	// A policy that would drop 3 of 4 stops the prune.
+	doc.Policies[0].Retention = lifeboat.Retention{Last: 1}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	var pj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/prunes", PruneRequest{}, &pj)
+	if d := ts.waitJob(t, pj.ID); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "more than half") {
+		t.Errorf("a prune of 3 of 4: %s %q", d.State, d.Error)
+	}
+	if got := live(); len(got) != 4 {
+		t.Errorf("the refused prune deleted: %v", got)
+	}
+	ts.must(t, "POST", "/api/v1/apps/shop/prunes", PruneRequest{Force: true}, &pj)
+	if d := ts.waitJob(t, pj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("forced prune: %s", d.Error)
+	}
+	if got := live(); len(got) != 1 || got[0] != ids[3] {
+		t.Errorf("after the forced prune: %v", got)
+	}
+	// After the soft-delete retention, collection purges them for good.
+	time.Sleep(2100 * time.Millisecond)
+	ts.must(t, "POST", "/api/v1/apps/shop/prunes", PruneRequest{}, &pj)
+	d := ts.waitJob(t, pj.ID)
+	pr := result[PruneResult](t, d)
+	if d.State != lifeboat.JobSucceeded || pr.Collect == nil || len(pr.Collect.PointsPurged) != 3 {
+		t.Fatalf("purge: %s %s %+v", d.State, d.Error, pr.Collect)
+	}
+	ts.must(t, "GET", "/api/v1/apps/shop/points?deleted=true", nil, &all)
+	if len(all.Items) != 1 {
+		t.Errorf("purged points still listed: %d", len(all.Items))
+	}
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/points/"+ids[0][:8]+"/undelete", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Errorf("undelete of a purged point: %v", err)
 	}
 }

@@ -58,6 +58,9 @@ type Config struct {
 	VaultKDF *crypto.KDFParams
 	// Name of this server in job leases (default hostname/pid).
 	Name string
+	// SoftDelete is how long soft-deleted points stay restorable before
+	// garbage collection purges them (default 14 days).
+	SoftDelete time.Duration
 	// HealthWait is how long a restore to the original place waits for the
 	// app's health check to pass (default 60 s).
 	HealthWait time.Duration
@@ -104,6 +107,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SoftDelete <= 0 {
+		cfg.SoftDelete = 14 * 24 * time.Hour
 	}
 	if cfg.HealthWait <= 0 {
 		cfg.HealthWait = 60 * time.Second

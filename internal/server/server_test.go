@@ -57,6 +57,8 @@ type testOpts struct {
 	lease   time.Duration
 	now     func() time.Time
 	hook    func(ctx context.Context, j *lifeboat.Job) error
+	// softDelete overrides the 14-day soft-delete retention.
+	softDelete time.Duration
 }
 
 func newTestServer(t *testing.T, o testOpts) *testServer {
@@ -66,7 +68,7 @@ func newTestServer(t *testing.T, o testOpts) *testServer {
 	}
 	logs := &syncBuffer{}
 	cfg := Config{DataDir: o.dataDir, Catalog: o.catalog, Workers: 2, Lease: o.lease, Tick: time.Hour, VaultKDF: &weakKDF, HealthWait: 2 * time.Second,
-		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: o.now}
+		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: o.now, SoftDelete: o.softDelete}
 	s, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

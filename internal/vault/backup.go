@@ -247,6 +247,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	p.Partial = b.partial
 	p.Warnings = b.warnings
 	p.Finished = v.opts.Now().UTC()
+	testStop("backup-before-commit")
 	if err := v.commitPoint(ctx, p, b.s.usedPks); err != nil {
 		return nil, err
 	}
@@ -316,6 +317,10 @@ func (v *Vault) parentNodes(ctx context.Context, host, app, parentID string, src
 				continue
 			}
 			rt, err := v.LoadTree(ctx, p.Root)
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				break // a damaged (or collected) parent only costs re-reading
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -177,8 +177,16 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			rep.Problems = append(rep.Problems, *pr)
 		}
 	}
-	// Damaged blobs no point references are still worth reporting.
+	// Damaged blobs no point references are still worth reporting, except
+	// in packs a garbage collector condemned (deleted on purpose).
+	cond, err := v.listCondemned(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, pr := range bad {
+		if pk, err := blob.ParsePackName(pr.Object); err == nil && cond[pk] && len(pr.Points) == 0 {
+			continue
+		}
 		if len(pr.Points) == 0 {
 			pr.What += " (no point references it)"
 			rep.Problems = append(rep.Problems, *pr)

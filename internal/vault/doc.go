@@ -19,6 +19,14 @@
 // per file: fchown, fchmod, futimens → hard links → symlinks → directory
 // metadata children first.
 //
+// Garbage collection (gc.go; docs/vault-format.md): markers → purge points
+// soft-deleted past the retention (server clock) → list packs, tombstones →
+// list manifests, then indexes → walk trees: referenced packs → remove their
+// tombstones → condemn unreferenced packs older than the grace period
+// (storage clock) → delete packs whose tombstone, listed before the
+// manifests, is older than the grace period; tombstones stay. Point markers
+// (markers.go, package marker) record soft deletes and holds in the vault.
+//
 // vault imports storage and its own subpackages, never catalog, server,
 // access or jobs: storage plus the key must be enough to restore.
 package vault

@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sort"
 	"strings"
 
@@ -44,6 +46,9 @@ func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
 	for i, id := range ids {
 		g.Go(func() error {
 			p, err := v.loadPoint(gctx, id)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil // purged or withdrawn since the listing
+			}
 			pts[i] = p
 			return err
 		})
@@ -51,6 +56,7 @@ func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
 	if err := g.Wait(); err != nil {
 		return nil, storageError(v.be, err)
 	}
+	pts = slices.DeleteFunc(pts, func(p *manifest.Point) bool { return p == nil })
 	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
 	return pts, nil
 }
@@ -68,17 +74,25 @@ func (v *Vault) loadPoint(ctx context.Context, id string) (*manifest.Point, erro
 	return p, nil
 }
 
-// LoadPoint resolves "latest", a full id or a unique id prefix (4+ hex digits).
+// LoadPoint resolves "latest" (the newest point not soft-deleted), a full id
+// or a unique id prefix (4+ hex digits; soft-deleted points included: they
+// stay restorable until collected).
 func (v *Vault) LoadPoint(ctx context.Context, ref string) (*manifest.Point, error) {
 	if ref == "latest" {
 		pts, err := v.Points(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if len(pts) == 0 {
-			return nil, lifeboat.Errorf(lifeboat.ENotFound, "the vault at %s has no point yet", v.be.Location())
+		states, err := v.PointStates(ctx)
+		if err != nil {
+			return nil, err
 		}
-		return pts[len(pts)-1], nil
+		for i := len(pts) - 1; i >= 0; i-- {
+			if !states[pts[i].ID].Deleted {
+				return pts[i], nil
+			}
+		}
+		return nil, lifeboat.Errorf(lifeboat.ENotFound, "the vault at %s has no point yet (or every point is deleted)", v.be.Location())
 	}
 	if len(ref) < 4 || strings.Trim(strings.ToLower(ref), "0123456789abcdef") != "" {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad point id %q: want \"latest\" or 4 or more hex digits", ref)

@@ -243,8 +243,10 @@ func (s *saver) finish() error {
 			return fmt.Errorf("write index %s: %w", name, err)
 		}
 	}
+	// Replace, not Add: a blob stored again because its old pack is
+	// condemned must be read and deduped from its new copy from now on.
 	for _, pe := range s.done {
-		s.v.idx.Add(pe.Pack, pe.Entries)
+		s.v.idx.Replace(pe.Pack, pe.Entries)
 	}
 	return nil
 }

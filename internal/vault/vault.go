@@ -95,7 +95,8 @@ type Vault struct {
 	freePacks chan []byte
 
 	mu        sync.Mutex
-	condemned map[blob.PackID]bool
+	condemned map[blob.PackID]bool // packs with a tombstone
+	missing   map[blob.PackID]bool // indexed packs absent from storage (no tombstone)
 
 	// badIndexes are index objects that did not open; their packs were
 	// indexed from their trailers instead, and check reports them.
@@ -242,7 +243,7 @@ func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.
 	}
 	v := &Vault{be: be, cfg: cfg, opts: opts, keys: keys, sealer: s, idKey: keys.IDKey(),
 		params: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max},
-		idx:    index.New(), condemned: map[blob.PackID]bool{}, freePacks: make(chan []byte, 2)}
+		idx:    index.New(), condemned: map[blob.PackID]bool{}, missing: map[blob.PackID]bool{}, freePacks: make(chan []byte, 2)}
 	v.table = chunker.NewTable(keys.ChunkerSeed())
 	v.hashers.New = func() any {
 		h, err := blake3.NewKeyed(v.idKey[:])
@@ -252,10 +253,12 @@ func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.
 		return h
 	}
 	v.scratch.New = func() any { b := make([]byte, 0, v.params.Max+v.params.Max/8+64); return &b }
-	if err := v.loadIndex(ctx); err != nil {
+	// Tombstones first: the index prefers copies in packs that are neither
+	// condemned nor missing.
+	if err := v.loadCondemned(ctx); err != nil {
 		return nil, err
 	}
-	if err := v.loadCondemned(ctx); err != nil {
+	if err := v.loadIndex(ctx); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -345,7 +348,17 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 	}); err != nil {
 		return storageError(v.be, err)
 	}
+	present := map[blob.PackID]bool{}
+	if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
+		if p, err := blob.ParsePackName(oi.Name); err == nil {
+			present[p] = true
+		}
+		return nil
+	}); err != nil {
+		return storageError(v.be, err)
+	}
 	var mu sync.Mutex
+	var all []index.PackEntries
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, name := range names {
@@ -354,9 +367,9 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 			if err == nil {
 				var pes []index.PackEntries
 				if pes, err = index.Decode(plain); err == nil {
-					for _, pe := range pes {
-						v.idx.Add(pe.Pack, pe.Entries)
-					}
+					mu.Lock()
+					all = append(all, pes...)
+					mu.Unlock()
 					return nil
 				}
 				err = &CorruptError{Object: name, Err: err}
@@ -373,6 +386,37 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 	}
 	if err := g.Wait(); err != nil {
 		return storageError(v.be, err)
+	}
+	// The first location of a blob is the one read and deduped against:
+	// healthy packs first, then condemned ones still present (a point may
+	// reference one until the next collection removes its tombstone), then
+	// missing ones (so that check names them). Packs a collector deleted
+	// (condemned and absent) are left out.
+	v.mu.Lock()
+	cond := v.condemned
+	for _, pe := range all {
+		if !present[pe.Pack] && !cond[pe.Pack] {
+			v.missing[pe.Pack] = true
+		}
+	}
+	v.mu.Unlock()
+	for pass := range 3 {
+		for _, pe := range all {
+			var want int
+			switch {
+			case present[pe.Pack] && !cond[pe.Pack]:
+				want = 0
+			case present[pe.Pack]:
+				want = 1
+			case !cond[pe.Pack]:
+				want = 2
+			default:
+				continue
+			}
+			if want == pass {
+				v.idx.Add(pe.Pack, pe.Entries)
+			}
+		}
 	}
 	if len(v.badIndexes) > 0 {
 		return v.indexOrphanPacks(ctx)
@@ -432,15 +476,36 @@ func readRange(ctx context.Context, be storage.Backend, name string, off, n int6
 	return io.ReadAll(rc)
 }
 
-// loadCondemned reads the garbage collector's tombstones (condemned/<pack>):
-// a writer never dedups against a condemned pack.
+// loadCondemned reads the garbage collector's tombstones (condemned/<pack>)
+// and finds indexed packs missing from storage: a writer never dedups
+// against a condemned or missing pack.
 func (v *Vault) loadCondemned(ctx context.Context) error {
 	set, err := v.listCondemned(ctx)
 	if err != nil {
 		return err
 	}
+	// Packs indexed before the listing starts are durable, so listed.
+	indexed := v.idx.Packs()
+	present := make(map[blob.PackID]bool, len(indexed))
+	if len(indexed) > 0 {
+		if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
+			if p, err := blob.ParsePackName(oi.Name); err == nil {
+				present[p] = true
+			}
+			return nil
+		}); err != nil {
+			return storageError(v.be, err)
+		}
+	}
+	missing := map[blob.PackID]bool{}
+	for _, p := range indexed {
+		if !present[p] && !set[p] {
+			missing[p] = true
+		}
+	}
 	v.mu.Lock()
 	v.condemned = set
+	v.missing = missing
 	v.mu.Unlock()
 	return nil
 }
@@ -448,8 +513,7 @@ func (v *Vault) loadCondemned(ctx context.Context) error {
 func (v *Vault) listCondemned(ctx context.Context) (map[blob.PackID]bool, error) {
 	set := map[blob.PackID]bool{}
 	err := v.be.List(ctx, "condemned/", func(oi storage.ObjectInfo) error {
-		var p blob.PackID
-		if _, err := hex.Decode(p[:], []byte(oi.Name[len("condemned/"):])); err == nil {
+		if p, ok := parseTombstone(oi.Name); ok {
 			set[p] = true
 		}
 		return nil
@@ -460,15 +524,22 @@ func (v *Vault) listCondemned(ctx context.Context) (map[blob.PackID]bool, error)
 	return set, nil
 }
 
+// isCondemned reports whether a pack is unusable for dedup: condemned, or
+// missing from storage (a writer treats both alike).
 func (v *Vault) isCondemned(p blob.PackID) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.condemned[p]
+	return v.condemned[p] || v.missing[p]
 }
 
 // readBlob reads, authenticates and decompresses one blob.
 func (v *Vault) readBlob(ctx context.Context, id blob.ID) ([]byte, error) {
-	loc, ok := v.idx.Lookup(id)
+	return v.readBlobIn(ctx, v.idx, id)
+}
+
+// readBlobIn is readBlob with the locations of idx.
+func (v *Vault) readBlobIn(ctx context.Context, idx *index.Index, id blob.ID) ([]byte, error) {
+	loc, ok := idx.Lookup(id)
 	if !ok {
 		return nil, &CorruptError{Object: "index", Blob: id.String(), Err: errors.New("blob not in any index")}
 	}

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) *catalog.DB) {
 		{"Idempotency", testIdempotency},
 		{"TokensAndAudit", testTokensAndAudit},
 		{"Rollback", testRollback},
+		{"Leases", testLeases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +168,8 @@ func testPoints(t *testing.T, db *catalog.DB, clk *Clock) {
 		}
 		return nil
 	}))
-	must(t, db.Update(ctx, func(tx *catalog.Tx) error { return tx.MarkPointDeleted(ctx, ids[0], true) }))
+	del := clk.Now()
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error { return tx.SetPointDeleted(ctx, ids[0], &del) }))
 	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
 		n, err := tx.ForgetPoints(ctx, "main", map[string]bool{ids[0]: true, ids[1]: true, ids[2]: true})
 		if n != 2 {
@@ -284,6 +286,44 @@ func testJobsExclusive(t *testing.T, db *catalog.DB, clk *Clock) {
 	g3, err := db.ClaimJob(ctx, "w", time.Minute)
 	if err != nil || g3.ID != a2.ID {
 		t.Fatalf("after the first finished: %v %v", g3, err)
+	}
+	// A prune of vault v waits for the backups of v; then backups of v wait
+	// for it.
+	mk := func(kind, app string) *lifeboat.Job {
+		var j *lifeboat.Job
+		must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+			var err error
+			j, _, err = tx.CreateJob(ctx, &lifeboat.Job{Kind: kind, App: app, Vault: "v"}, "", "")
+			return err
+		}))
+		clk.Add(time.Millisecond)
+		return j
+	}
+	finish := func(j *lifeboat.Job) {
+		must(t, db.Update(ctx, func(tx *catalog.Tx) error { return tx.FinishJob(ctx, j.ID, j.Fence, lifeboat.JobSucceeded, nil, "") }))
+	}
+	finish(g2)
+	finish(g3)
+	vb1 := mk(lifeboat.JobBackup, "x")
+	vp1 := mk(lifeboat.JobPrune, "y")
+	vb2 := mk(lifeboat.JobBackup, "z")
+	gb1, _ := db.ClaimJob(ctx, "w", time.Minute)
+	gb2, _ := db.ClaimJob(ctx, "w", time.Minute)
+	if gb1 == nil || gb1.ID != vb1.ID || gb2 == nil || gb2.ID != vb2.ID {
+		t.Fatalf("backups of other apps of the vault: %v %v", gb1, gb2)
+	}
+	if j, err := db.ClaimJob(ctx, "w", time.Minute); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("a prune ran beside backups of its vault: %v %v", j, err)
+	}
+	finish(gb1)
+	finish(gb2)
+	gp, err := db.ClaimJob(ctx, "w", time.Minute)
+	if err != nil || gp.ID != vp1.ID {
+		t.Fatalf("the prune after the backups: %v %v", gp, err)
+	}
+	mk(lifeboat.JobBackup, "x")
+	if j, err := db.ClaimJob(ctx, "w", time.Minute); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("a backup ran beside a prune of its vault: %v %v", j, err)
 	}
 }
 
@@ -418,4 +458,31 @@ func testRollback(t *testing.T, db *catalog.DB, clk *Clock) {
 		}
 		return nil
 	}))
+}
+
+func testLeases(t *testing.T, db *catalog.DB, clk *Clock) {
+	ctx := context.Background()
+	f1, ok, err := db.TryLease(ctx, "gc:main", "a", time.Minute)
+	if err != nil || !ok || f1 != 1 {
+		t.Fatalf("first grant: %d %v %v", f1, ok, err)
+	}
+	if _, ok, err := db.TryLease(ctx, "gc:main", "b", time.Minute); err != nil || ok {
+		t.Fatalf("a held lease granted to another: %v %v", ok, err)
+	}
+	if f, ok, _ := db.TryLease(ctx, "gc:main", "a", time.Minute); !ok || f != 2 {
+		t.Errorf("renewal by its owner: %d %v", f, ok)
+	}
+	clk.Add(2 * time.Minute)
+	f3, ok, err := db.TryLease(ctx, "gc:main", "b", time.Minute)
+	if err != nil || !ok || f3 != 3 {
+		t.Fatalf("an expired lease not granted: %d %v %v", f3, ok, err)
+	}
+	must(t, db.ReleaseLease(ctx, "gc:main", 2)) // a stale fence frees nothing
+	if _, ok, _ := db.TryLease(ctx, "gc:main", "a", time.Minute); ok {
+		t.Error("released with a stale fence")
+	}
+	must(t, db.ReleaseLease(ctx, "gc:main", f3))
+	if _, ok, _ := db.TryLease(ctx, "gc:main", "a", time.Minute); !ok {
+		t.Error("not free after release")
+	}
 }

@@ -130,6 +130,15 @@ CREATE TABLE audit (
 	detail  TEXT NOT NULL DEFAULT ''
 );
 
+-- leases serialise work on shared things (a vault's garbage collection);
+-- the fence grows with every grant.
+CREATE TABLE leases (
+	name  TEXT PRIMARY KEY,
+	owner TEXT NOT NULL,
+	until BIGINT NOT NULL,
+	fence BIGINT NOT NULL
+);
+
 CREATE TABLE idempotency (
 	key        TEXT PRIMARY KEY,
 	request    TEXT NOT NULL,             -- hash of method, path, principal and body
@@ -139,6 +148,7 @@ CREATE TABLE idempotency (
 
 -- +goose Down
 DROP TABLE idempotency;
+DROP TABLE leases;
 DROP TABLE audit;
 DROP TABLE secrets;
 DROP TABLE tokens;

@@ -110,3 +110,23 @@ func TestEntrySize(t *testing.T) {
 		t.Fatalf("in-memory index entry is %d bytes; keep it at 52 or less", s)
 	}
 }
+
+func TestReplaceTakesOver(t *testing.T) {
+	x := New()
+	x.Add(blob.PackID{1}, []blob.Entry{{ID: blob.ID{7}, Type: blob.Data, Length: 10}})
+	for range tailMax { // push the first entry into the sorted array
+		x.Add(blob.PackID{3}, []blob.Entry{{ID: blob.ID{byte(len(x.tail)), byte(len(x.tail) >> 8), 9}, Type: blob.Data}})
+	}
+	x.Add(blob.PackID{2}, []blob.Entry{{ID: blob.ID{7}, Type: blob.Data, Length: 20}})
+	if l, _ := x.Lookup(blob.ID{7}); l.Pack != (blob.PackID{1}) {
+		t.Fatalf("Add replaced a known blob: %+v", l)
+	}
+	x.Replace(blob.PackID{2}, []blob.Entry{{ID: blob.ID{7}, Type: blob.Data, Length: 20}})
+	if l, _ := x.Lookup(blob.ID{7}); l.Pack != (blob.PackID{2}) || l.Length != 20 {
+		t.Fatalf("Replace did not take over: %+v", l)
+	}
+	x.Replace(blob.PackID{4}, []blob.Entry{{ID: blob.ID{8}, Type: blob.Tree}})
+	if l, ok := x.Lookup(blob.ID{8}); !ok || l.Pack != (blob.PackID{4}) {
+		t.Fatalf("Replace of a new blob: %+v %v", l, ok)
+	}
+}

@@ -148,6 +148,36 @@ func (x *Index) Add(p blob.PackID, es []blob.Entry) {
 	}
 }
 
+// Replace records a pack's blobs, taking over the location of blobs already
+// known: a writer that stored a blob again (its old pack is condemned) makes
+// the new copy the one read and deduped against from now on.
+func (x *Index) Replace(p blob.PackID, es []blob.Entry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n, ok := x.packNum[p]
+	if !ok {
+		n = uint32(len(x.packs))
+		x.packs = append(x.packs, p)
+		x.packNum[p] = n
+	}
+	for _, e := range es {
+		ne := entry{id: e.ID, pack: n, offset: e.Offset, length: e.Length, rawLength: e.RawLength, typ: e.Type}
+		if _, ok := x.tail[e.ID]; ok {
+			x.tail[e.ID] = ne
+			continue
+		}
+		i, ok := slices.BinarySearchFunc(x.sorted, e.ID, func(e entry, id blob.ID) int { return bytes.Compare(e.id[:], id[:]) })
+		if ok {
+			x.sorted[i] = ne
+			continue
+		}
+		x.tail[e.ID] = ne
+		if len(x.tail) >= tailMax {
+			x.merge()
+		}
+	}
+}
+
 // merge moves the tail into the sorted array.
 func (x *Index) merge() {
 	add := make([]entry, 0, len(x.tail))

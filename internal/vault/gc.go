@@ -1,0 +1,563 @@
+package vault
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/marker"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// Defaults of CollectOptions.
+const (
+	DefaultSoftDeleteRetention = 14 * 24 * time.Hour
+	DefaultGrace               = time.Hour
+	DefaultMaxClockSkew        = time.Hour
+)
+
+// CollectOptions tune a garbage collection. Zero values take defaults; to
+// mean "no delay", pass a tiny duration (time.Nanosecond).
+type CollectOptions struct {
+	// Now is the server's clock, for the soft-delete retention (default:
+	// the vault's Options.Now). Never a time a client sent.
+	Now func() time.Time
+	// SoftDeleteRetention is how long a soft-deleted point stays restorable
+	// before it is purged (default 14 days, by Now).
+	SoftDeleteRetention time.Duration
+	// Grace is the collection grace period (default 1 h), measured by
+	// storage timestamps only: a pack younger than Grace is never condemned,
+	// a condemned pack is deleted once its tombstone is older than Grace.
+	Grace time.Duration
+	// MaxClockSkew: Collect refuses to run when the storage's clock and Now
+	// differ by more (default 1 h).
+	MaxClockSkew time.Duration
+}
+
+func (o *CollectOptions) defaults(v *Vault) {
+	if o.Now == nil {
+		o.Now = v.opts.Now
+	}
+	if o.SoftDeleteRetention <= 0 {
+		o.SoftDeleteRetention = DefaultSoftDeleteRetention
+	}
+	if o.Grace <= 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.MaxClockSkew <= 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
+	}
+}
+
+// CollectReport is what a collection did.
+type CollectReport struct {
+	PointsPurged    []string  `json:"points_purged"`    // soft-deleted past the retention: manifest and markers deleted
+	Points          int       `json:"points"`           // points whose data is kept (live or soft-deleted)
+	PacksReferenced int       `json:"packs_referenced"` // packs kept for them
+	PacksCondemned  int       `json:"packs_condemned"`  // tombstones written this run
+	PacksWaiting    int       `json:"packs_waiting"`    // condemned, tombstone younger than the grace period
+	PacksDeleted    int       `json:"packs_deleted"`    // condemned packs deleted this run
+	BytesFreed      int64     `json:"bytes_freed"`      // their sizes
+	IndexesDeleted  int       `json:"indexes_deleted"`  // index objects all of whose packs are deleted
+	MarkersDeleted  int       `json:"markers_deleted"`  // markers of purged (or vanished) points
+	MissingBlobs    int       `json:"missing_blobs"`    // referenced blobs in no pack present (check names them)
+	Unreadable      int       `json:"unreadable"`       // manifests and trees that did not open: nothing was deleted
+	ServerTime      time.Time `json:"server_time"`
+	StorageTime     time.Time `json:"storage_time"`
+}
+
+// StorageTime returns the storage's clock: it writes a probe object, reads
+// its timestamp and deletes it. Callers compare it with the server's clock
+// and refuse to prune when they disagree (DESIGN.md, retention).
+func (v *Vault) StorageTime(ctx context.Context) (time.Time, error) {
+	name := "locks/clock-" + hex.EncodeToString(randBytes(16))
+	if err := v.be.Put(ctx, name, nil); err != nil {
+		return time.Time{}, storageError(v.be, fmt.Errorf("write clock probe %s: %w", name, err))
+	}
+	defer v.be.Delete(context.WithoutCancel(ctx), name)
+	oi, err := v.be.Stat(ctx, name)
+	if err != nil {
+		return time.Time{}, storageError(v.be, fmt.Errorf("stat clock probe %s: %w", name, err))
+	}
+	if oi.ModTime.IsZero() {
+		return time.Time{}, lifeboat.Errorf(lifeboat.EInternal, "storage %s gives no object timestamps", v.be.Location())
+	}
+	return oi.ModTime, nil
+}
+
+// packInfo is a pack present in storage.
+type packInfo struct {
+	size int64
+	mod  time.Time
+}
+
+// Collect is the garbage collector (docs/vault-format.md, "Garbage
+// collection"). In order:
+//
+//  1. markers, then manifests: a point soft-deleted longer than the
+//     retention (by opts.Now) and not held is purged — its markers are read
+//     again, then its manifest and its markers are deleted;
+//  2. list packs (data/) and tombstones (condemned/), with storage times;
+//  3. list manifests again, then index objects (an index is written before
+//     its manifest, so every listed point's packs are indexed); packs no
+//     index names are indexed from their own trailers;
+//  4. walk the trees of every remaining point (live or soft-deleted):
+//     referenced blobs; a pack is referenced when it holds a referenced
+//     blob that has no copy in a healthy (present, uncondemned) pack, or
+//     when it is such a healthy pack;
+//  5. tombstones are never removed: a condemned pack a point still needs
+//     is kept (not deleted) but stays condemned, so no writer dedups
+//     against it and no writer that references it can succeed; once its
+//     blobs have healthy copies it is unreferenced and goes in step 7.
+//     (Removing a tombstone would let a writer succeed while a paused
+//     collector, which decided earlier, deletes the pack.)
+//  6. unreferenced packs older than the grace period (storage time) get a
+//     tombstone; nothing they hold is deleted in this run;
+//  7. packs whose tombstone (listed in 2, before the manifests) is older
+//     than the grace period (storage time) and that are still unreferenced
+//     are deleted; their tombstones are kept, so a late writer sees them;
+//     index objects all of whose packs are deleted are deleted.
+//
+// A marker that does not open stops the collection before anything is
+// purged (ECorrupt). A manifest or tree that does not open makes the run
+// delete nothing (Unreadable > 0): what it references is unknown; condemning
+// is still done, since the next run undoes it for anything referenced.
+func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectReport, error) {
+	opts.defaults(v)
+	rep := &CollectReport{PointsPurged: []string{}}
+	stNow, err := v.StorageTime(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := opts.Now()
+	rep.ServerTime, rep.StorageTime = now.UTC(), stNow.UTC()
+	if d := now.Sub(stNow).Abs(); d > opts.MaxClockSkew {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "the server clock (%s) and the storage clock of %s (%s) differ by %s, more than %s: refusing to collect",
+			now.UTC().Format(time.RFC3339), v.be.Location(), stNow.UTC().Format(time.RFC3339), d.Round(time.Second), opts.MaxClockSkew)
+	}
+
+	// 1. Purge points soft-deleted past the retention. Markers first: a
+	// marker is written only for an existing manifest, so every marker's
+	// point is in the listing after it unless it was purged.
+	markers, err := v.loadMarkers(ctx, marker.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := v.PointIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	states := statesOf(markers)
+	exists := map[string]bool{}
+	for _, id := range ids {
+		exists[id] = true
+	}
+	for _, id := range ids {
+		if !expired(states[id], now, opts.SoftDeleteRetention) {
+			continue
+		}
+		// A hold or undelete written since the listing wins.
+		st, err := v.pointState(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !expired(st, now, opts.SoftDeleteRetention) {
+			continue
+		}
+		if err := v.be.Delete(ctx, manifest.ObjectName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, storageError(v.be, fmt.Errorf("purge point %s: %w", id, err))
+		}
+		rep.PointsPurged = append(rep.PointsPurged, id)
+		exists[id] = false
+	}
+	for _, lm := range markers {
+		if exists[lm.name.Point] {
+			continue
+		}
+		if err := v.be.Delete(ctx, lm.name.Object()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, storageError(v.be, err)
+		}
+		rep.MarkersDeleted++
+	}
+
+	// 2. Packs and tombstones, with their storage times.
+	packs := map[blob.PackID]packInfo{}
+	if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
+		if p, err := blob.ParsePackName(oi.Name); err == nil {
+			packs[p] = packInfo{size: oi.Size, mod: oi.ModTime}
+		}
+		return nil
+	}); err != nil {
+		return nil, storageError(v.be, err)
+	}
+	tombs := map[blob.PackID]time.Time{}
+	if err := v.be.List(ctx, "condemned/", func(oi storage.ObjectInfo) error {
+		if p, ok := parseTombstone(oi.Name); ok {
+			tombs[p] = oi.ModTime
+		}
+		return nil
+	}); err != nil {
+		return nil, storageError(v.be, err)
+	}
+
+	// 3 and 4. Manifests again, then the indexes that serve them, then
+	// everything the points reference.
+	healthy := func(p blob.PackID) bool { _, ok := packs[p]; return ok && tombs[p].IsZero() }
+	ids, err = v.PointIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Points = len(ids)
+	idxPacks, all, err := v.collectIndexes(ctx, packs)
+	if err != nil {
+		return nil, err
+	}
+	fresh := index.New()
+	for pass := range 2 { // healthy copies first: they are the ones read
+		for _, pe := range all {
+			if _, ok := packs[pe.Pack]; ok && healthy(pe.Pack) == (pass == 0) {
+				fresh.Add(pe.Pack, pe.Entries)
+			}
+		}
+	}
+	refBlobs, unreadable, err := v.referencedBlobs(ctx, fresh, ids)
+	if err != nil {
+		return nil, err
+	}
+	rep.Unreadable = unreadable
+	ref := map[blob.PackID]bool{}
+	hasHealthy := map[blob.ID]bool{}
+	for _, pe := range all {
+		if !healthy(pe.Pack) {
+			continue
+		}
+		for _, e := range pe.Entries {
+			if _, ok := refBlobs[e.ID]; ok {
+				ref[pe.Pack] = true
+				hasHealthy[e.ID] = true
+			}
+		}
+	}
+	for _, pe := range all {
+		if _, present := packs[pe.Pack]; !present || healthy(pe.Pack) {
+			continue
+		}
+		for _, e := range pe.Entries {
+			if _, ok := refBlobs[e.ID]; ok && !hasHealthy[e.ID] {
+				ref[pe.Pack] = true // condemned, but holds the only copy: keep it
+			}
+		}
+	}
+	for id := range refBlobs {
+		if !fresh.Has(id) {
+			rep.MissingBlobs++
+		}
+	}
+	rep.PacksReferenced = len(ref)
+
+	// 5. A condemned pack is never un-condemned (see the doc comment):
+	// while a point still needs it, it is kept; writers store its blobs
+	// again, and once a healthy copy exists it is collected.
+
+	// 6. Condemn unreferenced packs older than the grace period.
+	testStop("gc-before-condemn")
+	for p, pi := range sortedPacks(packs) {
+		if ref[p] || !tombs[p].IsZero() || stNow.Sub(pi.mod) < opts.Grace {
+			continue
+		}
+		if err := v.be.Put(ctx, tombstoneName(p), nil); err != nil && !errors.Is(err, storage.ErrExists) {
+			return nil, storageError(v.be, fmt.Errorf("condemn pack %s: %w", p, err))
+		}
+		v.setCondemned(p, true)
+		rep.PacksCondemned++
+	}
+
+	// 7. Delete packs condemned long enough ago and still unreferenced —
+	// unless something a point references could not be read: what it
+	// references is then unknown. (A writer withdrawing a manifest whose
+	// data was collected causes this briefly; damage, until repaired.)
+	if unreadable > 0 {
+		return rep, nil
+	}
+	var doomed []blob.PackID
+	for p, t := range tombs {
+		if _, present := packs[p]; !present || ref[p] {
+			continue
+		}
+		if stNow.Sub(t) < opts.Grace {
+			rep.PacksWaiting++
+			continue
+		}
+		doomed = append(doomed, p)
+	}
+	sort.Slice(doomed, func(i, j int) bool { return string(doomed[i][:]) < string(doomed[j][:]) })
+	testStop("gc-before-delete")
+	for _, p := range doomed {
+		if err := v.be.Delete(ctx, p.ObjectName()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, storageError(v.be, fmt.Errorf("delete pack %s: %w", p, err))
+		}
+		rep.PacksDeleted++
+		rep.BytesFreed += packs[p].size
+		delete(packs, p)
+	}
+	// Index objects whose packs are all gone by collection.
+	for name, pks := range idxPacks {
+		gone := len(pks) > 0
+		for _, p := range pks {
+			if _, present := packs[p]; present || tombs[p].IsZero() {
+				gone = false
+				break
+			}
+		}
+		if !gone {
+			continue
+		}
+		if err := v.be.Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, storageError(v.be, err)
+		}
+		rep.IndexesDeleted++
+	}
+	return rep, nil
+}
+
+func expired(st PointState, now time.Time, retention time.Duration) bool {
+	return st.Deleted && !st.Held && now.Sub(st.DeletedAt) >= retention
+}
+
+func tombstoneName(p blob.PackID) string { return "condemned/" + p.String() }
+
+func parseTombstone(name string) (blob.PackID, bool) {
+	var p blob.PackID
+	h, ok := strings.CutPrefix(name, "condemned/")
+	if !ok || len(h) != 32 || strings.ToLower(h) != h {
+		return p, false
+	}
+	if _, err := hex.Decode(p[:], []byte(h)); err != nil {
+		return p, false
+	}
+	return p, true
+}
+
+func (v *Vault) setCondemned(p blob.PackID, on bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if on {
+		v.condemned[p] = true
+	} else {
+		delete(v.condemned, p)
+	}
+}
+
+// sortedPacks iterates packs in id order (deterministic runs and tests).
+func sortedPacks(m map[blob.PackID]packInfo) func(func(blob.PackID, packInfo) bool) {
+	ks := make([]blob.PackID, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return string(ks[i][:]) < string(ks[j][:]) })
+	return func(yield func(blob.PackID, packInfo) bool) {
+		for _, k := range ks {
+			if !yield(k, m[k]) {
+				return
+			}
+		}
+	}
+}
+
+// collectIndexes reads every index object, and the trailers of present
+// packs no index names (leftovers, or packs of a damaged index object). It
+// returns the packs each index object names and every pack's entries. The
+// packs of an index object that does not open are read from their trailers,
+// as the index loader does; a pack whose trailer does not open either holds
+// nothing any reader can find, and is garbage.
+func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packInfo) (map[string][]blob.PackID, []index.PackEntries, error) {
+	var names []string
+	if err := v.be.List(ctx, "index/", func(oi storage.ObjectInfo) error {
+		names = append(names, oi.Name)
+		return nil
+	}); err != nil {
+		return nil, nil, storageError(v.be, err)
+	}
+	var mu sync.Mutex
+	byName := map[string][]blob.PackID{}
+	var all []index.PackEntries
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, name := range names {
+		g.Go(func() error {
+			plain, err := v.getSealed(gctx, name, "index "+name)
+			var pes []index.PackEntries
+			if err == nil {
+				if pes, err = index.Decode(plain); err != nil {
+					err = &CorruptError{Object: name, Err: err}
+				}
+			}
+			var ce *CorruptError
+			if errors.Is(err, storage.ErrNotFound) || errors.As(err, &ce) {
+				// Deleted by a concurrent collector, or damaged: the
+				// packs it named are read from their trailers below.
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, pe := range pes {
+				byName[name] = append(byName[name], pe.Pack)
+			}
+			all = append(all, pes...)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, storageError(v.be, fmt.Errorf("%w (garbage collection stopped; run lifeboat vault check)", err))
+	}
+	named := map[blob.PackID]bool{}
+	for _, pe := range all {
+		named[pe.Pack] = true
+	}
+	for p, pi := range sortedPacks(packs) {
+		if named[p] || pi.size < 4 {
+			continue
+		}
+		es, err := v.trailerOf(ctx, p, pi.size)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			continue // unreadable leftover: nothing can reference it
+		}
+		if err != nil {
+			return nil, nil, storageError(v.be, err)
+		}
+		all = append(all, index.PackEntries{Pack: p, Entries: es})
+	}
+	return byName, all, nil
+}
+
+// trailerOf reads a pack's trailer by ranges.
+func (v *Vault) trailerOf(ctx context.Context, p blob.PackID, size int64) ([]blob.Entry, error) {
+	name := p.ObjectName()
+	last, err := readRange(ctx, v.be, name, size-4, 4)
+	if err != nil {
+		return nil, err
+	}
+	if len(last) != 4 {
+		return nil, &CorruptError{Object: name, Err: errors.New("pack shorter than its trailer length")}
+	}
+	tl := int64(pack.TrailerLength(last))
+	if tl+4 > size {
+		return nil, &CorruptError{Object: name, Err: fmt.Errorf("trailer length %d beyond the pack", tl)}
+	}
+	sealed, err := readRange(ctx, v.be, name, size-4-tl, tl)
+	if err != nil {
+		return nil, err
+	}
+	es, err := pack.ParseTrailer(v.sealer, p, sealed, size)
+	if err != nil {
+		return nil, &CorruptError{Object: name, Err: err}
+	}
+	return es, nil
+}
+
+// referencedBlobs loads the manifests of ids and walks their trees, level
+// by level and in parallel, each tree once. It returns every tree and data
+// blob they reference.
+func (v *Vault) referencedBlobs(ctx context.Context, idx *index.Index, ids []string) (map[blob.ID]struct{}, int, error) {
+	refs := map[blob.ID]struct{}{}
+	bad := 0
+	var mu sync.Mutex
+	var frontier []blob.ID
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, id := range ids {
+		g.Go(func() error {
+			p, err := v.loadPoint(gctx, id)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil // purged or withdrawn since the listing
+			}
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				mu.Lock()
+				bad++
+				mu.Unlock()
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if _, seen := refs[p.Root]; !seen {
+				refs[p.Root] = struct{}{}
+				frontier = append(frontier, p.Root)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, 0, storageError(v.be, fmt.Errorf("%w (garbage collection stopped)", err))
+	}
+	for len(frontier) > 0 {
+		var next []blob.ID
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(v.opts.Workers)
+		for _, tid := range frontier {
+			g.Go(func() error {
+				b, err := v.readBlobIn(gctx, idx, tid)
+				var t *tree.Tree
+				if err == nil {
+					if t, err = tree.Decode(b); err != nil {
+						err = &CorruptError{Object: "tree", Blob: tid.String(), Err: err}
+					}
+				}
+				var ce *CorruptError
+				if errors.As(err, &ce) {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, n := range t.Nodes {
+					for _, e := range n.Content {
+						if e.ID != nil {
+							refs[*e.ID] = struct{}{}
+						}
+					}
+					if n.Subtree != nil {
+						if _, seen := refs[*n.Subtree]; !seen {
+							refs[*n.Subtree] = struct{}{}
+							next = append(next, *n.Subtree)
+						}
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, 0, storageError(v.be, fmt.Errorf("%w (garbage collection stopped)", err))
+		}
+		frontier = next
+	}
+	return refs, bad, nil
+}

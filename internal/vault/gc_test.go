@@ -1,0 +1,582 @@
+package vault_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+)
+
+// clock is a settable clock shared by the vault (server time) and the
+// memory backend (storage time).
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// newClockVault makes a vault on a memory backend whose timestamps and
+// server clock are c.
+func newClockVault(t *testing.T) (*vault.Vault, *memory.Backend, *clock, vault.Options) {
+	t.Helper()
+	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	be := memory.New()
+	be.Now = c.Now
+	o := testOpts()
+	o.Now = c.Now
+	v, err := vault.Init(context.Background(), be, testPass, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, be, c, o
+}
+
+func listNames(t *testing.T, be storage.Backend, prefix string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	if err := be.List(context.Background(), prefix, func(oi storage.ObjectInfo) error { out[oi.Name] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func mustCollect(t *testing.T, v *vault.Vault, o vault.CollectOptions) *vault.CollectReport {
+	t.Helper()
+	rep, err := v.Collect(context.Background(), o)
+	if err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	return rep
+}
+
+func mustCheckClean(t *testing.T, v *vault.Vault) {
+	t.Helper()
+	rep, err := v.Check(context.Background(), vault.CheckOptions{ReadData: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %v %+v", err, rep)
+	}
+}
+
+func TestCollectFreesExactlyUnreferencedPacks(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, o := newClockVault(t)
+	dir := t.TempDir()
+	srcA, srcB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	randomTree(t, srcA, 1)
+	randomTree(t, srcB, 2)
+	wantA, wantB := snapshot(t, srcA), snapshot(t, srcB)
+	pA := mustBackup(t, v, srcA)
+	c.Add(time.Minute)
+	pB := mustBackup(t, v, srcB)
+	c.Add(time.Minute)
+	// A second point of A sharing most of its data.
+	writeFile(t, filepath.Join(srcA, "added"), []byte("one more file"), 0o644)
+	wantA2 := snapshot(t, srcA)
+	pA2 := mustBackup(t, v, srcA)
+
+	v = reopen2(t, be, o)
+	all := listNames(t, be, "data/")
+	keep, err := vault.PacksOf(ctx, v, []*manifest.Point{pA, pA2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var garbage []string
+	var garbageBytes int64
+	for n := range all {
+		if !keep[n] {
+			garbage = append(garbage, n)
+			oi, _ := be.Stat(ctx, n)
+			garbageBytes += oi.Size
+		}
+	}
+	if len(garbage) == 0 || len(keep) == 0 {
+		t.Fatalf("test setup: %d packs to keep, %d garbage", len(keep), len(garbage))
+	}
+
+	// Nothing is deleted or condemned while every point is live.
+	c.Add(2 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksCondemned+rep.PacksDeleted+len(rep.PointsPurged) != 0 {
+		t.Fatalf("collect with only live points: %+v", rep)
+	}
+	if err := v.Mark(ctx, pB.ID, vault.MarkDelete, "test", "tester"); err != nil {
+		t.Fatal(err)
+	}
+	// Soft-deleted within the retention: kept, data and all.
+	c.Add(13 * 24 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksCondemned+len(rep.PointsPurged) != 0 {
+		t.Fatalf("collect within the retention: %+v", rep)
+	}
+	mustRestoreEqual(t, v, pB.ID, "b", wantB)
+	// Past the retention: purged, its packs condemned, none deleted.
+	c.Add(2 * 24 * time.Hour)
+	rep := mustCollect(t, v, vault.CollectOptions{})
+	if len(rep.PointsPurged) != 1 || rep.PointsPurged[0] != pB.ID || rep.PacksCondemned != len(garbage) || rep.PacksDeleted != 0 {
+		t.Fatalf("first collection: %+v (want %d condemned)", rep, len(garbage))
+	}
+	if got := listNames(t, be, "data/"); len(got) != len(all) {
+		t.Fatalf("packs deleted in the condemning run")
+	}
+	if len(listNames(t, be, "markers/")) != 0 {
+		t.Errorf("markers of the purged point left")
+	}
+	// Within the grace period (storage time): still nothing deleted.
+	c.Add(59 * time.Minute)
+	rep = mustCollect(t, v, vault.CollectOptions{})
+	if rep.PacksDeleted != 0 || rep.PacksWaiting != len(garbage) || rep.PacksCondemned != 0 {
+		t.Fatalf("collection within the grace period: %+v", rep)
+	}
+	// Past it: exactly the garbage goes, tombstones stay.
+	c.Add(2 * time.Minute)
+	rep = mustCollect(t, v, vault.CollectOptions{})
+	if rep.PacksDeleted != len(garbage) || rep.BytesFreed != garbageBytes {
+		t.Fatalf("collection after the grace period: %+v (want %d packs, %d bytes)", rep, len(garbage), garbageBytes)
+	}
+	got := listNames(t, be, "data/")
+	for n := range keep {
+		if !got[n] {
+			t.Errorf("referenced pack %s deleted", n)
+		}
+	}
+	if len(got) != len(keep) {
+		t.Errorf("%d packs left, want %d", len(got), len(keep))
+	}
+	if n := len(listNames(t, be, "condemned/")); n != len(garbage) {
+		t.Errorf("%d tombstones left, want %d (kept for late writers)", n, len(garbage))
+	}
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksDeleted+rep.PacksCondemned != 0 {
+		t.Errorf("a further collection did something: %+v", rep)
+	}
+	v = reopen2(t, be, o)
+	mustCheckClean(t, v)
+	mustRestoreEqual(t, v, pA.ID, "a", wantA)
+	mustRestoreEqual(t, v, pA2.ID, "a", wantA2)
+	if _, err := v.LoadPoint(ctx, pB.ID); lifeboat.ErrorCode(err) != lifeboat.ENotFound {
+		t.Errorf("purged point still loads: %v", err)
+	}
+	// A new backup of the purged data stores it again and restores.
+	pB2 := mustBackup(t, v, srcB)
+	if pB2.Stats.BlobsNew == 0 {
+		t.Errorf("backup deduped against deleted packs")
+	}
+	mustCheckClean(t, reopen2(t, be, o))
+	mustRestoreEqual(t, reopen2(t, be, o), pB2.ID, "b", wantB)
+}
+
+func reopen2(t *testing.T, be storage.Backend, o vault.Options) *vault.Vault {
+	t.Helper()
+	v, err := vault.Open(context.Background(), be, testPass, o)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return v
+}
+
+func mustRestoreEqual(t *testing.T, v *vault.Vault, id, comp string, want map[string]entry) {
+	t.Helper()
+	dst, res := mustRestore(t, v, id, comp)
+	if len(res.Failed) > 0 {
+		t.Fatalf("restore %s: failed %v", id, res.Failed)
+	}
+	compareTrees(t, want, snapshot(t, dst))
+}
+
+func TestHoldAndUndelete(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, _ := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("held data"), 0o644)
+	p1 := mustBackup(t, v, src)
+	c.Add(time.Second)
+	writeFile(t, filepath.Join(src, "g"), []byte("more"), 0o644)
+	p2 := mustBackup(t, v, src)
+
+	// Undelete restores visibility.
+	if err := v.Mark(ctx, p2.ID, vault.MarkDelete, "oops", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := v.PointStates(ctx)
+	if err != nil || !st[p2.ID].Deleted || st[p2.ID].Reason != "oops" || st[p2.ID].By != "bob" || !st[p2.ID].DeletedAt.Equal(c.Now()) {
+		t.Fatalf("states after delete: %+v %v", st, err)
+	}
+	if p, err := v.LoadPoint(ctx, "latest"); err != nil || p.ID != p1.ID {
+		t.Fatalf("latest skips the deleted point: %v %v", p, err)
+	}
+	c.Add(time.Second)
+	if err := v.Mark(ctx, p2.ID, vault.MarkUndelete, "", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := v.PointStates(ctx); st[p2.ID].Deleted {
+		t.Fatalf("undelete did not take: %+v", st)
+	}
+	if p, err := v.LoadPoint(ctx, "latest"); err != nil || p.ID != p2.ID {
+		t.Fatalf("latest after undelete: %v %v", p, err)
+	}
+	c.Add(30 * 24 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); len(rep.PointsPurged) != 0 {
+		t.Fatalf("undeleted point purged: %+v", rep)
+	}
+
+	// A held point cannot be deleted, and a deleted one that is held is never purged.
+	if err := v.Mark(ctx, p1.ID, vault.MarkHold, "legal", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Mark(ctx, p1.ID, vault.MarkDelete, "", ""); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		t.Fatalf("delete of a held point: %v", err)
+	}
+	c.Add(time.Second)
+	v.Mark(ctx, p1.ID, vault.MarkRelease, "", "")
+	c.Add(time.Second)
+	if err := v.Mark(ctx, p1.ID, vault.MarkDelete, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	if err := v.Mark(ctx, p1.ID, vault.MarkHold, "", ""); err != nil { // hold after delete
+		t.Fatal(err)
+	}
+	c.Add(30 * 24 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); len(rep.PointsPurged) != 0 {
+		t.Fatalf("held point purged: %+v", rep)
+	}
+	if st, _ := v.PointStates(ctx); !st[p1.ID].Held || !st[p1.ID].Deleted {
+		t.Fatalf("states: %+v", st)
+	}
+	c.Add(time.Second)
+	v.Mark(ctx, p1.ID, vault.MarkRelease, "", "")
+	if rep := mustCollect(t, v, vault.CollectOptions{}); len(rep.PointsPurged) != 1 || rep.PointsPurged[0] != p1.ID {
+		t.Fatalf("released point not purged: %+v", rep)
+	}
+	// Markers need a manifest; bad ids and kinds are refused.
+	if err := v.Mark(ctx, p1.ID, vault.MarkUndelete, "", ""); lifeboat.ErrorCode(err) != lifeboat.ENotFound {
+		t.Errorf("mark of a purged point: %v", err)
+	}
+	if err := v.Mark(ctx, "xyz", vault.MarkHold, "", ""); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		t.Errorf("bad id: %v", err)
+	}
+	if err := v.Mark(ctx, p2.ID, "purge", "", ""); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		t.Errorf("bad kind: %v", err)
+	}
+	// A forged marker (not sealed with the vault's key) stops everything
+	// that would act on it.
+	forged := fmt.Sprintf("markers/%s/%019d-00000000.delete", p2.ID, c.Now().UnixNano())
+	if err := be.Put(ctx, forged, []byte(`{"kind":"delete"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Collect(ctx, vault.CollectOptions{}); lifeboat.ErrorCode(err) != lifeboat.ECorrupt || !strings.Contains(err.Error(), forged) {
+		t.Fatalf("collect with a forged marker: %v", err)
+	}
+	if _, err := v.LoadPoint(ctx, p2.ID); err != nil {
+		t.Fatalf("forged marker purged the point: %v", err)
+	}
+}
+
+// slowManifests delays every manifest put by a random time up to max.
+type slowManifests struct {
+	storage.Backend
+	max time.Duration
+}
+
+func (b *slowManifests) Put(ctx context.Context, name string, data []byte) error {
+	// Half the manifest puts are slow: writers get caught between their
+	// index and their manifest; the other half let every writer progress.
+	if strings.HasPrefix(name, "points/") && rand.IntN(2) == 0 {
+		time.Sleep(rand.N(b.max))
+	}
+	return b.Backend.Put(ctx, name, data)
+}
+
+// condemnHook runs fn once, just before the first tombstone is written.
+type condemnHook struct {
+	storage.Backend
+	once sync.Once
+	fn   func()
+}
+
+func (h *condemnHook) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, "condemned/") {
+		h.once.Do(h.fn)
+	}
+	return h.Backend.Put(ctx, name, data)
+}
+
+// TestReferencedAfterCondemned: a backup that commits between a collector's
+// manifest listing and its tombstones succeeds (its check saw no
+// tombstone); the next collections must keep the packs it needs (they stay
+// condemned), and collect them once a later backup stored the data again.
+func TestReferencedAfterCondemned(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	randomTree(t, src, 5)
+	want := snapshot(t, src)
+	p1 := mustBackup(t, v, src)
+	if err := v.Mark(ctx, p1.ID, vault.MarkDelete, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(15 * 24 * time.Hour)
+	var p2 *manifest.Point
+	hook := &condemnHook{Backend: be}
+	hook.fn = func() {
+		w := reopen2(t, be, o)
+		var err error
+		p2, err = w.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Host: "testhost", NoParent: true})
+		if err != nil {
+			t.Errorf("backup in the window: %v", err)
+		}
+	}
+	hv, err := vault.Open(ctx, hook, testPass, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := mustCollect(t, hv, vault.CollectOptions{})
+	if p2 == nil || len(rep.PointsPurged) != 1 || rep.PacksCondemned == 0 {
+		t.Fatalf("setup: %+v", rep)
+	}
+	if p2.Stats.BlobsNew != 0 {
+		t.Fatalf("the backup in the window did not dedup: %+v", p2.Stats)
+	}
+	// The packs p2 needs are condemned: they are kept (never deleted while
+	// a point needs them) and stay condemned.
+	tombs := len(listNames(t, be, "condemned/"))
+	c.Add(2 * time.Hour)
+	rep = mustCollect(t, v, vault.CollectOptions{})
+	if rep.PacksDeleted != 0 || len(listNames(t, be, "condemned/")) != tombs {
+		t.Fatalf("second collection: %+v", rep)
+	}
+	v = reopen2(t, be, o)
+	mustCheckClean(t, v)
+	mustRestoreEqual(t, v, p2.ID, "s", want)
+	// A new backup of the same data stores it again (no dedup against a
+	// condemned pack); then the condemned packs are no longer needed.
+	p3 := mustBackup(t, v, src)
+	if p3.Stats.BlobsNew == 0 {
+		t.Fatalf("the new backup deduped against condemned packs: %+v", p3.Stats)
+	}
+	c.Add(2 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksDeleted == 0 {
+		t.Errorf("condemned packs with healthy copies were not deleted: %+v", rep)
+	}
+	v = reopen2(t, be, o)
+	mustCheckClean(t, v)
+	mustRestoreEqual(t, v, p2.ID, "s", want)
+}
+
+func TestStorageTimeAndSkew(t *testing.T) {
+	v, be, c, o := newClockVault(t)
+	got, err := v.StorageTime(context.Background())
+	if err != nil || !got.Equal(c.Now()) {
+		t.Fatalf("storage time %v, want %v (%v)", got, c.Now(), err)
+	}
+	if n := len(listNames(t, be, "locks/")); n != 0 {
+		t.Errorf("probe left behind")
+	}
+	skewed := func() time.Time { return c.Now().Add(2 * time.Hour) }
+	if _, err := v.Collect(context.Background(), vault.CollectOptions{Now: skewed}); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		t.Fatalf("collect with a skewed clock: %v", err)
+	}
+	_ = o
+}
+
+// TestLeftoversAreCollected: packs of an interrupted backup (no index names
+// them) are condemned once older than the grace period, then deleted.
+func TestLeftoversAreCollected(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, _ := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	randomTree(t, src, 6)
+	mustBackup(t, v, src)
+	// A leftover: a copy of a real pack under a new name, no index.
+	var some string
+	for n := range listNames(t, be, "data/") {
+		some = n
+	}
+	b, _ := storage.ReadAll(ctx, be, some)
+	leftover := "data/ee/ee" + strings.Repeat("0", 30)
+	be.Put(ctx, leftover, append([]byte{}, b[:len(b)/2]...)) // not a valid pack
+	c.Add(30 * time.Minute)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksCondemned != 0 {
+		t.Fatalf("young leftover condemned: %+v", rep)
+	}
+	c.Add(time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksCondemned != 1 {
+		t.Fatalf("leftover not condemned: %+v", rep)
+	}
+	c.Add(time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksDeleted != 1 {
+		t.Fatalf("leftover not deleted: %+v", rep)
+	}
+	if _, err := be.Stat(ctx, leftover); err == nil {
+		t.Errorf("leftover still there")
+	}
+	mustCheckClean(t, v)
+}
+
+// raceGrace is short against real time, yet longer than a small backup (even
+// under the race detector on a loaded machine): with no grace at all, a
+// collector condemns the packs of every backup in flight, and a backup
+// longer than the grace may be condemned again on every retry.
+const raceGrace = 100 * time.Millisecond
+
+// TestBackupsRaceCollections races many backups against many collections
+// (grace 100 ms, retention 1 ns) on one vault. Backups may fail (a pack they
+// used was condemned): they are retried. Every point reported as done and
+// not forgotten must restore exactly, and check must pass.
+func TestBackupsRaceCollections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	ctx := context.Background()
+	// Manifest puts take up to 3 grace periods: writers are caught between
+	// their index and their manifest, with their packs old enough to condemn.
+	be := &slowManifests{Backend: memory.New(), max: 3 * raceGrace}
+	o := testOpts()
+	if _, err := vault.Init(ctx, be, testPass, o); err != nil {
+		t.Fatal(err)
+	}
+	type done struct {
+		id, comp string
+		want     map[string]entry
+	}
+	var mu sync.Mutex
+	var reported []done
+	forgotten := map[string]bool{}
+	var failed, succeeded, deleted atomic.Int64
+	stop := make(chan struct{})
+	var wg, cwg sync.WaitGroup
+	dir := t.TempDir()
+	const writers, rounds, collectors = 4, 12, 3
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 42))
+			src := filepath.Join(dir, fmt.Sprintf("w%d", w))
+			for j := range 20 {
+				writeFile(t, filepath.Join(src, fmt.Sprintf("d%d", j%3), fmt.Sprintf("f%d", j)), randBytes(r, r.IntN(100<<10)), 0o644)
+			}
+			v, err := vault.Open(ctx, be, testPass, o) // a long-lived handle
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range rounds {
+				// Change some files, add a shared one (cross-writer dedup).
+				for j := range 3 {
+					writeFile(t, filepath.Join(src, fmt.Sprintf("c%d", j)), randBytes(r, r.IntN(200<<10)), 0o644)
+				}
+				// Drop an old file: data only older points hold is never
+				// stored again, so a lost pack cannot be healed by a later backup.
+				os.Remove(filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%d", r.IntN(20))))
+				writeFile(t, filepath.Join(src, "shared"), textBytes(rand.New(rand.NewPCG(uint64(i), 1)), 200<<10), 0o644)
+				want := snapshot(t, src)
+				time.Sleep(time.Duration(r.IntN(150)) * time.Millisecond)
+				for attempt := 0; ; attempt++ {
+					hv := v
+					if attempt%2 == 1 {
+						if hv, err = vault.Open(ctx, be, testPass, o); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+					p, err := hv.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Host: fmt.Sprintf("h%d", w)})
+					if err == nil {
+						succeeded.Add(1)
+						mu.Lock()
+						reported = append(reported, done{p.ID, filepath.Base(src), want})
+						mu.Unlock()
+						break
+					}
+					failed.Add(1)
+					if lifeboat.ErrorCode(err) != lifeboat.EUnavailable && !strings.Contains(err.Error(), "condemned") && !strings.Contains(err.Error(), "missing") {
+						t.Errorf("writer %d: backup failed oddly: %v", w, err)
+					}
+					if attempt > 40 {
+						t.Errorf("writer %d: backup never succeeds: %v", w, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for cn := range collectors {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			r := rand.New(rand.NewPCG(uint64(cn), 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v, err := vault.Open(ctx, be, testPass, o)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Forget one older point now and then: its data becomes garbage.
+				mu.Lock()
+				var victim string
+				if n := len(reported); n > 0 && r.IntN(2) == 0 {
+					victim = reported[r.IntN(n)].id
+					forgotten[victim] = true
+				}
+				mu.Unlock()
+				if victim != "" {
+					if err := v.Mark(ctx, victim, vault.MarkDelete, "race", "test"); err != nil && lifeboat.ErrorCode(err) != lifeboat.ENotFound {
+						t.Errorf("forget: %v", err)
+					}
+				}
+				rep, err := v.Collect(ctx, vault.CollectOptions{Grace: raceGrace, SoftDeleteRetention: time.Nanosecond})
+				if err != nil {
+					t.Errorf("collect: %v", err)
+					return
+				}
+				deleted.Add(int64(rep.PacksDeleted))
+				time.Sleep(time.Duration(r.IntN(20)) * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	cwg.Wait()
+	t.Logf("%d backups succeeded, %d failed and were retried; %d packs deleted", succeeded.Load(), failed.Load(), deleted.Load())
+	if deleted.Load() == 0 {
+		t.Fatalf("no pack was deleted: the race proves nothing")
+	}
+	v := reopen2(t, be, o)
+	for range 2 {
+		time.Sleep(raceGrace)
+		mustCollect(t, v, vault.CollectOptions{Grace: raceGrace, SoftDeleteRetention: time.Nanosecond})
+	}
+	v = reopen2(t, be, o)
+	mustCheckClean(t, v)
+	for _, d := range reported {
+		if forgotten[d.id] {
+			continue
+		}
+		mustRestoreEqual(t, v, d.id, d.comp, d.want)
+	}
+}

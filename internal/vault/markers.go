@@ -1,0 +1,183 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/marker"
+)
+
+// MarkKind is what a point marker does.
+type MarkKind = marker.Kind
+
+// Marker kinds.
+const (
+	MarkDelete   = marker.Delete   // soft delete: restorable until the soft-delete retention ends
+	MarkUndelete = marker.Undelete // cancels a soft delete
+	MarkHold     = marker.Hold     // never purged; cannot be deleted while held
+	MarkRelease  = marker.Release  // cancels a hold
+)
+
+// PointState is what a point's markers say about it. The newest marker of
+// each pair decides: delete/undelete, hold/release.
+type PointState struct {
+	Deleted   bool      `json:"deleted"`
+	DeletedAt time.Time `json:"deleted_at,omitzero"` // time of the deciding delete marker (server clock)
+	Held      bool      `json:"held"`
+	Reason    string    `json:"reason,omitempty"` // of the deciding delete marker
+	By        string    `json:"by,omitempty"`
+}
+
+// Mark writes a marker for a point: a new object, never overwriting one.
+// The time is the vault's clock (Options.Now: the server's, never a client's).
+// A held point cannot be marked deleted (EInvalid); a point without a
+// manifest cannot be marked (ENotFound).
+func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason, by string) error {
+	if !manifest.ValidID(pointID) {
+		return lifeboat.Errorf(lifeboat.EInvalid, "bad point id %q: want 32 hex digits", pointID)
+	}
+	if !kind.Valid() {
+		return lifeboat.Errorf(lifeboat.EInvalid, "unknown marker kind %q", kind)
+	}
+	if len(reason) > marker.MaxText || len(by) > marker.MaxText {
+		return lifeboat.Errorf(lifeboat.EInvalid, "reason or author longer than %d bytes", marker.MaxText)
+	}
+	if _, err := v.be.Stat(ctx, manifest.ObjectName(pointID)); errors.Is(err, storage.ErrNotFound) {
+		return lifeboat.Errorf(lifeboat.ENotFound, "no point %s in the vault at %s", pointID, v.be.Location())
+	} else if err != nil {
+		return storageError(v.be, err)
+	}
+	if kind == MarkDelete {
+		st, err := v.pointState(ctx, pointID)
+		if err != nil {
+			return err
+		}
+		if st.Held {
+			return lifeboat.Errorf(lifeboat.EInvalid, "point %s is held: release the hold before deleting it", pointID[:8])
+		}
+	}
+	now := v.opts.Now()
+	var rnd [4]byte
+	if _, err := randRead(rnd[:]); err != nil {
+		return err
+	}
+	n, err := marker.NewName(pointID, now, kind, rnd)
+	if err != nil {
+		return lifeboat.Errorf(lifeboat.EInvalid, "%v", err)
+	}
+	body, err := marker.Encode(marker.Marker{Kind: kind, Time: now, Reason: reason, By: by})
+	if err != nil {
+		return lifeboat.Errorf(lifeboat.EInvalid, "%v", err)
+	}
+	obj := n.Object()
+	if err := v.putSealed(ctx, obj, marker.Context(obj), body); err != nil {
+		return storageError(v.be, err)
+	}
+	return nil
+}
+
+// PointStates reads every marker and returns the state of each point that
+// has markers (points without markers are live and not held). It reads
+// marker objects only, so a manifest-less marker (its point purged) shows
+// up too. A marker that does not open is an error naming it: a state is
+// never derived from unauthenticated bytes.
+func (v *Vault) PointStates(ctx context.Context) (map[string]PointState, error) {
+	ms, err := v.loadMarkers(ctx, marker.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	return statesOf(ms), nil
+}
+
+func (v *Vault) pointState(ctx context.Context, pointID string) (PointState, error) {
+	ms, err := v.loadMarkers(ctx, marker.Prefix+pointID+"/")
+	if err != nil {
+		return PointState{}, err
+	}
+	return statesOf(ms)[pointID], nil
+}
+
+type loadedMarker struct {
+	name marker.Name
+	m    marker.Marker
+}
+
+// loadMarkers lists and opens the markers below prefix.
+func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker, error) {
+	var names []marker.Name
+	err := v.be.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+		n, err := marker.ParseName(oi.Name)
+		if err != nil {
+			return &CorruptError{Object: oi.Name, Err: err}
+		}
+		names = append(names, n)
+		return nil
+	})
+	if err != nil {
+		return nil, storageError(v.be, err)
+	}
+	out := make([]loadedMarker, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, n := range names {
+		g.Go(func() error {
+			obj := n.Object()
+			plain, err := v.getSealed(gctx, obj, marker.Context(obj))
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil // its point was purged since the listing
+			}
+			if err != nil {
+				return err
+			}
+			m, err := marker.Decode(plain, n)
+			if err != nil {
+				return &CorruptError{Object: obj, Err: err}
+			}
+			out[i] = loadedMarker{name: n, m: m}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, storageError(v.be, err)
+	}
+	return slices.DeleteFunc(out, func(lm loadedMarker) bool { return lm.name.Point == "" }), nil
+}
+
+func statesOf(ms []loadedMarker) map[string]PointState {
+	sort.Slice(ms, func(i, j int) bool { return ms[i].name.Less(ms[j].name) })
+	out := map[string]PointState{}
+	for _, lm := range ms { // oldest first: the newest of each pair wins
+		st := out[lm.name.Point]
+		switch lm.m.Kind {
+		case MarkDelete:
+			st.Deleted, st.DeletedAt, st.Reason, st.By = true, lm.m.Time, lm.m.Reason, lm.m.By
+		case MarkUndelete:
+			st.Deleted, st.DeletedAt, st.Reason, st.By = false, time.Time{}, "", ""
+		case MarkHold:
+			st.Held = true
+		case MarkRelease:
+			st.Held = false
+		}
+		out[lm.name.Point] = st
+	}
+	return out
+}
+
+// markerPoint returns the point id of a marker object name ("" if none).
+func markerPoint(name string) string {
+	rest, ok := strings.CutPrefix(name, marker.Prefix)
+	if !ok {
+		return ""
+	}
+	p, _, _ := strings.Cut(rest, "/")
+	return p
+}
