@@ -71,19 +71,25 @@ func (t *Tx) CreateToken(ctx context.Context, principal string, ttl time.Duratio
 	return token, info, nil
 }
 
+// lastUsedEvery bounds how often a token's last use is written: reads stay
+// read-only (on SQLite a write is an fsynced commit).
+const lastUsedEvery = time.Minute
+
 // Authenticate finds the principal of a token that is neither expired nor
-// revoked, and records its use. It returns ErrNotFound for any bad token.
+// revoked, and records its use (at most once a minute). It returns
+// ErrNotFound for any bad token.
 func (d *DB) Authenticate(ctx context.Context, token string) (*lifeboat.Principal, error) {
 	if !strings.HasPrefix(token, TokenPrefix) {
 		return nil, ErrNotFound
 	}
 	var p lifeboat.Principal
-	err := d.Update(ctx, func(t *Tx) error {
-		var id string
+	var id string
+	var touch bool
+	err := d.View(ctx, func(t *Tx) error {
 		var admin int
-		var exp, rev sql.NullInt64
-		err := t.queryRow(ctx, `SELECT t.id, p.name, p.kind, p.admin, t.expires_at, t.revoked_at FROM tokens t JOIN principals p ON p.name = t.principal WHERE t.hash = ?`,
-			HashToken(token)).Scan(&id, &p.Name, &p.Kind, &admin, &exp, &rev)
+		var exp, rev, used sql.NullInt64
+		err := t.queryRow(ctx, `SELECT t.id, p.name, p.kind, p.admin, t.expires_at, t.revoked_at, t.last_used_at FROM tokens t JOIN principals p ON p.name = t.principal WHERE t.hash = ?`,
+			HashToken(token)).Scan(&id, &p.Name, &p.Kind, &admin, &exp, &rev, &used)
 		if err != nil {
 			return rowErr(err)
 		}
@@ -91,11 +97,20 @@ func (d *DB) Authenticate(ctx context.Context, token string) (*lifeboat.Principa
 			return ErrNotFound
 		}
 		p.Admin = admin == 1
-		_, err = t.exec(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, ns(t.now), id)
-		return err
+		touch = !used.Valid || ns(t.now)-used.Int64 >= int64(lastUsedEvery)
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if touch {
+		err = d.Update(ctx, func(t *Tx) error {
+			_, err := t.exec(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, ns(t.now), id)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return &p, nil
 }

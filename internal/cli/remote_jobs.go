@@ -27,6 +27,7 @@ func newIdemKey() string {
 // failed -> exit 1, cancelled -> 130, a partial backup -> 3.
 func waitJob(ctx context.Context, env Env, c *api.Client, j *lifeboat.Job, quiet bool) (*lifeboat.Job, error) {
 	var lastLog int64
+	poll := 25 * time.Millisecond
 	for {
 		var cur lifeboat.Job
 		if err := c.Do(ctx, "GET", api.Path("/api/v1/jobs/%s", j.ID), nil, &cur); err != nil {
@@ -64,8 +65,9 @@ func waitJob(ctx context.Context, env Env, c *api.Client, j *lifeboat.Job, quiet
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(poll):
 		}
+		poll = min(2*poll, 500*time.Millisecond) // short jobs end fast; long ones cost little
 	}
 }
 

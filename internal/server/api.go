@@ -81,8 +81,9 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 			return err
 		}
 		now := s.now()
+		ix := indexPolicies(pols)
 		for _, a := range apps {
-			pol := policyFor(pols, a)
+			pol := ix.For(a)
 			if pol == nil || pol.RPO == 0 {
 				continue
 			}

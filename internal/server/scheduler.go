@@ -72,9 +72,10 @@ func (s *Server) tick(ctx context.Context) (TickResult, error) {
 	}
 	var updates []catalog.ScheduleState
 	var due []*lifeboat.App
+	ix := indexPolicies(pols)
 	for _, a := range apps {
 		res.Apps++
-		pol := policyFor(pols, a)
+		pol := ix.For(a)
 		if pol == nil || parsed[pol.Name] == nil {
 			continue
 		}

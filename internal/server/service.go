@@ -191,22 +191,46 @@ func retentionRules(p *lifeboat.Policy) retention.Rules {
 	return retention.Rules{Last: r.Last, Hourly: r.Hourly, Daily: r.Daily, Weekly: r.Weekly, Monthly: r.Monthly, Yearly: r.Yearly, Within: r.Within.D()}
 }
 
-// policyFor returns the policy that applies to app: the first by name that
-// names it, else the first whose selector matches.
-func policyFor(pols []*lifeboat.Policy, app *lifeboat.App) *lifeboat.Policy {
+// policies finds the policy of each app: the first (by name) that names the
+// app in its apps list, else the first whose selector matches. Built once
+// per scheduler tick: 10,000 apps against 100 policies is a map lookup
+// each, not a scan of every name.
+type policies struct {
+	byApp     map[string]*lifeboat.Policy
+	selectors []*lifeboat.Policy
+}
+
+func indexPolicies(pols []*lifeboat.Policy) *policies {
+	ix := &policies{byApp: map[string]*lifeboat.Policy{}}
 	for _, p := range pols {
 		for _, n := range p.Apps {
-			if n == app.Name {
-				return p
+			if _, ok := ix.byApp[n]; !ok {
+				ix.byApp[n] = p
 			}
 		}
+		if len(p.Selector) > 0 {
+			ix.selectors = append(ix.selectors, p)
+		}
 	}
-	for _, p := range pols {
-		if len(p.Selector) > 0 && p.Selects(app) {
+	return ix
+}
+
+// For returns the policy that applies to app, or nil.
+func (ix *policies) For(app *lifeboat.App) *lifeboat.Policy {
+	if p := ix.byApp[app.Name]; p != nil {
+		return p
+	}
+	for _, p := range ix.selectors {
+		if p.Selects(app) {
 			return p
 		}
 	}
 	return nil
+}
+
+// policyFor is indexPolicies(pols).For(app), for one app.
+func policyFor(pols []*lifeboat.Policy, app *lifeboat.App) *lifeboat.Policy {
+	return indexPolicies(pols).For(app)
 }
 
 // ---- jobs ----
