@@ -234,10 +234,10 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		// A safety point of what is about to be replaced.
 		only := map[string]bool{}
 		for _, name := range req.Components {
-			if c, ok := findComponent(a, name); ok && c.Kind == lifeboat.KindFiles {
-				if _, err := os.Lstat(c.Path); err != nil {
-					continue // nothing there to keep
-				}
+			c, ok := findComponent(a, name)
+			if !ok || !present(c) {
+				r.Logf(ctx, "info", "component %s is not (wholly) at its place: nothing of it to keep in the safety point", name)
+				continue
 			}
 			only[name] = true
 		}
@@ -305,6 +305,20 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		return tx.Audit(ctx, r.Job.RequestedBy, "point.restore", a.Name, "ok", map[string]string{"point": p.ID, "job": r.Job.ID, "to": req.To})
 	})
 	return res, err
+}
+
+// present reports whether a component's sources are all there to capture.
+func present(c lifeboat.Component) bool {
+	paths := c.Files
+	if c.Kind == lifeboat.KindFiles {
+		paths = []string{c.Path}
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func findComponent(a *lifeboat.App, name string) (lifeboat.Component, bool) {

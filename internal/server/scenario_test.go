@@ -167,12 +167,14 @@ func testLifecycle(t *testing.T, o testOpts) {
 		t.Errorf("files diff: %+v", d.Files)
 	}
 
-	// Damage, then restore the first point to the original place.
+	// Damage (the config file gone too), then restore the first point to
+	// the original place.
+	os.Remove(f.envFile)
 	os.RemoveAll(filepath.Join(f.dataDir, "uploads"))
 	write(t, filepath.Join(f.dataDir, "notes.db"), "garbage")
 	var rp RestorePlan
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r1.Point, To: "original", DryRun: true}, &rp)
-	if len(rp.Components) != 2 || rp.Components[1].Create != 2 || rp.Components[1].Overwrite != 1 {
+	if len(rp.Components) != 2 || rp.Components[0].Create != 1 || rp.Components[1].Create != 2 || rp.Components[1].Overwrite != 1 {
 		t.Errorf("restore plan: %+v %+v", rp.Components[0], rp.Components[1])
 	}
 	var rj lifeboat.Job
