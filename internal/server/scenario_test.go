@@ -755,3 +755,76 @@ func TestPruneAndUndelete(t *testing.T) {
 		t.Errorf("undelete of a purged point: %v", err)
 	}
 }
+
+// TestApplyRenameAndPrune: a rename keeps the app's points; nothing is
+// deleted without prune; with prune, apps are retired (points kept) and
+// policies deleted; vaults never.
+func TestApplyRenameAndPrune(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	doc := f.doc()
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+
+	doc.Apps[0].Name, doc.Apps[0].RenamedFrom = "store", "shop"
+	doc.Policies[0].Apps = []string{"store"}
+	var res ApplyResult
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, &res)
+	found := false
+	for _, c := range res.Changes {
+		found = found || (c.Action == "rename" && c.Name == "store" && c.From == "shop")
+		if c.Action == "delete" || c.Action == "retire" || (c.Kind == "app" && c.Action == "create") {
+			t.Errorf("a rename planned %+v", c)
+		}
+	}
+	if !found {
+		t.Fatalf("no rename in %+v", res.Changes)
+	}
+	var pts List[*lifeboat.Point]
+	ts.must(t, "GET", "/api/v1/apps/store/points", nil, &pts)
+	if len(pts.Items) != 1 || pts.Items[0].ID != p {
+		t.Errorf("points after the rename: %+v", pts.Items)
+	}
+	if err := ts.do(t, "GET", "/api/v1/apps/shop", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Errorf("old name still there: %v", err)
+	}
+	// Applying the renamed document again changes nothing.
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, &res)
+	if hasChanges(res.Changes) {
+		t.Errorf("re-apply after rename: %+v", res.Changes)
+	}
+	// A document without the app and the policy deletes nothing...
+	empty := Document{Hosts: doc.Hosts}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: empty}, &res)
+	if hasChanges(res.Changes) {
+		t.Errorf("apply without prune changed %+v", res.Changes)
+	}
+	// ...unless prune is given: the app is retired (points kept), the policy
+	// deleted, the vaults kept.
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: empty, Prune: true, DryRun: true}, &res)
+	if res.Applied || len(res.Changes) < 3 {
+		t.Fatalf("prune dry run: %+v", res)
+	}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: empty, Prune: true}, &res)
+	var a lifeboat.App
+	ts.must(t, "GET", "/api/v1/apps/store", nil, &a)
+	if a.RetiredAt == nil {
+		t.Error("app not retired by prune")
+	}
+	ts.must(t, "GET", "/api/v1/apps/store/points", nil, &pts)
+	if len(pts.Items) != 1 {
+		t.Errorf("points after prune: %d", len(pts.Items))
+	}
+	if err := ts.do(t, "GET", "/api/v1/policies/daily", nil, nil); codeOf(err) != lifeboat.ENotFound {
+		t.Errorf("policy not deleted by prune: %v", err)
+	}
+	ts.must(t, "GET", "/api/v1/vaults/default", nil, nil)
+	// Re-applying the app brings it back, points and all.
+	var res2 ApplyResult
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, &res2)
+	var a2 lifeboat.App
+	ts.must(t, "GET", "/api/v1/apps/store", nil, &a2)
+	if a2.RetiredAt != nil {
+		t.Errorf("re-applied app still retired: %+v", res2)
+	}
+}
