@@ -365,3 +365,22 @@ func (d *DB) ReleaseLease(ctx context.Context, name string, fence int64) error {
 		return err
 	})
 }
+
+// CountJobs counts jobs by state.
+func (t *Tx) CountJobs(ctx context.Context) (map[string]int, error) {
+	rows, err := t.query(ctx, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}

@@ -99,15 +99,8 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 				st.Warnings = append(st.Warnings, fmt.Sprintf("app %s: newest complete point is %s old, past its RPO of %s", a.Name, now.Sub(lp.Time).Round(time.Minute), pol.RPO))
 			}
 		}
-		st.Jobs = map[string]int{}
-		for _, state := range []string{lifeboat.JobQueued, lifeboat.JobRunning} {
-			js, err := tx.Jobs(ctx, catalog.JobFilter{State: state}, catalog.Page{Limit: 1000})
-			if err != nil {
-				return err
-			}
-			st.Jobs[state] = len(js)
-		}
-		return nil
+		st.Jobs, err = tx.CountJobs(ctx)
+		return err
 	})
 	return st, err
 }

@@ -359,6 +359,13 @@ func testJobsConcurrentClaims(t *testing.T, db *catalog.DB, clk *Clock) {
 	if len(seen) != n {
 		t.Errorf("%d jobs claimed, want %d", len(seen), n)
 	}
+	must(t, db.View(ctx, func(tx *catalog.Tx) error {
+		c, err := tx.CountJobs(ctx)
+		if c[lifeboat.JobRunning] != n {
+			t.Errorf("counts %v", c)
+		}
+		return err
+	}))
 	for id, c := range seen {
 		if c != 1 {
 			t.Errorf("job %s claimed %d times", id, c)
