@@ -37,6 +37,30 @@ type Source struct {
 	// Excludes and Includes apply to this source only, besides the
 	// backup's own.
 	Excludes, Includes []string
+	// Fixed > 0 cuts this source's files in fixed chunks of that many
+	// bytes (database files, page-aligned) instead of content-defined ones.
+	Fixed int
+	// Streams, instead of Path, make the component a directory of files
+	// produced while the backup runs (database dumps): each is read once
+	// and chunked straight into the vault, no temporary copy.
+	Streams []Stream
+}
+
+// Stream is a file of a stream component.
+type Stream struct {
+	Name string
+	Mode uint32 // permission bits; default 0600
+	// Open starts the producer. Close of the reader must report the
+	// producer's failure (a dump tool's exit status): the backup then fails.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+	// Fixed > 0: fixed chunks of that many bytes (see Source.Fixed).
+	Fixed int
+}
+
+// cutter is a chunker: content-defined or fixed.
+type cutter interface {
+	Reset(r io.Reader)
+	Next() ([]byte, error)
 }
 
 // BackupOptions describe one backup.
@@ -340,6 +364,27 @@ func nameSources(in []Source) ([]Source, error) {
 	seen := map[string]bool{}
 	var out []Source
 	for _, s := range in {
+		if len(s.Streams) > 0 {
+			if !tree.ValidName(s.Name) || seen[s.Name] || s.Path != "" {
+				return nil, lifeboat.Errorf(lifeboat.EInvalid, "stream component %q: needs a unique name and no path", s.Name)
+			}
+			names := map[string]bool{}
+			for _, st := range s.Streams {
+				if !tree.ValidName(st.Name) || names[st.Name] || st.Open == nil || st.Fixed < 0 {
+					return nil, lifeboat.Errorf(lifeboat.EInvalid, "stream component %s: bad or duplicate stream %q", s.Name, st.Name)
+				}
+				names[st.Name] = true
+			}
+			seen[s.Name] = true
+			if s.Kind == "" {
+				s.Kind = "stream"
+			}
+			if s.Describe == "" {
+				s.Describe = s.Kind + ":" + s.Name
+			}
+			out = append(out, s)
+			continue
+		}
 		abs, err := filepath.Abs(s.Path)
 		if err != nil {
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "path %q: %v", s.Path, err)
@@ -421,8 +466,84 @@ func match(g, rel, name string) bool {
 	return ok
 }
 
+// captureStreams reads a stream component: a directory of produced files.
+func (b *backup) captureStreams(src Source) (*tree.Node, error) {
+	now := b.v.opts.Now()
+	dir := &tree.Node{Name: src.Name, Type: tree.Dir, Mode: 0o700, MTime: now.UnixNano(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	b.count(func(s *manifest.Stats) { s.Dirs++ })
+	t := &tree.Tree{}
+	cdc := chunker.NewWithTable(nil, b.v.table, b.v.params)
+	for _, st := range src.Streams {
+		node := &tree.Node{Name: st.Name, Type: tree.File, Mode: st.Mode, MTime: now.UnixNano(), UID: dir.UID, GID: dir.GID}
+		if node.Mode == 0 {
+			node.Mode = 0o600
+		}
+		var c cutter = cdc
+		if st.Fixed > 0 {
+			c = chunker.NewFixed(st.Fixed)
+		}
+		rc, err := st.Open(b.ctx)
+		if err != nil {
+			return nil, fmt.Errorf("component %s, %s: %w", src.Name, st.Name, err)
+		}
+		n, err := b.readStream(c, rc, node)
+		cerr := rc.Close()
+		if err == nil && cerr != nil {
+			err = fmt.Errorf("component %s, %s: %w", src.Name, st.Name, cerr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		node.Size = n
+		b.count(func(s *manifest.Stats) { s.Files++; s.Bytes += n; s.BytesRead += n })
+		b.prog.Files.Add(1)
+		t.Nodes = append(t.Nodes, node)
+	}
+	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
+	enc, err := tree.Encode(t)
+	if err != nil {
+		return nil, err
+	}
+	id, _, err := b.s.save(blob.Tree, enc)
+	if err != nil {
+		return nil, err
+	}
+	dir.Subtree = &id
+	return dir, nil
+}
+
+// readStream chunks r into blobs (stored in parallel by the blob workers)
+// and returns the bytes read.
+func (b *backup) readStream(c cutter, r io.Reader, node *tree.Node) (int64, error) {
+	c.Reset(r)
+	q := &chunkQueue{b: b}
+	defer q.drain(0, nil)
+	var n int64
+	for {
+		chunk, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		n += int64(len(chunk))
+		b.prog.Bytes.Add(int64(len(chunk)))
+		if err := q.push(chunk); err != nil {
+			return n, err
+		}
+		if err := q.drain(parallelChunks, node); err != nil {
+			return n, err
+		}
+	}
+	return n, q.drain(0, node)
+}
+
 // captureSource captures one source path into a node named src.Name.
 func (b *backup) captureSource(src Source, parent *tree.Node) (*tree.Node, error) {
+	if len(src.Streams) > 0 {
+		return b.captureStreams(src)
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(src.Path, &st); err != nil {
 		return nil, lifeboat.Errorf(lifeboat.ENotFound, "cannot back up %s: %v", src.Path, err)
@@ -704,7 +825,11 @@ func (e *fileChangedError) Error() string { return e.what }
 
 // readFile chunks one file into blobs. It returns ok=false (after a warning)
 // when the file could not be read; err is for fatal (storage) errors only.
-func (b *backup) readFile(c *chunker.Chunker, path string, node *tree.Node, st *unix.Stat_t) (ok bool, err error) {
+func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st *unix.Stat_t) (ok bool, err error) {
+	var c cutter = cdc
+	if fixed := b.cur.Load().Fixed; fixed > 0 {
+		c = chunker.NewFixed(fixed)
+	}
 	fd, oerr := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
 	if oerr == unix.EPERM {
 		fd, oerr = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -913,6 +1038,9 @@ func dataRegions(fd int, size int64) [][2]int64 {
 // scan counts files and bytes ahead of the backup, for the ETA.
 func (b *backup) scan(ctx context.Context, srcs []Source) {
 	for _, src := range srcs {
+		if src.Path == "" {
+			continue // a stream component: its size is not known ahead
+		}
 		_ = filepath.WalkDir(src.Path, func(p string, d os.DirEntry, err error) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
