@@ -284,3 +284,24 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = v
 	return nil
 }
+
+// DatabaseInfo describes a captured database, recorded with its point so a
+// restore can be verified: engine and versions, size, and the row count of
+// every table taken in the dump's own snapshot where the engine allows.
+type DatabaseInfo struct {
+	Engine        string       `json:"engine"` // postgres, mysql, sqlite
+	ServerVersion string       `json:"serverVersion,omitempty"`
+	ToolVersion   string       `json:"toolVersion,omitempty"`
+	Database      string       `json:"database"`
+	SizeBytes     int64        `json:"sizeBytes"`
+	Tables        []TableCount `json:"tables"`
+	// Warnings name what the capture could not make consistent (e.g.
+	// MyISAM tables under --single-transaction).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// TableCount is one table's row count.
+type TableCount struct {
+	Name string `json:"name"` // schema-qualified where the engine has schemas
+	Rows int64  `json:"rows"`
+}
