@@ -39,8 +39,8 @@ func TestSnapshotUnderWriter(t *testing.T) {
 			mustExec(t, db, `CREATE TABLE pairs (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, body BLOB)`)
 			mustExec(t, db, `CREATE TABLE "odd ""name""" (x TEXT)`)
 			mustExec(t, db, `INSERT INTO "odd ""name""" VALUES ('héllo ✓')`)
-			mustExec(t, db, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1999)
-				INSERT INTO pairs (grp, body) SELECT i, randomblob(2000) FROM n UNION ALL SELECT i, randomblob(2000) FROM n`)
+			mustExec(t, db, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 499)
+				INSERT INTO pairs (grp, body) SELECT i, randomblob(200) FROM n UNION ALL SELECT i, randomblob(200) FROM n`)
 			var stop atomic.Bool
 			var written atomic.Int64
 			var wg sync.WaitGroup
