@@ -243,29 +243,61 @@ func TestEndToEndStory(t *testing.T) {
 		}
 		wantUploads = append(wantUploads, u)
 	}
-	if code := app.stop(t); code != 0 {
-		t.Fatalf("app exit %d: %s", code, app.output())
-	}
-
-	// Back up (the app is stopped: consistent SQLite capture comes later).
+	// Back up while the app runs and keeps writing: the database is
+	// captured live, in one consistent snapshot.
+	writing := make(chan struct{})
+	var extra []note
+	go func() {
+		defer close(writing)
+		for i := 0; i < 40; i++ {
+			var n note
+			b, _ := json.Marshal(map[string]string{"title": fmt.Sprintf("during backup %d", i), "body": "x"})
+			if code := httpJSON(t, "POST", base+"/notes", apiKey, b, &n); code != 201 {
+				t.Errorf("write during the backup: %d", code)
+				return
+			}
+			extra = append(extra, n)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	r = cli(0, "backup", "--app", "notes", "--reason", "pre-deploy", "--label", "release=1.4.2", "--wait")
 	if !strings.Contains(r.stdout, "Point ") {
 		t.Errorf("backup output: %s", r.stdout)
 	}
+	<-writing
+	if code := app.stop(t); code != 0 {
+		t.Fatalf("app exit %d: %s", code, app.output())
+	}
 	r = cli(0, "points", "--app", "notes", "-o", "json")
 	var pts []struct {
-		ID     string            `json:"id"`
-		Labels map[string]string `json:"labels"`
+		ID         string            `json:"id"`
+		Labels     map[string]string `json:"labels"`
+		Components []struct {
+			Name string `json:"name"`
+			Kind string `json:"kind"`
+		} `json:"components"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &pts); err != nil || len(pts) != 1 || pts[0].Labels["reason"] != "pre-deploy" || pts[0].Labels["release"] != "1.4.2" {
 		t.Fatalf("points: %v %s", err, r.stdout)
 	}
 	first := pts[0].ID
 
-	// Damage: uploads deleted, database corrupted, a setting changed.
+	// Damage: uploads deleted and a setting changed; a backup of that, then
+	// diff names what changed.
 	os.RemoveAll(filepath.Join(appDir, "data", "uploads"))
-	os.WriteFile(filepath.Join(appDir, "data", "notes.db"), bytes.Repeat([]byte("garbage!"), 4096), 0o644)
 	os.WriteFile(envFile, []byte("NOTES_GREETING=oops\nNOTES_API_KEY=\""+apiKey+"\"\n"), 0o600)
+	cli(0, "backup", "--app", "notes", "--wait", "-q")
+	r = cli(0, "points", "--app", "notes", "-o", "json")
+	json.Unmarshal([]byte(r.stdout), &pts)
+	r = cli(0, "diff", "--app", "notes", first[:8], pts[0].ID[:8])
+	for _, w := range []string{`NOTES_GREETING: "hello from the story" -> "oops"`, "- file data/uploads/file-0.bin"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("diff misses %q:\n%s", w, r.stdout)
+		}
+	}
+	// Then the database is corrupted: the app is unhealthy, and a backup
+	// refuses to capture a file that is not a database.
+	os.WriteFile(filepath.Join(appDir, "data", "notes.db"), bytes.Repeat([]byte("garbage!"), 4096), 0o644)
 	app = startApp()
 	var cfg map[string]string
 	httpJSON(t, "GET", base+"/config", "", nil, &cfg)
@@ -276,16 +308,8 @@ func TestEndToEndStory(t *testing.T) {
 		t.Fatalf("corrupt database still healthy: %d", code)
 	}
 	app.stop(t)
-
-	// A second backup of the damaged state, then diff names what changed.
-	cli(0, "backup", "--app", "notes", "--wait", "-q")
-	r = cli(0, "points", "--app", "notes", "-o", "json")
-	json.Unmarshal([]byte(r.stdout), &pts)
-	r = cli(0, "diff", "--app", "notes", first[:8], pts[0].ID[:8])
-	for _, w := range []string{`NOTES_GREETING: "hello from the story" -> "oops"`, "- file data/uploads/file-0.bin", "~ file data/notes.db"} {
-		if !strings.Contains(r.stdout, w) {
-			t.Errorf("diff misses %q:\n%s", w, r.stdout)
-		}
+	if r := cli(1, "backup", "--app", "notes", "--wait", "-q"); !strings.Contains(r.stderr, "notes.db is not a SQLite database") {
+		t.Errorf("backup of a corrupt database: %s", r.stderr)
 	}
 
 	// Restore the pre-deploy point to the original place.
@@ -307,16 +331,20 @@ func TestEndToEndStory(t *testing.T) {
 	if cfg["greeting"] != "hello from the story" {
 		t.Errorf("setting after restore: %v", cfg)
 	}
+	// Every note written before the backup is back, and of those written
+	// during it, a prefix: a consistent snapshot has no hole.
 	var got []note
 	httpJSON(t, "GET", base+"/notes", "", nil, &got)
-	if len(got) != len(want) {
-		t.Fatalf("notes after restore: %d, want %d", len(got), len(want))
+	if len(got) < len(want) || len(got) > len(want)+len(extra) {
+		t.Fatalf("notes after restore: %d, want %d to %d", len(got), len(want), len(want)+len(extra))
 	}
-	for i := range want {
-		if got[i].ID != want[i].ID || got[i].Title != want[i].Title || got[i].Body != want[i].Body {
-			t.Errorf("note %d: %+v, want %+v", i, got[i], want[i])
+	all := append(append([]note{}, want...), extra...)
+	for i := range got {
+		if got[i].ID != all[i].ID || got[i].Title != all[i].Title || got[i].Body != all[i].Body {
+			t.Errorf("note %d: %+v, want %+v", i, got[i], all[i])
 		}
 	}
+	t.Logf("%d notes restored: %d from before the backup, %d written during it", len(got), len(want), len(got)-len(want))
 	var gotUploads []upload
 	httpJSON(t, "GET", base+"/uploads", "", nil, &gotUploads)
 	if fmt.Sprint(gotUploads) != fmt.Sprint(wantUploads) {

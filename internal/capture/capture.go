@@ -16,6 +16,7 @@
 package capture
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture/config"
+	"github.com/lifeboat-vault/lifeboat/internal/capture/sqlite"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
@@ -173,7 +175,7 @@ const MetaName = "lifeboat-config.json"
 
 // Prepare checks every component against the guard and stages the config
 // ones under stagingDir (which it creates; Close removes it).
-func Prepare(app *lifeboat.App, g *Guard, stagingDir string) (*Prepared, error) {
+func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string) (*Prepared, error) {
 	p := &Prepared{}
 	ok := false
 	defer func() {
@@ -201,6 +203,21 @@ func Prepare(app *lifeboat.App, g *Guard, stagingDir string) (*Prepared, error) 
 			}
 			p.Sources = append(p.Sources, src)
 			p.Settings = append(p.Settings, settings...)
+		case lifeboat.KindSQLite:
+			if err := g.CheckSource(c.Host, c.Path); err != nil {
+				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+			}
+			if p.staging == "" {
+				if err := os.MkdirAll(stagingDir, 0o700); err != nil {
+					return nil, err
+				}
+				p.staging = stagingDir
+			}
+			src, err := stageSQLite(ctx, &c, filepath.Join(stagingDir, c.Name))
+			if err != nil {
+				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+			}
+			p.Sources = append(p.Sources, src)
 		default:
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: kind %q is not supported yet", app.Name, c.Name, c.Kind)
 		}
@@ -267,6 +284,38 @@ func stageConfig(app *lifeboat.App, c *lifeboat.Component, g *Guard, dir string)
 		desc += ":" + strings.Join(c.Files, ",")
 	}
 	return vault.Source{Name: c.Name, Path: dir, Kind: lifeboat.KindConfig, Describe: desc}, all, nil
+}
+
+// sqliteChunkPages is how many database pages make one fixed chunk: chosen
+// by measurement (docs/benchmarks.md, "SQLite chunking").
+const sqliteChunkPages = 4
+
+// stageSQLite snapshots a live SQLite database into dir (the online backup
+// API: the app keeps writing) and makes it a stream component, cut in
+// page-aligned fixed chunks, with the database's description as metadata.
+func stageSQLite(ctx context.Context, c *lifeboat.Component, dir string) (vault.Source, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return vault.Source{}, err
+	}
+	copyPath := filepath.Join(dir, filepath.Base(c.Path))
+	info, err := sqlite.Snapshot(ctx, c.Path, copyPath)
+	if err != nil {
+		return vault.Source{}, err
+	}
+	meta, err := json.Marshal(info)
+	if err != nil {
+		return vault.Source{}, err
+	}
+	return vault.Source{
+		Name: c.Name, Kind: lifeboat.KindSQLite, Describe: "sqlite:" + c.Path,
+		Meta: func() []byte { return meta },
+		Streams: []vault.Stream{{
+			Name:  filepath.Base(c.Path),
+			Mode:  0o644,
+			Fixed: sqlite.PageSize(copyPath) * sqliteChunkPages,
+			Open:  func(context.Context) (io.ReadCloser, error) { return os.Open(copyPath) },
+		}},
+	}, nil
 }
 
 // maxConfigFile bounds a config file: settings, not data.

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -77,7 +78,7 @@ func TestPrepareConfig(t *testing.T) {
 		{Name: "data", Kind: "files", Path: filepath.Join(base, "app"), Exclude: []string{"*.tmp"}},
 	}}
 	staging := filepath.Join(t.TempDir(), "staging")
-	p, err := Prepare(app, g, staging)
+	p, err := Prepare(context.Background(), app, g, staging)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestPrepareConfig(t *testing.T) {
 	}
 	// A config file that does not parse names the file and line.
 	os.WriteFile(env, []byte("A=1\nthis is not a setting\n"), 0o600)
-	if _, err := Prepare(app, g, staging); err == nil || !strings.Contains(err.Error(), env+":2") {
+	if _, err := Prepare(context.Background(), app, g, staging); err == nil || !strings.Contains(err.Error(), env+":2") {
 		t.Errorf("bad config file: %v", err)
 	}
 	if _, err := os.Stat(staging); !os.IsNotExist(err) {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lifeboat-vault/lifeboat/internal/capture/sqlite"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
@@ -48,6 +49,28 @@ func PlanOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c mani
 		}
 	}
 	switch c.Kind {
+	case lifeboat.KindSQLite:
+		target := strings.TrimPrefix(c.Source, "sqlite:")
+		pl.Target = target
+		err := v.Walk(ctx, n, "", func(rel string, node *tree.Node) error {
+			if node.Type == tree.File {
+				pl.NeedBytes += node.Size
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Lstat(target); err == nil {
+			pl.TargetFound = true
+			pl.Overwrite = 1
+			note("~", target)
+		} else {
+			pl.Create = 1
+			note("+", target)
+		}
+		pl.FreeBytes = freeBytes(filepath.Dir(target))
+		return pl, nil
 	case lifeboat.KindConfig:
 		meta, err := readMeta(ctx, v, p, c.Name)
 		if err != nil {
@@ -200,7 +223,13 @@ func (s *Swap) Commit() error {
 // into a staging directory next to it, then swapped in (an atomic exchange
 // where the target exists). The replaced data is kept (Swap.Old). tag names
 // the staging and kept copies (a job id).
-func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+//
+// ac is the app's definition of the component: a sqlite component's restore
+// mode (stopped or live); a files component's globs — what the component
+// did not capture (excluded, or not included) is carried over from the
+// current tree into the restored one, never dropped by the swap.
+func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, ac lifeboat.Component, g *Guard, hostName, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+	mode := ac.RestoreMode
 	pl, err := PlanOriginal(ctx, v, p, c)
 	if err != nil {
 		return nil, nil, err
@@ -211,6 +240,8 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 	switch c.Kind {
 	case lifeboat.KindConfig:
 		return restoreConfigOriginal(ctx, v, p, c, g, hostName, tag, prog)
+	case lifeboat.KindSQLite:
+		return restoreSQLiteOriginal(ctx, v, p, c, g, hostName, tag, mode, prog)
 	case lifeboat.KindFiles:
 	default:
 		return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s: kind %q cannot be restored yet", c.Name, c.Kind)
@@ -234,6 +265,10 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		return nil, res, lifeboat.Errorf(lifeboat.ECorrupt, "restore of %s: %d items failed (first: %s); nothing was replaced", c.Name, len(res.Failed), res.Failed[0])
 	}
 	sw := &Swap{Component: c.Name, Target: []string{target}}
+	if err := carryOver(target, staging, ac.Exclude, ac.Include); err != nil {
+		os.RemoveAll(staging)
+		return nil, res, fmt.Errorf("restore of %s: keeping what the component does not capture: %w", c.Name, err)
+	}
 	if _, err := os.Lstat(target); err != nil {
 		if err := os.Rename(staging, target); err != nil {
 			os.RemoveAll(staging)
@@ -354,4 +389,167 @@ func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c mani
 		return nil, lifeboat.Errorf(lifeboat.EUnavailable, "restore target %s: %v", dir, err)
 	}
 	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog})
+}
+
+// restoreSQLiteOriginal restores a sqlite component to its database file:
+// the copy is restored into a staging directory next to it, checked against
+// the row counts the point recorded, then put in place by mode (stopped:
+// the old file is kept beside it and replaced; live: written through the
+// backup API into the running database).
+func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, tag, mode string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+	target := strings.TrimPrefix(c.Source, "sqlite:")
+	if !filepath.IsAbs(target) {
+		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no database path recorded", p.ID[:8], c.Name)
+	}
+	if err := g.CheckSource(hostName, target); err != nil {
+		return nil, nil, err
+	}
+	dir := filepath.Dir(target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	staging := filepath.Join(dir, ".lifeboat-restore-"+tag+"-"+c.Name)
+	defer os.RemoveAll(staging)
+	res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name, Progress: prog})
+	if err != nil {
+		return nil, nil, err
+	}
+	from := filepath.Join(staging, filepath.Base(target))
+	if err := verifySQLite(ctx, from, c); err != nil {
+		return nil, res, err
+	}
+	sw := &Swap{Component: c.Name, Target: []string{target}}
+	if mode != sqlite.Live {
+		if _, err := os.Lstat(target); err == nil {
+			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
+			if err := os.Link(target, old); err != nil {
+				return nil, res, err
+			}
+			sw.Old = append(sw.Old, old)
+		}
+	}
+	if err := sqlite.Restore(ctx, from, target, mode); err != nil {
+		return nil, res, err
+	}
+	return sw, res, nil
+}
+
+// verifySQLite compares a restored copy's row counts with those the point
+// recorded.
+func verifySQLite(ctx context.Context, path string, c manifest.Component) error {
+	if len(c.Meta) == 0 {
+		return nil
+	}
+	var want lifeboat.DatabaseInfo
+	if err := json.Unmarshal(c.Meta, &want); err != nil {
+		return lifeboat.Errorf(lifeboat.ECorrupt, "component %s: unreadable metadata", c.Name)
+	}
+	got, err := sqlite.Describe(ctx, path)
+	if err != nil {
+		return err
+	}
+	if diff := CompareCounts(&want, got); diff != "" {
+		return lifeboat.Errorf(lifeboat.ECorrupt, "component %s: the restored database differs from the point: %s", c.Name, diff)
+	}
+	return nil
+}
+
+// CompareCounts returns the first differences between two databases' row
+// counts ("" if none).
+func CompareCounts(want, got *lifeboat.DatabaseInfo) string {
+	g := map[string]int64{}
+	for _, t := range got.Tables {
+		g[t.Name] = t.Rows
+	}
+	var diffs []string
+	for _, t := range want.Tables {
+		n, ok := g[t.Name]
+		switch {
+		case !ok:
+			diffs = append(diffs, "table "+t.Name+" missing")
+		case n != t.Rows:
+			diffs = append(diffs, fmt.Sprintf("table %s has %d rows, want %d", t.Name, n, t.Rows))
+		}
+		delete(g, t.Name)
+		if len(diffs) >= 5 {
+			break
+		}
+	}
+	for name := range g {
+		if len(diffs) < 5 {
+			diffs = append(diffs, "unexpected table "+name)
+		}
+	}
+	sort.Strings(diffs)
+	return strings.Join(diffs, "; ")
+}
+
+// carryOver moves the entries of the live tree at target that a files
+// component does not capture (matching an exclude glob, or no include glob)
+// into the restored tree at staging, at the same place, so that the swap
+// does not drop them: a restore puts back what was captured and leaves the
+// rest alone. A glob without "/" matches a name, with "/" the relative path
+// (as in backups).
+func carryOver(target, staging string, excludes, includes []string) error {
+	if len(excludes) == 0 && len(includes) == 0 {
+		return nil
+	}
+	if st, err := os.Lstat(target); err != nil || !st.IsDir() {
+		return nil
+	}
+	match := func(g, rel, name string) bool {
+		if strings.Contains(g, "/") {
+			ok, _ := filepath.Match(strings.TrimPrefix(g, "/"), rel)
+			return ok
+		}
+		ok, _ := filepath.Match(g, name)
+		return ok
+	}
+	var moves [][2]string
+	err := filepath.WalkDir(target, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(target, path)
+		if rel == "." {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		kept := false
+		for _, g := range excludes {
+			if match(g, rel, d.Name()) {
+				kept = true
+			}
+		}
+		if !kept && len(includes) > 0 && !d.IsDir() {
+			kept = true
+			for _, g := range includes {
+				if match(g, rel, d.Name()) {
+					kept = false
+				}
+			}
+		}
+		if kept {
+			moves = append(moves, [2]string{path, filepath.Join(staging, rel)})
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range moves {
+		if _, err := os.Lstat(m[1]); err == nil {
+			continue // the point has an entry there: the restored one wins
+		}
+		if err := os.MkdirAll(filepath.Dir(m[1]), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(m[0], m[1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -35,8 +35,11 @@ type Host struct {
 
 // Component kinds.
 const (
-	KindFiles  = "files"
-	KindConfig = "config"
+	KindFiles    = "files"
+	KindConfig   = "config"
+	KindSQLite   = "sqlite"
+	KindPostgres = "postgres"
+	KindMySQL    = "mysql"
 )
 
 // Component is one thing of an app to capture.
@@ -51,6 +54,13 @@ type Component struct {
 	// config: settings files captured byte for byte and parsed, and inline settings
 	Files    []string       `json:"files,omitempty" yaml:"files,omitempty"`
 	Settings map[string]any `json:"settings,omitempty" yaml:"settings,omitempty"`
+	// sqlite: Path is the database file. RestoreMode is "stopped" (default:
+	// the app is stopped; the file is replaced) or "live" (written through
+	// SQLite's backup API into the running app's database).
+	RestoreMode string `json:"restoreMode,omitempty" yaml:"restoreMode,omitempty"`
+	// postgres, mysql: a registered database server and a database on it.
+	Server   string `json:"server,omitempty" yaml:"server,omitempty"`
+	Database string `json:"database,omitempty" yaml:"database,omitempty"`
 }
 
 // App is a protected web app.

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
 	"github.com/lifeboat-vault/lifeboat/internal/capture/config"
+	"github.com/lifeboat-vault/lifeboat/internal/capture/sqlite"
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/jobs"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -121,7 +123,7 @@ func (s *Server) backupApp(ctx context.Context, r *jobs.Run, a *lifeboat.App, la
 		}
 	}
 	staging := filepath.Join(s.cfg.DataDir, StagingDir, r.Job.ID+"-"+randomHex(4))
-	prep, err := capture.Prepare(&app, g, staging)
+	prep, err := capture.Prepare(ctx, &app, g, staging)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +241,12 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				r.Logf(ctx, "info", "component %s is not (wholly) at its place: nothing of it to keep in the safety point", name)
 				continue
 			}
+			if c.Kind == lifeboat.KindSQLite {
+				if err := sqlite.Check(c.Path); err != nil {
+					r.Logf(ctx, "warn", "component %s: %v; not in the safety point (a stopped-mode restore keeps the damaged file beside the restored one)", name, err)
+					continue
+				}
+			}
 			only[name] = true
 		}
 		if len(only) > 0 {
@@ -250,8 +258,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
 		}
 	}
+	// Files and config first, databases after: a database file may live
+	// inside a files component's directory, which a restore swaps whole.
+	order := append([]string{}, req.Components...)
+	sort.SliceStable(order, func(i, j int) bool {
+		return isDatabase(comps[order[i]].Kind) == false && isDatabase(comps[order[j]].Kind)
+	})
 	var swaps []*capture.Swap
-	for _, name := range req.Components {
+	for _, name := range order {
 		c := comps[name]
 		prog := &vault.Progress{}
 		stop := make(chan struct{})
@@ -259,7 +273,8 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		go reportProgress(r, prog, &cn, stop)
 		rc := RestoredComp{Name: name}
 		if req.To == "original" {
-			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
+			ac, _ := findComponent(a, name)
+			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, ac, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
 			close(stop)
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)
@@ -310,7 +325,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 // present reports whether a component's sources are all there to capture.
 func present(c lifeboat.Component) bool {
 	paths := c.Files
-	if c.Kind == lifeboat.KindFiles {
+	if c.Path != "" {
 		paths = []string{c.Path}
 	}
 	for _, p := range paths {
@@ -319,6 +334,10 @@ func present(c lifeboat.Component) bool {
 		}
 	}
 	return true
+}
+
+func isDatabase(kind string) bool {
+	return kind == lifeboat.KindSQLite || kind == lifeboat.KindPostgres || kind == lifeboat.KindMySQL
 }
 
 func findComponent(a *lifeboat.App, name string) (lifeboat.Component, bool) {

@@ -171,6 +171,7 @@ func testLifecycle(t *testing.T, o testOpts) {
 	// the original place.
 	os.Remove(f.envFile)
 	os.RemoveAll(filepath.Join(f.dataDir, "uploads"))
+	write(t, filepath.Join(f.dataDir, "session.tmp"), "not captured, not to be dropped")
 	write(t, filepath.Join(f.dataDir, "notes.db"), "garbage")
 	var rp RestorePlan
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r1.Point, To: "original", DryRun: true}, &rp)
@@ -195,6 +196,10 @@ func testLifecycle(t *testing.T, o testOpts) {
 		if b, err := os.ReadFile(path); err != nil || string(b) != want {
 			t.Errorf("%s after restore: %q %v", path, b, err)
 		}
+	}
+	// What the component does not capture (excluded) is left in place.
+	if b, err := os.ReadFile(filepath.Join(f.dataDir, "session.tmp")); err != nil || string(b) != "not captured, not to be dropped" {
+		t.Errorf("an excluded file was dropped by the restore: %q %v", b, err)
 	}
 	// No staging or kept copies left (no health URL: kept data removed).
 	ents, _ := os.ReadDir(filepath.Join(f.root, "shop"))

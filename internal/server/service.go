@@ -157,10 +157,20 @@ func (s *Server) validateApp(ctx context.Context, tx *catalog.Tx, a *lifeboat.Ap
 			if _, err := config.FromInline(c.Settings); err != nil {
 				return lifeboat.Errorf(lifeboat.EInvalid, "%s: settings: %v", where, err)
 			}
+		case lifeboat.KindSQLite:
+			if c.Path == "" || len(c.Files) > 0 || len(c.Settings) > 0 || len(c.Include) > 0 || len(c.Exclude) > 0 {
+				return lifeboat.Errorf(lifeboat.EInvalid, "%s: a sqlite component has a path (the database file) only", where)
+			}
+			if c.RestoreMode != "" && c.RestoreMode != "stopped" && c.RestoreMode != "live" {
+				return lifeboat.Errorf(lifeboat.EInvalid, "%s: restoreMode %q: want stopped or live", where, c.RestoreMode)
+			}
+			if err := g.CheckSource(c.Host, c.Path); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
 		case "":
-			return lifeboat.Errorf(lifeboat.EInvalid, "%s: no kind (files or config)", where)
+			return lifeboat.Errorf(lifeboat.EInvalid, "%s: no kind (files, config, sqlite)", where)
 		default:
-			return lifeboat.Errorf(lifeboat.EInvalid, "%s: kind %q is not supported (files, config)", where, c.Kind)
+			return lifeboat.Errorf(lifeboat.EInvalid, "%s: kind %q is not supported (files, config, sqlite)", where, c.Kind)
 		}
 	}
 	return nil

@@ -40,6 +40,9 @@ type Source struct {
 	// Fixed > 0 cuts this source's files in fixed chunks of that many
 	// bytes (database files, page-aligned) instead of content-defined ones.
 	Fixed int
+	// Meta, if set, is called after the component was captured; its JSON
+	// is recorded in the manifest (database engine, versions, row counts).
+	Meta func() []byte
 	// Streams, instead of Path, make the component a directory of files
 	// produced while the backup runs (database dumps): each is read once
 	// and chunked straight into the vault, no temporary copy.
@@ -226,7 +229,11 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		st := b.stats
 		b.mu.Unlock()
 		root.Nodes = append(root.Nodes, node)
-		p.Components = append(p.Components, manifest.Component{Name: src.Name, Kind: src.Kind, Host: opts.Host, Source: src.Describe, Taken: taken, Stats: st})
+		comp := manifest.Component{Name: src.Name, Kind: src.Kind, Host: opts.Host, Source: src.Describe, Taken: taken, Stats: st}
+		if src.Meta != nil {
+			comp.Meta = src.Meta()
+		}
+		p.Components = append(p.Components, comp)
 		p.Stats.Add(st)
 	}
 	if ferr != nil {

@@ -112,6 +112,9 @@ func rawConn(ctx context.Context, db *sql.DB, fn func(b backuper) error) error {
 	})
 }
 
+// Check reports whether the file at path looks like a SQLite database.
+func Check(path string) error { return checkHeader(path) }
+
 // checkHeader refuses a file that is not a SQLite database (a clear error
 // instead of a backup of garbage).
 func checkHeader(path string) error {

@@ -30,6 +30,9 @@ type Component struct {
 	Source string    `json:"source"` // absolute path or spec; never a secret
 	Taken  time.Time `json:"taken"`
 	Stats  Stats     `json:"stats"`
+	// Meta is what the capture recorded of the component (a database's
+	// engine, versions, size and row counts), as JSON; never a secret.
+	Meta json.RawMessage `json:"meta,omitempty"`
 }
 
 // Stats counts what a capture did.
