@@ -310,3 +310,42 @@ func (t *Tx) Secret(ctx context.Context, name string) (string, error) {
 	err := t.queryRow(ctx, `SELECT sealed FROM secrets WHERE name = ?`, name).Scan(&v)
 	return v, rowErr(err)
 }
+
+var dbServersT = docTable{"db_servers"}
+
+// PutDBServer creates or replaces a database server (its password is a
+// secret of its own: PutSecret).
+func (t *Tx) PutDBServer(ctx context.Context, s *lifeboat.DBServer) error {
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = t.now
+	}
+	c := *s
+	c.PasswordFile = ""
+	doc, err := json.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO db_servers (name, engine, doc, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET engine = excluded.engine, doc = excluded.doc`, s.Name, s.Engine, string(doc), ns(s.CreatedAt))
+	return err
+}
+
+// DBServer returns one database server.
+func (t *Tx) DBServer(ctx context.Context, name string) (*lifeboat.DBServer, error) {
+	var s lifeboat.DBServer
+	return &s, t.getDoc(ctx, dbServersT, name, &s)
+}
+
+// DBServers lists database servers by name.
+func (t *Tx) DBServers(ctx context.Context) ([]*lifeboat.DBServer, error) {
+	return listDocs[lifeboat.DBServer](ctx, t, dbServersT, Page{Limit: 1000}, "")
+}
+
+// DeleteDBServer removes a database server.
+func (t *Tx) DeleteDBServer(ctx context.Context, name string) error {
+	r, err := t.exec(ctx, `DELETE FROM db_servers WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	return affected(r)
+}

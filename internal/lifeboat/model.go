@@ -315,3 +315,20 @@ type TableCount struct {
 	Name string `json:"name"` // schema-qualified where the engine has schemas
 	Rows int64  `json:"rows"`
 }
+
+// DBServer is a registered database server: components capture from and
+// restore into registered servers only.
+type DBServer struct {
+	Name    string `json:"name" yaml:"name"`
+	Engine  string `json:"engine" yaml:"engine"` // postgres or mysql
+	Host    string `json:"host" yaml:"host"`
+	Port    int    `json:"port,omitempty" yaml:"port,omitempty"`
+	User    string `json:"user" yaml:"user"`
+	SSLMode string `json:"sslMode,omitempty" yaml:"sslMode,omitempty"` // postgres: disable ... verify-full (default prefer); mysql: disable, require, verify (default: verify when the server offers TLS)
+	// PasswordFile names a 0600 file on the server holding the password; it
+	// is read once when the server is registered and sealed. Never stored.
+	PasswordFile string    `json:"passwordFile,omitempty" yaml:"passwordFile,omitempty"`
+	HasPassword  bool      `json:"hasPassword,omitempty" yaml:"-"`
+	Version      string    `json:"version,omitempty" yaml:"-"` // seen when registered
+	CreatedAt    time.Time `json:"createdAt" yaml:"-"`
+}

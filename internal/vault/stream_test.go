@@ -96,3 +96,29 @@ func TestStreamComponent(t *testing.T) {
 		t.Error("a stream component with a path was accepted")
 	}
 }
+
+func TestOpenFile(t *testing.T) {
+	ctx := context.Background()
+	v, err := vault.Init(ctx, memory.New(), testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("dump line\n"), 500000) // 5 MB, several chunks
+	p, err := v.Backup(ctx, vault.BackupOptions{Host: "h", Sources: []vault.Source{{Name: "pg", Streams: []vault.Stream{
+		{Name: "shop.pgdump", Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := v.Lookup(ctx, p, "pg/shop.pgdump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := v.OpenFile(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("OpenFile: %d bytes, %v", len(got), err)
+	}
+}

@@ -78,7 +78,21 @@ func testThings(t *testing.T, db *catalog.DB, clk *Clock) {
 				return err
 			}
 		}
+		if err := tx.PutDBServer(ctx, &lifeboat.DBServer{Name: "pg1", Engine: "postgres", Host: "127.0.0.1", Port: 5432, User: "app", PasswordFile: "/secret", HasPassword: true}); err != nil {
+			return err
+		}
 		return tx.PutPolicy(ctx, &lifeboat.Policy{Name: "daily", Schedule: lifeboat.Schedule{Cron: "0 2 * * *"}, Retention: lifeboat.Retention{Daily: 7}})
+	}))
+	must(t, db.View(ctx, func(tx *catalog.Tx) error {
+		s, err := tx.DBServer(ctx, "pg1")
+		if err != nil || s.Port != 5432 || s.PasswordFile != "" || !s.HasPassword {
+			t.Errorf("db server: %+v %v", s, err)
+		}
+		all, err := tx.DBServers(ctx)
+		if len(all) != 1 {
+			t.Errorf("db servers: %d %v", len(all), err)
+		}
+		return nil
 	}))
 	must(t, db.View(ctx, func(tx *catalog.Tx) error {
 		v, err := tx.DefaultVault(ctx, "local")
