@@ -36,6 +36,24 @@ import (
 type Guard struct {
 	Hosts   map[string]*lifeboat.Host
 	DataDir string // never a source or a target
+	// DBServer resolves a registered database server, password included
+	// (nil: none registered).
+	DBServer func(name string) (DBTarget, string, error)
+}
+
+// DB returns the target of a registered database server of engine kind.
+func (g *Guard) DB(name, kind string) (DBTarget, error) {
+	if g.DBServer == nil {
+		return DBTarget{}, lifeboat.Errorf(lifeboat.EInvalid, "database server %q is not registered", name)
+	}
+	t, engine, err := g.DBServer(name)
+	if err != nil {
+		return DBTarget{}, err
+	}
+	if engine != kind {
+		return DBTarget{}, lifeboat.Errorf(lifeboat.EInvalid, "database server %s is a %s server, not %s", name, engine, kind)
+	}
+	return t, nil
 }
 
 // under reports whether path is root or inside it (both clean, absolute).
@@ -214,6 +232,16 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 				p.staging = stagingDir
 			}
 			src, err := stageSQLite(ctx, &c, filepath.Join(stagingDir, c.Name))
+			if err != nil {
+				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+			}
+			p.Sources = append(p.Sources, src)
+		case lifeboat.KindPostgres, lifeboat.KindMySQL:
+			t, err := g.DB(c.Server, c.Kind)
+			if err != nil {
+				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+			}
+			src, err := stageDB(&c, t)
 			if err != nil {
 				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
 			}

@@ -190,17 +190,51 @@ func newHostCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "Register hosts and the roots Lifeboat may capture from and restore into"}
 	var f serverFlags
 	var roots, restoreRoots []string
+	var kind, address, user, passwordFile, sslMode string
 	add := &cobra.Command{
-		Use:   "add NAME --root DIR... [--restore-root DIR...]",
-		Short: "Register (or change) a host: only `local` for now",
+		Use:   "add NAME (--root DIR... [--restore-root DIR...] | --kind postgres|mysql --address HOST:PORT --user USER [--password-file FILE])",
+		Short: "Register (or change) a host and its roots, or a database server",
 		Long: `Register (or change) a host and its roots: components may capture only
 paths under a --root, and restore to other places only under a
---restore-root. The server's own data directory is refused as either.` + serverExitHelp,
+--restore-root. The server's own data directory is refused as either.
+
+With --kind postgres or mysql, register a database server instead: the
+server connects to it first (a wrong password or an unreachable server is
+refused now), reads the password from --password-file (mode 0600, on the
+server's machine) once and seals it; it is never stored in clear or shown.
+--sslmode: postgres disable|allow|prefer|require|verify-ca|verify-full
+(default prefer), mysql disable|require|verify.` + serverExitHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(env)
 			if err != nil {
 				return err
+			}
+			if kind != "" && kind != "local" {
+				host, portS, ok := strings.Cut(address, ":")
+				port := 0
+				if ok {
+					if _, err := fmt.Sscan(portS, &port); err != nil {
+						return usagef("--address %q: want HOST:PORT", address)
+					}
+				}
+				if host == "" {
+					return usagef("--address HOST[:PORT] is required for a database server")
+				}
+				pf := passwordFile
+				if pf != "" {
+					pf = absAll([]string{pf})[0]
+				}
+				d := lifeboat.DBServer{Name: args[0], Engine: kind, Host: host, Port: port, User: user, PasswordFile: pf, SSLMode: sslMode}
+				var out lifeboat.DBServer
+				if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/db-servers/%s", d.Name), d, &out); err != nil {
+					return err
+				}
+				if f.out.json() {
+					return writeJSON(env.Stdout, out)
+				}
+				fmt.Fprintf(env.Stdout, "Database server %s: %s %s:%d as %s (version %s)\n", out.Name, out.Engine, out.Host, out.Port, out.User, out.Version)
+				return nil
 			}
 			h := lifeboat.Host{Name: args[0], Kind: "local", Roots: absAll(roots), RestoreRoots: absAll(restoreRoots)}
 			var out lifeboat.Host
@@ -214,6 +248,11 @@ paths under a --root, and restore to other places only under a
 			return nil
 		},
 	}
+	add.Flags().StringVar(&kind, "kind", "local", "local, or a database server: postgres or mysql")
+	add.Flags().StringVar(&address, "address", "", "database server HOST:PORT")
+	add.Flags().StringVar(&user, "user", "", "database user")
+	add.Flags().StringVar(&passwordFile, "password-file", "", "file (mode 0600, on the server's machine) holding the database password")
+	add.Flags().StringVar(&sslMode, "sslmode", "", "database TLS mode")
 	add.Flags().StringArrayVar(&roots, "root", nil, "a directory components may capture from (repeatable)")
 	add.Flags().StringArrayVar(&restoreRoots, "restore-root", nil, "a directory restores may write into (repeatable)")
 	f.register(add)
@@ -231,14 +270,21 @@ paths under a --root, and restore to other places only under a
 			if err := c.Do(cmd.Context(), "GET", "/api/v1/hosts", nil, &l); err != nil {
 				return err
 			}
+			var dl server.List[lifeboat.DBServer]
+			if err := c.Do(cmd.Context(), "GET", "/api/v1/db-servers", nil, &dl); err != nil {
+				return err
+			}
 			if lf.out.json() {
-				return writeJSON(env.Stdout, l.Items)
+				return writeJSON(env.Stdout, map[string]any{"hosts": l.Items, "databaseServers": dl.Items})
 			}
 			var rows [][]string
 			for _, h := range l.Items {
 				rows = append(rows, []string{h.Name, h.Kind, strings.Join(h.Roots, ","), strings.Join(h.RestoreRoots, ",")})
 			}
-			table(env.Stdout, "HOST\tKIND\tROOTS\tRESTORE ROOTS", rows)
+			for _, d := range dl.Items {
+				rows = append(rows, []string{d.Name, d.Engine, fmt.Sprintf("%s@%s:%d", d.User, d.Host, d.Port), ""})
+			}
+			table(env.Stdout, "HOST\tKIND\tROOTS/ADDRESS\tRESTORE ROOTS", rows)
 			return nil
 		},
 	}

@@ -202,7 +202,7 @@ func newRestoreCmd(env Env) *cobra.Command {
 	var f serverFlags
 	var app, point, at, to string
 	var comps []string
-	var dry, wait, quiet bool
+	var dry, wait, quiet, yes bool
 	cmd := &cobra.Command{
 		Use:   "restore --app NAME (--point ID | --at TIME | latest) [--component NAME]... --to DIR|original [--dry-run]",
 		Short: "Restore an app's point (through the server)",
@@ -212,7 +212,11 @@ func newRestoreCmd(env Env) *cobra.Command {
 free space is checked, a safety point of what will be replaced is taken,
 the point is restored into a staging place next to the target and swapped
 in (an atomic exchange), and the replaced data is kept until the app's
-health check passes. --to DIR restores under a registered restore root.
+health check passes; a database component's objects are dropped and
+recreated from the point (confirm with --yes after --dry-run). --to DIR
+restores under a registered restore root (a database as its dump file);
+--to db:SERVER/DATABASE restores one database component into a new database
+on a registered server, then checks its row counts against the point.
 --dry-run prints what would be created, overwritten and deleted.` + serverExitHelp,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -225,14 +229,14 @@ health check passes. --to DIR restores under a registered restore root.
 				}
 				point = "latest"
 			}
-			if to != "original" {
+			if to != "original" && !strings.HasPrefix(to, "db:") {
 				to = absAll([]string{to})[0]
 			}
 			c, err := f.client(env)
 			if err != nil {
 				return err
 			}
-			req := server.RestoreRequest{Point: point, At: at, Components: comps, To: to, DryRun: dry}
+			req := server.RestoreRequest{Point: point, At: at, Components: comps, To: to, DryRun: dry, Confirm: yes}
 			if dry {
 				var plan server.RestorePlan
 				if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/apps/%s/restores", app), req, &plan); err != nil {
@@ -262,7 +266,8 @@ health check passes. --to DIR restores under a registered restore root.
 	cmd.Flags().StringVar(&point, "point", "", "point id or unique prefix")
 	cmd.Flags().StringVar(&at, "at", "", "the newest complete point at or before this time (RFC 3339)")
 	cmd.Flags().StringArrayVar(&comps, "component", nil, "restore only this component (repeatable)")
-	cmd.Flags().StringVar(&to, "to", "", `"original", or a directory under a registered restore root`)
+	cmd.Flags().StringVar(&to, "to", "", `"original", a directory under a registered restore root, or db:SERVER/DATABASE (a new database)`)
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm replacing a live database (restore --to original of a database component)")
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "print what would be created, overwritten and deleted")
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait for the restore to finish")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress or log lines")

@@ -759,10 +759,30 @@ func (s *Server) planRestore(ctx context.Context, p *lifeboat.Principal, app str
 	if err != nil {
 		return nil, err
 	}
+	a, err := s.loadApp(ctx, app)
+	if err != nil {
+		return nil, err
+	}
 	out := &RestorePlan{Point: pt.ID, To: req.To}
 	for _, name := range req.Components {
 		for _, c := range mp.Components {
 			if c.Name != name {
+				continue
+			}
+			if server, database, toDB := dbTargetSpec(req.To); (toDB || req.To == "original") && (c.Kind == lifeboat.KindPostgres || c.Kind == lifeboat.KindMySQL) {
+				pl := &capture.Plan{Component: c.Name}
+				if toDB {
+					pl.Target, pl.Create = server+"/"+database, 1
+					pl.Examples = []string{"+ database " + database + " on " + server}
+				} else {
+					ac, _ := findComponent(a, c.Name)
+					pl.Target, pl.Overwrite, pl.TargetFound = ac.Server+"/"+ac.Database, 1, true
+					pl.Examples = []string{"~ every object of database " + ac.Database + " on " + ac.Server + " (dropped and recreated from the point)"}
+				}
+				if n, err := v.Lookup(ctx, mp, c.Name); err == nil {
+					v.Walk(ctx, n, "", func(_ string, n *tree.Node) error { pl.NeedBytes += n.Size; return nil })
+				}
+				out.Components = append(out.Components, pl)
 				continue
 			}
 			if req.To == "original" {

@@ -17,7 +17,8 @@ import (
 // Document is what `lifeboat apply` sends: the desired hosts, vaults, apps
 // and policies.
 type Document struct {
-	Hosts    []lifeboat.Host   `json:"hosts,omitempty" yaml:"hosts,omitempty"`
+	Hosts           []lifeboat.Host     `json:"hosts,omitempty" yaml:"hosts,omitempty"`
+	DatabaseServers []lifeboat.DBServer `json:"databaseServers,omitempty" yaml:"databaseServers,omitempty"`
 	Vaults   []VaultSpec       `json:"vaults,omitempty" yaml:"vaults,omitempty"`
 	Apps     []lifeboat.App    `json:"apps,omitempty" yaml:"apps,omitempty"`
 	Policies []lifeboat.Policy `json:"policies,omitempty" yaml:"policies,omitempty"`
@@ -55,7 +56,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, p *lifeboat.Princ
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if len(req.Document.Hosts) > 0 {
+	if len(req.Document.Hosts) > 0 || len(req.Document.DatabaseServers) > 0 {
 		if err := access.Check(p, access.ManageHosts, access.Scope{}); err != nil {
 			return err
 		}
@@ -211,6 +212,35 @@ func (s *Server) applyTx(ctx context.Context, tx *catalog.Tx, actor string, req 
 			return nil, nil, err
 		}
 		if err := audit("host.put", h.Name); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, d := range doc.DatabaseServers {
+		d := d
+		pw, err := s.validateDBServer(&d)
+		if err != nil {
+			return nil, nil, err
+		}
+		old, err := tx.DBServer(ctx, d.Name)
+		cmp := d
+		cmp.PasswordFile, cmp.HasPassword, cmp.Version = "", false, ""
+		switch {
+		case err == nil && pw == "" && same(&cmp, &lifeboat.DBServer{Name: old.Name, Engine: old.Engine, Host: old.Host, Port: old.Port, User: old.User, SSLMode: old.SSLMode}):
+			plan = append(plan, Change{Action: "unchanged", Kind: "database server", Name: d.Name})
+			continue
+		case err == nil:
+			plan = append(plan, Change{Action: "update", Kind: "database server", Name: d.Name})
+		case errors.Is(err, catalog.ErrNotFound):
+			plan = append(plan, Change{Action: "create", Kind: "database server", Name: d.Name, Detail: d.Engine + " " + d.Host})
+		default:
+			return nil, nil, err
+		}
+		if check {
+			if err := s.pingDBServer(ctx, &d, pw); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := s.putDBServer(ctx, tx, actor, &d, pw); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -376,7 +406,7 @@ func (s *Server) applyTx(ctx context.Context, tx *catalog.Tx, actor string, req 
 
 func order(kind string) int {
 	switch kind {
-	case "host":
+	case "host", "database server":
 		return 0
 	case "vault":
 		return 1

@@ -38,6 +38,10 @@ func (s *Server) routes() []route {
 		{"PUT", "/api/v1/hosts/{host}", access.ManageHosts, "Register or change a host and its capture and restore roots", s.putHost, "Host"},
 		{"DELETE", "/api/v1/hosts/{host}", access.ManageHosts, "Remove a host", s.deleteHost, ""},
 
+		{"GET", "/api/v1/db-servers", access.Read, "List database servers", s.listDBServers, ""},
+		{"PUT", "/api/v1/db-servers/{server}", access.ManageHosts, "Register or change a database server (connects first; the password file is read once and sealed)", s.putDBServerH, "DBServer"},
+		{"DELETE", "/api/v1/db-servers/{server}", access.ManageHosts, "Remove a database server", s.deleteDBServer, ""},
+
 		{"GET", "/api/v1/apps", access.Read, "List apps", s.listApps, ""},
 		{"GET", "/api/v1/apps/{app}", access.Read, "Show an app", s.getApp, ""},
 		{"PUT", "/api/v1/apps/{app}", access.Manage, "Create or change an app", s.putApp, "App"},

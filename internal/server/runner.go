@@ -272,8 +272,32 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		cn := name
 		go reportProgress(r, prog, &cn, stop)
 		rc := RestoredComp{Name: name}
+		ac, _ := findComponent(a, name)
+		if server, database, toDB := dbTargetSpec(req.To); (toDB || req.To == "original") && (c.Kind == lifeboat.KindPostgres || c.Kind == lifeboat.KindMySQL) {
+			opts := capture.DBRestoreOptions{Create: true, NoOwner: true}
+			if !toDB { // the original database: its objects replaced
+				server, database = ac.Server, ac.Database
+				opts = capture.DBRestoreOptions{Clean: true}
+			}
+			t, err := g.DB(server, c.Kind)
+			if err != nil {
+				close(stop)
+				return res, fmt.Errorf("component %s: %w", name, err)
+			}
+			info, err := capture.RestoreDB(ctx, v, p, c, t, database, opts)
+			close(stop)
+			if err != nil {
+				return res, err
+			}
+			rc.Target = []string{c.Kind + "://" + t.Where(database)}
+			for _, tc := range info.Tables {
+				rc.Files += tc.Rows // rows, for databases
+			}
+			r.Logf(ctx, "info", "component %s restored into %s: %d tables, row counts verified", name, rc.Target[0], len(info.Tables))
+			res.Components = append(res.Components, rc)
+			continue
+		}
 		if req.To == "original" {
-			ac, _ := findComponent(a, name)
 			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, ac, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
 			close(stop)
 			if err != nil {

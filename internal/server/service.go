@@ -28,6 +28,9 @@ import (
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
 
+// dbNameRE: database names Lifeboat passes to tools (no quoting games).
+var dbNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,62}$`)
+
 func validName(what, name string) error {
 	if !nameRE.MatchString(name) {
 		return lifeboat.Errorf(lifeboat.EInvalid, "%s name %q: use 1-64 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit", what, name)
@@ -167,10 +170,24 @@ func (s *Server) validateApp(ctx context.Context, tx *catalog.Tx, a *lifeboat.Ap
 			if err := g.CheckSource(c.Host, c.Path); err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
+		case lifeboat.KindPostgres, lifeboat.KindMySQL:
+			if c.Server == "" || c.Database == "" || c.Path != "" || len(c.Files) > 0 || len(c.Settings) > 0 {
+				return lifeboat.Errorf(lifeboat.EInvalid, "%s: a %s component has a server and a database (only)", where, c.Kind)
+			}
+			if !dbNameRE.MatchString(c.Database) {
+				return lifeboat.Errorf(lifeboat.EInvalid, "%s: database name %q", where, c.Database)
+			}
+			d, err := tx.DBServer(ctx, c.Server)
+			if err != nil {
+				return lifeboat.Errorf(lifeboat.EInvalid, "%s: database server %q is not registered", where, c.Server)
+			}
+			if d.Engine != c.Kind {
+				return lifeboat.Errorf(lifeboat.EInvalid, "%s: database server %s is a %s server", where, c.Server, d.Engine)
+			}
 		case "":
-			return lifeboat.Errorf(lifeboat.EInvalid, "%s: no kind (files, config, sqlite)", where)
+			return lifeboat.Errorf(lifeboat.EInvalid, "%s: no kind (files, config, sqlite, postgres, mysql)", where)
 		default:
-			return lifeboat.Errorf(lifeboat.EInvalid, "%s: kind %q is not supported (files, config, sqlite)", where, c.Kind)
+			return lifeboat.Errorf(lifeboat.EInvalid, "%s: kind %q is not supported (files, config, sqlite, postgres, mysql)", where, c.Kind)
 		}
 	}
 	return nil
@@ -256,8 +273,24 @@ type RestoreRequest struct {
 	Point      string   `json:"point,omitempty"` // id or prefix; "latest" or empty with At empty: the newest complete point
 	At         string   `json:"at,omitempty"`    // RFC 3339: the newest point at or before
 	Components []string `json:"components,omitempty"`
-	To         string   `json:"to"` // "original" or an absolute directory under a restore root
-	DryRun     bool     `json:"dryRun,omitempty"`
+	// To is "original", an absolute directory under a restore root, or
+	// "db:SERVER/DATABASE": a new database on a registered server (one
+	// database component).
+	To     string `json:"to"`
+	DryRun bool   `json:"dryRun,omitempty"`
+	// Confirm is required to restore a database component to the original
+	// place: it replaces the live database's objects.
+	Confirm bool `json:"confirm,omitempty"`
+}
+
+// dbTargetSpec parses "db:SERVER/DATABASE".
+func dbTargetSpec(to string) (server, database string, ok bool) {
+	rest, found := strings.CutPrefix(to, "db:")
+	if !found {
+		return "", "", false
+	}
+	server, database, ok = strings.Cut(rest, "/")
+	return server, database, ok
 }
 
 var reasonRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
@@ -360,8 +393,12 @@ func (s *Server) checkRestore(ctx context.Context, p *lifeboat.Principal, app st
 	if req.To == "" {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "no restore target: to is \"original\" or an absolute directory")
 	}
-	if req.To != "original" && !filepath.IsAbs(req.To) {
-		return nil, lifeboat.Errorf(lifeboat.EInvalid, "restore target %q: want \"original\" or an absolute directory", req.To)
+	dbServer, dbName, toDB := dbTargetSpec(req.To)
+	if toDB && (!nameRE.MatchString(dbServer) || !dbNameRE.MatchString(dbName)) {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "restore target %q: want db:SERVER/DATABASE", req.To)
+	}
+	if req.To != "original" && !toDB && !filepath.IsAbs(req.To) {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "restore target %q: want \"original\", an absolute directory or db:SERVER/DATABASE", req.To)
 	}
 	pt, err := s.resolvePoint(ctx, app, *req)
 	if err != nil {
@@ -385,6 +422,18 @@ func (s *Server) checkRestore(ctx context.Context, p *lifeboat.Principal, app st
 		if kind == lifeboat.KindConfig {
 			secretNeeded = true
 		}
+		if toDB && !isDatabase(kind) {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s is not a database: restore it to a directory or its original place", c)
+		}
+		if toDB && kind == lifeboat.KindSQLite {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s is a SQLite file: restore it to a directory or its original place", c)
+		}
+		if req.To == "original" && (kind == lifeboat.KindPostgres || kind == lifeboat.KindMySQL) && !req.Confirm && !req.DryRun {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "restoring component %s to its original place replaces the live database's objects: look at the plan (--dry-run), then confirm (--yes)", c)
+		}
+	}
+	if toDB && len(req.Components) != 1 {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "a restore into a new database takes one database component (--component NAME)")
 	}
 	// DESIGN.md invariant 6: restoring config, or anything to a
 	// non-original target, needs the permission to read secrets.
@@ -401,7 +450,23 @@ func (s *Server) startRestore(ctx context.Context, p *lifeboat.Principal, app st
 	if err != nil {
 		return nil, false, err
 	}
-	if req.To != "original" {
+	if _, _, toDB := dbTargetSpec(req.To); toDB {
+		// The target server must be registered, of the component's engine.
+		server, _, _ := dbTargetSpec(req.To)
+		g, err := s.guard(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		kind := ""
+		for _, c := range pt.Components {
+			if c.Name == req.Components[0] {
+				kind = c.Kind
+			}
+		}
+		if _, err := g.DB(server, kind); err != nil {
+			return nil, false, err
+		}
+	} else if req.To != "original" {
 		g, err := s.guard(ctx)
 		if err != nil {
 			return nil, false, err
