@@ -19,9 +19,9 @@ import (
 type Document struct {
 	Hosts           []lifeboat.Host     `json:"hosts,omitempty" yaml:"hosts,omitempty"`
 	DatabaseServers []lifeboat.DBServer `json:"databaseServers,omitempty" yaml:"databaseServers,omitempty"`
-	Vaults   []VaultSpec       `json:"vaults,omitempty" yaml:"vaults,omitempty"`
-	Apps     []lifeboat.App    `json:"apps,omitempty" yaml:"apps,omitempty"`
-	Policies []lifeboat.Policy `json:"policies,omitempty" yaml:"policies,omitempty"`
+	Vaults          []VaultSpec         `json:"vaults,omitempty" yaml:"vaults,omitempty"`
+	Apps            []lifeboat.App      `json:"apps,omitempty" yaml:"apps,omitempty"`
+	Policies        []lifeboat.Policy   `json:"policies,omitempty" yaml:"policies,omitempty"`
 }
 
 // ApplyRequest applies a document.
