@@ -26,12 +26,43 @@ type Vault struct {
 // Host is a machine components live on, with the roots Lifeboat may capture
 // from and restore into (DESIGN.md invariant 6).
 type Host struct {
-	Name         string    `json:"name" yaml:"name"`
-	Kind         string    `json:"kind" yaml:"kind"` // "local" (ssh comes later)
-	Roots        []string  `json:"roots" yaml:"roots"`
-	RestoreRoots []string  `json:"restoreRoots,omitempty" yaml:"restoreRoots,omitempty"`
-	CreatedAt    time.Time `json:"createdAt" yaml:"-"`
+	Name         string   `json:"name" yaml:"name"`
+	Kind         string   `json:"kind" yaml:"kind"` // "local" (ssh comes later)
+	Roots        []string `json:"roots" yaml:"roots"`
+	RestoreRoots []string `json:"restoreRoots,omitempty" yaml:"restoreRoots,omitempty"`
+	// Commands are what hooks may run on this host, registered with the
+	// host (the host-registration permission): an app definition names a
+	// command, it never brings one (DESIGN.md invariant 6).
+	Commands  map[string]HostCommand `json:"commands,omitempty" yaml:"commands,omitempty"`
+	CreatedAt time.Time              `json:"createdAt" yaml:"-"`
 }
+
+// HostCommand is a command a hook may run: an argument vector (no shell),
+// run with a minimal environment plus Env.
+type HostCommand struct {
+	Argv []string          `json:"argv" yaml:"argv"`
+	Env  map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	Dir  string            `json:"dir,omitempty" yaml:"dir,omitempty"`
+}
+
+// Hook runs a registered command before or after a backup or restore.
+type Hook struct {
+	When    string   `json:"when" yaml:"when"`                           // pre-backup, post-backup, pre-restore, post-restore
+	Command string   `json:"command" yaml:"command"`                     // a command registered on the host
+	Host    string   `json:"host,omitempty" yaml:"host,omitempty"`       // default "local"
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"` // default 5m
+	// OnFailure: "abort" (default: the job fails, naming the hook) or
+	// "warn" (logged, the job goes on).
+	OnFailure string `json:"onFailure,omitempty" yaml:"onFailure,omitempty"`
+}
+
+// Hook moments.
+const (
+	PreBackup   = "pre-backup"
+	PostBackup  = "post-backup"
+	PreRestore  = "pre-restore"
+	PostRestore = "post-restore"
+)
 
 // Component kinds.
 const (
@@ -77,6 +108,7 @@ type App struct {
 	// every other value is secret.
 	Public     []string    `json:"public,omitempty" yaml:"public,omitempty"`
 	Components []Component `json:"components" yaml:"components"`
+	Hooks      []Hook      `json:"hooks,omitempty" yaml:"hooks,omitempty"`
 	CreatedAt  time.Time   `json:"createdAt" yaml:"-"`
 	UpdatedAt  time.Time   `json:"updatedAt" yaml:"-"`
 	RetiredAt  *time.Time  `json:"retiredAt,omitempty" yaml:"-"`

@@ -191,10 +191,16 @@ func (s *Server) runBackup(ctx context.Context, r *jobs.Run) (any, error) {
 	labels["reason"] = req.Reason
 	labels["requested-by"] = r.Job.RequestedBy
 	start := time.Now()
+	if err := s.runHooks(ctx, r, a, lifeboat.PreBackup); err != nil {
+		return nil, err
+	}
 	r.Logf(ctx, "info", "backing up app %s (%d components) into vault %s", a.Name, len(a.Components), a.Vault)
 	p, err := s.backupApp(ctx, r, a, labels, nil)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.runHooks(ctx, r, a, lifeboat.PostBackup); err != nil {
+		return BackupResult{Point: p.ID, Partial: p.Partial, Warnings: p.Warnings, Stats: p.Stats, Seconds: time.Since(start).Seconds()}, err
 	}
 	res := BackupResult{Point: p.ID, Partial: p.Partial, Warnings: p.Warnings, Stats: p.Stats, Seconds: time.Since(start).Seconds()}
 	r.Logf(ctx, "info", "point %s written: %d files, %d bytes read, %d bytes new", p.ID[:8], p.Stats.Files, p.Stats.BytesRead, p.Stats.BytesNew)
@@ -228,6 +234,9 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		return nil, err
 	}
 	res := &RestoreResult{Point: p.ID}
+	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore); err != nil {
+		return nil, err
+	}
 	comps := map[string]manifest.Component{}
 	for _, c := range p.Components {
 		comps[c.Name] = c
@@ -318,6 +327,11 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		}
 		r.Logf(ctx, "info", "component %s restored to %v: %d files, %d bytes", name, rc.Target, rc.Files, rc.Bytes)
 		res.Components = append(res.Components, rc)
+	}
+	// After the restore, before the health check: a post-restore hook
+	// typically starts the app again.
+	if err := s.runHooks(ctx, r, a, lifeboat.PostRestore); err != nil {
+		return res, err
 	}
 	if req.To == "original" {
 		healthy := true

@@ -833,3 +833,59 @@ func TestApplyRenameAndPrune(t *testing.T) {
 		t.Errorf("re-applied app still retired: %+v", res2)
 	}
 }
+
+// TestHooks: hooks run registered commands only, in order, with their
+// output in the job log; a failing abort hook fails the job naming itself;
+// a warn hook lets it go on; a timeout kills it.
+func TestHooks(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	marker := filepath.Join(t.TempDir(), "order")
+	doc := f.doc()
+	doc.Hosts[0].Commands = map[string]lifeboat.HostCommand{
+		"quiesce": {Argv: []string{"/bin/sh", "-c", `echo "pre $LIFEBOAT_APP" >> "$MARK"; echo quiesced`}, Env: map[string]string{"MARK": marker}},
+		"resume":  {Argv: []string{"/bin/sh", "-c", `echo post >> "$MARK"`}, Env: map[string]string{"MARK": marker}},
+		"fail":    {Argv: []string{"/bin/sh", "-c", "echo cannot flush caches >&2; exit 3"}},
+		"slow":    {Argv: []string{"/bin/sleep", "30"}},
+	}
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "quiesce"}, {When: "post-backup", Command: "resume"}, {When: "post-backup", Command: "fail", OnFailure: "warn"}}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	j := ts.backup(t, "shop")
+	if b, _ := os.ReadFile(marker); string(b) != "pre shop\npost\n" {
+		t.Errorf("hooks ran: %q", b)
+	}
+	var logs struct{ Items []lifeboat.JobLog }
+	ts.must(t, "GET", "/api/v1/jobs/"+j.ID+"/logs", nil, &logs)
+	all := ""
+	for _, l := range logs.Items {
+		all += l.Level + " " + l.Msg + "\n"
+	}
+	for _, want := range []string{"pre-backup hook 1 (quiesce on local): quiesced", "post-backup hook 3 (fail on local): cannot flush caches", "warn post-backup hook 3 (fail on local) failed: exit status 3 (onFailure: warn; going on)"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("job log misses %q:\n%s", want, all)
+		}
+	}
+	// An abort hook that fails fails the job, naming itself; so does a timeout.
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "fail"}}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	var jb lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", nil, &jb)
+	if d := ts.waitJob(t, jb.ID); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "pre-backup hook 1 (fail on local) failed") {
+		t.Errorf("abort hook: %s %q", d.State, d.Error)
+	}
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "slow", Timeout: lifeboat.Duration(300 * time.Millisecond)}}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", nil, &jb)
+	if d := ts.waitJob(t, jb.ID); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "timed out after 300ms") {
+		t.Errorf("slow hook: %s %q", d.State, d.Error)
+	}
+	// An app cannot name a command its host does not register.
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "rm-rf"}}
+	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil); codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), `no registered command "rm-rf"`) {
+		t.Errorf("unregistered command: %v", err)
+	}
+	doc.Hosts[0].Commands["bad"] = lifeboat.HostCommand{Argv: []string{"sh", "-c", "true"}}
+	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("relative program: %v", err)
+	}
+}

@@ -67,6 +67,9 @@ func (s *Server) validateHost(h *lifeboat.Host) error {
 	for i, r := range h.RestoreRoots {
 		h.RestoreRoots[i] = filepath.Clean(r)
 	}
+	if err := validateHostCommands(h); err != nil {
+		return err
+	}
 	g := &capture.Guard{DataDir: s.cfg.DataDir}
 	return g.CheckHostRoots(h)
 }
@@ -115,6 +118,9 @@ func (s *Server) validateApp(ctx context.Context, tx *catalog.Tx, a *lifeboat.Ap
 		hosts[h.Name] = h
 	}
 	g := &capture.Guard{Hosts: hosts, DataDir: s.cfg.DataDir}
+	if err := validateHooks(a, hosts); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i := range a.Components {
 		c := &a.Components[i]
