@@ -9,12 +9,19 @@
 #   scripts/test-services.sh start && . /tmp/lifeboat-test-services/env && go test ./...
 #
 # Services (each is a NAME_install / NAME_start / NAME_stop triple below; add
-# PostgreSQL, MariaDB and sshd the same way and list them in SERVICES):
+# sshd the same way and list it in SERVICES):
 #
 #   pg   PostgreSQL from Debian's packages: a throwaway cluster (initdb in
 #        $STATE/pg, trust auth, loopback only, fsync off) on a random port,
 #        run as the postgres user when we are root (initdb refuses root).
 #        LIFEBOAT_TEST_PG_DSN names a database tests may create others in.
+#
+#   mariadb  MariaDB from Debian's mariadb-server: a throwaway server
+#        (mariadb-install-db into $STATE/mariadb) on 127.0.0.1 and a random
+#        port, socket in $STATE/mariadb, run as the mysql user when we are
+#        root; root logs in without a password over the socket only. The
+#        user 'lifeboat'@'%' has a random password and ALL privileges WITH
+#        GRANT OPTION: LIFEBOAT_TEST_MYSQL_HOST, _PORT, _USER, _PASSWORD.
 #
 #   s3   versitygw v1.8.0 (Apache-2.0), an S3-compatible server with a posix
 #        backend (a bucket is a directory). Built once with `go install` into
@@ -27,7 +34,7 @@ set -euo pipefail
 
 STATE=${STATE:-/tmp/lifeboat-test-services}
 CACHE=${LIFEBOAT_CI_CACHE:-$HOME/.cache/lifeboat-ci}
-SERVICES=(pg s3)
+SERVICES=(pg mariadb s3)
 
 T0=$(date +%s%N)
 log() { printf '[test-services %6.1fs] %s\n' "$(( ($(date +%s%N) - T0) / 1000000 ))e-3" "$*" >&2; }
@@ -132,6 +139,65 @@ pg_stop() {
 	bin=$(pg_bin)
 	[ -f "$STATE/pg/data/postmaster.pid" ] && [ -n "$bin" ] &&
 		"${PG_AS[@]}" "$bin/pg_ctl" -D "$STATE/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+# --- mariadb: MariaDB -----------------------------------------------------------
+
+MY_AS=()
+[ "$(id -u)" = 0 ] && MY_AS=(runuser -u mysql --)
+
+mariadb_install() {
+	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || apt_need mariadb-server
+	command -v mariadb >/dev/null && command -v mariadb-dump >/dev/null || apt_need mariadb-client
+	command -v mariadb-install-db >/dev/null || die "mariadb-server installed but mariadb-install-db not found"
+}
+
+mariadb_start() {
+	local d=$STATE/mariadb port pid password mariadbd
+	mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+	mkdir -p "$d"
+	[ "$(id -u)" = 0 ] && chown mysql:mysql "$d"
+	# --no-defaults everywhere: nothing from /etc/mysql (system socket, port...) leaks in.
+	# "normal" root authentication: root without a password; below, every
+	# root account but root@localhost (which only the socket reaches) goes.
+	"${MY_AS[@]}" mariadb-install-db --no-defaults --datadir="$d/data" --auth-root-authentication-method=normal \
+		--skip-test-db --skip-name-resolve </dev/null >"$d/install.log" 2>&1 ||
+		{ tail -n 20 "$d/install.log" >&2; die "mariadb-install-db failed"; }
+	for attempt in 1 2 3; do
+		port=$(pick_port)
+		"${MY_AS[@]}" "$mariadbd" --no-defaults --datadir="$d/data" --socket="$d/mysql.sock" \
+			--pid-file="$d/mariadbd.pid" --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
+			--innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=0 --max-connections=300 \
+			--log-error="$d/error.log" </dev/null >/dev/null 2>&1 &
+		pid=$!
+		echo "$pid" >"$d/pid" # runuser's pid when root; mariadbd.pid holds the server's own
+		if wait_ready 30 "$pid" "$d/error.log" mariadb-admin --no-defaults --socket="$d/mysql.sock" -u root ping; then
+			break
+		fi
+		mariadb_stop
+		[ "$attempt" = 3 ] && die "mariadb did not start (its log is above)"
+		log "mariadb did not start on port $port; trying another"
+	done
+	password=$(random_secret)
+	# The password goes through stdin, not argv (readable in /proc).
+	mariadb --no-defaults --socket="$d/mysql.sock" -u root --batch >/dev/null <<-SQL
+		DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost';
+		FLUSH PRIVILEGES;
+		CREATE USER 'lifeboat'@'%' IDENTIFIED BY '$password';
+		GRANT ALL PRIVILEGES ON *.* TO 'lifeboat'@'%' WITH GRANT OPTION;
+	SQL
+	log "mariadb: MariaDB $(mariadb --no-defaults --socket="$d/mysql.sock" -u root -N -B -e 'SELECT VERSION()') on 127.0.0.1:$port, data in $d/data"
+	cat >>"$STATE/env" <<-ENV
+		export LIFEBOAT_TEST_MYSQL_HOST=127.0.0.1
+		export LIFEBOAT_TEST_MYSQL_PORT=$port
+		export LIFEBOAT_TEST_MYSQL_USER=lifeboat
+		export LIFEBOAT_TEST_MYSQL_PASSWORD=$password
+	ENV
+}
+
+mariadb_stop() {
+	stop_pid "$STATE/mariadb/mariadbd.pid"
+	stop_pid "$STATE/mariadb/pid"
 }
 
 # --- s3: versitygw ------------------------------------------------------------

@@ -147,6 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	db.Now = cfg.Now
+	registerDrivers()
 	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now}
 	s.vaults = &vaultSet{s: s, open: map[string]*vault.Vault{}}
 	if err := s.bootstrap(ctx); err != nil {

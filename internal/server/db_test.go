@@ -1,0 +1,90 @@
+package server
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
+)
+
+// mariadbSQL runs SQL on the test MariaDB (password through a 0600 file).
+func mariadbSQL(t *testing.T, env map[string]string, sql string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "my.cnf")
+	os.WriteFile(f, []byte("[client]\nhost="+env["LIFEBOAT_TEST_MYSQL_HOST"]+"\nport="+env["LIFEBOAT_TEST_MYSQL_PORT"]+
+		"\ndefault-character-set=utf8mb4\nuser="+env["LIFEBOAT_TEST_MYSQL_USER"]+"\npassword=\""+env["LIFEBOAT_TEST_MYSQL_PASSWORD"]+"\"\n"), 0o600)
+	out, err := exec.Command("mariadb", "--defaults-file="+f, "-N", "-B", "-e", sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mariadb: %v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestMySQLComponent: a MariaDB database backed up through the server and
+// restored into a new database and into the original one, counts verified,
+// the password never shown.
+func TestMySQLComponent(t *testing.T) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_MYSQL_HOST", "LIFEBOAT_TEST_MYSQL_PORT", "LIFEBOAT_TEST_MYSQL_USER", "LIFEBOAT_TEST_MYSQL_PASSWORD")
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	db := "lbsrv_" + randomHex(4)
+	mariadbSQL(t, env, "CREATE DATABASE "+db+"; CREATE TABLE "+db+".orders (id INT PRIMARY KEY AUTO_INCREMENT, item VARCHAR(50)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;"+
+		" INSERT INTO "+db+".orders (item) VALUES ('tea'), ('café'), ('🍵');")
+	t.Cleanup(func() { mariadbSQL(t, env, "DROP DATABASE IF EXISTS "+db+"; DROP DATABASE IF EXISTS "+db+"_copy") })
+	pwFile := filepath.Join(t.TempDir(), "my.password")
+	os.WriteFile(pwFile, []byte(env["LIFEBOAT_TEST_MYSQL_PASSWORD"]+"\n"), 0o600)
+	port, _ := strconv.Atoi(env["LIFEBOAT_TEST_MYSQL_PORT"])
+	doc := f.doc()
+	doc.DatabaseServers = []lifeboat.DBServer{{Name: "my", Engine: "mysql", Host: env["LIFEBOAT_TEST_MYSQL_HOST"], Port: port, User: env["LIFEBOAT_TEST_MYSQL_USER"], PasswordFile: pwFile}}
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "orders", Kind: "mysql", Server: "my", Database: db})
+	// A wrong password is refused at registration.
+	bad := filepath.Join(t.TempDir(), "bad.password")
+	os.WriteFile(bad, []byte("wrong-password"), 0o600)
+	badDoc := doc
+	badDoc.DatabaseServers = []lifeboat.DBServer{{Name: "my", Engine: "mysql", Host: doc.DatabaseServers[0].Host, Port: port, User: doc.DatabaseServers[0].User, PasswordFile: bad}}
+	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: badDoc}, nil); codeOf(err) != lifeboat.EAuth {
+		t.Fatalf("wrong password: %v", err)
+	}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	mariadbSQL(t, env, "INSERT INTO "+db+".orders (item) VALUES ('after the backup')")
+	// Into a new database: the point's rows, verified.
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "db:my/" + db + "_copy"}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore to a new database: %s", d.Error)
+	}
+	if n := mariadbSQL(t, env, "SELECT count(*) FROM "+db+"_copy.orders"); n != "3" {
+		t.Errorf("new database has %s rows, want 3", n)
+	}
+	if got := mariadbSQL(t, env, "SELECT item FROM "+db+"_copy.orders WHERE id = 3"); got != "🍵" {
+		t.Errorf("unicode row: %q", got)
+	}
+	// Into the original one: refused without confirmation, then done.
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "original"}, nil); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("unconfirmed restore over a live database: %v", err)
+	}
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "original", Confirm: true}, &rj)
+	d := ts.waitJob(t, rj.ID)
+	if d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore to the original database: %s", d.Error)
+	}
+	if n := mariadbSQL(t, env, "SELECT count(*) FROM "+db+".orders"); n != "3" {
+		t.Errorf("original database has %s rows after the restore, want 3", n)
+	}
+	if rr := result[RestoreResult](t, d); rr.SafetyPoint == "" {
+		t.Error("no safety point before replacing the database")
+	}
+	// The point records the database.
+	var pv PointView
+	ts.must(t, "GET", "/api/v1/apps/shop/points/"+p, nil, &pv)
+	_, body := ts.rawDo(t, "GET", "/api/v1/db-servers", ts.token, "")
+	if strings.Contains(body, env["LIFEBOAT_TEST_MYSQL_PASSWORD"]) || strings.Contains(ts.logs.String(), env["LIFEBOAT_TEST_MYSQL_PASSWORD"]) {
+		t.Error("the database password is shown")
+	}
+}
