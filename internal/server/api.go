@@ -438,6 +438,14 @@ func (s *Server) putHost(w http.ResponseWriter, r *http.Request, p *lifeboat.Pri
 
 func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	name := r.PathValue("host")
+	return s.deleteUnused(w, r, p, "host", name, func(c lifeboat.Component) bool { return hostName(c.Host) == name },
+		func(tx *catalog.Tx) error { return tx.DeleteHost(r.Context(), name) })
+}
+
+// deleteUnused deletes a thing apps' components may use (a host, a
+// database server), refusing while one does; audited.
+func (s *Server) deleteUnused(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal, what, name string,
+	uses func(lifeboat.Component) bool, del func(*catalog.Tx) error) error {
 	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		apps, err := allApps(r.Context(), tx)
 		if err != nil {
@@ -445,15 +453,15 @@ func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request, p *lifeboat.
 		}
 		for _, a := range apps {
 			for _, c := range a.Components {
-				if c.Host == name {
-					return lifeboat.Errorf(lifeboat.EInvalid, "host %s is used by app %s (component %s)", name, a.Name, c.Name)
+				if uses(c) {
+					return lifeboat.Errorf(lifeboat.EInvalid, "%s %s is used by app %s (component %s)", what, name, a.Name, c.Name)
 				}
 			}
 		}
-		if err := tx.DeleteHost(r.Context(), name); err != nil {
-			return notFound(err, "host", name)
+		if err := del(tx); err != nil {
+			return notFound(err, what, name)
 		}
-		return tx.Audit(r.Context(), p.Name, "host.delete", name, "ok", nil)
+		return tx.Audit(r.Context(), p.Name, strings.ReplaceAll(what, " ", "")+".delete", name, "ok", nil)
 	})
 	if err != nil {
 		return err

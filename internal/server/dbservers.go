@@ -146,28 +146,8 @@ func (s *Server) putDBServerH(w http.ResponseWriter, r *http.Request, p *lifeboa
 
 func (s *Server) deleteDBServer(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	name := r.PathValue("server")
-	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
-		apps, err := allApps(r.Context(), tx)
-		if err != nil {
-			return err
-		}
-		for _, a := range apps {
-			for _, c := range a.Components {
-				if c.Server == name {
-					return lifeboat.Errorf(lifeboat.EInvalid, "database server %s is used by app %s (component %s)", name, a.Name, c.Name)
-				}
-			}
-		}
-		if err := tx.DeleteDBServer(r.Context(), name); err != nil {
-			return notFound(err, "database server", name)
-		}
-		return tx.Audit(r.Context(), p.Name, "dbserver.delete", name, "ok", nil)
-	})
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.deleteUnused(w, r, p, "database server", name, func(c lifeboat.Component) bool { return c.Server == name },
+		func(tx *catalog.Tx) error { return tx.DeleteDBServer(r.Context(), name) })
 }
 
 // pingDBServer connects to a database server being registered: a wrong
