@@ -1,6 +1,8 @@
 package server
 
 import (
+	"database/sql"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,5 +88,82 @@ func TestMySQLComponent(t *testing.T) {
 	_, body := ts.rawDo(t, "GET", "/api/v1/db-servers", ts.token, "")
 	if strings.Contains(body, env["LIFEBOAT_TEST_MYSQL_PASSWORD"]) || strings.Contains(ts.logs.String(), env["LIFEBOAT_TEST_MYSQL_PASSWORD"]) {
 		t.Error("the database password is shown")
+	}
+}
+
+// TestPostgresComponent: a PostgreSQL database backed up through the server
+// while it is written to, restored into a new database (verified) and into
+// the original one.
+func TestPostgresComponent(t *testing.T) {
+	dsn := testenv.Require(t, "LIFEBOAT_TEST_PG_DSN")["LIFEBOAT_TEST_PG_DSN"]
+	u, _ := url.Parse(dsn)
+	port, _ := strconv.Atoi(u.Port())
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	db := "lbsrvpg_" + randomHex(4)
+	if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)")
+		admin.Exec("DROP DATABASE IF EXISTS " + db + "_copy WITH (FORCE)")
+	})
+	su := *u
+	su.Path = "/" + db
+	src, err := sql.Open("pgx", su.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := src.Exec(`CREATE TABLE orders (id serial PRIMARY KEY, item text, blob bytea); INSERT INTO orders (item, blob) VALUES ('tea', '\x00ff'), ('café', NULL), ('🍵', '\xdeadbeef')`); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	doc := f.doc()
+	doc.DatabaseServers = []lifeboat.DBServer{{Name: "pg", Engine: "postgres", Host: u.Hostname(), Port: port, User: u.User.Username(), SSLMode: "disable"}}
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "orders", Kind: "postgres", Server: "pg", Database: db})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	src.Exec(`INSERT INTO orders (item) VALUES ('after the backup')`)
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "db:pg/" + db + "_copy"}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore to a new database: %s", d.Error)
+	}
+	cu := *u
+	cu.Path = "/" + db + "_copy"
+	cp, err := sql.Open("pgx", cu.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	var n int
+	var item string
+	var blob []byte
+	cp.QueryRow(`SELECT count(*) FROM orders`).Scan(&n)
+	cp.QueryRow(`SELECT item, blob FROM orders WHERE id = 3`).Scan(&item, &blob)
+	if n != 3 || item != "🍵" || string(blob) != "\xde\xad\xbe\xef" {
+		t.Errorf("new database: %d rows, %q %x", n, item, blob)
+	}
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "original", Confirm: true}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore to the original database: %s", d.Error)
+	}
+	src.QueryRow(`SELECT count(*) FROM orders`).Scan(&n)
+	if n != 3 {
+		t.Errorf("original database has %d rows after the restore, want 3", n)
+	}
+	var pv PointView
+	ts.must(t, "GET", "/api/v1/apps/shop/points/"+p, nil, &pv)
+	found := false
+	for _, c := range pv.Components {
+		found = found || (c.Kind == "postgres" && strings.Contains(c.Source, db))
+	}
+	if !found {
+		t.Errorf("point components: %+v", pv.Components)
 	}
 }
