@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
@@ -29,6 +30,13 @@ func (t DBTarget) Where(database string) string {
 	return t.User + "@" + t.Host + ":" + strconv.Itoa(t.Port) + "/" + database
 }
 
+// DBDumpOptions select what a dump takes.
+type DBDumpOptions struct {
+	// LockNonTransactional locks non-transactional (MyISAM...) tables for
+	// the dump instead of reporting them (MySQL).
+	LockNonTransactional bool
+}
+
 // DBRestoreOptions are the restore options that matter.
 type DBRestoreOptions struct {
 	Create  bool // create the database (it must not exist)
@@ -41,7 +49,10 @@ type DBRestoreOptions struct {
 type DBDriver interface {
 	Ping(ctx context.Context, t DBTarget) (version string, err error)
 	// Dump returns the dump's stream; Close reports the tool's failure.
-	Dump(ctx context.Context, t DBTarget, database string) (io.ReadCloser, *lifeboat.DatabaseInfo, error)
+	Dump(ctx context.Context, t DBTarget, database string, o DBDumpOptions) (io.ReadCloser, *lifeboat.DatabaseInfo, error)
+	// Globals returns the server's roles and other cluster-wide objects as
+	// SQL (nil, nil where the engine has none to dump).
+	Globals(ctx context.Context, t DBTarget) (io.ReadCloser, error)
 	Restore(ctx context.Context, t DBTarget, database string, dump io.Reader, o DBRestoreOptions) error
 	Verify(ctx context.Context, t DBTarget, database string, want *lifeboat.DatabaseInfo) error
 	// DumpName is the dump's file name in the component ("shop.pgdump").
@@ -70,6 +81,26 @@ func stageDB(c *lifeboat.Component, t DBTarget) (vault.Source, error) {
 		return vault.Source{}, err
 	}
 	var info *lifeboat.DatabaseInfo
+	streams := []vault.Stream{{
+		Name: d.DumpName(c.Database),
+		Open: func(ctx context.Context) (io.ReadCloser, error) {
+			rc, inf, err := d.Dump(ctx, t, c.Database, DBDumpOptions{LockNonTransactional: c.LockTables})
+			if err != nil {
+				return nil, err
+			}
+			info = inf
+			return rc, nil
+		},
+	}}
+	if c.Globals {
+		streams = append(streams, vault.Stream{Name: "globals.sql", Open: func(ctx context.Context) (io.ReadCloser, error) {
+			rc, err := d.Globals(ctx, t)
+			if err == nil && rc == nil {
+				rc = io.NopCloser(strings.NewReader("-- this engine has no cluster-wide objects to dump\n"))
+			}
+			return rc, err
+		}})
+	}
 	return vault.Source{
 		Name: c.Name, Kind: c.Kind, Describe: c.Kind + "://" + t.Where(c.Database),
 		Meta: func() []byte {
@@ -79,17 +110,7 @@ func stageDB(c *lifeboat.Component, t DBTarget) (vault.Source, error) {
 			b, _ := json.Marshal(info)
 			return b
 		},
-		Streams: []vault.Stream{{
-			Name: d.DumpName(c.Database),
-			Open: func(ctx context.Context) (io.ReadCloser, error) {
-				rc, inf, err := d.Dump(ctx, t, c.Database)
-				if err != nil {
-					return nil, err
-				}
-				info = inf
-				return rc, nil
-			},
-		}},
+		Streams: streams,
 	}, nil
 }
 
@@ -104,7 +125,7 @@ func dumpNode(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest
 		return nil, err
 	}
 	for _, f := range t.Nodes {
-		if f.Type == tree.File {
+		if f.Type == tree.File && f.Name != "globals.sql" {
 			return f, nil
 		}
 	}

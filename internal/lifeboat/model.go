@@ -92,6 +92,12 @@ type Component struct {
 	// postgres, mysql: a registered database server and a database on it.
 	Server   string `json:"server,omitempty" yaml:"server,omitempty"`
 	Database string `json:"database,omitempty" yaml:"database,omitempty"`
+	// Globals also captures the server's roles (postgres: pg_dumpall
+	// --globals-only), as globals.sql beside the dump.
+	Globals bool `json:"globals,omitempty" yaml:"globals,omitempty"`
+	// LockTables (mysql) locks non-transactional tables for the dump
+	// instead of reporting them as outside the snapshot.
+	LockTables bool `json:"lockTables,omitempty" yaml:"lockTables,omitempty"`
 }
 
 // App is a protected web app.

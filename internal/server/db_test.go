@@ -125,7 +125,7 @@ func TestPostgresComponent(t *testing.T) {
 	f := newFixture(t)
 	doc := f.doc()
 	doc.DatabaseServers = []lifeboat.DBServer{{Name: "pg", Engine: "postgres", Host: u.Hostname(), Port: port, User: u.User.Username(), SSLMode: "disable"}}
-	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "orders", Kind: "postgres", Server: "pg", Database: db})
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "orders", Kind: "postgres", Server: "pg", Database: db, Globals: true})
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
 	p := result[BackupResult](t, ts.backup(t, "shop")).Point
 	src.Exec(`INSERT INTO orders (item) VALUES ('after the backup')`)
@@ -156,6 +156,17 @@ func TestPostgresComponent(t *testing.T) {
 	src.QueryRow(`SELECT count(*) FROM orders`).Scan(&n)
 	if n != 3 {
 		t.Errorf("original database has %d rows after the restore, want 3", n)
+	}
+	// To a directory: the dump file and the roles, as files.
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: filepath.Join(f.restoreRoot, "dumps")}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore to a directory: %s", d.Error)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.restoreRoot, "dumps", "orders", "globals.sql")); err != nil || !strings.Contains(string(b), "CREATE ROLE") {
+		t.Errorf("globals: %v %.200s", err, b)
+	}
+	if st, err := os.Stat(filepath.Join(f.restoreRoot, "dumps", "orders", db+".pgdump")); err != nil || st.Size() == 0 {
+		t.Errorf("dump file: %v", err)
 	}
 	var pv PointView
 	ts.must(t, "GET", "/api/v1/apps/shop/points/"+p, nil, &pv)

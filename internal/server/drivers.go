@@ -31,8 +31,13 @@ func (mysqlDriver) Ping(ctx context.Context, t capture.DBTarget) (string, error)
 	return mysql.Ping(ctx, mysqlServer(t))
 }
 
-func (mysqlDriver) Dump(ctx context.Context, t capture.DBTarget, database string) (io.ReadCloser, *lifeboat.DatabaseInfo, error) {
-	return mysql.Dump(ctx, mysqlServer(t), database, mysql.DumpOptions{})
+func (mysqlDriver) Dump(ctx context.Context, t capture.DBTarget, database string, o capture.DBDumpOptions) (io.ReadCloser, *lifeboat.DatabaseInfo, error) {
+	return mysql.Dump(ctx, mysqlServer(t), database, mysql.DumpOptions{LockNonTransactional: o.LockNonTransactional})
+}
+
+// Globals: users and grants live in the mysql schema; not dumped yet.
+func (mysqlDriver) Globals(ctx context.Context, t capture.DBTarget) (io.ReadCloser, error) {
+	return nil, nil
 }
 
 func (mysqlDriver) Restore(ctx context.Context, t capture.DBTarget, database string, r io.Reader, o capture.DBRestoreOptions) error {

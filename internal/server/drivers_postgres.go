@@ -21,8 +21,12 @@ func (pgDriver) Ping(ctx context.Context, t capture.DBTarget) (string, error) {
 	return postgres.Ping(ctx, pgServer(t))
 }
 
-func (pgDriver) Dump(ctx context.Context, t capture.DBTarget, database string) (io.ReadCloser, *lifeboat.DatabaseInfo, error) {
+func (pgDriver) Dump(ctx context.Context, t capture.DBTarget, database string, _ capture.DBDumpOptions) (io.ReadCloser, *lifeboat.DatabaseInfo, error) {
 	return postgres.Dump(ctx, pgServer(t), database)
+}
+
+func (pgDriver) Globals(ctx context.Context, t capture.DBTarget) (io.ReadCloser, error) {
+	return postgres.DumpGlobals(ctx, pgServer(t))
 }
 
 func (pgDriver) Restore(ctx context.Context, t capture.DBTarget, database string, r io.Reader, o capture.DBRestoreOptions) error {
