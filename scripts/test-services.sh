@@ -8,8 +8,8 @@
 #
 #   scripts/test-services.sh start && . /tmp/lifeboat-test-services/env && go test ./...
 #
-# Services (each is a NAME_install / NAME_start / NAME_stop triple below; add
-# sshd the same way and list it in SERVICES):
+# Services (each is a NAME_install / NAME_start / NAME_stop triple below,
+# listed in SERVICES):
 #
 #   pg   PostgreSQL from Debian's packages: a throwaway cluster (initdb in
 #        $STATE/pg, trust auth, loopback only, fsync off) on a random port,
@@ -28,13 +28,24 @@
 #        $HOME/.cache/lifeboat-ci/versitygw-v1.8.0 (about 70 s on a cold 2-core
 #        machine; concurrent builds wait on a lock), then reused.
 #
+#   sshd OpenSSH from Debian's openssh-server: a throwaway sshd (-D, its own
+#        config with no Include, its own ed25519 host key, internal-sftp, key
+#        auth only, UsePAM no) on 127.0.0.1 and a random port; config, keys and
+#        log in $STATE/sshd. As root, the login user is the dedicated system
+#        user lbsshtest, created once (useradd, skipped if it exists, left on
+#        the machine: `userdel -r lbsshtest` removes it); otherwise sshd runs as
+#        the invoking user, who is then the only login user. A client key pair
+#        is generated per start: LIFEBOAT_TEST_SSH_HOST, _PORT, _USER,
+#        _KEY (path of the 0600 private key), _HOSTKEY (the host's public key
+#        line, "ssh-ed25519 AAAA...", for known_hosts).
+#
 # Every daemon's stdin, stdout and stderr are redirected (logs in $STATE/NAME/),
 # so that nothing holds a CI runner's pipes open.
 set -euo pipefail
 
 STATE=${STATE:-/tmp/lifeboat-test-services}
 CACHE=${LIFEBOAT_CI_CACHE:-$HOME/.cache/lifeboat-ci}
-SERVICES=(pg mariadb s3)
+SERVICES=(pg mariadb s3 sshd)
 
 T0=$(date +%s%N)
 log() { printf '[test-services %6.1fs] %s\n' "$(( ($(date +%s%N) - T0) / 1000000 ))e-3" "$*" >&2; }
@@ -254,6 +265,82 @@ s3_start() {
 }
 
 s3_stop() { stop_pid "$STATE/s3/pid"; }
+
+# --- sshd: OpenSSH ---------------------------------------------------------------
+
+SSHD=/usr/sbin/sshd # absolute: sshd re-execs itself and refuses a relative path
+SSH_TEST_USER=lbsshtest
+
+sshd_install() {
+	[ -x "$SSHD" ] && command -v ssh-keygen >/dev/null && return 0
+	apt_need openssh-server # starts nothing (policy-rc.d), listens nowhere
+	[ -x "$SSHD" ] || die "openssh-server installed but $SSHD not found"
+}
+
+sshd_start() {
+	local d=$STATE/sshd port pid user
+	if [ "$(id -u)" = 0 ]; then
+		# A dedicated user, not root: root reads everything (hiding permission
+		# bugs), runs root's ~/.bashrc on every exec and may not signal a
+		# session. Created once and kept; -p '*': a locked account ('!') may not
+		# log in even with a key under UsePAM no.
+		user=$SSH_TEST_USER
+		id -u "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash -p '*' "$user" ||
+			die "useradd $user failed"
+		mkdir -p -m 0755 /run/sshd # privilege separation dir; apt does not create it
+	else
+		user=$(id -un) # sshd runs as us, and only we can log in
+	fi
+	mkdir -p "$d"
+	chmod 0711 "$d" # the login user reads authorized_keys_USER in here
+	ssh-keygen -q -t ed25519 -N '' -C lifeboat-test-host -f "$d/hostkey" </dev/null # 0600, or sshd ignores it
+	ssh-keygen -q -t ed25519 -N '' -C lifeboat-test-client -f "$d/clientkey" </dev/null
+	install -m 0644 "$d/clientkey.pub" "$d/authorized_keys_$user"
+	for attempt in 1 2 3; do
+		port=$(pick_port)
+		cat >"$d/sshd_config" <<-CONF
+			ListenAddress 127.0.0.1:$port
+			HostKey $d/hostkey
+			PidFile $d/sshd.pid
+			AuthorizedKeysFile $d/authorized_keys_%u
+			AllowUsers $user
+			PubkeyAuthentication yes
+			PasswordAuthentication no
+			KbdInteractiveAuthentication no
+			PermitRootLogin no
+			UsePAM no
+			StrictModes no
+			X11Forwarding no
+			Subsystem sftp internal-sftp
+			MaxStartups 200
+			MaxSessions 100
+			LogLevel INFO
+		CONF
+		"$SSHD" -t -f "$d/sshd_config" >"$d/sshd.log" 2>&1 || { cat "$d/sshd.log" >&2; die "sshd -t: bad config"; }
+		# -D: no fork, so $! is sshd itself; -e: log to stderr (no syslog here).
+		"$SSHD" -D -e -f "$d/sshd_config" </dev/null >"$d/sshd.log" 2>&1 &
+		pid=$!
+		echo "$pid" >"$d/pid"
+		if wait_ready 10 "$pid" "$d/sshd.log" grep -q '^Server listening on' "$d/sshd.log"; then
+			break
+		fi
+		stop_pid "$d/pid"
+		[ "$attempt" = 3 ] && die "sshd did not start (its log is above)"
+		log "sshd did not start on port $port; trying another"
+	done
+	log "sshd: $("$SSHD" -V 2>&1 | cut -d, -f1) on 127.0.0.1:$port, login user $user, keys in $d"
+	cat >>"$STATE/env" <<-ENV
+		export LIFEBOAT_TEST_SSH_HOST=127.0.0.1
+		export LIFEBOAT_TEST_SSH_PORT=$port
+		export LIFEBOAT_TEST_SSH_USER=$user
+		export LIFEBOAT_TEST_SSH_KEY=$d/clientkey
+		export LIFEBOAT_TEST_SSH_HOSTKEY='$(cut -d' ' -f1,2 "$d/hostkey.pub")'
+	ENV
+}
+
+# sshd_stop stops the listener. Sessions still open keep their own sshd
+# processes until their clients disconnect (tests close clients first).
+sshd_stop() { stop_pid "$STATE/sshd/pid"; }
 
 # --- main ---------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
 	"database/sql"
+	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -10,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 )
@@ -177,4 +181,49 @@ func TestPostgresComponent(t *testing.T) {
 	if !found {
 		t.Errorf("point components: %+v", pv.Components)
 	}
+}
+
+// TestUnreachableDatabase: an app whose database server is unreachable
+// fails its backup with that cause; another app's backup goes on.
+func TestUnreachableDatabase(t *testing.T) {
+	dsn := testenv.Require(t, "LIFEBOAT_TEST_PG_DSN")["LIFEBOAT_TEST_PG_DSN"]
+	u, _ := url.Parse(dsn)
+	port, _ := strconv.Atoi(u.Port())
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	doc := f.doc()
+	doc.DatabaseServers = []lifeboat.DBServer{{Name: "pg", Engine: "postgres", Host: u.Hostname(), Port: port, User: u.User.Username(), SSLMode: "disable"}}
+	doc.Apps = append(doc.Apps, lifeboat.App{Name: "billing", Components: []lifeboat.Component{{Name: "db", Kind: "postgres", Server: "pg", Database: strings.TrimPrefix(u.Path, "/")}}})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	// The server moves away (its registration now points at a closed port).
+	closed := freeLocalPort(t)
+	ts.db.Update(context.Background(), func(tx *catalog.Tx) error {
+		d, _ := tx.DBServer(context.Background(), "pg")
+		d.Port = closed
+		return tx.PutDBServer(context.Background(), d)
+	})
+	var jb, js lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/billing/backups", nil, &jb)
+	ts.must(t, "POST", "/api/v1/apps/shop/backups", nil, &js)
+	if d := ts.waitJob(t, js.ID); d.State != lifeboat.JobSucceeded {
+		t.Errorf("the other app: %s %s", d.State, d.Error)
+	}
+	d := ts.waitJob(t, jb.ID)
+	if d.State != lifeboat.JobFailed || !strings.Contains(d.Error, fmt.Sprintf("127.0.0.1:%d", closed)) {
+		t.Errorf("unreachable database: %s %q", d.State, d.Error)
+	}
+	// Registering an unreachable server is refused at once.
+	doc.DatabaseServers = []lifeboat.DBServer{{Name: "pg2", Engine: "postgres", Host: "127.0.0.1", Port: closed, User: "x", SSLMode: "disable"}}
+	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil); codeOf(err) != lifeboat.EUnavailable {
+		t.Errorf("registering an unreachable server: %v", err)
+	}
+}
+
+func freeLocalPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// SoftDelete is how long soft-deleted points stay restorable before
 	// garbage collection purges them (default 14 days).
 	SoftDelete time.Duration
+	// JobTries is how many times a job that meets unavailable storage or a
+	// database server is tried (default 5, with backoff).
+	JobTries int
 	// HealthWait is how long a restore to the original place waits for the
 	// app's health check to pass (default 60 s).
 	HealthWait time.Duration
@@ -154,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s.pool = jobs.New(db, jobs.Options{Workers: cfg.Workers, Lease: cfg.Lease, Owner: cfg.Name, Log: cfg.Log})
+	s.pool = jobs.New(db, jobs.Options{Workers: cfg.Workers, Lease: cfg.Lease, Owner: cfg.Name, Log: cfg.Log, MaxTries: cfg.JobTries})
 	s.pool.Handle(lifeboat.JobBackup, s.runBackup)
 	s.pool.Handle(lifeboat.JobRestore, s.runRestore)
 	s.pool.Handle(lifeboat.JobVerify, s.runVerify)

@@ -67,7 +67,7 @@ func newTestServer(t *testing.T, o testOpts) *testServer {
 		o.dataDir = filepath.Join(t.TempDir(), "data")
 	}
 	logs := &syncBuffer{}
-	cfg := Config{DataDir: o.dataDir, Catalog: o.catalog, Workers: 2, Lease: o.lease, Tick: time.Hour, VaultKDF: &weakKDF, HealthWait: 2 * time.Second,
+	cfg := Config{DataDir: o.dataDir, Catalog: o.catalog, Workers: 2, Lease: o.lease, Tick: time.Hour, VaultKDF: &weakKDF, HealthWait: 2 * time.Second, JobTries: 1,
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: o.now, SoftDelete: o.softDelete}
 	s, err := Open(context.Background(), cfg)
 	if err != nil {

@@ -1,0 +1,163 @@
+package ssh_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+)
+
+func TestRestoreSwap(t *testing.T) {
+	e := mustEnv(t)
+	cl := mustDial(t, e.config())
+	dir := sharedDir(t, e)
+	target := filepath.Join(dir, "app")
+	if err := os.MkdirAll(filepath.Join(target, "old-only"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(target, "a.txt"), []byte("old"), 0o644)
+	os.Chmod(filepath.Join(target), 0o777) // root-owned but writable: the SSH user may rename it
+
+	st, err := cl.MkdirStaging(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(st) != dir || !strings.HasPrefix(filepath.Base(st), ".lifeboat-staging-app-") {
+		t.Errorf("staging %s not next to %s", st, target)
+	}
+	if fi, err := os.Lstat(st); err != nil || fi.Mode() != os.ModeDir|0o700 {
+		t.Fatalf("staging: %v %v", fi.Mode(), err)
+	}
+	if err := cl.WriteFile(st, "a.txt", 0o640, strings.NewReader("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WriteFile(st, "deep/er/b.txt", 0o4755, strings.NewReader("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Mkdir(st, "empty", 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WriteFile(st, "a.txt", 0o644, strings.NewReader("again")); err == nil {
+		t.Errorf("WriteFile overwrote an existing file")
+	}
+	for _, bad := range []string{"../escape", "/abs", "a/../../x", "", ".", "a//b"} {
+		if err := cl.WriteFile(st, bad, 0o644, strings.NewReader("x")); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+			t.Errorf("WriteFile(%q): %v", bad, err)
+		}
+	}
+	if err := cl.Symlink(st, "deep/link", "er/b.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WriteFile(st, "late.txt", 0o644, strings.NewReader("x")); err == nil {
+		t.Errorf("WriteFile after Symlink accepted")
+	}
+	old, err := cl.Swap(st, target, 0o751)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(p, want string) {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", p, b, err, want)
+		}
+	}
+	check(filepath.Join(target, "a.txt"), "new")
+	check(filepath.Join(target, "deep/er/b.txt"), "b")
+	check(filepath.Join(target, "deep/link"), "b")
+	check(filepath.Join(old, "a.txt"), "old")
+	modes := map[string]os.FileMode{
+		"":              os.ModeDir | 0o751,
+		"a.txt":         0o640,
+		"deep/er/b.txt": 0o755 | os.ModeSetuid,
+		"empty":         os.ModeDir | 0o750,
+		"deep/link":     os.ModeSymlink | 0o777,
+	}
+	for rel, want := range modes {
+		if fi, err := os.Lstat(filepath.Join(target, rel)); err != nil || fi.Mode() != want {
+			t.Errorf("%s: mode %v %v, want %v", rel, fi.Mode(), err, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(target, "old-only")); err == nil {
+		t.Errorf("old content in the restored tree")
+	}
+	if _, err := os.Lstat(st); !os.IsNotExist(err) {
+		t.Errorf("staging still there: %v", err)
+	}
+	if _, err := cl.Swap(st, target, 0o755); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		t.Errorf("second Swap: %v", err)
+	}
+
+	// A target that does not exist yet: no old tree.
+	fresh := filepath.Join(dir, "fresh")
+	st, err = cl.MkdirStaging(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.WriteFile(st, "f", 0o600, strings.NewReader("f"))
+	if old, err := cl.Swap(st, fresh, 0o700); err != nil || old != "" {
+		t.Fatalf("Swap to a new target: %q %v", old, err)
+	}
+	check(filepath.Join(fresh, "f"), "f")
+}
+
+func TestRestoreRefusesSymlinks(t *testing.T) {
+	e := mustEnv(t)
+	cl := mustDial(t, e.config())
+	dir := sharedDir(t, e)
+	outside := sharedDir(t, e)
+	os.WriteFile(filepath.Join(outside, "victim"), []byte("untouched"), 0o666)
+
+	st, err := cl.MkdirStaging(filepath.Join(dir, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Planted in the staging directory (as if by an earlier entry or another
+	// process): a symlinked parent, and a symlink at the file's own name.
+	if err := os.Symlink(outside, filepath.Join(st, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(st, "d"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(st, "d", "deeper")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "victim"), filepath.Join(st, "victim")); err != nil {
+		t.Fatal(err)
+	}
+	err = cl.WriteFile(st, "evil/x", 0o644, strings.NewReader("x"))
+	wantCode(t, err, lifeboat.EForbidden, "evil", "symlink")
+	err = cl.WriteFile(st, "d/deeper/sub/x", 0o644, strings.NewReader("x"))
+	wantCode(t, err, lifeboat.EForbidden, "deeper", "symlink")
+	if err := cl.WriteFile(st, "victim", 0o644, strings.NewReader("overwritten")); err == nil {
+		t.Errorf("WriteFile through a symlink at the file's name succeeded")
+	}
+	err = cl.Mkdir(st, "evil/sub", 0o755)
+	wantCode(t, err, lifeboat.EForbidden)
+	err = cl.Symlink(st, "evil/l", "x")
+	wantCode(t, err, lifeboat.EForbidden)
+	entries, _ := os.ReadDir(outside)
+	if len(entries) != 1 {
+		t.Errorf("outside holds %d entries, want just victim", len(entries))
+	}
+	if b, _ := os.ReadFile(filepath.Join(outside, "victim")); string(b) != "untouched" {
+		t.Errorf("victim = %q", b)
+	}
+
+	// A target below a symlinked directory is refused up front.
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.MkdirStaging(filepath.Join(dir, "link", "app"))
+	wantCode(t, err, lifeboat.EForbidden, "link")
+	// Only this connection's staging directories are accepted.
+	err = cl.WriteFile(outside, "x", 0o644, strings.NewReader("x"))
+	wantCode(t, err, lifeboat.EInvalid)
+	_, err = cl.MkdirStaging("relative/app")
+	wantCode(t, err, lifeboat.EInvalid)
+	_, err = cl.Swap(st, filepath.Join(outside, "app"), 0o755)
+	wantCode(t, err, lifeboat.EInvalid)
+}
