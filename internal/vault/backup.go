@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -40,6 +41,9 @@ type Source struct {
 	// Fixed > 0 cuts this source's files in fixed chunks of that many
 	// bytes (database files, page-aligned) instead of content-defined ones.
 	Fixed int
+	// Remote, instead of Path, captures a tree on another host (Describe
+	// names it: ssh://host/path).
+	Remote RemoteFS
 	// Meta, if set, is called after the component was captured; its JSON
 	// is recorded in the manifest (database engine, versions, row counts).
 	Meta func() []byte
@@ -139,6 +143,9 @@ type backup struct {
 	warnings []string
 	partial  bool
 	cur      atomic.Pointer[Source] // the source being captured
+	// parentTime is when the current source's parent point was taken (ns;
+	// 0: none), for remote trees with whole-second times.
+	parentTime int64
 }
 
 // Backup captures the sources into one new point and returns its manifest.
@@ -220,6 +227,10 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		cur.Excludes = append(append([]string{}, opts.Excludes...), src.Excludes...)
 		cur.Includes = append(append([]string{}, opts.Includes...), src.Includes...)
 		b.cur.Store(&cur)
+		b.parentTime = 0
+		if pt := parents[parentTimeKey+src.Name]; pt != nil {
+			b.parentTime = pt.MTime
+		}
 		node, err := b.captureSource(src, parents[src.Name])
 		if err != nil {
 			ferr = err
@@ -312,7 +323,10 @@ func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blo
 }
 
 // parentKey is where parentNodes records the parent point's id (in Name).
-const parentKey = "\x00parent"
+const (
+	parentKey     = "\x00parent"
+	parentTimeKey = "\x00time:" // + source name: the parent point's time
+)
 
 // parentNodes finds, for each source, the node it had in the newest point of
 // this host that captured the same path.
@@ -357,6 +371,7 @@ func (v *Vault) parentNodes(ctx context.Context, host, app, parentID string, src
 			}
 			if n := rt.Find(comp.Name); n != nil {
 				out[src.Name] = n
+				out[parentTimeKey+src.Name] = &tree.Node{MTime: p.Time.UnixNano()} // when that parent scanned
 				if out[parentKey] == nil {
 					out[parentKey] = &tree.Node{Name: p.ID}
 				}
@@ -371,6 +386,17 @@ func nameSources(in []Source) ([]Source, error) {
 	seen := map[string]bool{}
 	var out []Source
 	for _, s := range in {
+		if s.Remote != nil {
+			if !tree.ValidName(s.Name) || seen[s.Name] || s.Path != "" || s.Describe == "" {
+				return nil, lifeboat.Errorf(lifeboat.EInvalid, "remote component %q: needs a unique name, a description and no path", s.Name)
+			}
+			seen[s.Name] = true
+			if s.Kind == "" {
+				s.Kind = "files"
+			}
+			out = append(out, s)
+			continue
+		}
 		if len(s.Streams) > 0 {
 			if !tree.ValidName(s.Name) || seen[s.Name] || s.Path != "" {
 				return nil, lifeboat.Errorf(lifeboat.EInvalid, "stream component %q: needs a unique name and no path", s.Name)
@@ -550,6 +576,13 @@ func (b *backup) readStream(c cutter, r io.Reader, node *tree.Node) (int64, erro
 func (b *backup) captureSource(src Source, parent *tree.Node) (*tree.Node, error) {
 	if len(src.Streams) > 0 {
 		return b.captureStreams(src)
+	}
+	if src.Remote != nil {
+		var prev time.Time
+		if parent != nil {
+			prev = time.Unix(0, b.parentTime)
+		}
+		return b.captureRemote(src, parent, prev)
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(src.Path, &st); err != nil {
