@@ -39,7 +39,12 @@ type Guard struct {
 	// DBServer resolves a registered database server, password included
 	// (nil: none registered).
 	DBServer func(name string) (DBTarget, string, error)
+	// Remote opens a tree on an SSH host (nil: no remote hosts).
+	Remote func(ctx context.Context, host *lifeboat.Host, root string) (vault.RemoteFS, error)
 }
+
+// remote reports whether a host is reached over SSH.
+func remote(h *lifeboat.Host) bool { return h != nil && h.Kind == "ssh" }
 
 // DB returns the target of a registered database server of engine kind.
 func (g *Guard) DB(name, kind string) (DBTarget, error) {
@@ -109,6 +114,17 @@ func (g *Guard) CheckSource(hostName, path string) error {
 	if err != nil {
 		return err
 	}
+	if remote(h) {
+		// Another machine: lexical only (its symlinks are not followed by
+		// the scan, and this machine's data directory is not there).
+		p := filepath.Clean(path)
+		for _, r := range h.Roots {
+			if under(p, filepath.Clean(r)) {
+				return nil
+			}
+		}
+		return lifeboat.Errorf(lifeboat.EInvalid, "source %s is not under a capture root of host %s (roots: %s)", path, h.Name, strings.Join(h.Roots, ", "))
+	}
 	p := resolve(path)
 	if err := g.checkData("source", p); err != nil {
 		return err
@@ -149,6 +165,9 @@ func (g *Guard) CheckHostRoots(h *lifeboat.Host) error {
 		if !filepath.IsAbs(r) {
 			return lifeboat.Errorf(lifeboat.EInvalid, "host %s: root %q is not an absolute path", h.Name, r)
 		}
+		if remote(h) {
+			continue // on another machine
+		}
 		if err := g.checkData("host "+h.Name+" root", resolve(r)); err != nil {
 			return err
 		}
@@ -164,10 +183,15 @@ type Prepared struct {
 	// "<component>/<key>" for inline settings.
 	Settings config.Settings
 	staging  string
+	closers  []io.Closer // remote connections
 }
 
-// Close removes the staging copies.
+// Close removes the staging copies and closes remote connections.
 func (p *Prepared) Close() error {
+	for _, c := range p.closers {
+		c.Close()
+	}
+	p.closers = nil
 	if p.staging == "" {
 		return nil
 	}
@@ -207,8 +231,25 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 			if err := g.CheckSource(c.Host, c.Path); err != nil {
 				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
 			}
+			if h, _ := g.host(c.Host); remote(h) {
+				if g.Remote == nil {
+					return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: no SSH support", app.Name, c.Name)
+				}
+				fs, err := g.Remote(ctx, h, c.Path)
+				if err != nil {
+					return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+				}
+				if cl, ok := fs.(io.Closer); ok {
+					p.closers = append(p.closers, cl)
+				}
+				p.Sources = append(p.Sources, vault.Source{Name: c.Name, Kind: lifeboat.KindFiles, Describe: "ssh://" + h.Name + c.Path, Remote: fs, Excludes: c.Exclude, Includes: c.Include})
+				continue
+			}
 			p.Sources = append(p.Sources, vault.Source{Name: c.Name, Path: c.Path, Kind: lifeboat.KindFiles, Excludes: c.Exclude, Includes: c.Include})
 		case lifeboat.KindConfig:
+			if h, _ := g.host(c.Host); remote(h) {
+				return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: config components on SSH hosts are not supported yet", app.Name, c.Name)
+			}
 			if p.staging == "" {
 				if err := os.MkdirAll(stagingDir, 0o700); err != nil {
 					return nil, err
@@ -222,6 +263,9 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 			p.Sources = append(p.Sources, src)
 			p.Settings = append(p.Settings, settings...)
 		case lifeboat.KindSQLite:
+			if h, _ := g.host(c.Host); remote(h) {
+				return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: sqlite components on SSH hosts are not supported yet", app.Name, c.Name)
+			}
 			if err := g.CheckSource(c.Host, c.Path); err != nil {
 				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
 			}

@@ -190,13 +190,20 @@ func newHostCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "Register hosts and the roots Lifeboat may capture from and restore into"}
 	var f serverFlags
 	var roots, restoreRoots []string
-	var kind, address, user, passwordFile, sslMode string
+	var kind, address, user, passwordFile, sslMode, keyFile, fingerprint string
 	add := &cobra.Command{
-		Use:   "add NAME (--root DIR... [--restore-root DIR...] | --kind postgres|mysql --address HOST:PORT --user USER [--password-file FILE])",
+		Use:   "add NAME (--root DIR... [--restore-root DIR...] | --kind ssh --address HOST:PORT --user USER --key-file FILE --fingerprint SHA256:... --root DIR... | --kind postgres|mysql --address HOST:PORT --user USER [--password-file FILE])",
 		Short: "Register (or change) a host and its roots, or a database server",
 		Long: `Register (or change) a host and its roots: components may capture only
 paths under a --root, and restore to other places only under a
 --restore-root. The server's own data directory is refused as either.
+
+With --kind ssh, a host reached over SSH (nothing is installed on it): the
+server shows the host key's fingerprint it sees; confirm it with
+--fingerprint, and it is recorded: a changed key is refused from then on.
+The private key is read from --key-file (0600, on the server's machine)
+once and sealed. Files components on it are listed with one find and read
+over SFTP; restores of them go to a local directory for now.
 
 With --kind postgres or mysql, register a database server instead: the
 server connects to it first (a wrong password or an unreachable server is
@@ -209,6 +216,23 @@ server's machine) once and seals it; it is never stored in clear or shown.
 			c, err := f.client(env)
 			if err != nil {
 				return err
+			}
+			if kind == "ssh" {
+				kf := keyFile
+				if kf != "" {
+					kf = absAll([]string{kf})[0]
+				}
+				h := lifeboat.Host{Name: args[0], Kind: "ssh", Address: address, User: user, KeyFile: kf, Fingerprint: fingerprint,
+					Roots: roots, RestoreRoots: restoreRoots}
+				var out lifeboat.Host
+				if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/hosts/%s", h.Name), h, &out); err != nil {
+					return err
+				}
+				if f.out.json() {
+					return writeJSON(env.Stdout, out)
+				}
+				fmt.Fprintf(env.Stdout, "Host %s: ssh %s@%s, host key %s recorded; roots %s\n", out.Name, out.User, out.Address, out.Fingerprint, strings.Join(out.Roots, ", "))
+				return nil
 			}
 			if kind != "" && kind != "local" {
 				host, portS, ok := strings.Cut(address, ":")
@@ -248,11 +272,13 @@ server's machine) once and seals it; it is never stored in clear or shown.
 			return nil
 		},
 	}
-	add.Flags().StringVar(&kind, "kind", "local", "local, or a database server: postgres or mysql")
+	add.Flags().StringVar(&kind, "kind", "local", "local, ssh, or a database server: postgres or mysql")
 	add.Flags().StringVar(&address, "address", "", "database server HOST:PORT")
 	add.Flags().StringVar(&user, "user", "", "database user")
 	add.Flags().StringVar(&passwordFile, "password-file", "", "file (mode 0600, on the server's machine) holding the database password")
 	add.Flags().StringVar(&sslMode, "sslmode", "", "database TLS mode")
+	add.Flags().StringVar(&keyFile, "key-file", "", "ssh: the private key to log in with (a 0600 file on the server's machine; read once and sealed)")
+	add.Flags().StringVar(&fingerprint, "fingerprint", "", "ssh: the host key fingerprint (SHA256:...) you confirm; without it the server shows the one it sees")
 	add.Flags().StringArrayVar(&roots, "root", nil, "a directory components may capture from (repeatable)")
 	add.Flags().StringArrayVar(&restoreRoots, "restore-root", nil, "a directory restores may write into (repeatable)")
 	f.register(add)

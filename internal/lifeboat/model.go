@@ -33,8 +33,16 @@ type Host struct {
 	// Commands are what hooks may run on this host, registered with the
 	// host (the host-registration permission): an app definition names a
 	// command, it never brings one (DESIGN.md invariant 6).
-	Commands  map[string]HostCommand `json:"commands,omitempty" yaml:"commands,omitempty"`
-	CreatedAt time.Time              `json:"createdAt" yaml:"-"`
+	Commands map[string]HostCommand `json:"commands,omitempty" yaml:"commands,omitempty"`
+	// ssh hosts: reached at Address as User with a private key (read once
+	// from KeyFile, a 0600 file on the server, and sealed). HostKey is the
+	// key recorded at registration; Fingerprint confirms it (SHA256:...).
+	Address     string    `json:"address,omitempty" yaml:"address,omitempty"`
+	User        string    `json:"user,omitempty" yaml:"user,omitempty"`
+	KeyFile     string    `json:"keyFile,omitempty" yaml:"keyFile,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty" yaml:"fingerprint,omitempty"`
+	HostKey     string    `json:"hostKey,omitempty" yaml:"-"`
+	CreatedAt   time.Time `json:"createdAt" yaml:"-"`
 }
 
 // HostCommand is a command a hook may run: an argument vector (no shell),

@@ -425,6 +425,9 @@ func (s *Server) putHost(w http.ResponseWriter, r *http.Request, p *lifeboat.Pri
 		if old, err := tx.Host(r.Context(), h.Name); err == nil {
 			h.CreatedAt = old.CreatedAt
 		}
+		if err := s.prepareSSHHost(r.Context(), tx, &h); err != nil {
+			return err
+		}
 		if err := tx.PutHost(r.Context(), &h); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/access"
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
@@ -144,6 +145,14 @@ func (s *Server) applyDoc(ctx context.Context, actor string, req ApplyRequest) (
 	return res, nil
 }
 
+// hostShape is what apply compares of an ssh host (the recorded key and
+// the key file are not in the document's shape).
+func hostShape(h *lifeboat.Host) *lifeboat.Host {
+	c := *h
+	c.HostKey, c.KeyFile, c.CreatedAt = "", "", time.Time{}
+	return &c
+}
+
 func hasChanges(plan []Change) bool {
 	for _, c := range plan {
 		if c.Action != "unchanged" {
@@ -196,6 +205,15 @@ func (s *Server) applyTx(ctx context.Context, tx *catalog.Tx, actor string, req 
 			return nil, nil, err
 		}
 		old, err := tx.Host(ctx, h.Name)
+		if h.Kind == "ssh" {
+			if err == nil && old.HostKey != "" && h.KeyFile == "" && same(hostShape(old), hostShape(&h)) {
+				plan = append(plan, Change{Action: "unchanged", Kind: "host", Name: h.Name})
+				continue
+			}
+			if perr := s.prepareSSHHost(ctx, tx, &h); perr != nil {
+				return nil, nil, perr
+			}
+		}
 		switch {
 		case err == nil && same(old, &h):
 			plan = append(plan, Change{Action: "unchanged", Kind: "host", Name: h.Name})

@@ -227,3 +227,64 @@ func freeLocalPort(t *testing.T) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// TestSSHHost: an SSH host registered after its fingerprint was confirmed,
+// a files component on it backed up agentlessly (unchanged files not read
+// again) and restored into a local directory.
+func TestSSHHost(t *testing.T) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_SSH_HOST", "LIFEBOAT_TEST_SSH_PORT", "LIFEBOAT_TEST_SSH_USER", "LIFEBOAT_TEST_SSH_KEY")
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	// The remote tree (the sshd is on this machine; its user reads /tmp).
+	root, err := os.MkdirTemp("", "lbssh-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	os.Chmod(root, 0o755)
+	os.MkdirAll(filepath.Join(root, "img"), 0o755)
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>remote ✓</h1>"), 0o644)
+	os.WriteFile(filepath.Join(root, "img", "logo.png"), []byte(strings.Repeat("PNG", 100000)), 0o644)
+	os.Symlink("index.html", filepath.Join(root, "home.html"))
+	h := lifeboat.Host{Name: "web1", Kind: "ssh", Address: env["LIFEBOAT_TEST_SSH_HOST"] + ":" + env["LIFEBOAT_TEST_SSH_PORT"], User: env["LIFEBOAT_TEST_SSH_USER"],
+		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: []string{root}}
+	// Without a fingerprint: refused, and the error shows the one to confirm.
+	err = ts.do(t, "PUT", "/api/v1/hosts/web1", h, nil)
+	if codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), "SHA256:") {
+		t.Fatalf("unconfirmed host key: %v", err)
+	}
+	fp := err.Error()[strings.LastIndex(err.Error(), "SHA256:"):]
+	fp = strings.TrimSuffix(fp, ")")
+	h.Fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	if err := ts.do(t, "PUT", "/api/v1/hosts/web1", h, nil); codeOf(err) != lifeboat.EAuth {
+		t.Fatalf("a wrong fingerprint: %v", err)
+	}
+	h.Fingerprint = fp
+	var got lifeboat.Host
+	ts.must(t, "PUT", "/api/v1/hosts/web1", h, &got)
+	if got.HostKey == "" || got.KeyFile != "" {
+		t.Errorf("registered host: %+v", got)
+	}
+	doc := f.doc()
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "www", Kind: "files", Host: "web1", Path: root})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	r1 := result[BackupResult](t, ts.backup(t, "shop"))
+	r2 := result[BackupResult](t, ts.backup(t, "shop"))
+	if r2.Stats.UnchangedFiles < r1.Stats.Files-2 { // the staged config is always new
+		t.Errorf("second backup re-read remote files: %+v", r2.Stats)
+	}
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: filepath.Join(f.restoreRoot, "web")}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore of the remote tree: %s", d.Error)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.restoreRoot, "web", "www", "img", "logo.png")); string(b) != strings.Repeat("PNG", 100000) {
+		t.Error("remote file restored differently")
+	}
+	if l, _ := os.Readlink(filepath.Join(f.restoreRoot, "web", "www", "home.html")); l != "index.html" {
+		t.Errorf("remote symlink: %q", l)
+	}
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: "original"}, nil); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("restore to the original SSH place: %v", err)
+	}
+}

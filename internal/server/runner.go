@@ -315,7 +315,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			swaps = append(swaps, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
 		} else {
-			rr, err := capture.RestoreToDir(ctx, v, p, c, g, hostOf(a, name), req.To, prog)
+			rr, err := capture.RestoreToDir(ctx, v, p, c, g, dirHost(g, a, name), req.To, prog)
 			close(stop)
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)

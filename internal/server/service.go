@@ -58,8 +58,14 @@ func (s *Server) validateHost(h *lifeboat.Host) error {
 	if h.Kind == "" {
 		h.Kind = "local"
 	}
-	if h.Kind != "local" {
-		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: kind %q is not supported yet (local)", h.Name, h.Kind)
+	if h.Kind != "local" && h.Kind != "ssh" {
+		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: kind %q: want local or ssh", h.Name, h.Kind)
+	}
+	if h.Kind == "local" && (h.Address != "" || h.User != "" || h.KeyFile != "" || h.Fingerprint != "") {
+		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: address, user, keyFile and fingerprint are for ssh hosts", h.Name)
+	}
+	if h.Kind == "ssh" && len(h.Commands) > 0 {
+		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: hook commands run on local hosts only (for now)", h.Name)
 	}
 	for i, r := range h.Roots {
 		h.Roots[i] = filepath.Clean(r)
@@ -425,6 +431,13 @@ func (s *Server) checkRestore(ctx context.Context, p *lifeboat.Principal, app st
 		if !ok {
 			return nil, lifeboat.Errorf(lifeboat.ENotFound, "point %s has no component %s", pt.ID[:8], c)
 		}
+		if req.To == "original" {
+			for _, pc := range pt.Components {
+				if pc.Name == c && strings.HasPrefix(pc.Source, "ssh://") {
+					return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s lives on an SSH host: restoring it to its original place is not built yet; restore it to a local directory (--to DIR)", c)
+				}
+			}
+		}
 		if kind == lifeboat.KindConfig {
 			secretNeeded = true
 		}
@@ -482,7 +495,7 @@ func (s *Server) startRestore(ctx context.Context, p *lifeboat.Principal, app st
 			return nil, false, err
 		}
 		for _, c := range req.Components {
-			if err := g.CheckTarget(hostOf(a, c), filepath.Join(req.To, c)); err != nil {
+			if err := g.CheckTarget(dirHost(g, a, c), filepath.Join(req.To, c)); err != nil {
 				return nil, false, err
 			}
 		}
@@ -492,6 +505,17 @@ func (s *Server) startRestore(ctx context.Context, p *lifeboat.Principal, app st
 	spec, _ := json.Marshal(req)
 	return s.enqueue(ctx, p.Name, &lifeboat.Job{Kind: lifeboat.JobRestore, App: app, Vault: pt.Vault, RequestedBy: p.Name, Spec: spec},
 		idemKey, requestHash(p, "restore/"+app, req))
+}
+
+// dirHost is the host a restore to a directory writes on: the component's
+// own, or this machine for a component of an SSH host (restores onto SSH
+// hosts come later).
+func dirHost(g *capture.Guard, a *lifeboat.App, comp string) string {
+	h := hostOf(a, comp)
+	if host := g.Hosts[h]; host != nil && host.Kind == "ssh" {
+		return "local"
+	}
+	return h
 }
 
 func hostOf(a *lifeboat.App, comp string) string {

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
+	"github.com/lifeboat-vault/lifeboat/internal/keys"
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/remote/ssh"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+)
+
+func hostKeyName(host string) string { return "host/" + host + "/key" }
+
+// prepareSSHHost registers an SSH host's identity in tx: the key it offers
+// must have the fingerprint the operator confirmed (shown to them when
+// missing); the private key (read once from KeyFile, 0600) must log in;
+// then the host key is recorded and the private key sealed. Nothing is
+// installed on the host.
+func (s *Server) prepareSSHHost(ctx context.Context, tx *catalog.Tx, h *lifeboat.Host) error {
+	if h.Kind != "ssh" {
+		return nil
+	}
+	if h.Address == "" || h.User == "" {
+		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: an ssh host needs address and user", h.Name)
+	}
+	key, fp, err := ssh.Fingerprint(ctx, h.Address)
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.Fingerprint == "":
+		return lifeboat.Errorf(lifeboat.EInvalid, "host %s at %s offers the host key %s: if that is its key, register it with fingerprint %s (lifeboat host add ... --fingerprint %s)", h.Name, h.Address, fp, fp, fp)
+	case h.Fingerprint != fp:
+		return lifeboat.Errorf(lifeboat.EAuth, "host %s at %s offers the host key %s, not %s: refusing (a changed key may be an attack)", h.Name, h.Address, fp, h.Fingerprint)
+	}
+	var pem []byte
+	if h.KeyFile != "" {
+		if err := keys.CheckPrivate(h.KeyFile); err != nil {
+			return err
+		}
+		if pem, err = os.ReadFile(h.KeyFile); err != nil {
+			return lifeboat.Errorf(lifeboat.EInvalid, "host %s: key file %s: %v", h.Name, h.KeyFile, err)
+		}
+	} else if sealed, err := tx.Secret(ctx, hostKeyName(h.Name)); err == nil {
+		if pem, err = s.mk.Open(hostKeyName(h.Name), sealed); err != nil {
+			return err
+		}
+	} else if errors.Is(err, catalog.ErrNotFound) {
+		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: keyFile (the private key to log in with) is required", h.Name)
+	} else {
+		return err
+	}
+	c, err := ssh.Dial(ctx, ssh.Config{Addr: h.Address, User: h.User, PrivateKey: pem, HostKey: key})
+	if err != nil {
+		return err
+	}
+	c.Close()
+	h.HostKey, h.KeyFile = key, ""
+	return tx.PutSecret(ctx, hostKeyName(h.Name), s.mk.Seal(hostKeyName(h.Name), pem))
+}
+
+// dialRemote opens a remote tree of a registered SSH host: its recorded
+// host key only.
+func (s *Server) dialRemote(ctx context.Context, h *lifeboat.Host, root string) (vault.RemoteFS, error) {
+	var sealed string
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		var err error
+		sealed, err = tx.Secret(ctx, hostKeyName(h.Name))
+		return err
+	})
+	if err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "host %s has no private key recorded", h.Name)
+	}
+	pem, err := s.mk.Open(hostKeyName(h.Name), sealed)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ssh.Dial(ctx, ssh.Config{Addr: h.Address, User: h.User, PrivateKey: pem, HostKey: h.HostKey})
+	if err != nil {
+		return nil, err
+	}
+	return &sshTree{c: c, root: root}, nil
+}
+
+// sshTree is a vault.RemoteFS over an SSH client.
+type sshTree struct {
+	c    *ssh.Client
+	root string
+}
+
+func (t *sshTree) Scan(ctx context.Context) ([]vault.RemoteEntry, error) {
+	es, err := t.c.Scan(ctx, t.root)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vault.RemoteEntry, len(es))
+	for i, e := range es {
+		out[i] = vault.RemoteEntry{Path: e.Path, Type: e.Type, Mode: e.Mode, UID: e.UID, GID: e.GID, Size: e.Size,
+			MTime: e.MTime, CTime: e.CTime, Inode: e.Inode, Target: e.Target, Precise: e.Precise}
+	}
+	return out, nil
+}
+
+func (t *sshTree) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
+	return t.c.Open(t.root + "/" + rel)
+}
+
+func (t *sshTree) Close() error { return t.c.Close() }
