@@ -21,26 +21,31 @@ import (
 )
 
 var (
-	notesOnce sync.Once
-	notesBin  string
-	notesErr  error
+	examplesMu  sync.Mutex
+	exampleBins = map[string]string{} // examples/NAME -> binary
+	exampleErrs = map[string]error{}
 )
 
-// buildNotes builds the example app once.
-func buildNotes(t *testing.T) string {
+// buildExample builds the example app examples/NAME once, next to bin.
+func buildExample(t *testing.T, name string) string {
 	t.Helper()
-	notesOnce.Do(func() {
-		notesBin = filepath.Join(filepath.Dir(bin), "notes")
-		out, err := exec.Command("go", "build", "-o", notesBin, "../../examples/notes").CombinedOutput()
+	examplesMu.Lock()
+	defer examplesMu.Unlock()
+	if _, done := exampleBins[name]; !done {
+		exampleBins[name] = filepath.Join(filepath.Dir(bin), name)
+		out, err := exec.Command("go", "build", "-o", exampleBins[name], "../../examples/"+name).CombinedOutput()
 		if err != nil {
-			notesErr = fmt.Errorf("build notes: %v\n%s", err, out)
+			exampleErrs[name] = fmt.Errorf("build %s: %v\n%s", name, err, out)
 		}
-	})
-	if notesErr != nil {
-		t.Fatal(notesErr)
 	}
-	return notesBin
+	if err := exampleErrs[name]; err != nil {
+		t.Fatal(err)
+	}
+	return exampleBins[name]
 }
+
+// buildNotes builds the example notes app once.
+func buildNotes(t *testing.T) string { return buildExample(t, "notes") }
 
 func freePort(t *testing.T) string {
 	t.Helper()

@@ -375,6 +375,7 @@ func readDocuments(path string) (*server.Document, error) {
 				return nil, lifeboat.Errorf(lifeboat.EInvalid, "%s: %s", f, yamlError(err))
 			}
 			all.Hosts = append(all.Hosts, d.Hosts...)
+			all.DatabaseServers = append(all.DatabaseServers, d.DatabaseServers...)
 			all.Vaults = append(all.Vaults, d.Vaults...)
 			all.Apps = append(all.Apps, d.Apps...)
 			all.Policies = append(all.Policies, d.Policies...)

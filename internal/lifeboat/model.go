@@ -208,6 +208,9 @@ type PointComponent struct {
 	Host   string    `json:"host"`
 	Source string    `json:"source"`
 	Taken  time.Time `json:"taken"`
+	// Meta is what the capture recorded (a database's engine, versions and
+	// row counts; see DatabaseInfo).
+	Meta json.RawMessage `json:"meta,omitempty"`
 }
 
 // Job kinds and states.

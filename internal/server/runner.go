@@ -165,7 +165,7 @@ func catalogPoint(p *manifest.Point, vaultName string) *lifeboat.Point {
 	cp := &lifeboat.Point{ID: p.ID, Vault: vaultName, App: p.App, Time: p.Time, Finished: p.Finished, Partial: p.Partial, Labels: p.Labels,
 		BytesRead: p.Stats.BytesRead, BytesNew: p.Stats.BytesNew, Files: p.Stats.Files, Bytes: p.Stats.Bytes}
 	for _, c := range p.Components {
-		cp.Components = append(cp.Components, lifeboat.PointComponent{Name: c.Name, Kind: c.Kind, Host: c.Host, Source: c.Source, Taken: c.Taken})
+		cp.Components = append(cp.Components, lifeboat.PointComponent{Name: c.Name, Kind: c.Kind, Host: c.Host, Source: c.Source, Taken: c.Taken, Meta: c.Meta})
 	}
 	return cp
 }
