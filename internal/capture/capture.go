@@ -41,6 +41,8 @@ type Guard struct {
 	DBServer func(name string) (DBTarget, string, error)
 	// Remote opens a tree on an SSH host (nil: no remote hosts).
 	Remote func(ctx context.Context, host *lifeboat.Host, root string) (vault.RemoteFS, error)
+	// RemoteTarget opens an SSH host for a restore (the caller closes it).
+	RemoteTarget func(ctx context.Context, host *lifeboat.Host) (RemoteTarget, io.Closer, error)
 }
 
 // remote reports whether a host is reached over SSH.

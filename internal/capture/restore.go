@@ -205,13 +205,18 @@ type Swap struct {
 	Component string   `json:"component"`
 	Target    []string `json:"target"`
 	Old       []string `json:"old,omitempty"` // where the replaced data is kept
+	remove    func(string) error               // on another host; nil: here
 }
 
 // Commit removes the replaced data.
 func (s *Swap) Commit() error {
 	var first error
 	for _, o := range s.Old {
-		if err := os.RemoveAll(o); err != nil && first == nil {
+		rm := os.RemoveAll
+		if s.remove != nil {
+			rm = s.remove
+		}
+		if err := rm(o); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os/user"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,6 +247,12 @@ func TestSSHHost(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>remote ✓</h1>"), 0o644)
 	os.WriteFile(filepath.Join(root, "img", "logo.png"), []byte(strings.Repeat("PNG", 100000)), 0o644)
 	os.Symlink("index.html", filepath.Join(root, "home.html"))
+	// The tree belongs to the SSH user (it swaps it in place on restore).
+	if u, err := user.Lookup(env["LIFEBOAT_TEST_SSH_USER"]); err == nil && os.Geteuid() == 0 {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+	}
 	h := lifeboat.Host{Name: "web1", Kind: "ssh", Address: env["LIFEBOAT_TEST_SSH_HOST"] + ":" + env["LIFEBOAT_TEST_SSH_PORT"], User: env["LIFEBOAT_TEST_SSH_USER"],
 		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: []string{root}}
 	// Without a fingerprint: refused, and the error shows the one to confirm.
@@ -284,7 +291,28 @@ func TestSSHHost(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(f.restoreRoot, "web", "www", "home.html")); l != "index.html" {
 		t.Errorf("remote symlink: %q", l)
 	}
-	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: "original"}, nil); codeOf(err) != lifeboat.EInvalid {
-		t.Errorf("restore to the original SSH place: %v", err)
+	// Back to its original place on the SSH host: damage, then restore.
+	os.Remove(filepath.Join(root, "img", "logo.png"))
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("defaced"), 0o644)
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: "original"}, &rj)
+	d := ts.waitJob(t, rj.ID)
+	if d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore onto the SSH host: %s", d.Error)
+	}
+	if rr := result[RestoreResult](t, d); rr.SafetyPoint == "" {
+		t.Error("no safety point of the remote tree")
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "index.html")); string(b) != "<h1>remote ✓</h1>" {
+		t.Errorf("remote index.html after restore: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "img", "logo.png")); string(b) != strings.Repeat("PNG", 100000) {
+		t.Error("remote logo.png not restored")
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "home.html")); l != "index.html" {
+		t.Errorf("remote symlink after restore: %q", l)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(root), ".lifeboat-*"+filepath.Base(root)+"*"))
+	if len(leftovers) != 0 {
+		t.Errorf("left on the host: %v", leftovers)
 	}
 }

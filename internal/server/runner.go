@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -246,7 +247,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		only := map[string]bool{}
 		for _, name := range req.Components {
 			c, ok := findComponent(a, name)
-			if !ok || !present(c) {
+			if !ok || !s.present(ctx, g, c) {
 				r.Logf(ctx, "info", "component %s is not (wholly) at its place: nothing of it to keep in the safety point", name)
 				continue
 			}
@@ -306,7 +307,26 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			res.Components = append(res.Components, rc)
 			continue
 		}
-		if req.To == "original" {
+		if hostName, _, remote := capture.RemoteSource(c); remote && req.To == "original" {
+			h := g.Hosts[hostName]
+			if h == nil || g.RemoteTarget == nil {
+				close(stop)
+				return res, lifeboat.Errorf(lifeboat.EInvalid, "component %s: host %s is not registered", name, hostName)
+			}
+			rt, closer, err := g.RemoteTarget(ctx, h)
+			if err != nil {
+				close(stop)
+				return res, fmt.Errorf("component %s: %w", name, err)
+			}
+			defer closer.Close()
+			sw, rr, err := capture.RestoreRemote(ctx, v, p, c, rt, prog)
+			close(stop)
+			if err != nil {
+				return res, fmt.Errorf("component %s: %w", name, err)
+			}
+			swaps = append(swaps, sw)
+			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
+		} else if req.To == "original" {
 			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, ac, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
 			close(stop)
 			if err != nil {
@@ -360,8 +380,21 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 	return res, err
 }
 
-// present reports whether a component's sources are all there to capture.
-func present(c lifeboat.Component) bool {
+// present reports whether a component's sources are all there to capture
+// (on an SSH host: its directory, asked of the host).
+func (s *Server) present(ctx context.Context, g *capture.Guard, c lifeboat.Component) bool {
+	if h := g.Hosts[hostName(c.Host)]; h != nil && h.Kind == "ssh" {
+		cl, err := s.dialSSH(ctx, h)
+		if err != nil {
+			return true // let the safety point fail, with the cause
+		}
+		defer cl.Close()
+		return cl.Run(ctx, []string{"test", "-d", c.Path}, nil, io.Discard) == nil
+	}
+	return presentLocal(c)
+}
+
+func presentLocal(c lifeboat.Component) bool {
 	paths := c.Files
 	if c.Path != "" {
 		paths = []string{c.Path}

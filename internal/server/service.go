@@ -431,10 +431,10 @@ func (s *Server) checkRestore(ctx context.Context, p *lifeboat.Principal, app st
 		if !ok {
 			return nil, lifeboat.Errorf(lifeboat.ENotFound, "point %s has no component %s", pt.ID[:8], c)
 		}
-		if req.To == "original" {
+		if req.To == "original" && kind != lifeboat.KindFiles {
 			for _, pc := range pt.Components {
 				if pc.Name == c && strings.HasPrefix(pc.Source, "ssh://") {
-					return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s lives on an SSH host: restoring it to its original place is not built yet; restore it to a local directory (--to DIR)", c)
+					return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s lives on an SSH host: only files components restore there yet; restore it to a local directory (--to DIR)", c)
 				}
 			}
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/lifeboat-vault/lifeboat/internal/capture"
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/keys"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -63,9 +65,8 @@ func (s *Server) prepareSSHHost(ctx context.Context, tx *catalog.Tx, h *lifeboat
 	return tx.PutSecret(ctx, hostKeyName(h.Name), s.mk.Seal(hostKeyName(h.Name), pem))
 }
 
-// dialRemote opens a remote tree of a registered SSH host: its recorded
-// host key only.
-func (s *Server) dialRemote(ctx context.Context, h *lifeboat.Host, root string) (vault.RemoteFS, error) {
+// dialSSH logs in to a registered SSH host: its recorded host key only.
+func (s *Server) dialSSH(ctx context.Context, h *lifeboat.Host) (*ssh.Client, error) {
 	var sealed string
 	err := s.db.View(ctx, func(tx *catalog.Tx) error {
 		var err error
@@ -79,11 +80,35 @@ func (s *Server) dialRemote(ctx context.Context, h *lifeboat.Host, root string) 
 	if err != nil {
 		return nil, err
 	}
-	c, err := ssh.Dial(ctx, ssh.Config{Addr: h.Address, User: h.User, PrivateKey: pem, HostKey: h.HostKey})
+	return ssh.Dial(ctx, ssh.Config{Addr: h.Address, User: h.User, PrivateKey: pem, HostKey: h.HostKey})
+}
+
+// dialRemote opens a remote tree of a registered SSH host.
+func (s *Server) dialRemote(ctx context.Context, h *lifeboat.Host, root string) (vault.RemoteFS, error) {
+	c, err := s.dialSSH(ctx, h)
 	if err != nil {
 		return nil, err
 	}
 	return &sshTree{c: c, root: root}, nil
+}
+
+// remoteTarget opens a registered SSH host for a restore.
+func (s *Server) remoteTarget(ctx context.Context, h *lifeboat.Host) (capture.RemoteTarget, io.Closer, error) {
+	c, err := s.dialSSH(ctx, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sshTarget{c}, c, nil
+}
+
+// sshTarget is a capture.RemoteTarget over an SSH client.
+type sshTarget struct{ *ssh.Client }
+
+func (t sshTarget) RemoveAll(ctx context.Context, p string) error {
+	if !strings.Contains(p, "/.lifeboat-") {
+		return lifeboat.Errorf(lifeboat.EInternal, "refusing to remove %s: not a Lifeboat staging or kept tree", p)
+	}
+	return t.Run(ctx, []string{"rm", "-rf", "--", p}, nil, io.Discard)
 }
 
 // sshTree is a vault.RemoteFS over an SSH client.

@@ -1,0 +1,121 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// RemoteTarget writes a restored tree onto an SSH host. SFTP cannot refuse
+// to follow symlinks, so the implementation checks every parent with lstat
+// inside a fresh 0700 staging directory, creates symlinks last, and swaps
+// the staging directory into place.
+type RemoteTarget interface {
+	MkdirStaging(target string) (string, error)
+	Mkdir(staging, rel string, mode uint32) error
+	WriteFile(staging, rel string, mode uint32, r io.Reader) error
+	Symlink(staging, rel, linkTarget string) error
+	// Swap puts staging at target (with mode) and returns where the
+	// replaced tree was moved ("" if there was none).
+	Swap(staging, target string, mode uint32) (old string, err error)
+	// RemoveAll removes a tree the restore kept or left behind.
+	RemoveAll(ctx context.Context, p string) error
+}
+
+// RemoteSource returns the host and path of a component captured on an SSH
+// host ("ssh://HOST/PATH"), or ok false.
+func RemoteSource(c manifest.Component) (host, p string, ok bool) {
+	rest, found := strings.CutPrefix(c.Source, "ssh://")
+	if !found {
+		return "", "", false
+	}
+	i := strings.IndexByte(rest, '/')
+	if i <= 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i:], true
+}
+
+// RestoreRemote restores a files component captured on an SSH host to its
+// original place there. Modes are restored; owners and times are those of
+// the SSH user and the restore (SFTP sets no more), so the next backup
+// reads these files again.
+func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+	_, target, ok := RemoteSource(c)
+	if !ok || !path.IsAbs(target) {
+		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no remote path recorded", p.ID[:8], c.Name)
+	}
+	root, err := v.Lookup(ctx, p, c.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if root.Type != tree.Dir {
+		return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s is not a directory", c.Name)
+	}
+	st, err := rt.MkdirStaging(target)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &vault.RestoreResult{}
+	type link struct{ rel, target string }
+	var links []link
+	fail := func(err error) (*Swap, *vault.RestoreResult, error) {
+		rt.RemoveAll(context.WithoutCancel(ctx), st)
+		return nil, res, err
+	}
+	err = v.Walk(ctx, root, "", func(rel string, n *tree.Node) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if rel == "" {
+			return nil
+		}
+		switch n.Type {
+		case tree.Dir:
+			res.Dirs++
+			return rt.Mkdir(st, rel, n.Mode)
+		case tree.File:
+			r, err := v.OpenFile(ctx, n)
+			if err != nil {
+				return err
+			}
+			if err := rt.WriteFile(st, rel, n.Mode, r); err != nil {
+				return fmt.Errorf("%s: %w", rel, err)
+			}
+			res.Files++
+			res.Bytes += n.Size
+			if prog != nil {
+				prog.Files.Add(1)
+				prog.Bytes.Add(n.Size)
+			}
+		case tree.Symlink:
+			links = append(links, link{rel, n.Target})
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	for _, l := range links { // last: nothing is ever written through them
+		if err := rt.Symlink(st, l.rel, l.target); err != nil {
+			return fail(fmt.Errorf("%s: %w", l.rel, err))
+		}
+		res.Symlinks++
+	}
+	old, err := rt.Swap(st, target, root.Mode)
+	if err != nil {
+		return fail(err)
+	}
+	sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
+	if old != "" {
+		sw.Old = []string{old}
+	}
+	return sw, res, nil
+}
