@@ -202,10 +202,10 @@ func metaPaths(m *ConfigMeta) []string {
 // Swap is a restore to the original place that has been put in place; the
 // replaced data is kept in Old until Commit (health check passed) removes it.
 type Swap struct {
-	Component string   `json:"component"`
-	Target    []string `json:"target"`
-	Old       []string `json:"old,omitempty"` // where the replaced data is kept
-	remove    func(string) error               // on another host; nil: here
+	Component string             `json:"component"`
+	Target    []string           `json:"target"`
+	Old       []string           `json:"old,omitempty"` // where the replaced data is kept
+	remove    func(string) error // on another host; nil: here
 }
 
 // Commit removes the replaced data.
