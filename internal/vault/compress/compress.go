@@ -40,8 +40,8 @@ var (
 	// database dump) halves with them and does not shrink at all without.
 	// They test samples and retry chunks the fast encoders left as they were.
 	litEncoders = sync.Pool{New: func() any { return newEncoder(Level, zstd.WithAllLitEntropyCompression(true)) }}
-	decoder  *zstd.Decoder
-	once     sync.Once
+	decoder     *zstd.Decoder
+	once        sync.Once
 )
 
 func newEncoder(l zstd.EncoderLevel, extra ...zstd.EOption) *zstd.Encoder {
