@@ -117,29 +117,11 @@ func TestEndToEndPostgres(t *testing.T) {
 	yamlPath := filepath.Join(tmp, "lifeboat.yaml")
 	os.WriteFile(yamlPath, []byte(ymlText), 0o644)
 
-	addr := freePort(t)
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LIFEBOAT_DATA_DIR=" + dataDir, "LIFEBOAT_SERVER=http://" + addr}
-	srv := start(t, env, bin, "serve", "--listen", addr)
-	waitHTTP(t, "http://"+addr+"/healthz", srv)
-	tokenB, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tokenB))
-
-	var outputs []string // everything the CLI printed, for the secret check
-	cli := func(wantCode int, args ...string) run {
-		t.Helper()
-		r := lifeboat(t, env, args...)
-		outputs = append(outputs, r.stdout, r.stderr)
-		if r.code != wantCode {
-			t.Fatalf("lifeboat %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, wantCode, r.stdout, r.stderr)
-		}
-		return r
-	}
+	st := startStory(t, home, dataDir)
+	addr, env, srv, token, cli := st.addr, st.env, st.srv, st.token, st.cli
 
 	r := lifeboat(t, env, "apply", "-f", yamlPath, "--dry-run")
-	outputs = append(outputs, r.stdout, r.stderr)
+	st.outputs = append(st.outputs, r.stdout, r.stderr)
 	if r.code == 2 && strings.Contains(r.stderr, `database server "pg-main" is not registered`) {
 		// The CLI's readDocuments (internal/cli/remote.go) merges hosts,
 		// vaults, apps and policies but not databaseServers. Say so, and
@@ -335,7 +317,7 @@ func TestEndToEndPostgres(t *testing.T) {
 	// "exists" is found by the job, not when it is requested), and the
 	// database it found is left alone.
 	r = lifeboat(t, env, "restore", "--app", "orders", "latest", "--component", "db", "--to", "db:pg-main/"+copyName)
-	outputs = append(outputs, r.stdout, r.stderr)
+	st.outputs = append(st.outputs, r.stdout, r.stderr)
 	if r.code == 0 || !strings.Contains(r.stderr, copyName+": already exists") {
 		t.Errorf("restore into an existing database: exit %d %s", r.code, r.stderr)
 	}
@@ -369,7 +351,7 @@ func TestEndToEndPostgres(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("%s is in the server log", what)
 		}
-		for _, o := range append(outputs, string(auditJSON)) {
+		for _, o := range append(st.outputs, string(auditJSON)) {
 			if strings.Contains(o, secret) {
 				t.Errorf("%s was printed: %s", what, o)
 			}

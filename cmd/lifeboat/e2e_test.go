@@ -148,6 +148,42 @@ func httpJSON(t *testing.T, method, url, token string, body []byte, out any) int
 	return resp.StatusCode
 }
 
+// story is a running `lifeboat serve` (real process, fresh data directory)
+// and the CLI bound to it.
+type story struct {
+	t       *testing.T
+	addr    string
+	env     []string
+	srv     *proc
+	token   string
+	outputs []string // everything the CLI printed, for the secret checks
+}
+
+func startStory(t *testing.T, home, dataDir string) *story {
+	t.Helper()
+	st := &story{t: t, addr: freePort(t)}
+	st.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LIFEBOAT_DATA_DIR=" + dataDir, "LIFEBOAT_SERVER=http://" + st.addr}
+	st.srv = start(t, st.env, bin, "serve", "--listen", st.addr)
+	waitHTTP(t, "http://"+st.addr+"/healthz", st.srv)
+	tokenB, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.token = strings.TrimSpace(string(tokenB))
+	return st
+}
+
+// cli runs the CLI against the server and checks its exit code.
+func (st *story) cli(wantCode int, args ...string) run {
+	st.t.Helper()
+	r := lifeboat(st.t, st.env, args...)
+	st.outputs = append(st.outputs, r.stdout, r.stderr)
+	if r.code != wantCode {
+		st.t.Fatalf("lifeboat %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, wantCode, r.stdout, r.stderr)
+	}
+	return r
+}
+
 type note struct {
 	ID    int64  `json:"id"`
 	Title string `json:"title"`
@@ -186,26 +222,8 @@ func TestEndToEndStory(t *testing.T) {
 	yamlPath := filepath.Join(tmp, "lifeboat.yaml")
 	os.WriteFile(yamlPath, []byte(ymlText), 0o644)
 
-	addr := freePort(t)
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LIFEBOAT_DATA_DIR=" + dataDir, "LIFEBOAT_SERVER=http://" + addr}
-	srv := start(t, env, bin, "serve", "--listen", addr)
-	waitHTTP(t, "http://"+addr+"/healthz", srv)
-	tokenB, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tokenB))
-
-	var outputs []string // everything the CLI printed, for the secret check
-	cli := func(wantCode int, args ...string) run {
-		t.Helper()
-		r := lifeboat(t, env, args...)
-		outputs = append(outputs, r.stdout, r.stderr)
-		if r.code != wantCode {
-			t.Fatalf("lifeboat %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, wantCode, r.stdout, r.stderr)
-		}
-		return r
-	}
+	st := startStory(t, home, dataDir)
+	addr, env, srv, token, cli := st.addr, st.env, st.srv, st.token, st.cli
 
 	r := cli(0, "apply", "-f", yamlPath, "--dry-run")
 	if !strings.Contains(r.stdout, "+ app notes") || !strings.Contains(r.stdout, "Dry run") {
@@ -396,7 +414,7 @@ func TestEndToEndStory(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "NOT EXPORTED") {
 		t.Errorf("status after login: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	outputs = append(outputs, r.stdout, r.stderr)
+	st.outputs = append(st.outputs, r.stdout, r.stderr)
 
 	// Key export: with the typed passphrase and the storage alone, the
 	// offline disaster kit restores the point.
@@ -434,7 +452,7 @@ func TestEndToEndStory(t *testing.T) {
 		t.Errorf("audit trail misses the restore")
 	}
 	r = cli(0, "jobs", "list", "-o", "json")
-	outputs = append(outputs, string(auditJSON))
+	st.outputs = append(st.outputs, string(auditJSON))
 
 	// SIGTERM: the server drains and exits 0.
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", srv.cmd.Process.Pid))
@@ -454,7 +472,7 @@ func TestEndToEndStory(t *testing.T) {
 		if strings.Contains(string(cmdline), secret) {
 			t.Errorf("%s is on the server's command line", what)
 		}
-		for _, o := range outputs {
+		for _, o := range st.outputs {
 			if strings.Contains(o, secret) {
 				t.Errorf("%s was printed: %s", what, o)
 			}
