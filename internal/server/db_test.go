@@ -253,8 +253,10 @@ func TestSSHHost(t *testing.T) {
 		gid, _ := strconv.Atoi(u.Gid)
 		filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
 	}
+	mark := filepath.Join(root, "hook.out")
 	h := lifeboat.Host{Name: "web1", Kind: "ssh", Address: env["LIFEBOAT_TEST_SSH_HOST"] + ":" + env["LIFEBOAT_TEST_SSH_PORT"], User: env["LIFEBOAT_TEST_SSH_USER"],
-		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: []string{root}}
+		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: []string{root},
+		Commands: map[string]lifeboat.HostCommand{"flush": {Argv: []string{"/bin/sh", "-c", `echo "flushed $LIFEBOAT_APP $(pwd)" > "$MARK"; echo 'on $(hostname)'`}, Env: map[string]string{"MARK": mark}, Dir: root}}}
 	// Without a fingerprint: refused, and the error shows the one to confirm.
 	err = ts.do(t, "PUT", "/api/v1/hosts/web1", h, nil)
 	if codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), "SHA256:") {
@@ -273,9 +275,23 @@ func TestSSHHost(t *testing.T) {
 		t.Errorf("registered host: %+v", got)
 	}
 	doc := f.doc()
-	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "www", Kind: "files", Host: "web1", Path: root})
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "www", Kind: "files", Host: "web1", Path: root, Exclude: []string{"hook.out"}})
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "flush", Host: "web1"}}
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
-	r1 := result[BackupResult](t, ts.backup(t, "shop"))
+	j1 := ts.backup(t, "shop")
+	r1 := result[BackupResult](t, j1)
+	if b, _ := os.ReadFile(mark); string(b) != "flushed shop "+root+"\n" {
+		t.Errorf("remote hook wrote %q", b)
+	}
+	var logs struct{ Items []lifeboat.JobLog }
+	ts.must(t, "GET", "/api/v1/jobs/"+j1.ID+"/logs", nil, &logs)
+	found := false
+	for _, l := range logs.Items {
+		found = found || strings.Contains(l.Msg, "pre-backup hook 1 (flush on web1): on $(hostname)")
+	}
+	if !found {
+		t.Errorf("remote hook output not in the job log: %+v", logs.Items)
+	}
 	r2 := result[BackupResult](t, ts.backup(t, "shop"))
 	if r2.Stats.UnchangedFiles < r1.Stats.Files-2 { // the staged config is always new
 		t.Errorf("second backup re-read remote files: %+v", r2.Stats)

@@ -85,9 +85,12 @@ func (s *Server) runHooks(ctx context.Context, r *jobs.Run, a *lifeboat.App, whe
 		if host != nil {
 			cmd, ok = host.Commands[h.Command]
 		}
-		if !ok {
+		switch {
+		case !ok:
 			err = lifeboat.Errorf(lifeboat.EInvalid, "%s: the command is no longer registered on the host", name)
-		} else {
+		case host.Kind == "ssh":
+			err = s.runRemoteHook(ctx, r, a, host, name, cmd, h, when)
+		default:
 			err = s.runHook(ctx, r, a, name, cmd, h, when)
 		}
 		if err == nil {
@@ -166,4 +169,52 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		l.w.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+// runRemoteHook runs a registered command on an SSH host: the argument
+// vector is quoted for the remote shell (never interpolated), through env(1)
+// for the variables and the directory; nothing is installed there.
+func (s *Server) runRemoteHook(ctx context.Context, r *jobs.Run, a *lifeboat.App, host *lifeboat.Host, name string, c lifeboat.HostCommand, h lifeboat.Hook, when string) error {
+	timeout := h.Timeout.D()
+	if timeout <= 0 {
+		timeout = defaultHookTimeout
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl, err := s.dialSSH(hctx, host)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer cl.Close()
+	argv := []string{"env"}
+	if c.Dir != "" {
+		argv = append(argv, "-C", c.Dir)
+	}
+	argv = append(argv, "LIFEBOAT_APP="+a.Name, "LIFEBOAT_HOOK="+when, "LIFEBOAT_JOB="+r.Job.ID)
+	keys := make([]string, 0, len(c.Env))
+	for k := range c.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		argv = append(argv, k+"="+c.Env[k])
+	}
+	argv = append(argv, c.Argv...)
+	var out bytes.Buffer
+	start := time.Now()
+	err = cl.Run(hctx, argv, nil, &limitWriter{w: &out, n: maxHookOutput})
+	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		if line != "" {
+			r.Logf(ctx, "info", "%s: %s", name, line)
+		}
+	}
+	switch {
+	case err == nil:
+		r.Logf(ctx, "info", "%s done in %s", name, time.Since(start).Round(time.Millisecond))
+		return nil
+	case errors.Is(hctx.Err(), context.DeadlineExceeded):
+		return lifeboat.Errorf(lifeboat.EInvalid, "%s timed out after %s", name, timeout)
+	default:
+		return lifeboat.Errorf(lifeboat.EInvalid, "%s failed: %v", name, err)
+	}
 }

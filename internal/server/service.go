@@ -64,9 +64,6 @@ func (s *Server) validateHost(h *lifeboat.Host) error {
 	if h.Kind == "local" && (h.Address != "" || h.User != "" || h.KeyFile != "" || h.Fingerprint != "") {
 		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: address, user, keyFile and fingerprint are for ssh hosts", h.Name)
 	}
-	if h.Kind == "ssh" && len(h.Commands) > 0 {
-		return lifeboat.Errorf(lifeboat.EInvalid, "host %s: hook commands run on local hosts only (for now)", h.Name)
-	}
 	for i, r := range h.Roots {
 		h.Roots[i] = filepath.Clean(r)
 	}
