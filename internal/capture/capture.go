@@ -45,6 +45,10 @@ type Guard struct {
 	RemoteTarget func(ctx context.Context, host *lifeboat.Host) (RemoteTarget, io.Closer, error)
 }
 
+type closerFunc func()
+
+func (f closerFunc) Close() error { f(); return nil }
+
 // remote reports whether a host is reached over SSH.
 func remote(h *lifeboat.Host) bool { return h != nil && h.Kind == "ssh" }
 
@@ -287,6 +291,7 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 			if err != nil {
 				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
 			}
+			p.closers = append(p.closers, closerFunc(t.Close))
 			src, err := stageDB(&c, t)
 			if err != nil {
 				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)

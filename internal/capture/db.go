@@ -23,10 +23,37 @@ type DBTarget struct {
 	User     string
 	Password string
 	SSLMode  string
+	// Where the server is as registered (host:port), for messages and
+	// manifests when Host/Port are a tunnel's local end.
+	Registered string
+	closers    *[]func()
+}
+
+// OnClose adds something to undo when the target is no longer needed (an
+// SSH tunnel).
+func (t *DBTarget) OnClose(f func()) {
+	if t.closers == nil {
+		t.closers = new([]func())
+	}
+	*t.closers = append(*t.closers, f)
+}
+
+// Close undoes what OnClose recorded.
+func (t DBTarget) Close() {
+	if t.closers == nil {
+		return
+	}
+	for _, f := range *t.closers {
+		f()
+	}
+	*t.closers = nil
 }
 
 // Where names a target for messages and manifests: never the password.
 func (t DBTarget) Where(database string) string {
+	if t.Registered != "" {
+		return t.User + "@" + t.Registered + "/" + database
+	}
 	return t.User + "@" + t.Host + ":" + strconv.Itoa(t.Port) + "/" + database
 }
 

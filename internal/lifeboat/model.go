@@ -374,6 +374,9 @@ type DBServer struct {
 	Port    int    `json:"port,omitempty" yaml:"port,omitempty"`
 	User    string `json:"user" yaml:"user"`
 	SSLMode string `json:"sslMode,omitempty" yaml:"sslMode,omitempty"` // postgres: disable ... verify-full (default prefer); mysql: disable, require, verify (default: verify when the server offers TLS)
+	// Via names a registered SSH host the server is reached through (a
+	// tunnel; Host and Port are then as that host sees them).
+	Via string `json:"via,omitempty" yaml:"via,omitempty"`
 	// PasswordFile names a 0600 file on the server holding the password; it
 	// is read once when the server is registered and sealed. Never stored.
 	PasswordFile string    `json:"passwordFile,omitempty" yaml:"passwordFile,omitempty"`

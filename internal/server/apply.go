@@ -254,7 +254,7 @@ func (s *Server) applyTx(ctx context.Context, tx *catalog.Tx, actor string, req 
 			return nil, nil, err
 		}
 		if check {
-			if err := s.pingDBServer(ctx, &d, pw); err != nil {
+			if err := s.pingDBServer(ctx, tx, &d, pw); err != nil {
 				return nil, nil, err
 			}
 		}

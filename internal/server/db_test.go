@@ -332,3 +332,75 @@ func TestSSHHost(t *testing.T) {
 		t.Errorf("left on the host: %v", leftovers)
 	}
 }
+
+// registerSSHHost registers the test sshd as host name (fingerprint shown,
+// then confirmed).
+func registerSSHHost(t *testing.T, ts *testServer, env map[string]string, name string, roots []string) {
+	t.Helper()
+	h := lifeboat.Host{Name: name, Kind: "ssh", Address: env["LIFEBOAT_TEST_SSH_HOST"] + ":" + env["LIFEBOAT_TEST_SSH_PORT"], User: env["LIFEBOAT_TEST_SSH_USER"],
+		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: roots}
+	err := ts.do(t, "PUT", "/api/v1/hosts/"+name, h, nil)
+	if err == nil || !strings.Contains(err.Error(), "SHA256:") {
+		t.Fatalf("unconfirmed host key: %v", err)
+	}
+	h.Fingerprint = strings.TrimSuffix(err.Error()[strings.LastIndex(err.Error(), "SHA256:"):], ")")
+	ts.must(t, "PUT", "/api/v1/hosts/"+name, h, nil)
+}
+
+// TestPostgresViaSSH: a database reachable only from an SSH host's point of
+// view is dumped and restored through a tunnel; nothing is installed there.
+func TestPostgresViaSSH(t *testing.T) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_SSH_HOST", "LIFEBOAT_TEST_SSH_PORT", "LIFEBOAT_TEST_SSH_USER", "LIFEBOAT_TEST_SSH_KEY", "LIFEBOAT_TEST_PG_DSN")
+	u, _ := url.Parse(env["LIFEBOAT_TEST_PG_DSN"])
+	port, _ := strconv.Atoi(u.Port())
+	admin, err := sql.Open("pgx", env["LIFEBOAT_TEST_PG_DSN"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	db := "lbsshpg_" + randomHex(4)
+	if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)")
+		admin.Exec("DROP DATABASE IF EXISTS " + db + "_copy WITH (FORCE)")
+	})
+	su := *u
+	su.Path = "/" + db
+	src, _ := sql.Open("pgx", su.String())
+	defer src.Close()
+	if _, err := src.Exec(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 500) g`); err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	registerSSHHost(t, ts, env, "dbhost", []string{"/nowhere"})
+	doc := f.doc()
+	doc.DatabaseServers = []lifeboat.DBServer{{Name: "pgs", Engine: "postgres", Host: "127.0.0.1", Port: port, User: u.User.Username(), SSLMode: "disable", Via: "dbhost"}}
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "postgres", Server: "pgs", Database: db})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"db"}, To: "db:pgs/" + db + "_copy"}, &rj)
+	d := ts.waitJob(t, rj.ID)
+	if d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore through the tunnel: %s", d.Error)
+	}
+	cu := *u
+	cu.Path = "/" + db + "_copy"
+	cp, _ := sql.Open("pgx", cu.String())
+	defer cp.Close()
+	var n int
+	cp.QueryRow(`SELECT count(*) FROM t`).Scan(&n)
+	if n != 500 {
+		t.Errorf("restored through the tunnel: %d rows", n)
+	}
+	var pv PointView
+	ts.must(t, "GET", "/api/v1/apps/shop/points/"+p, nil, &pv)
+	for _, c := range pv.Components {
+		if c.Name == "db" && !strings.Contains(c.Source, "via dbhost") {
+			t.Errorf("the point does not say the database was reached through the SSH host: %s", c.Source)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"net/http"
 	"os"
 	"strings"
@@ -133,7 +135,7 @@ func (s *Server) putDBServerH(w http.ResponseWriter, r *http.Request, p *lifeboa
 	if err != nil {
 		return err
 	}
-	if err := s.pingDBServer(r.Context(), &d, pw); err != nil {
+	if err := s.pingDBServer(r.Context(), nil, &d, pw); err != nil {
 		return err
 	}
 	err = s.db.Update(r.Context(), func(tx *catalog.Tx) error { return s.putDBServer(r.Context(), tx, p.Name, &d, pw) })
@@ -152,12 +154,20 @@ func (s *Server) deleteDBServer(w http.ResponseWriter, r *http.Request, p *lifeb
 
 // pingDBServer connects to a database server being registered: a wrong
 // password or an unreachable server is refused now, not at 2 a.m.
-func (s *Server) pingDBServer(ctx context.Context, d *lifeboat.DBServer, password string) error {
+func (s *Server) pingDBServer(ctx context.Context, tx *catalog.Tx, d *lifeboat.DBServer, password string) error {
 	drv := capture.DBDrivers[d.Engine]
 	if drv == nil {
 		return lifeboat.Errorf(lifeboat.EInvalid, "no driver for %s databases in this build", d.Engine)
 	}
-	v, err := drv.Ping(ctx, dbTarget(d, password))
+	t := dbTarget(d, password)
+	if d.Via != "" {
+		var err error
+		if t, err = s.tunnel(ctx, tx, d.Via, t); err != nil {
+			return fmt.Errorf("database server %s: %w", d.Name, err)
+		}
+		defer t.Close()
+	}
+	v, err := drv.Ping(ctx, t)
 	if err != nil {
 		return fmt.Errorf("database server %s: %w", d.Name, err)
 	}
@@ -166,7 +176,11 @@ func (s *Server) pingDBServer(ctx context.Context, d *lifeboat.DBServer, passwor
 }
 
 func dbTarget(d *lifeboat.DBServer, password string) capture.DBTarget {
-	return capture.DBTarget{Server: d.Name, Host: d.Host, Port: d.Port, User: d.User, Password: password, SSLMode: d.SSLMode}
+	t := capture.DBTarget{Server: d.Name, Host: d.Host, Port: d.Port, User: d.User, Password: password, SSLMode: d.SSLMode}
+	if d.Via != "" {
+		t.Registered = net.JoinHostPort(d.Host, strconv.Itoa(d.Port)) + " via " + d.Via
+	}
+	return t
 }
 
 // resolveDB is the guard's database server resolver.
@@ -188,6 +202,12 @@ func (s *Server) resolveDB(ctx context.Context) func(name string) (capture.DBTar
 		if err != nil {
 			return capture.DBTarget{}, "", err
 		}
-		return dbTarget(d, pw), d.Engine, nil
+		t := dbTarget(d, pw)
+		if d.Via != "" {
+			if t, err = s.tunnel(ctx, nil, d.Via, t); err != nil {
+				return capture.DBTarget{}, "", fmt.Errorf("database server %s: %w", name, err)
+			}
+		}
+		return t, d.Engine, nil
 	}
 }

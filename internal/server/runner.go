@@ -295,6 +295,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			info, err := capture.RestoreDB(ctx, v, p, c, t, database, opts)
+			t.Close()
 			close(stop)
 			if err != nil {
 				return res, err

@@ -479,9 +479,11 @@ func (s *Server) startRestore(ctx context.Context, p *lifeboat.Principal, app st
 				kind = c.Kind
 			}
 		}
-		if _, err := g.DB(server, kind); err != nil {
+		t, err := g.DB(server, kind)
+		if err != nil {
 			return nil, false, err
 		}
+		t.Close()
 	} else if req.To != "original" {
 		g, err := s.guard(ctx)
 		if err != nil {

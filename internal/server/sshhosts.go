@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
@@ -67,12 +69,24 @@ func (s *Server) prepareSSHHost(ctx context.Context, tx *catalog.Tx, h *lifeboat
 
 // dialSSH logs in to a registered SSH host: its recorded host key only.
 func (s *Server) dialSSH(ctx context.Context, h *lifeboat.Host) (*ssh.Client, error) {
+	return s.dialSSHTx(ctx, nil, h)
+}
+
+// dialSSHTx is dialSSH reading the key in tx (nil: a transaction of its
+// own; never nest one in another: SQLite has one connection).
+func (s *Server) dialSSHTx(ctx context.Context, tx *catalog.Tx, h *lifeboat.Host) (*ssh.Client, error) {
 	var sealed string
-	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+	read := func(tx *catalog.Tx) error {
 		var err error
 		sealed, err = tx.Secret(ctx, hostKeyName(h.Name))
 		return err
-	})
+	}
+	var err error
+	if tx != nil {
+		err = read(tx)
+	} else {
+		err = s.db.View(ctx, read)
+	}
 	if err != nil {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "host %s has no private key recorded", h.Name)
 	}
@@ -81,6 +95,40 @@ func (s *Server) dialSSH(ctx context.Context, h *lifeboat.Host) (*ssh.Client, er
 		return nil, err
 	}
 	return ssh.Dial(ctx, ssh.Config{Addr: h.Address, User: h.User, PrivateKey: pem, HostKey: h.HostKey})
+}
+
+// tunnel reaches a database server registered behind an SSH host: a local
+// forward through the host to the server's address as the host sees it.
+func (s *Server) tunnel(ctx context.Context, tx *catalog.Tx, via string, t capture.DBTarget) (capture.DBTarget, error) {
+	var h *lifeboat.Host
+	read := func(tx *catalog.Tx) error {
+		var err error
+		h, err = tx.Host(ctx, via)
+		return err
+	}
+	var err error
+	if tx != nil {
+		err = read(tx)
+	} else {
+		err = s.db.View(ctx, read)
+	}
+	if err != nil || h.Kind != "ssh" {
+		return t, lifeboat.Errorf(lifeboat.EInvalid, "database server %s: via %q is not a registered SSH host", t.Server, via)
+	}
+	cl, err := s.dialSSHTx(ctx, tx, h)
+	if err != nil {
+		return t, err
+	}
+	local, stop, err := cl.Forward(context.WithoutCancel(ctx), net.JoinHostPort(t.Host, strconv.Itoa(t.Port)))
+	if err != nil {
+		cl.Close()
+		return t, err
+	}
+	host, port, _ := net.SplitHostPort(local)
+	t.Host = host
+	t.Port, _ = strconv.Atoi(port)
+	t.OnClose(func() { stop(); cl.Close() })
+	return t, nil
 }
 
 // dialRemote opens a remote tree of a registered SSH host.
