@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
