@@ -225,7 +225,18 @@ server's machine) once and seals it; it is never stored in clear or shown.
 				h := lifeboat.Host{Name: args[0], Kind: "ssh", Address: address, User: user, KeyFile: kf, Fingerprint: fingerprint,
 					Roots: roots, RestoreRoots: restoreRoots}
 				var out lifeboat.Host
-				if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/hosts/%s", h.Name), h, &out); err != nil {
+				err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/hosts/%s", h.Name), h, &out)
+				if fp := offeredFingerprint(err); fp != "" && h.Fingerprint == "" && env.ReadPassword != nil {
+					// On a terminal: show the key and ask, as ssh does.
+					fmt.Fprintf(env.Stderr, "Host %s at %s offers the host key %s.\nTrust it and record it? [y/N] ", h.Name, h.Address, fp)
+					line, _ := env.stdinReader.ReadString('\n')
+					if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+						return lifeboat.Errorf(lifeboat.EInvalid, "host %s not registered: its host key was not confirmed", h.Name)
+					}
+					h.Fingerprint = fp
+					err = c.Do(cmd.Context(), "PUT", api.Path("/api/v1/hosts/%s", h.Name), h, &out)
+				}
+				if err != nil {
 					return err
 				}
 				if f.out.json() {
@@ -701,4 +712,23 @@ func retentionString(r lifeboat.Retention) string {
 		return "keep all"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// offeredFingerprint extracts the fingerprint a server asks to confirm from
+// its "register it with fingerprint SHA256:..." answer ("" otherwise).
+func offeredFingerprint(err error) string {
+	if err == nil || lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		return ""
+	}
+	msg := err.Error()
+	const mark = "register it with fingerprint "
+	i := strings.Index(msg, mark)
+	if i < 0 {
+		return ""
+	}
+	fp, _, _ := strings.Cut(msg[i+len(mark):], " ")
+	if !strings.HasPrefix(fp, "SHA256:") {
+		return ""
+	}
+	return fp
 }
