@@ -41,6 +41,9 @@ type Guard struct {
 	DBServer func(name string) (DBTarget, string, error)
 	// Remote opens a tree on an SSH host (nil: no remote hosts).
 	Remote func(ctx context.Context, host *lifeboat.Host, root string) (vault.RemoteFS, error)
+	// RemoteRead reads one small file of an SSH host (at most max bytes),
+	// with its mode.
+	RemoteRead func(ctx context.Context, host *lifeboat.Host, path string, max int64) ([]byte, os.FileMode, error)
 	// RemoteTarget opens an SSH host for a restore (the caller closes it).
 	RemoteTarget func(ctx context.Context, host *lifeboat.Host) (RemoteTarget, io.Closer, error)
 }
@@ -253,8 +256,8 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 			}
 			p.Sources = append(p.Sources, vault.Source{Name: c.Name, Path: c.Path, Kind: lifeboat.KindFiles, Excludes: c.Exclude, Includes: c.Include})
 		case lifeboat.KindConfig:
-			if h, _ := g.host(c.Host); remote(h) {
-				return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: config components on SSH hosts are not supported yet", app.Name, c.Name)
+			if h, _ := g.host(c.Host); remote(h) && g.RemoteRead == nil {
+				return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: no SSH support", app.Name, c.Name)
 			}
 			if p.staging == "" {
 				if err := os.MkdirAll(stagingDir, 0o700); err != nil {
@@ -262,7 +265,7 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 				}
 				p.staging = stagingDir
 			}
-			src, settings, err := stageConfig(app, &c, g, filepath.Join(stagingDir, c.Name))
+			src, settings, err := stageConfig(ctx, app, &c, g, filepath.Join(stagingDir, c.Name))
 			if err != nil {
 				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
 			}
@@ -306,17 +309,21 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 	return p, nil
 }
 
-func stageConfig(app *lifeboat.App, c *lifeboat.Component, g *Guard, dir string) (vault.Source, config.Settings, error) {
+func stageConfig(ctx context.Context, app *lifeboat.App, c *lifeboat.Component, g *Guard, dir string) (vault.Source, config.Settings, error) {
 	var all config.Settings
 	meta := ConfigMeta{Version: 1}
 	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
 		return vault.Source{}, nil, err
 	}
+	read := readRegular
+	if h, _ := g.host(c.Host); remote(h) {
+		read = func(p string) ([]byte, os.FileMode, error) { return g.RemoteRead(ctx, h, p, maxConfigFile) }
+	}
 	for i, f := range c.Files {
 		if err := g.CheckSource(c.Host, f); err != nil {
 			return vault.Source{}, nil, err
 		}
-		data, mode, err := readRegular(f)
+		data, mode, err := read(f)
 		if err != nil {
 			return vault.Source{}, nil, err
 		}
@@ -361,6 +368,9 @@ func stageConfig(app *lifeboat.App, c *lifeboat.Component, g *Guard, dir string)
 	desc := "config"
 	if len(c.Files) > 0 {
 		desc += ":" + strings.Join(c.Files, ",")
+	}
+	if h, _ := g.host(c.Host); remote(h) {
+		desc = "ssh://" + h.Name + "/" + desc // never restored to this machine's paths
 	}
 	return vault.Source{Name: c.Name, Path: dir, Kind: lifeboat.KindConfig, Describe: desc}, all, nil
 }

@@ -247,15 +247,20 @@ func TestSSHHost(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>remote ✓</h1>"), 0o644)
 	os.WriteFile(filepath.Join(root, "img", "logo.png"), []byte(strings.Repeat("PNG", 100000)), 0o644)
 	os.Symlink("index.html", filepath.Join(root, "home.html"))
+	os.MkdirAll(filepath.Join(root, "..", filepath.Base(root)+"-etc"), 0o755)
+	remoteEnv := filepath.Join(filepath.Dir(root), filepath.Base(root)+"-etc", "web.env")
+	os.WriteFile(remoteEnv, []byte("SITE_NAME=remote shop\nSESSION_KEY=remote-secret-123\n"), 0o640)
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(remoteEnv)) })
 	// The tree belongs to the SSH user (it swaps it in place on restore).
 	if u, err := user.Lookup(env["LIFEBOAT_TEST_SSH_USER"]); err == nil && os.Geteuid() == 0 {
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+		filepath.Walk(filepath.Dir(remoteEnv), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
 	}
 	mark := filepath.Join(root, "hook.out")
 	h := lifeboat.Host{Name: "web1", Kind: "ssh", Address: env["LIFEBOAT_TEST_SSH_HOST"] + ":" + env["LIFEBOAT_TEST_SSH_PORT"], User: env["LIFEBOAT_TEST_SSH_USER"],
-		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: []string{root},
+		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: []string{root, filepath.Dir(remoteEnv)},
 		Commands: map[string]lifeboat.HostCommand{"flush": {Argv: []string{"/bin/sh", "-c", `echo "flushed $LIFEBOAT_APP $(pwd)" > "$MARK"; echo 'on $(hostname)'`}, Env: map[string]string{"MARK": mark}, Dir: root}}}
 	// Without a fingerprint: refused, and the error shows the one to confirm.
 	err = ts.do(t, "PUT", "/api/v1/hosts/web1", h, nil)
@@ -277,6 +282,8 @@ func TestSSHHost(t *testing.T) {
 	doc := f.doc()
 	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "www", Kind: "files", Host: "web1", Path: root, Exclude: []string{"hook.out"}})
 	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "flush", Host: "web1"}}
+	doc.Apps[0].Public = append(doc.Apps[0].Public, "SITE_NAME")
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "webconf", Kind: "config", Host: "web1", Files: []string{remoteEnv}})
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
 	j1 := ts.backup(t, "shop")
 	r1 := result[BackupResult](t, j1)
@@ -293,10 +300,27 @@ func TestSSHHost(t *testing.T) {
 		t.Errorf("remote hook output not in the job log: %+v", logs.Items)
 	}
 	r2 := result[BackupResult](t, ts.backup(t, "shop"))
-	if r2.Stats.UnchangedFiles < r1.Stats.Files-2 { // the staged config is always new
-		t.Errorf("second backup re-read remote files: %+v", r2.Stats)
+	// Only the small staged config files are read again, never the remote
+	// tree's unchanged files (logo.png alone is 300 KB).
+	if r2.Stats.BytesRead > 10000 || r2.Stats.UnchangedFiles < 4 {
+		t.Errorf("second backup re-read remote files: %+v (first %+v)", r2.Stats, r1.Stats)
+	}
+	// The remote config's settings: public shown, secret masked.
+	code, body := ts.rawDo(t, "GET", "/api/v1/apps/shop/points/"+r2.Point, ts.token, "")
+	if code != 200 || !strings.Contains(body, `"remote shop"`) || strings.Contains(body, "remote-secret-123") || !strings.Contains(body, "webconf/web.env:SESSION_KEY") {
+		t.Errorf("remote config settings: %d %.400s", code, body)
 	}
 	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"webconf"}, To: filepath.Join(f.restoreRoot, "conf")}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore of the remote config: %s", d.Error)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.restoreRoot, "conf", "webconf", "files", "0", "web.env")); !strings.Contains(string(b), "SITE_NAME=remote shop") {
+		t.Errorf("remote config restored: %q", b)
+	}
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"webconf"}, To: "original"}, nil); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("remote config to its original place: %v", err)
+	}
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: filepath.Join(f.restoreRoot, "web")}, &rj)
 	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
 		t.Fatalf("restore of the remote tree: %s", d.Error)

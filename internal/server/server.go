@@ -329,7 +329,7 @@ func randomHex(n int) string {
 
 // guard returns the capture guard with the current hosts.
 func (s *Server) guard(ctx context.Context) (*capture.Guard, error) {
-	g := &capture.Guard{Hosts: map[string]*lifeboat.Host{}, DataDir: s.cfg.DataDir, DBServer: s.resolveDB(ctx), Remote: s.dialRemote, RemoteTarget: s.remoteTarget}
+	g := &capture.Guard{Hosts: map[string]*lifeboat.Host{}, DataDir: s.cfg.DataDir, DBServer: s.resolveDB(ctx), Remote: s.dialRemote, RemoteRead: s.remoteRead, RemoteTarget: s.remoteTarget}
 	err := s.db.View(ctx, func(tx *catalog.Tx) error {
 		hs, err := tx.Hosts(ctx)
 		for _, h := range hs {

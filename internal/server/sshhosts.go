@@ -183,3 +183,33 @@ func (t *sshTree) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 }
 
 func (t *sshTree) Close() error { return t.c.Close() }
+
+// remoteRead reads one small file of an SSH host with its mode (from the
+// host's own listing of it), refusing anything but a regular file.
+func (s *Server) remoteRead(ctx context.Context, h *lifeboat.Host, p string, max int64) ([]byte, os.FileMode, error) {
+	c, err := s.dialSSH(ctx, h)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer c.Close()
+	es, err := c.Scan(ctx, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(es) != 1 || es[0].Type != 'f' {
+		return nil, 0, lifeboat.Errorf(lifeboat.EInvalid, "config file %s on host %s is not a regular file", p, h.Name)
+	}
+	if es[0].Size > max {
+		return nil, 0, lifeboat.Errorf(lifeboat.EInvalid, "config file %s on host %s is %d bytes; config files are at most %d", p, h.Name, es[0].Size, max)
+	}
+	rc, err := c.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	return data, os.FileMode(es[0].Mode & 0o777), nil
+}
