@@ -313,12 +313,11 @@ func TestEndToEndPostgres(t *testing.T) {
 		!strings.Contains(strings.Join(job.Result.Components[0].Target, " "), copyName) {
 		t.Fatalf("restore into a new database: %v %s", err, r.stdout)
 	}
-	// Not again into the same database: the job fails (exit 1: the
-	// "exists" is found by the job, not when it is requested), and the
-	// database it found is left alone.
+	// Not again into the same database: refused when requested (exit 8,
+	// "exists"), and the database is left alone.
 	r = lifeboat(t, env, "restore", "--app", "orders", "latest", "--component", "db", "--to", "db:pg-main/"+copyName)
 	st.outputs = append(st.outputs, r.stdout, r.stderr)
-	if r.code == 0 || !strings.Contains(r.stderr, copyName+": already exists") {
+	if r.code != 8 || !strings.Contains(r.stderr, copyName+" already exists") {
 		t.Errorf("restore into an existing database: exit %d %s", r.code, r.stderr)
 	}
 	app.stop(t)

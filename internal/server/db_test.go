@@ -69,6 +69,9 @@ func TestMySQLComponent(t *testing.T) {
 	if n := mariadbSQL(t, env, "SELECT count(*) FROM "+db+"_copy.orders"); n != "3" {
 		t.Errorf("new database has %s rows, want 3", n)
 	}
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "db:my/" + db + "_copy"}, nil); codeOf(err) != lifeboat.EExists {
+		t.Errorf("restore into an existing database: %v", err)
+	}
 	if got := mariadbSQL(t, env, "SELECT item FROM "+db+"_copy.orders WHERE id = 3"); got != "🍵" {
 		t.Errorf("unicode row: %q", got)
 	}
@@ -153,6 +156,9 @@ func TestPostgresComponent(t *testing.T) {
 	cp.QueryRow(`SELECT item, blob FROM orders WHERE id = 3`).Scan(&item, &blob)
 	if n != 3 || item != "🍵" || string(blob) != "\xde\xad\xbe\xef" {
 		t.Errorf("new database: %d rows, %q %x", n, item, blob)
+	}
+	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "db:pg/" + db + "_copy"}, nil); codeOf(err) != lifeboat.EExists {
+		t.Errorf("restore into an existing database: %v", err)
 	}
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "original", Confirm: true}, &rj)
 	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {

@@ -483,7 +483,16 @@ func (s *Server) startRestore(ctx context.Context, p *lifeboat.Principal, app st
 		if err != nil {
 			return nil, false, err
 		}
+		// A new database must be new: refuse now rather than fail the job.
+		_, database, _ := dbTargetSpec(req.To)
+		exists, err := dbExists(ctx, kind, t, database)
 		t.Close()
+		if err != nil {
+			return nil, false, err
+		}
+		if exists {
+			return nil, false, lifeboat.Errorf(lifeboat.EExists, "database %s already exists on server %s: restore into a new name, or to the original place", database, server)
+		}
 	} else if req.To != "original" {
 		g, err := s.guard(ctx)
 		if err != nil {
@@ -653,4 +662,21 @@ func readCredsFile(path string) (string, string, error) {
 		return "", "", lifeboat.Errorf(lifeboat.EInvalid, "credentials file %s: %v", path, err)
 	}
 	return location.ParseCredentials(path, b)
+}
+
+// dbExists asks a database server whether database exists (a check with no
+// expectations: an unknown database is the driver's ENotFound).
+func dbExists(ctx context.Context, kind string, t capture.DBTarget, database string) (bool, error) {
+	drv := capture.DBDrivers[kind]
+	if drv == nil {
+		return false, lifeboat.Errorf(lifeboat.EInvalid, "no driver for %s databases in this build", kind)
+	}
+	err := drv.Verify(ctx, t, database, &lifeboat.DatabaseInfo{})
+	switch lifeboat.ErrorCode(err) {
+	case lifeboat.ENotFound:
+		return false, nil
+	case lifeboat.EUnavailable, lifeboat.EAuth:
+		return false, err
+	}
+	return true, nil // verified (empty) or differing (has tables): it is there
 }
