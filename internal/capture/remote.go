@@ -25,6 +25,9 @@ type RemoteTarget interface {
 	// Swap puts staging at target (with mode) and returns where the
 	// replaced tree was moved ("" if there was none).
 	Swap(staging, target string, mode uint32) (old string, err error)
+	// SwapFile puts the file written at rel in staging in place of the
+	// file target, returning where the replaced one was moved.
+	SwapFile(staging, rel, target string) (old string, err error)
 	// RemoveAll removes a tree the restore kept or left behind.
 	RemoveAll(ctx context.Context, p string) error
 }
@@ -116,6 +119,54 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 	sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
 	if old != "" {
 		sw.Old = []string{old}
+	}
+	return sw, res, nil
+}
+
+// RestoreRemoteConfig puts the config files of a point back on the SSH host
+// they were read from, each through a staging directory next to it (the
+// replaced file kept until the health check).
+func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+	meta, err := readMeta(ctx, v, p, c.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sw := &Swap{Component: c.Name, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
+	res := &vault.RestoreResult{}
+	for _, f := range meta.Files {
+		n, err := v.Lookup(ctx, p, c.Name+"/"+f.Stored)
+		if err != nil {
+			return sw, res, err
+		}
+		if n.Type != tree.File {
+			return sw, res, lifeboat.Errorf(lifeboat.ECorrupt, "point %s: config file %s is not a file", p.ID[:8], f.Stored)
+		}
+		st, err := rt.MkdirStaging(f.Path)
+		if err != nil {
+			return sw, res, err
+		}
+		r, err := v.OpenFile(ctx, n)
+		if err == nil {
+			err = rt.WriteFile(st, path.Base(f.Path), n.Mode, r)
+		}
+		var old string
+		if err == nil {
+			old, err = rt.SwapFile(st, path.Base(f.Path), f.Path)
+		}
+		if err != nil {
+			rt.RemoveAll(context.WithoutCancel(ctx), st)
+			return sw, res, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		sw.Target = append(sw.Target, f.Path)
+		if old != "" {
+			sw.Old = append(sw.Old, old)
+		}
+		res.Files++
+		res.Bytes += n.Size
+		if prog != nil {
+			prog.Files.Add(1)
+			prog.Bytes.Add(n.Size)
+		}
 	}
 	return sw, res, nil
 }

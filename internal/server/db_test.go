@@ -324,8 +324,20 @@ func TestSSHHost(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(f.restoreRoot, "conf", "webconf", "files", "0", "web.env")); !strings.Contains(string(b), "SITE_NAME=remote shop") {
 		t.Errorf("remote config restored: %q", b)
 	}
-	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"webconf"}, To: "original"}, nil); codeOf(err) != lifeboat.EInvalid {
-		t.Errorf("remote config to its original place: %v", err)
+	// And back to its place on the host, the replaced file removed after.
+	os.WriteFile(remoteEnv, []byte("SITE_NAME=defaced\n"), 0o640)
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"webconf"}, To: "original"}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("remote config to its original place: %s", d.Error)
+	}
+	if b, _ := os.ReadFile(remoteEnv); string(b) != "SITE_NAME=remote shop\nSESSION_KEY=remote-secret-123\n" {
+		t.Errorf("remote config after restore: %q", b)
+	}
+	if st, _ := os.Stat(remoteEnv); st.Mode().Perm() != 0o640 {
+		t.Errorf("remote config mode %o", st.Mode().Perm())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(remoteEnv), ".lifeboat-*")); len(left) != 0 {
+		t.Errorf("left next to the remote config: %v", left)
 	}
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: filepath.Join(f.restoreRoot, "web")}, &rj)
 	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {

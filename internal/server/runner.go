@@ -320,7 +320,11 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			defer closer.Close()
-			sw, rr, err := capture.RestoreRemote(ctx, v, p, c, rt, prog)
+			restore := capture.RestoreRemote
+			if c.Kind == lifeboat.KindConfig {
+				restore = capture.RestoreRemoteConfig
+			}
+			sw, rr, err := restore(ctx, v, p, c, rt, prog)
 			close(stop)
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)
@@ -390,6 +394,14 @@ func (s *Server) present(ctx context.Context, g *capture.Guard, c lifeboat.Compo
 			return true // let the safety point fail, with the cause
 		}
 		defer cl.Close()
+		if c.Kind == lifeboat.KindConfig {
+			for _, f := range c.Files {
+				if cl.Run(ctx, []string{"test", "-f", f}, nil, io.Discard) != nil {
+					return false
+				}
+			}
+			return true
+		}
 		return cl.Run(ctx, []string{"test", "-d", c.Path}, nil, io.Discard) == nil
 	}
 	return presentLocal(c)

@@ -302,3 +302,62 @@ func (c *Client) Swap(st, target string, mode uint32) (old string, err error) {
 	c.mu.Unlock()
 	return old, nil
 }
+
+// SwapFile puts the regular file written at rel in staging st in place of
+// the file target (same directory as st), moving the current target aside
+// first (returned as old; "" if there was none), then removes the emptied
+// staging directory. The same atomicity as Swap: target is the old file or
+// the new one, briefly absent between the two renames.
+func (c *Client) SwapFile(st, rel, target string) (old string, err error) {
+	target, err = c.checkTarget(target)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	s := c.stagings[st]
+	c.mu.Unlock()
+	if s == nil || path.Dir(st) != path.Dir(target) {
+		return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a staging directory for it", c.addr, target, st)
+	}
+	if err := c.checkRel(st, rel); err != nil {
+		return "", err
+	}
+	sc, err := c.sftp()
+	if err != nil {
+		return "", err
+	}
+	if err := c.checkDirs(sc, path.Dir(target)); err != nil {
+		return "", err
+	}
+	src := path.Join(st, rel)
+	if fi, err := sc.Lstat(src); err != nil || !fi.Mode().IsRegular() {
+		return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a regular file", c.addr, target, src)
+	}
+	rename := sc.Rename
+	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
+		rename = sc.PosixRename
+	}
+	switch fi, err := sc.Lstat(target); {
+	case err == nil:
+		if !fi.Mode().IsRegular() {
+			return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: the target is not a regular file", c.addr, target)
+		}
+		old = path.Join(path.Dir(target), oldPrefix+path.Base(target)+"-"+randomSuffix())
+		if err := rename(target, old); err != nil {
+			return "", fmt.Errorf("restore %s: move %s aside: %w", c.addr, target, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
+	}
+	if err := rename(src, target); err != nil {
+		if old != "" {
+			rename(old, target)
+		}
+		return "", fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, src, target, err)
+	}
+	sc.RemoveDirectory(st)
+	c.mu.Lock()
+	delete(c.stagings, st)
+	c.mu.Unlock()
+	return old, nil
+}
