@@ -140,6 +140,15 @@ func (s *Server) runHook(ctx context.Context, r *jobs.Run, a *lifeboat.App, name
 	cmd.Stdin = nil
 	start := time.Now()
 	err := cmd.Run()
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
+		return lifeboat.Errorf(lifeboat.EInvalid, "%s: %s not found", name, c.Argv[0])
+	}
+	return hookOutcome(ctx, hctx, r, name, &out, start, timeout, err)
+}
+
+// hookOutcome logs a hook's output line by line and turns its end into
+// the job's: done, timed out, or failed, naming the hook.
+func hookOutcome(ctx, hctx context.Context, r *jobs.Run, name string, out *bytes.Buffer, start time.Time, timeout time.Duration, err error) error {
 	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
 		if line != "" {
 			r.Logf(ctx, "info", "%s: %s", name, line)
@@ -151,8 +160,6 @@ func (s *Server) runHook(ctx context.Context, r *jobs.Run, a *lifeboat.App, name
 		return nil
 	case errors.Is(hctx.Err(), context.DeadlineExceeded):
 		return lifeboat.Errorf(lifeboat.EInvalid, "%s timed out after %s", name, timeout)
-	case errors.Is(err, os.ErrNotExist) || errors.Is(err, exec.ErrNotFound):
-		return lifeboat.Errorf(lifeboat.EInvalid, "%s: %s not found", name, c.Argv[0])
 	default:
 		return lifeboat.Errorf(lifeboat.EInvalid, "%s failed: %v", name, err)
 	}
@@ -203,18 +210,5 @@ func (s *Server) runRemoteHook(ctx context.Context, r *jobs.Run, a *lifeboat.App
 	var out bytes.Buffer
 	start := time.Now()
 	err = cl.Run(hctx, argv, nil, &limitWriter{w: &out, n: maxHookOutput})
-	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
-		if line != "" {
-			r.Logf(ctx, "info", "%s: %s", name, line)
-		}
-	}
-	switch {
-	case err == nil:
-		r.Logf(ctx, "info", "%s done in %s", name, time.Since(start).Round(time.Millisecond))
-		return nil
-	case errors.Is(hctx.Err(), context.DeadlineExceeded):
-		return lifeboat.Errorf(lifeboat.EInvalid, "%s timed out after %s", name, timeout)
-	default:
-		return lifeboat.Errorf(lifeboat.EInvalid, "%s failed: %v", name, err)
-	}
+	return hookOutcome(ctx, hctx, r, name, &out, start, timeout, err)
 }
