@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -35,10 +35,7 @@ import (
 func BenchmarkSchedulerTick10kApps(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchTick(b, "") })
 	b.Run("postgres", func(b *testing.B) {
-		base := os.Getenv("LIFEBOAT_TEST_PG_DSN")
-		if base == "" {
-			b.Skip("LIFEBOAT_TEST_PG_DSN not set")
-		}
+		base := testenv.Require(b, "LIFEBOAT_TEST_PG_DSN")["LIFEBOAT_TEST_PG_DSN"]
 		admin, err := sql.Open("pgx", base)
 		if err != nil {
 			b.Fatal(err)

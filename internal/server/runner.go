@@ -88,7 +88,15 @@ func reportProgress(r *jobs.Run, prog *vault.Progress, comp *string, stop <-chan
 	}
 }
 
+// settingsHasher returns the keyed hasher of settings, creating its key
+// (sealed in the catalog) on first use; loaded once per process, since
+// every point view and backup needs it.
 func (s *Server) settingsHasher(ctx context.Context) (*config.Hasher, error) {
+	s.hasherMu.Lock()
+	defer s.hasherMu.Unlock()
+	if s.hasher != nil {
+		return s.hasher, nil
+	}
 	var key []byte
 	err := s.db.Update(ctx, func(tx *catalog.Tx) error {
 		sealed, err := tx.Secret(ctx, "settings-hash-key")
@@ -105,7 +113,12 @@ func (s *Server) settingsHasher(ctx context.Context) (*config.Hasher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return config.NewHasher(key)
+	h, err := config.NewHasher(key)
+	if err != nil {
+		return nil, err
+	}
+	s.hasher = h
+	return h, nil
 }
 
 // backupApp captures app into its vault as one point and records it.

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
+	"github.com/lifeboat-vault/lifeboat/internal/capture/config"
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/jobs"
 	"github.com/lifeboat-vault/lifeboat/internal/keys"
@@ -82,6 +83,8 @@ type Server struct {
 	// Warnings found at start (e.g. a vault on the data directory's file system).
 	warnings []string
 	schedMu  sync.Mutex
+	hasherMu sync.Mutex
+	hasher   *config.Hasher // settings hasher, loaded once
 	// testHook runs at the start of every backup job (tests only).
 	testHook func(ctx context.Context, j *lifeboat.Job) error
 }

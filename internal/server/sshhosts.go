@@ -76,17 +76,11 @@ func (s *Server) dialSSH(ctx context.Context, h *lifeboat.Host) (*ssh.Client, er
 // own; never nest one in another: SQLite has one connection).
 func (s *Server) dialSSHTx(ctx context.Context, tx *catalog.Tx, h *lifeboat.Host) (*ssh.Client, error) {
 	var sealed string
-	read := func(tx *catalog.Tx) error {
+	err := s.inTx(ctx, tx, func(tx *catalog.Tx) error {
 		var err error
 		sealed, err = tx.Secret(ctx, hostKeyName(h.Name))
 		return err
-	}
-	var err error
-	if tx != nil {
-		err = read(tx)
-	} else {
-		err = s.db.View(ctx, read)
-	}
+	})
 	if err != nil {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "host %s has no private key recorded", h.Name)
 	}
@@ -97,21 +91,24 @@ func (s *Server) dialSSHTx(ctx context.Context, tx *catalog.Tx, h *lifeboat.Host
 	return ssh.Dial(ctx, ssh.Config{Addr: h.Address, User: h.User, PrivateKey: pem, HostKey: h.HostKey})
 }
 
+// inTx runs fn in tx, or in a read transaction of its own when tx is nil
+// (never nest one in another: SQLite has one connection).
+func (s *Server) inTx(ctx context.Context, tx *catalog.Tx, fn func(*catalog.Tx) error) error {
+	if tx != nil {
+		return fn(tx)
+	}
+	return s.db.View(ctx, fn)
+}
+
 // tunnel reaches a database server registered behind an SSH host: a local
 // forward through the host to the server's address as the host sees it.
 func (s *Server) tunnel(ctx context.Context, tx *catalog.Tx, via string, t capture.DBTarget) (capture.DBTarget, error) {
 	var h *lifeboat.Host
-	read := func(tx *catalog.Tx) error {
+	err := s.inTx(ctx, tx, func(tx *catalog.Tx) error {
 		var err error
 		h, err = tx.Host(ctx, via)
 		return err
-	}
-	var err error
-	if tx != nil {
-		err = read(tx)
-	} else {
-		err = s.db.View(ctx, read)
-	}
+	})
 	if err != nil || h.Kind != "ssh" {
 		return t, lifeboat.Errorf(lifeboat.EInvalid, "database server %s: via %q is not a registered SSH host", t.Server, via)
 	}

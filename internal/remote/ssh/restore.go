@@ -256,29 +256,12 @@ func (c *Client) Symlink(st, rel, linkTarget string) error {
 // first is undone; after a crash between them, old and st are both still
 // there under their .lifeboat-* names.
 func (c *Client) Swap(st, target string, mode uint32) (old string, err error) {
-	target, err = c.checkTarget(target)
+	sc, target, rename, err := c.swapPrepare(st, target)
 	if err != nil {
-		return "", err
-	}
-	c.mu.Lock()
-	s := c.stagings[st]
-	c.mu.Unlock()
-	if s == nil || path.Dir(st) != path.Dir(target) {
-		return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a staging directory for it", c.addr, target, st)
-	}
-	sc, err := c.sftp()
-	if err != nil {
-		return "", err
-	}
-	if err := c.checkDirs(sc, path.Dir(target)); err != nil {
 		return "", err
 	}
 	if err := sc.Chmod(st, toFileMode(mode)); err != nil {
 		return "", fmt.Errorf("restore %s: chmod %s: %w", c.addr, st, err)
-	}
-	rename := sc.Rename
-	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
-		rename = sc.PosixRename
 	}
 	switch _, err := sc.Lstat(target); {
 	case err == nil:
@@ -309,33 +292,16 @@ func (c *Client) Swap(st, target string, mode uint32) (old string, err error) {
 // staging directory. The same atomicity as Swap: target is the old file or
 // the new one, briefly absent between the two renames.
 func (c *Client) SwapFile(st, rel, target string) (old string, err error) {
-	target, err = c.checkTarget(target)
-	if err != nil {
-		return "", err
-	}
-	c.mu.Lock()
-	s := c.stagings[st]
-	c.mu.Unlock()
-	if s == nil || path.Dir(st) != path.Dir(target) {
-		return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a staging directory for it", c.addr, target, st)
-	}
 	if err := c.checkRel(st, rel); err != nil {
 		return "", err
 	}
-	sc, err := c.sftp()
+	sc, target, rename, err := c.swapPrepare(st, target)
 	if err != nil {
-		return "", err
-	}
-	if err := c.checkDirs(sc, path.Dir(target)); err != nil {
 		return "", err
 	}
 	src := path.Join(st, rel)
 	if fi, err := sc.Lstat(src); err != nil || !fi.Mode().IsRegular() {
 		return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a regular file", c.addr, target, src)
-	}
-	rename := sc.Rename
-	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
-		rename = sc.PosixRename
 	}
 	switch fi, err := sc.Lstat(target); {
 	case err == nil:
@@ -360,4 +326,33 @@ func (c *Client) SwapFile(st, rel, target string) (old string, err error) {
 	delete(c.stagings, st)
 	c.mu.Unlock()
 	return old, nil
+}
+
+// swapPrepare checks a swap of staging st into target (this client's
+// staging directory, in target's directory, whose parents are no symlinks)
+// and returns the SFTP client, the clean target and the rename to use (an
+// atomic replace where the server offers it).
+func (c *Client) swapPrepare(st, target string) (*sftp.Client, string, func(string, string) error, error) {
+	target, err := c.checkTarget(target)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	c.mu.Lock()
+	s := c.stagings[st]
+	c.mu.Unlock()
+	if s == nil || path.Dir(st) != path.Dir(target) {
+		return nil, "", nil, lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a staging directory for it", c.addr, target, st)
+	}
+	sc, err := c.sftp()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := c.checkDirs(sc, path.Dir(target)); err != nil {
+		return nil, "", nil, err
+	}
+	rename := sc.Rename
+	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
+		rename = sc.PosixRename
+	}
+	return sc, target, rename, nil
 }
