@@ -12,7 +12,10 @@ func TestCompressRoundTrip(t *testing.T) {
 	text := bytes.Repeat([]byte("lifeboat vault "), 10000)
 	random := make([]byte, 200000)
 	rand.Read(random)
-	for name, in := range map[string][]byte{"empty": nil, "small": []byte("x"), "text": text, "random": random} {
+	// Random bytes repeated: every byte value equally common, so only
+	// matches can shrink it, and they halve it.
+	repeated := append(append([]byte(nil), random[:100000]...), random[:100000]...)
+	for name, in := range map[string][]byte{"empty": nil, "small": []byte("x"), "text": text, "random": random, "repeated": repeated} {
 		f := Compress(nil, in)
 		out, err := Decompress(nil, f)
 		if err != nil || !bytes.Equal(out, in) {
@@ -26,6 +29,10 @@ func TestCompressRoundTrip(t *testing.T) {
 		case "random":
 			if f[0] != Raw {
 				t.Errorf("random data stored compressed")
+			}
+		case "repeated":
+			if f[0] != Zstd || len(f) > len(in)*6/10 {
+				t.Errorf("repeated random data not compressed: %d -> %d", len(in), len(f))
 			}
 		}
 	}
