@@ -272,6 +272,8 @@ SSHD=/usr/sbin/sshd # absolute: sshd re-execs itself and refuses a relative path
 SSH_TEST_USER=lbsshtest
 
 sshd_install() {
+	# sqlite3: the SSH host's own tool, which sqlite components on SSH hosts use.
+	command -v sqlite3 >/dev/null || apt_need sqlite3
 	[ -x "$SSHD" ] && command -v ssh-keygen >/dev/null && return 0
 	apt_need openssh-server # starts nothing (policy-rc.d), listens nowhere
 	[ -x "$SSHD" ] || die "openssh-server installed but $SSHD not found"

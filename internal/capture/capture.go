@@ -197,8 +197,8 @@ type Prepared struct {
 
 // Close removes the staging copies and closes remote connections.
 func (p *Prepared) Close() error {
-	for _, c := range p.closers {
-		c.Close()
+	for i := len(p.closers) - 1; i >= 0; i-- { // last opened, first closed
+		p.closers[i].Close()
 	}
 	p.closers = nil
 	if p.staging == "" {
@@ -272,11 +272,26 @@ func Prepare(ctx context.Context, app *lifeboat.App, g *Guard, stagingDir string
 			p.Sources = append(p.Sources, src)
 			p.Settings = append(p.Settings, settings...)
 		case lifeboat.KindSQLite:
-			if h, _ := g.host(c.Host); remote(h) {
-				return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: sqlite components on SSH hosts are not supported yet", app.Name, c.Name)
-			}
 			if err := g.CheckSource(c.Host, c.Path); err != nil {
 				return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+			}
+			if h, _ := g.host(c.Host); remote(h) {
+				if g.RemoteTarget == nil {
+					return nil, lifeboat.Errorf(lifeboat.EInvalid, "app %s, component %s: no SSH support", app.Name, c.Name)
+				}
+				rt, conn, err := g.RemoteTarget(ctx, h)
+				if err != nil {
+					return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+				}
+				p.closers = append(p.closers, conn)
+				src, cleanup, err := stageRemoteSQLite(ctx, h, &c, rt)
+				if err != nil {
+					return nil, fmt.Errorf("app %s, component %s: %w", app.Name, c.Name, err)
+				}
+				// Closers run in reverse: the staging directory goes before the connection.
+				p.closers = append(p.closers, closerFunc(cleanup))
+				p.Sources = append(p.Sources, src)
+				continue
 			}
 			if p.staging == "" {
 				if err := os.MkdirAll(stagingDir, 0o700); err != nil {

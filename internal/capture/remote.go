@@ -6,6 +6,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
@@ -28,8 +29,15 @@ type RemoteTarget interface {
 	// SwapFile puts the file written at rel in staging in place of the
 	// file target, returning where the replaced one was moved.
 	SwapFile(staging, rel, target string) (old string, err error)
+	// SetMeta gives an entry written in staging its mode, time (to the
+	// second) and, where the session may, its owner; after symlinks too.
+	SetMeta(staging, rel string, mode, uid, gid uint32, mtime time.Time) error
 	// RemoveAll removes a tree the restore kept or left behind.
 	RemoveAll(ctx context.Context, p string) error
+	// Run runs a command on the host (argv quoted for its shell).
+	Run(ctx context.Context, argv []string, stdin io.Reader, stdout io.Writer) error
+	// Open reads a file of the host.
+	Open(p string) (io.ReadCloser, error)
 }
 
 // RemoteSource returns the host and path of a component captured on an SSH
@@ -47,9 +55,10 @@ func RemoteSource(c manifest.Component) (host, p string, ok bool) {
 }
 
 // RestoreRemote restores a files component captured on an SSH host to its
-// original place there. Modes are restored; owners and times are those of
-// the SSH user and the restore (SFTP sets no more), so the next backup
-// reads these files again.
+// original place there. Modes and modification times are restored, times
+// to the second (SFTP carries no finer ones, so the next backup reads
+// files whose recorded time had a fraction again); owners too when the
+// host's SSH user is root, otherwise files belong to that user.
 func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
 	_, target, ok := RemoteSource(c)
 	if !ok || !path.IsAbs(target) {
@@ -69,6 +78,8 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 	res := &vault.RestoreResult{}
 	type link struct{ rel, target string }
 	var links []link
+	var dirs []*tree.Node // with their rel paths in dirRels, in walk order
+	var dirRels []string
 	fail := func(err error) (*Swap, *vault.RestoreResult, error) {
 		rt.RemoveAll(context.WithoutCancel(ctx), st)
 		return nil, res, err
@@ -83,6 +94,7 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 		switch n.Type {
 		case tree.Dir:
 			res.Dirs++
+			dirs, dirRels = append(dirs, n), append(dirRels, rel)
 			return rt.Mkdir(st, rel, n.Mode)
 		case tree.File:
 			r, err := v.OpenFile(ctx, n)
@@ -90,6 +102,9 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 				return err
 			}
 			if err := rt.WriteFile(st, rel, n.Mode, r); err != nil {
+				return fmt.Errorf("%s: %w", rel, err)
+			}
+			if err := rt.SetMeta(st, rel, n.Mode, n.UID, n.GID, time.Unix(0, n.MTime)); err != nil {
 				return fmt.Errorf("%s: %w", rel, err)
 			}
 			res.Files++
@@ -111,6 +126,13 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 			return fail(fmt.Errorf("%s: %w", l.rel, err))
 		}
 		res.Symlinks++
+	}
+	// Directories last, deepest first: writing into one changes its time.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		n := dirs[i]
+		if err := rt.SetMeta(st, dirRels[i], n.Mode, n.UID, n.GID, time.Unix(0, n.MTime)); err != nil {
+			return fail(fmt.Errorf("%s: %w", dirRels[i], err))
+		}
 	}
 	old, err := rt.Swap(st, target, root.Mode)
 	if err != nil {
@@ -148,6 +170,9 @@ func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point,
 		r, err := v.OpenFile(ctx, n)
 		if err == nil {
 			err = rt.WriteFile(st, path.Base(f.Path), n.Mode, r)
+		}
+		if err == nil {
+			err = rt.SetMeta(st, path.Base(f.Path), n.Mode, n.UID, n.GID, time.Unix(0, n.MTime))
 		}
 		var old string
 		if err == nil {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -264,6 +265,10 @@ func TestSSHHost(t *testing.T) {
 		filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
 		filepath.Walk(filepath.Dir(remoteEnv), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
 	}
+	// Times the restore onto the host must bring back (SFTP: to the second).
+	logoTime, imgTime := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC), time.Date(2022, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(filepath.Join(root, "img", "logo.png"), logoTime, logoTime)
+	os.Chtimes(filepath.Join(root, "img"), imgTime, imgTime)
 	mark := filepath.Join(root, "hook.out")
 	h := lifeboat.Host{Name: "web1", Kind: "ssh", Address: env["LIFEBOAT_TEST_SSH_HOST"] + ":" + env["LIFEBOAT_TEST_SSH_PORT"], User: env["LIFEBOAT_TEST_SSH_USER"],
 		KeyFile: env["LIFEBOAT_TEST_SSH_KEY"], Roots: []string{root, filepath.Dir(remoteEnv)},
@@ -369,6 +374,12 @@ func TestSSHHost(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(root, "home.html")); l != "index.html" {
 		t.Errorf("remote symlink after restore: %q", l)
 	}
+	if st, _ := os.Stat(filepath.Join(root, "img", "logo.png")); st == nil || !st.ModTime().Equal(logoTime) {
+		t.Errorf("remote file's time after restore: %v, want %v", st.ModTime(), logoTime)
+	}
+	if st, _ := os.Stat(filepath.Join(root, "img")); st == nil || !st.ModTime().Equal(imgTime) || st.Mode().Perm() != 0o755 {
+		t.Errorf("remote directory after restore: %v %v, want %v 0755", st.ModTime(), st.Mode(), imgTime)
+	}
 	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(root), ".lifeboat-*"+filepath.Base(root)+"*"))
 	if len(leftovers) != 0 {
 		t.Errorf("left on the host: %v", leftovers)
@@ -444,5 +455,165 @@ func TestPostgresViaSSH(t *testing.T) {
 		if c.Name == "db" && !strings.Contains(c.Source, "via dbhost") {
 			t.Errorf("the point does not say the database was reached through the SSH host: %s", c.Source)
 		}
+	}
+}
+
+// sshOwned gives the tree at root to the test SSH user (restores onto the
+// host swap it in place as that user).
+func sshOwned(t *testing.T, env map[string]string, root string) {
+	t.Helper()
+	u, err := user.Lookup(env["LIFEBOAT_TEST_SSH_USER"])
+	if err != nil || os.Geteuid() != 0 {
+		return // the SSH user is this user
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+}
+
+// TestSQLiteOnSSHHost: a live SQLite database on an SSH host, written to
+// during the backup, is captured with the host's own sqlite3 in one read
+// transaction, then restored onto the host stopped (renamed into place,
+// the damaged file kept until the health check) and live (written into
+// the running database), row counts verified each time.
+func TestSQLiteOnSSHHost(t *testing.T) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_SSH_HOST", "LIFEBOAT_TEST_SSH_PORT", "LIFEBOAT_TEST_SSH_USER", "LIFEBOAT_TEST_SSH_KEY")
+	ts := newTestServer(t, testOpts{})
+	root, err := os.MkdirTemp("", "lbsshdb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	os.Chmod(root, 0o755)
+	dbPath := filepath.Join(root, "app.db")
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)`, `CREATE TABLE "odd ""name"" table" (x)`,
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO notes (body) SELECT 'note ' || i || printf('%.500c', 'x') FROM n`, `INSERT INTO "odd ""name"" table" VALUES (1), (2)`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	sshOwned(t, env, root)
+	registerSSHHost(t, ts, env, "db1", []string{root})
+	doc := Document{Apps: []lifeboat.App{{Name: "notes", Components: []lifeboat.Component{{Name: "db", Kind: "sqlite", Host: "db1", Path: dbPath}}}}}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+
+	// The app keeps writing during the backup.
+	stop := make(chan struct{})
+	writerDone := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				writerDone <- n
+				return
+			default:
+			}
+			if _, err := db.Exec(`INSERT INTO notes (body) VALUES ('during the backup')`); err == nil {
+				n++
+			}
+		}
+	}()
+	j := ts.backup(t, "notes")
+	close(stop)
+	written := <-writerDone
+	br := result[BackupResult](t, j)
+	var pv struct {
+		Components []struct {
+			Name   string                 `json:"name"`
+			Source string                 `json:"source"`
+			Meta   *lifeboat.DatabaseInfo `json:"meta"`
+		} `json:"components"`
+	}
+	ts.must(t, "GET", "/api/v1/apps/notes/points/"+br.Point, nil, &pv)
+	if len(pv.Components) != 1 || pv.Components[0].Meta == nil {
+		t.Fatalf("point view: %+v", pv)
+	}
+	meta := pv.Components[0].Meta
+	counts := map[string]int64{}
+	for _, tc := range meta.Tables {
+		counts[tc.Name] = tc.Rows
+	}
+	if meta.Engine != "sqlite" || meta.ServerVersion == "" || counts[`odd "name" table`] != 2 || counts["notes"] < 3000 || counts["notes"] > int64(3000+written) {
+		t.Fatalf("recorded database: %+v (%d rows written during the backup)", meta, written)
+	}
+	t.Logf("%d rows written during the backup; the point has %d", written, counts["notes"])
+	if left, _ := filepath.Glob(filepath.Join(root, ".lifeboat-*")); len(left) != 0 {
+		t.Errorf("left on the host after the backup: %v", left)
+	}
+	rows := func() int64 {
+		var n int64
+		c, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.QueryRow(`SELECT count(*) FROM notes`).Scan(&n); err != nil {
+			t.Fatalf("count after restore: %v", err)
+		}
+		return n
+	}
+
+	// Stopped: the app closed, the file damaged, restored into place.
+	db.Close()
+	os.WriteFile(dbPath, []byte("this is not a database any more"), 0o644)
+	var rj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/notes/restores", RestoreRequest{Point: br.Point, To: "original"}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("stopped restore onto the SSH host: %s", d.Error)
+	}
+	if n := rows(); n != counts["notes"] {
+		t.Errorf("after the stopped restore: %d rows, the point has %d", n, counts["notes"])
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, ".lifeboat-*")); len(left) != 0 {
+		t.Errorf("left on the host after the restore: %v", left)
+	}
+
+	// Live: the app runs (a connection holds the database open) and rows
+	// go missing; the restore writes through SQLite, not a rename.
+	doc.Apps[0].Components[0].RestoreMode = "live"
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	live, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	live.SetMaxOpenConns(1)
+	if _, err := live.Exec(`DELETE FROM notes WHERE id > 100`); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(dbPath)
+	ts.must(t, "POST", "/api/v1/apps/notes/restores", RestoreRequest{Point: br.Point, To: "original"}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("live restore onto the SSH host: %s", d.Error)
+	}
+	var n int64
+	if err := live.QueryRow(`SELECT count(*) FROM notes`).Scan(&n); err != nil || n != counts["notes"] {
+		t.Errorf("the running app's connection sees %d rows (%v), the point has %d", n, err, counts["notes"])
+	}
+	if after, _ := os.Stat(dbPath); !os.SameFile(before, after) {
+		t.Error("live restore replaced the file under the running app")
+	}
+
+	// A database that is not there: a clear error; nothing is created
+	// (sqlite3 would make an empty one) and nothing left behind.
+	doc.Apps[0].Components[0].Path = filepath.Join(root, "missing.db")
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	var bj lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/notes/backups", BackupRequest{}, &bj)
+	if d := ts.waitJob(t, bj.ID); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "missing.db") || !strings.Contains(d.Error, "no such database file") {
+		t.Errorf("backup of a missing remote database: %s %s", d.State, d.Error)
+	}
+	if _, err := os.Stat(filepath.Join(root, "missing.db")); err == nil {
+		t.Error("the backup created the missing database on the host")
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, ".lifeboat-*")); len(left) != 0 {
+		t.Errorf("left on the host after a failed backup: %v", left)
 	}
 }

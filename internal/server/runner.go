@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -264,7 +265,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				r.Logf(ctx, "info", "component %s is not (wholly) at its place: nothing of it to keep in the safety point", name)
 				continue
 			}
-			if c.Kind == lifeboat.KindSQLite {
+			if h := g.Hosts[hostName(c.Host)]; c.Kind == lifeboat.KindSQLite && (h == nil || h.Kind != "ssh") {
 				if err := sqlite.Check(c.Path); err != nil {
 					r.Logf(ctx, "warn", "component %s: %v; not in the safety point (a stopped-mode restore keeps the damaged file beside the restored one)", name, err)
 					continue
@@ -334,8 +335,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			}
 			defer closer.Close()
 			restore := capture.RestoreRemote
-			if c.Kind == lifeboat.KindConfig {
+			switch c.Kind {
+			case lifeboat.KindConfig:
 				restore = capture.RestoreRemoteConfig
+			case lifeboat.KindSQLite:
+				mode := ac.RestoreMode
+				restore = func(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt capture.RemoteTarget, prog *vault.Progress) (*capture.Swap, *vault.RestoreResult, error) {
+					return capture.RestoreRemoteSQLite(ctx, v, p, c, mode, rt, prog)
+				}
 			}
 			sw, rr, err := restore(ctx, v, p, c, rt, prog)
 			close(stop)
@@ -414,6 +421,11 @@ func (s *Server) present(ctx context.Context, g *capture.Guard, c lifeboat.Compo
 				}
 			}
 			return true
+		}
+		if c.Kind == lifeboat.KindSQLite { // there, and a database (a damaged one is not kept)
+			var head bytes.Buffer
+			err := cl.Run(ctx, []string{"head", "-c", "16", "--", c.Path}, nil, &head)
+			return err == nil && head.String() == "SQLite format 3\x00"
 		}
 		return cl.Run(ctx, []string{"test", "-d", c.Path}, nil, io.Discard) == nil
 	}

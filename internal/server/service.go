@@ -428,13 +428,6 @@ func (s *Server) checkRestore(ctx context.Context, p *lifeboat.Principal, app st
 		if !ok {
 			return nil, lifeboat.Errorf(lifeboat.ENotFound, "point %s has no component %s", pt.ID[:8], c)
 		}
-		if req.To == "original" && kind != lifeboat.KindFiles && kind != lifeboat.KindConfig {
-			for _, pc := range pt.Components {
-				if pc.Name == c && strings.HasPrefix(pc.Source, "ssh://") {
-					return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s lives on an SSH host: only files and config components restore there yet; restore it to a local directory (--to DIR)", c)
-				}
-			}
-		}
 		if kind == lifeboat.KindConfig {
 			secretNeeded = true
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 
@@ -114,13 +115,21 @@ func (c *Client) checkRel(st, rel string) error {
 	return nil
 }
 
+// What prepare is asked for.
+const (
+	opWrite   = iota // a file or directory: refused once a symlink exists
+	opSymlink        // a symlink: from then on, no more writes
+	opMeta           // times and owner of an existing entry (after symlinks too)
+)
+
 // prepare checks that st is a live staging directory, that rel is clean,
 // and that every parent of rel inside st is a real directory, creating
 // missing ones 0700. It returns the full path of rel.
-func (c *Client) prepare(sc *sftp.Client, st, rel string, symlink bool) (string, error) {
+func (c *Client) prepare(sc *sftp.Client, st, rel string, op int) (string, error) {
+	symlink := op == opSymlink
 	c.mu.Lock()
 	s := c.stagings[st]
-	if s != nil && !symlink && s.symlinks {
+	if s != nil && op == opWrite && s.symlinks {
 		c.mu.Unlock()
 		return "", lifeboat.Errorf(lifeboat.EInternal, "restore %s:%s: %s written after a symlink (symlinks go last)", c.addr, st, rel)
 	}
@@ -166,7 +175,7 @@ func (c *Client) Mkdir(st, rel string, mode uint32) error {
 	if err != nil {
 		return err
 	}
-	p, err := c.prepare(sc, st, rel, false)
+	p, err := c.prepare(sc, st, rel, opWrite)
 	if err != nil {
 		return err
 	}
@@ -188,7 +197,7 @@ func (c *Client) WriteFile(st, rel string, mode uint32, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	p, err := c.prepare(sc, st, rel, false)
+	p, err := c.prepare(sc, st, rel, opWrite)
 	if err != nil {
 		return err
 	}
@@ -203,6 +212,12 @@ func (c *Client) WriteFile(st, rel string, mode uint32, r io.Reader) error {
 	if err := f.Chmod(toFileMode(mode)); err != nil {
 		f.Close()
 		return fmt.Errorf("restore %s: chmod %s: %w", c.addr, p, err)
+	}
+	if _, ok := sc.HasExtension("fsync@openssh.com"); ok {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("restore %s: fsync %s: %w", c.addr, p, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("restore %s: close %s: %w", c.addr, p, err)
@@ -225,6 +240,42 @@ func toFileMode(mode uint32) fs.FileMode {
 	return m
 }
 
+// SetMeta gives the file or directory rel in staging st its mode, its
+// modification time — to the second: SFTP carries no finer times — and,
+// when the session is root's, its owner (then the mode again: a chown clears
+// setuid and setgid). Directories take theirs last, after everything in
+// them, symlinks included; every parent and rel itself are lstat-checked,
+// and a symlink is refused: nothing is followed.
+func (c *Client) SetMeta(st, rel string, mode, uid, gid uint32, mtime time.Time) error {
+	sc, err := c.sftp()
+	if err != nil {
+		return err
+	}
+	p, err := c.prepare(sc, st, rel, opMeta)
+	if err != nil {
+		return err
+	}
+	fi, err := sc.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("restore %s: lstat %s: %w", c.addr, p, err)
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() {
+		return lifeboat.Errorf(lifeboat.EForbidden, "restore %s:%s: not a file or directory; refusing to follow it", c.addr, p)
+	}
+	if c.user == "root" {
+		if err := sc.Chown(p, int(uid), int(gid)); err != nil {
+			return fmt.Errorf("restore %s: chown %s: %w", c.addr, p, err)
+		}
+	}
+	if err := sc.Chmod(p, toFileMode(mode)); err != nil {
+		return fmt.Errorf("restore %s: chmod %s: %w", c.addr, p, err)
+	}
+	if err := sc.Chtimes(p, mtime, mtime); err != nil {
+		return fmt.Errorf("restore %s: set times of %s: %w", c.addr, p, err)
+	}
+	return nil
+}
+
 // Symlink creates the symlink rel -> linkTarget in staging st, after
 // lstat-checking every parent. Once a symlink is made, WriteFile and Mkdir
 // refuse that staging directory: symlinks go last, so no later write can
@@ -234,7 +285,7 @@ func (c *Client) Symlink(st, rel, linkTarget string) error {
 	if err != nil {
 		return err
 	}
-	p, err := c.prepare(sc, st, rel, true)
+	p, err := c.prepare(sc, st, rel, opSymlink)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,232 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/capture/sqlite"
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
+)
+
+// SQLite databases on SSH hosts are captured and restored with the host's
+// own sqlite3 command (nothing is installed there): it runs in a fresh 0700
+// staging directory next to the database, reading its commands from stdin,
+// so that no path is ever parsed by sqlite3's dot-command syntax.
+//
+// Capture: one read transaction is opened on the live database, then
+// ".backup" copies every page inside it — one snapshot, however long the
+// copy takes, with the app's writers going on in WAL mode (and waiting, in
+// rollback-journal mode, for the length of the copy only). The copy is
+// described (version, pages, per-table row counts), read over SFTP into the
+// vault, and the staging directory removed.
+
+// snapshotName is the copy's name inside the staging directory.
+const snapshotName = "snapshot.db"
+
+// sqliteScript runs sqlite3 on db (an absolute path) in directory dir with
+// script on stdin, failing at the first error.
+func sqliteScript(ctx context.Context, rt RemoteTarget, dir, db, script string, stdout io.Writer) error {
+	// sqlite3 creates a database that does not exist: the script refuses first.
+	argv := []string{"sh", "-c", `cd -- "$1" || exit 1; [ -f "$2" ] || { echo "no such database file" >&2; exit 66; }; exec sqlite3 -bail "$2"`, "sh", dir, db}
+	err := rt.Run(ctx, argv, strings.NewReader(".timeout 10000\n"+script), stdout)
+	if err != nil && strings.Contains(err.Error(), "sqlite3: not found") {
+		return lifeboat.Errorf(lifeboat.EUnavailable, "the host has no sqlite3 command (Debian: apt-get install sqlite3); SQLite databases on SSH hosts are read with the host's own sqlite3")
+	}
+	return err
+}
+
+// remoteSQLiteInfo describes the database at db on the host, and returns
+// its page size.
+func remoteSQLiteInfo(ctx context.Context, rt RemoteTarget, dir, db string) (*lifeboat.DatabaseInfo, int, error) {
+	var out bytes.Buffer
+	err := sqliteScript(ctx, rt, dir, db, `SELECT json_object('version', sqlite_version(), 'pages', (SELECT page_count FROM pragma_page_count), 'pageSize', (SELECT page_size FROM pragma_page_size), 'tables', (SELECT json_group_array(name) FROM (SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)));`+"\n", &out)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite database %s: %w", db, err)
+	}
+	var head struct {
+		Version  string   `json:"version"`
+		Pages    int64    `json:"pages"`
+		PageSize int64    `json:"pageSize"`
+		Tables   []string `json:"tables"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &head); err != nil {
+		return nil, 0, lifeboat.Errorf(lifeboat.EUnavailable, "sqlite database %s: unexpected answer from the host's sqlite3 (version 3.38 or later is needed)", db)
+	}
+	info := &lifeboat.DatabaseInfo{Engine: "sqlite", ServerVersion: head.Version, Database: db, SizeBytes: head.Pages * head.PageSize, Tables: []lifeboat.TableCount{}}
+	if len(head.Tables) == 0 {
+		return info, int(head.PageSize), nil
+	}
+	var script strings.Builder
+	for _, t := range head.Tables {
+		script.WriteString(`SELECT count(*) FROM "` + strings.ReplaceAll(t, `"`, `""`) + "\";\n")
+	}
+	out.Reset()
+	if err := sqliteScript(ctx, rt, dir, db, script.String(), &out); err != nil {
+		return nil, 0, fmt.Errorf("sqlite database %s: counting rows: %w", db, err)
+	}
+	sc := bufio.NewScanner(&out)
+	for _, t := range head.Tables {
+		if !sc.Scan() {
+			return nil, 0, lifeboat.Errorf(lifeboat.EUnavailable, "sqlite database %s: no row count for table %s", db, t)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(sc.Text()), 10, 64)
+		if err != nil {
+			return nil, 0, lifeboat.Errorf(lifeboat.EUnavailable, "sqlite database %s: unreadable row count for table %s", db, t)
+		}
+		info.Tables = append(info.Tables, lifeboat.TableCount{Name: t, Rows: n})
+	}
+	return info, int(head.PageSize), nil
+}
+
+// stageRemoteSQLite snapshots the database c.Path on host h into a staging
+// directory there and makes it a stream component read over SFTP. The
+// returned closer removes the staging directory.
+func stageRemoteSQLite(ctx context.Context, h *lifeboat.Host, c *lifeboat.Component, rt RemoteTarget) (vault.Source, func(), error) {
+	st, err := rt.MkdirStaging(c.Path)
+	if err != nil {
+		return vault.Source{}, nil, err
+	}
+	cleanup := func() { rt.RemoveAll(context.Background(), st) }
+	fail := func(err error) (vault.Source, func(), error) {
+		cleanup()
+		return vault.Source{}, nil, err
+	}
+	// The snapshot: a read transaction pins one version of the database,
+	// and every step of .backup reads inside it.
+	err = sqliteScript(ctx, rt, st, c.Path, "BEGIN;\nSELECT count(*) FROM sqlite_master;\n.backup "+snapshotName+"\nCOMMIT;\n", io.Discard)
+	if err != nil {
+		return fail(lifeboat.Errorf(lifeboat.EUnavailable, "sqlite database %s on host %s: snapshot: %v", c.Path, h.Name, err))
+	}
+	snap := st + "/" + snapshotName
+	info, pageSize, err := remoteSQLiteInfo(ctx, rt, st, snap)
+	if err != nil {
+		return fail(err)
+	}
+	if pageSize < 512 || pageSize > 65536 || pageSize&(pageSize-1) != 0 {
+		return fail(lifeboat.Errorf(lifeboat.ECorrupt, "sqlite database %s on host %s: page size %d", c.Path, h.Name, pageSize))
+	}
+	info.Database = c.Path
+	meta, err := json.Marshal(info)
+	if err != nil {
+		return fail(err)
+	}
+	return vault.Source{
+		Name: c.Name, Kind: lifeboat.KindSQLite, Describe: "ssh://" + h.Name + "/sqlite:" + c.Path,
+		Meta: func() []byte { return meta },
+		Streams: []vault.Stream{{
+			Name:  path.Base(c.Path),
+			Mode:  0o644,
+			Fixed: pageSize * sqliteChunkPages,
+			Open:  func(context.Context) (io.ReadCloser, error) { return rt.Open(snap) },
+		}},
+	}, cleanup, nil
+}
+
+// RemoteSQLitePath returns the database path of a sqlite component
+// captured on an SSH host, or ok false.
+func RemoteSQLitePath(c manifest.Component) (string, bool) {
+	_, p, ok := RemoteSource(c)
+	if !ok || c.Kind != lifeboat.KindSQLite {
+		return "", false
+	}
+	db, found := strings.CutPrefix(p, "/sqlite:")
+	if !found || !path.IsAbs(db) || path.Clean(db) != db {
+		return "", false
+	}
+	return db, true
+}
+
+// RestoreRemoteSQLite restores a sqlite component captured on an SSH host
+// to its database there. The copy is written into a staging directory next
+// to the database, its row counts checked against the point's, then put in
+// place by mode: stopped (the app is not running: the old -wal and -shm
+// removed and the copy renamed into place, the replaced file kept until the
+// health check) or live (the host's sqlite3 writes it into the running
+// database with ".restore", under SQLite's own locking).
+func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, mode string, rt RemoteTarget, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+	target, ok := RemoteSQLitePath(c)
+	if !ok {
+		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no remote database path recorded", p.ID[:8], c.Name)
+	}
+	if mode != "" && mode != sqlite.Stopped && mode != sqlite.Live {
+		return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "sqlite restore mode %q: want stopped or live", mode)
+	}
+	n, err := v.Lookup(ctx, p, c.Name+"/"+path.Base(target))
+	if err != nil {
+		return nil, nil, err
+	}
+	if n.Type != tree.File {
+		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: the database is not a file", p.ID[:8], c.Name)
+	}
+	st, err := rt.MkdirStaging(target)
+	if err != nil {
+		return nil, nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			rt.RemoveAll(context.WithoutCancel(ctx), st)
+		}
+	}()
+	const name = "restore.db"
+	r, err := v.OpenFile(ctx, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rt.WriteFile(st, name, 0o600, r); err != nil {
+		return nil, nil, err
+	}
+	res := &vault.RestoreResult{Files: 1, Bytes: n.Size}
+	if prog != nil {
+		prog.Files.Add(1)
+		prog.Bytes.Add(n.Size)
+	}
+	if len(c.Meta) > 0 {
+		var want lifeboat.DatabaseInfo
+		if err := json.Unmarshal(c.Meta, &want); err != nil {
+			return nil, res, lifeboat.Errorf(lifeboat.ECorrupt, "component %s: unreadable metadata", c.Name)
+		}
+		got, _, err := remoteSQLiteInfo(ctx, rt, st, st+"/"+name)
+		if err != nil {
+			return nil, res, err
+		}
+		if diff := CompareCounts(&want, got); diff != "" {
+			return nil, res, lifeboat.Errorf(lifeboat.ECorrupt, "component %s: the restored database differs from the point: %s", c.Name, diff)
+		}
+	}
+	sw := &Swap{Component: c.Name, Target: []string{target}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
+	if mode == sqlite.Live && rt.Run(ctx, []string{"test", "-f", target}, nil, io.Discard) == nil {
+		if err := sqliteScript(ctx, rt, st, target, ".restore "+name+"\n", io.Discard); err != nil {
+			return nil, res, lifeboat.Errorf(lifeboat.EUnavailable, "live restore into %s: %v", target, err)
+		}
+		return sw, res, nil
+	}
+	if err := rt.SetMeta(st, name, n.Mode, n.UID, n.GID, time.Unix(0, n.MTime)); err != nil {
+		return nil, res, err
+	}
+	// A -wal left by the replaced database would be replayed into the
+	// restored one: gone before the rename.
+	if err := rt.Run(ctx, []string{"rm", "-f", "--", target + "-wal", target + "-shm"}, nil, io.Discard); err != nil {
+		return nil, res, fmt.Errorf("removing %s-wal and -shm: %w", target, err)
+	}
+	old, err := rt.SwapFile(st, name, target)
+	if err != nil {
+		return nil, res, err
+	}
+	done = true
+	if old != "" {
+		sw.Old = []string{old}
+	}
+	return sw, res, nil
+}
