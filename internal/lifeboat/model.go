@@ -101,7 +101,8 @@ type Component struct {
 	Server   string `json:"server,omitempty" yaml:"server,omitempty"`
 	Database string `json:"database,omitempty" yaml:"database,omitempty"`
 	// Globals also captures the server's roles (postgres: pg_dumpall
-	// --globals-only), as globals.sql beside the dump.
+	// --globals-only; mysql: accounts, roles and grants as CREATE ... IF
+	// NOT EXISTS and GRANT statements), as globals.sql beside the dump.
 	Globals bool `json:"globals,omitempty" yaml:"globals,omitempty"`
 	// LockTables (mysql) locks non-transactional tables for the dump
 	// instead of reporting them as outside the snapshot.

@@ -49,7 +49,7 @@ func TestMySQLComponent(t *testing.T) {
 	port, _ := strconv.Atoi(env["LIFEBOAT_TEST_MYSQL_PORT"])
 	doc := f.doc()
 	doc.DatabaseServers = []lifeboat.DBServer{{Name: "my", Engine: "mysql", Host: env["LIFEBOAT_TEST_MYSQL_HOST"], Port: port, User: env["LIFEBOAT_TEST_MYSQL_USER"], PasswordFile: pwFile}}
-	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "orders", Kind: "mysql", Server: "my", Database: db})
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "orders", Kind: "mysql", Server: "my", Database: db, Globals: true})
 	// A wrong password is refused at registration.
 	bad := filepath.Join(t.TempDir(), "bad.password")
 	os.WriteFile(bad, []byte("wrong-password"), 0o600)
@@ -90,6 +90,14 @@ func TestMySQLComponent(t *testing.T) {
 	}
 	if rr := result[RestoreResult](t, d); rr.SafetyPoint == "" {
 		t.Error("no safety point before replacing the database")
+	}
+	// The accounts and grants beside the dump (hashes, not the password).
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: filepath.Join(f.restoreRoot, "dumps")}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore of the dump to a directory: %s", d.Error)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.restoreRoot, "dumps", "orders", "globals.sql")); err != nil || !strings.Contains(string(b), "CREATE USER IF NOT EXISTS `"+env["LIFEBOAT_TEST_MYSQL_USER"]+"`") || strings.Contains(string(b), env["LIFEBOAT_TEST_MYSQL_PASSWORD"]) {
+		t.Errorf("globals: %v %.300s", err, b)
 	}
 	// The point records the database.
 	var pv PointView

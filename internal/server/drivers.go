@@ -35,9 +35,9 @@ func (mysqlDriver) Dump(ctx context.Context, t capture.DBTarget, database string
 	return mysql.Dump(ctx, mysqlServer(t), database, mysql.DumpOptions{LockNonTransactional: o.LockNonTransactional})
 }
 
-// Globals: users and grants live in the mysql schema; not dumped yet.
+// Globals: the server's accounts, roles and grants.
 func (mysqlDriver) Globals(ctx context.Context, t capture.DBTarget) (io.ReadCloser, error) {
-	return nil, nil
+	return mysql.DumpGlobals(ctx, mysqlServer(t))
 }
 
 func (mysqlDriver) Restore(ctx context.Context, t capture.DBTarget, database string, r io.Reader, o capture.DBRestoreOptions) error {

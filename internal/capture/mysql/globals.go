@@ -1,0 +1,118 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+)
+
+// systemAccounts are the server's own accounts, which every installation
+// makes for itself: never dumped.
+var systemAccounts = map[string]bool{"mariadb.sys": true, "mysql.sys": true, "mysql.session": true, "mysql.infoschema": true, "PUBLIC": true}
+
+// installAccount reports the local administrator accounts an installation
+// creates (root, and MariaDB's unix-socket mysql@localhost): another server
+// has its own, with proxy grants only they can give.
+func installAccount(user, host string) bool {
+	local := host == "localhost" || host == "127.0.0.1" || host == "::1"
+	return local && (user == "root" || user == "mysql")
+}
+
+// DumpGlobals returns the server's accounts, roles and grants as SQL that
+// another server of the same engine can apply: CREATE ROLE IF NOT EXISTS,
+// CREATE USER IF NOT EXISTS (with the password hashes the server stores,
+// never a password), then every GRANT. The server's own accounts (root and
+// mysql on localhost, mariadb.sys...) are left out. Accounts that already exist where
+// it is applied are left as they are, but their grants are added.
+func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
+	c, err := newConn(s)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	// MariaDB marks roles in mysql.user; MySQL has no such column.
+	out, err := c.query(ctx, "list accounts", `SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'is_role';`+"\n")
+	if err != nil {
+		return nil, err
+	}
+	isRole := "'N'"
+	if strings.TrimSpace(string(out)) == "1" {
+		isRole = "is_role"
+	}
+	out, err = c.query(ctx, "list accounts", "SELECT HEX(User), HEX(Host), "+isRole+" FROM mysql.user ORDER BY User, Host;\n")
+	if err != nil {
+		return nil, err
+	}
+	var roles, users, grants strings.Builder
+	for _, r := range rows(out) {
+		if len(r) != 3 {
+			return nil, lifeboat.Errorf(lifeboat.EUnavailable, "mysql list accounts on %s: unexpected answer", s.addr())
+		}
+		user, err1 := unhex(r[0])
+		host, err2 := unhex(r[1])
+		if err1 != nil || err2 != nil {
+			return nil, lifeboat.Errorf(lifeboat.EUnavailable, "mysql list accounts on %s: unexpected answer", s.addr())
+		}
+		if systemAccounts[user] || user == "" || installAccount(user, host) {
+			continue
+		}
+		account := quoteString(user) + "@" + quoteString(host)
+		if r[2] == "Y" {
+			fmt.Fprintf(&roles, "CREATE ROLE IF NOT EXISTS %s;\n", quoteString(user))
+			fmt.Fprintf(&grants, "SELECT '-- grants of role %s';\nSHOW GRANTS FOR %s;\n", commentSafe(user), quoteString(user))
+			continue
+		}
+		fmt.Fprintf(&users, "SELECT '-- account %s@%s';\nSHOW CREATE USER %s;\n", commentSafe(user), commentSafe(host), account)
+		fmt.Fprintf(&grants, "SELECT '-- grants of %s@%s';\nSHOW GRANTS FOR %s;\n", commentSafe(user), commentSafe(host), account)
+	}
+	script := users.String() + grants.String()
+	var sql bytes.Buffer
+	fmt.Fprintf(&sql, "-- Users, roles and grants of %s, dumped by Lifeboat.\n-- Apply with the mariadb or mysql client as an account allowed to create users.\n", s.addr())
+	sql.WriteString(roles.String())
+	if script != "" {
+		out, err = c.query(ctx, "dump accounts", script)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			line = unescapeBatch(line)
+			if strings.HasPrefix(line, "CREATE USER ") {
+				line = "CREATE USER IF NOT EXISTS " + strings.TrimPrefix(line, "CREATE USER ")
+			}
+			if !strings.HasPrefix(line, "-- ") {
+				line += ";"
+			}
+			sql.WriteString(line + "\n")
+		}
+	}
+	return io.NopCloser(&sql), nil
+}
+
+// quoteString quotes s as an SQL string literal (sql_mode may not treat
+// backslashes as escapes: hex would do, but account names take literals).
+func quoteString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+}
+
+// commentSafe makes a name safe inside a comment line: printable ASCII other
+// than quotes and backslashes as is, anything else a '?'.
+func commentSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 0x20 && r < 0x7f && r != '\'' && r != '\\' {
+			return r
+		}
+		return '?'
+	}, s)
+}
+
+// unescapeBatch undoes the client's batch-mode escapes (\t, \n, \\, \0).
+func unescapeBatch(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	return strings.NewReplacer(`\\`, `\`, `\t`, "\t", `\n`, "\n", `\0`, "\x00").Replace(s)
+}
