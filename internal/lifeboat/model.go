@@ -374,7 +374,7 @@ type DBServer struct {
 	Host    string `json:"host" yaml:"host"`
 	Port    int    `json:"port,omitempty" yaml:"port,omitempty"`
 	User    string `json:"user" yaml:"user"`
-	SSLMode string `json:"sslMode,omitempty" yaml:"sslMode,omitempty"` // postgres: disable ... verify-full (default prefer); mysql: disable, require, verify (default: verify when the server offers TLS)
+	SSLMode string `json:"sslMode,omitempty" yaml:"sslMode,omitempty"` // postgres: disable ... verify-full (default prefer); mysql: disable, prefer (TLS unverified), require = verify (default: verified TLS when the server offers TLS, plain when it offers none)
 	// Via names a registered SSH host the server is reached through (a
 	// tunnel; Host and Port are then as that host sees them).
 	Via string `json:"via,omitempty" yaml:"via,omitempty"`

@@ -39,9 +39,9 @@ func (s *Server) validateDBServer(d *lifeboat.DBServer) (string, error) {
 			d.Port = 3306
 		}
 		switch d.SSLMode {
-		case "", "disable", "require", "verify":
+		case "", "disable", "prefer", "require", "verify":
 		default:
-			return "", lifeboat.Errorf(lifeboat.EInvalid, "database server %s: sslMode %q: want disable, require or verify", d.Name, d.SSLMode)
+			return "", lifeboat.Errorf(lifeboat.EInvalid, "database server %s: sslMode %q: want disable, prefer, require or verify", d.Name, d.SSLMode)
 		}
 	default:
 		return "", lifeboat.Errorf(lifeboat.EInvalid, "database server %s: engine %q: want postgres or mysql", d.Name, d.Engine)

@@ -24,7 +24,16 @@ func registerDrivers() {
 type mysqlDriver struct{}
 
 func mysqlServer(t capture.DBTarget) mysql.Server {
-	return mysql.Server{Host: t.Host, Port: t.Port, User: t.User, Password: t.Password, TLS: t.SSLMode == "require" || t.SSLMode == "verify"}
+	return mysql.Server{Host: t.Host, Port: t.Port, User: t.User, Password: t.Password, TLS: mysqlTLS(t.SSLMode)}
+}
+
+// mysqlTLS maps a server's sslMode to the client's TLS mode: require is
+// verify (the MariaDB client cannot insist on TLS without verifying).
+func mysqlTLS(sslMode string) string {
+	if sslMode == "require" {
+		return mysql.TLSVerify
+	}
+	return sslMode
 }
 
 func (mysqlDriver) Ping(ctx context.Context, t capture.DBTarget) (string, error) {

@@ -25,10 +25,20 @@ type Server struct {
 	Port     int
 	User     string
 	Password string
-	// TLS makes the clients use TLS (--ssl) and verify the server's
-	// certificate (--ssl-verify-server-cert).
-	TLS bool
+	// TLS is one of the TLS modes below.
+	TLS string
 }
+
+// TLS modes of a Server.
+const (
+	// TLSAuto: TLS with the certificate verified where the server offers
+	// TLS, plain where it offers none (a server with a certificate that
+	// cannot be verified is refused: choose TLSPrefer or TLSDisable).
+	TLSAuto    = ""
+	TLSDisable = "disable"
+	TLSPrefer  = "prefer" // TLS where offered, the certificate not verified
+	TLSVerify  = "verify" // TLS required and the certificate verified
+)
 
 func (s Server) addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
@@ -66,7 +76,7 @@ type conn struct {
 	client string // mariadb or mysql
 }
 
-func newConn(s Server) (*conn, error) {
+func newConn(ctx context.Context, s Server) (*conn, error) {
 	if s.Host == "" || s.Port <= 0 || s.Port > 65535 {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "mysql server %q: host and port (1-65535) are required", s.addr())
 	}
@@ -88,6 +98,33 @@ func newConn(s Server) (*conn, error) {
 		c.close()
 		return nil, fmt.Errorf("mysql: private directory: %w", err)
 	}
+	tls := s.TLS
+	if tls == TLSAuto {
+		tls = TLSVerify
+	}
+	if err := c.writeOptions(tls); err != nil {
+		c.close()
+		return nil, err
+	}
+	if s.TLS == TLSAuto {
+		// Verified TLS first; plain only if the server offers no TLS at all
+		// (the client says so before sending any credential).
+		_, err := c.query(ctx, "connect", "SELECT 1;\n")
+		if err != nil && strings.Contains(err.Error(), "server does not support it") {
+			os.Remove(c.cnf)
+			err = c.writeOptions(TLSDisable)
+		}
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// writeOptions writes the option file for TLS mode tls.
+func (c *conn) writeOptions(tls string) error {
+	s := c.s
 	var b strings.Builder
 	b.WriteString("[client]\n")
 	fmt.Fprintf(&b, "host=%s\n", optionValue(s.Host))
@@ -97,8 +134,15 @@ func newConn(s Server) (*conn, error) {
 		fmt.Fprintf(&b, "user=%s\n", optionValue(s.User))
 	}
 	fmt.Fprintf(&b, "password=%s\n", optionValue(s.Password))
-	if s.TLS {
+	switch tls {
+	case TLSVerify:
 		b.WriteString("ssl\nssl-verify-server-cert\n")
+	case TLSPrefer:
+		b.WriteString("ssl\n")
+	case TLSDisable:
+		b.WriteString("skip-ssl\n")
+	default:
+		return lifeboat.Errorf(lifeboat.EInvalid, "mysql server %s: TLS mode %q: want disable, prefer or verify", s.addr(), tls)
 	}
 	b.WriteString("[mysql]\nconnect-timeout=15\n") // the client only; the dump tool does not know it
 	f, err := os.OpenFile(c.cnf, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -109,10 +153,9 @@ func newConn(s Server) (*conn, error) {
 		}
 	}
 	if err != nil {
-		c.close()
-		return nil, fmt.Errorf("mysql: option file: %w", err)
+		return fmt.Errorf("mysql: option file: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 func (c *conn) close() { os.RemoveAll(c.dir) }
@@ -279,7 +322,7 @@ func toolVersion(ctx context.Context, home, path string) string {
 // Ping connects to s and returns the server's version, e.g.
 // "10.11.14-MariaDB".
 func Ping(ctx context.Context, s Server) (string, error) {
-	c, err := newConn(s)
+	c, err := newConn(ctx, s)
 	if err != nil {
 		return "", err
 	}

@@ -111,7 +111,11 @@ func (t table) hasData() bool { return t.kind == "BASE TABLE" || t.kind == "SYST
 // Read and Close must not be called concurrently; cancel ctx to stop a
 // blocked Read.
 func Dump(ctx context.Context, s Server, database string, o DumpOptions) (io.ReadCloser, *lifeboat.DatabaseInfo, error) {
-	c, err := newConn(s)
+	dumpTool, err := tool("mariadb-dump", "mysqldump")
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := newConn(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,10 +125,6 @@ func Dump(ctx context.Context, s Server, database string, o DumpOptions) (io.Rea
 			c.close()
 		}
 	}()
-	dumpTool, err := tool("mariadb-dump", "mysqldump")
-	if err != nil {
-		return nil, nil, err
-	}
 	version, err := c.query(ctx, "dump", "SELECT VERSION();\n")
 	if err != nil {
 		return nil, nil, err

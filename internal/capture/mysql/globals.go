@@ -29,7 +29,7 @@ func installAccount(user, host string) bool {
 // mysql on localhost, mariadb.sys...) are left out. Accounts that already exist where
 // it is applied are left as they are, but their grants are added.
 func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
-	c, err := newConn(s)
+	c, err := newConn(ctx, s)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func testServer(t *testing.T) Server {
 // mustQuery runs sql (several statements allowed) and returns its rows.
 func mustQuery(t testing.TB, s Server, sql string) [][]string {
 	t.Helper()
-	c, err := newConn(s)
+	c, err := newConn(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
 // (and a row into the MyISAM table m_log) until stop is called.
 func startWriter(t *testing.T, s Server, db string) (commits func() int64, stop func()) {
 	t.Helper()
-	c, err := newConn(s)
+	c, err := newConn(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,4 +655,25 @@ CREATE USER '%[5]s'@'%%';`, role, quoteIdent(db), user, password, strings.Replac
 	}
 	// Applying it again changes nothing and fails nothing.
 	mustQuery(t, s, text)
+}
+
+// TestTLSModes against the test server, which offers no TLS: the default
+// falls back to plain, prefer too, verify refuses to go on without TLS.
+func TestTLSModes(t *testing.T) {
+	s := testServer(t)
+	ctx := context.Background()
+	for _, mode := range []string{TLSAuto, TLSDisable, TLSPrefer} {
+		s.TLS = mode
+		if _, err := Ping(ctx, s); err != nil {
+			t.Errorf("TLS mode %q against a server without TLS: %v", mode, err)
+		}
+	}
+	s.TLS = TLSVerify
+	if _, err := Ping(ctx, s); code(err) != lifeboat.EUnavailable || !strings.Contains(err.Error(), "does not support") {
+		t.Errorf("TLS mode verify against a server without TLS: %v", err)
+	}
+	s.TLS = "sometimes"
+	if _, err := Ping(ctx, s); code(err) != lifeboat.EInvalid {
+		t.Errorf("an unknown TLS mode: %v", err)
+	}
 }

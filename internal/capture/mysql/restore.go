@@ -39,7 +39,7 @@ const sandboxLine = `/*M!999999\- enable the sandbox mode */`
 // If Create made the database and the restore fails, the database is
 // dropped again, so a failed restore leaves nothing behind.
 func Restore(ctx context.Context, s Server, database string, r io.Reader, o RestoreOptions) (err error) {
-	c, err := newConn(s)
+	c, err := newConn(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func Verify(ctx context.Context, s Server, database string, want *lifeboat.Datab
 	if want == nil {
 		return lifeboat.Errorf(lifeboat.EInvalid, "mysql verify %q: nothing to compare with", database)
 	}
-	c, err := newConn(s)
+	c, err := newConn(ctx, s)
 	if err != nil {
 		return err
 	}
