@@ -55,10 +55,14 @@ type HostCommand struct {
 
 // Hook runs a registered command before or after a backup or restore.
 type Hook struct {
-	When    string   `json:"when" yaml:"when"`                           // pre-backup, post-backup, pre-restore, post-restore
-	Command string   `json:"command" yaml:"command"`                     // a command registered on the host
-	Host    string   `json:"host,omitempty" yaml:"host,omitempty"`       // default "local"
-	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"` // default 5m
+	When    string `json:"when" yaml:"when"`                     // pre-backup, post-backup, pre-restore, post-restore
+	Command string `json:"command" yaml:"command"`               // a command registered on the host
+	Host    string `json:"host,omitempty" yaml:"host,omitempty"` // default "local"
+	// Component makes it the hook of one component: it runs only for the
+	// jobs that take or restore that component (a restore of the others
+	// skips it). Empty: the app's hook, run for every job.
+	Component string   `json:"component,omitempty" yaml:"component,omitempty"`
+	Timeout   Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"` // default 5m
 	// OnFailure: "abort" (default: the job fails, naming the hook) or
 	// "warn" (logged, the job goes on).
 	OnFailure string `json:"onFailure,omitempty" yaml:"onFailure,omitempty"`

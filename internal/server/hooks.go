@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -42,6 +43,11 @@ func validateHooks(a *lifeboat.App, hosts map[string]*lifeboat.Host) error {
 		if host == nil {
 			return lifeboat.Errorf(lifeboat.EInvalid, "%s: host %q is not registered", where, h.Host)
 		}
+		if h.Component != "" {
+			if _, ok := findComponent(a, h.Component); !ok {
+				return lifeboat.Errorf(lifeboat.EInvalid, "%s: the app has no component %q", where, h.Component)
+			}
+		}
 		if _, ok := host.Commands[h.Command]; !ok {
 			return lifeboat.Errorf(lifeboat.EInvalid, "%s: host %s has no registered command %q (commands are registered with the host, by who may register hosts)", where, h.Host, h.Command)
 		}
@@ -69,16 +75,22 @@ func validateHostCommands(h *lifeboat.Host) error {
 // runHooks runs the app's hooks of one moment, in order. A failing hook
 // with onFailure abort fails the job, naming the hook; with warn it is
 // logged and the job goes on.
-func (s *Server) runHooks(ctx context.Context, r *jobs.Run, a *lifeboat.App, when string) error {
+//
+// comps are the components the job takes or restores (nil: all of them):
+// a component's hook runs only when its component is one of them.
+func (s *Server) runHooks(ctx context.Context, r *jobs.Run, a *lifeboat.App, when string, comps []string) error {
 	g, err := s.guard(ctx)
 	if err != nil {
 		return err
 	}
 	for i, h := range a.Hooks {
-		if h.When != when {
+		if h.When != when || (h.Component != "" && comps != nil && !slices.Contains(comps, h.Component)) {
 			continue
 		}
 		name := fmt.Sprintf("%s hook %d (%s on %s)", when, i+1, h.Command, hostName(h.Host))
+		if h.Component != "" {
+			name = fmt.Sprintf("%s hook %d of component %s (%s on %s)", when, i+1, h.Component, h.Command, hostName(h.Host))
+		}
 		host := g.Hosts[hostName(h.Host)]
 		var cmd lifeboat.HostCommand
 		ok := false

@@ -206,7 +206,7 @@ func (s *Server) runBackup(ctx context.Context, r *jobs.Run) (any, error) {
 	labels["reason"] = req.Reason
 	labels["requested-by"] = r.Job.RequestedBy
 	start := time.Now()
-	if err := s.runHooks(ctx, r, a, lifeboat.PreBackup); err != nil {
+	if err := s.runHooks(ctx, r, a, lifeboat.PreBackup, nil); err != nil {
 		return nil, err
 	}
 	r.Logf(ctx, "info", "backing up app %s (%d components) into vault %s", a.Name, len(a.Components), a.Vault)
@@ -214,7 +214,7 @@ func (s *Server) runBackup(ctx context.Context, r *jobs.Run) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.runHooks(ctx, r, a, lifeboat.PostBackup); err != nil {
+	if err := s.runHooks(ctx, r, a, lifeboat.PostBackup, nil); err != nil {
 		return BackupResult{Point: p.ID, Partial: p.Partial, Warnings: p.Warnings, Stats: p.Stats, Seconds: time.Since(start).Seconds()}, err
 	}
 	res := BackupResult{Point: p.ID, Partial: p.Partial, Warnings: p.Warnings, Stats: p.Stats, Seconds: time.Since(start).Seconds()}
@@ -249,7 +249,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		return nil, err
 	}
 	res := &RestoreResult{Point: p.ID}
-	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore); err != nil {
+	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore, req.Components); err != nil {
 		return nil, err
 	}
 	comps := map[string]manifest.Component{}
@@ -375,7 +375,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 	}
 	// After the restore, before the health check: a post-restore hook
 	// typically starts the app again.
-	if err := s.runHooks(ctx, r, a, lifeboat.PostRestore); err != nil {
+	if err := s.runHooks(ctx, r, a, lifeboat.PostRestore, req.Components); err != nil {
 		return res, err
 	}
 	if req.To == "original" {

@@ -879,6 +879,24 @@ func TestHooks(t *testing.T) {
 	if d := ts.waitJob(t, jb.ID); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "timed out after 300ms") {
 		t.Errorf("slow hook: %s %q", d.State, d.Error)
 	}
+	// A component's hook runs for the restores of that component only.
+	os.Remove(marker)
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-restore", Command: "quiesce", Component: "config"}, {When: "post-restore", Command: "resume"}}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	for _, comp := range []string{"data", "config"} {
+		var rj lifeboat.Job
+		ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: result[BackupResult](t, j).Point, Components: []string{comp}, To: filepath.Join(f.restoreRoot, "hooked-"+comp)}, &rj)
+		if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+			t.Fatalf("restore of %s: %s", comp, d.Error)
+		}
+	}
+	if b, _ := os.ReadFile(marker); string(b) != "post\npre shop\npost\n" {
+		t.Errorf("component hook: the marker says %q", b)
+	}
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-restore", Command: "quiesce", Component: "nope"}}
+	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil); codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), `no component "nope"`) {
+		t.Errorf("a hook of an unknown component: %v", err)
+	}
 	// An app cannot name a command its host does not register.
 	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "rm-rf"}}
 	if err := ts.do(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil); codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), `no registered command "rm-rf"`) {
