@@ -98,7 +98,7 @@ func (d *DB) Authenticate(ctx context.Context, token string) (*lifeboat.Principa
 		}
 		p.Admin = admin == 1
 		touch = !used.Valid || ns(t.now)-used.Int64 >= int64(lastUsedEvery)
-		return nil
+		return t.resolve(ctx, &p)
 	})
 	if err != nil {
 		return nil, err

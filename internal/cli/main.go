@@ -39,6 +39,7 @@ var exitCodes = map[lifeboat.Code]int{
 	lifeboat.ECorrupt:     7,
 	lifeboat.EExists:      8,
 	lifeboat.EForbidden:   9,
+	lifeboat.ERateLimited: 10,
 	lifeboat.EInterrupted: 130,
 }
 

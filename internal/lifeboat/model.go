@@ -290,11 +290,44 @@ type AuditEvent struct {
 	Detail  json.RawMessage `json:"detail,omitempty"`
 }
 
-// Principal is who is asking: a user or a service identity.
+// Principal is who is asking: a user or a service identity (or, as the
+// holder of assignments, a group).
 type Principal struct {
 	Name  string `json:"name"`
-	Kind  string `json:"kind"` // "user" or "service"
+	Kind  string `json:"kind"` // user, service or group
 	Admin bool   `json:"admin,omitempty"`
+	// Grants are its role assignments, its groups' included (resolved when
+	// it authenticates; not stored with it).
+	Grants []Grant `json:"grants,omitempty"`
+	// Groups it is in, directly or through nested groups.
+	Groups    []string  `json:"groups,omitempty"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// HasPassword: a user who can sign in with a password.
+	HasPassword bool `json:"hasPassword,omitempty"`
+}
+
+// Principal kinds.
+const (
+	KindUser    = "user"
+	KindService = "service"
+	KindGroup   = "group"
+)
+
+// Grant is a role on a scope, as a principal holds it.
+type Grant struct {
+	Role  string `json:"role"`
+	Scope string `json:"scope"`
+	Via   string `json:"via,omitempty"` // "direct", "group NAME", ...
+}
+
+// Assignment is a principal × role × scope.
+type Assignment struct {
+	ID        string    `json:"id"`
+	Principal string    `json:"principal"`
+	Role      string    `json:"role"`
+	Scope     string    `json:"scope"`
+	CreatedAt time.Time `json:"createdAt"`
+	CreatedBy string    `json:"createdBy"`
 }
 
 // Duration is a time.Duration written as "6h", "30m", "14d" (days allowed)

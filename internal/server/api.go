@@ -161,12 +161,14 @@ func (s *Server) credsFor(vs *VaultSpec) (vaultCreds, error) {
 
 func vaultView(v *catalog.VaultRecord) lifeboat.Vault { return v.Vault }
 
-func (s *Server) listVaults(w http.ResponseWriter, r *http.Request, _ *lifeboat.Principal) error {
+func (s *Server) listVaults(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	var out []lifeboat.Vault
 	err := s.db.View(r.Context(), func(tx *catalog.Tx) error {
 		vs, err := tx.Vaults(r.Context())
 		for _, v := range vs {
-			out = append(out, vaultView(v))
+			if access.Decide(p, access.Read, access.Target{Vault: v.Name}).Allow {
+				out = append(out, vaultView(v))
+			}
 		}
 		return err
 	})
@@ -475,21 +477,25 @@ func (s *Server) deleteUnused(w http.ResponseWriter, r *http.Request, p *lifeboa
 
 // ---- apps ----
 
-func (s *Server) listApps(w http.ResponseWriter, r *http.Request, _ *lifeboat.Principal) error {
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	pg, err := page(r)
 	if err != nil {
 		return err
 	}
 	retired := r.URL.Query().Get("retired") == "true"
-	var out []*lifeboat.App
-	err = s.db.View(r.Context(), func(tx *catalog.Tx) error {
-		out, err = tx.Apps(r.Context(), pg, retired)
-		return err
+	l, err := visible(pg, func(pg catalog.Page) (out []*lifeboat.App, err error) {
+		err = s.db.View(r.Context(), func(tx *catalog.Tx) error {
+			out, err = tx.Apps(r.Context(), pg, retired)
+			return err
+		})
+		return out, err
+	}, func(a *lifeboat.App) string { return a.Name }, func(a *lifeboat.App) bool {
+		return access.Decide(p, access.Read, access.Target{App: a.Name, Vault: a.Vault, Labels: a.Labels}).Allow
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listOf(out, pg, func(a *lifeboat.App) string { return a.Name }))
+	return writeJSON(w, http.StatusOK, l)
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request, _ *lifeboat.Principal) error {
@@ -519,6 +525,9 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, p *lifeboat.Prin
 			a.CreatedAt = old.CreatedAt
 		}
 		if err := tx.PutApp(r.Context(), &a); err != nil {
+			return err
+		}
+		if err := ensureAppIdentity(r.Context(), tx, a.Name); err != nil {
 			return err
 		}
 		return tx.Audit(r.Context(), p.Name, "app.put", a.Name, "ok", nil)
@@ -908,7 +917,11 @@ func (s *Server) getPoint(w http.ResponseWriter, r *http.Request, p *lifeboat.Pr
 	}
 	reveal := r.URL.Query().Get("reveal") == "true"
 	if reveal {
-		if err := access.Check(p, access.ReadSecrets, access.Scope{App: app}); err != nil {
+		t, err := s.appTarget(ctx, app)
+		if err != nil {
+			return err
+		}
+		if err := access.Check(p, access.ReadSecrets, t); err != nil {
 			return err
 		}
 	}
@@ -1099,22 +1112,25 @@ func fileIndex(ctx context.Context, v *vault.Vault, p *manifest.Point) (map[stri
 
 // ---- jobs ----
 
-func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ *lifeboat.Principal) error {
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	pg, err := page(r)
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
 	f := catalog.JobFilter{App: q.Get("app"), Kind: q.Get("kind"), State: q.Get("state")}
-	var out []*lifeboat.Job
-	err = s.db.View(r.Context(), func(tx *catalog.Tx) error {
-		out, err = tx.Jobs(r.Context(), f, pg)
-		return err
-	})
+	readable := s.readable(r.Context(), p)
+	l, err := visible(pg, func(pg catalog.Page) (out []*lifeboat.Job, err error) {
+		err = s.db.View(r.Context(), func(tx *catalog.Tx) error {
+			out, err = tx.Jobs(r.Context(), f, pg)
+			return err
+		})
+		return out, err
+	}, func(j *lifeboat.Job) string { return j.ID }, func(j *lifeboat.Job) bool { return readable(j.App, j.Vault) })
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, listOf(out, pg, func(j *lifeboat.Job) string { return j.ID }))
+	return writeJSON(w, http.StatusOK, l)
 }
 
 func (s *Server) loadJob(ctx context.Context, id string) (*lifeboat.Job, error) {

@@ -58,7 +58,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, p *lifeboat.Princ
 		return err
 	}
 	if len(req.Document.Hosts) > 0 || len(req.Document.DatabaseServers) > 0 {
-		if err := access.Check(p, access.ManageHosts, access.Scope{}); err != nil {
+		if err := access.Check(p, access.ManageHosts, access.Target{}); err != nil {
 			return err
 		}
 	}
@@ -355,6 +355,9 @@ func (s *Server) applyTx(ctx context.Context, tx *catalog.Tx, actor string, req 
 			return nil, nil, err
 		}
 		if err := tx.PutApp(ctx, &a); err != nil {
+			return nil, nil, err
+		}
+		if err := ensureAppIdentity(ctx, tx, a.Name); err != nil {
 			return nil, nil, err
 		}
 		if err := audit("app.put", a.Name); err != nil {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lifeboat-vault/lifeboat/internal/access"
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 )
@@ -26,6 +25,7 @@ var statusOf = map[lifeboat.Code]int{
 	lifeboat.ECorrupt:     http.StatusUnprocessableEntity,
 	lifeboat.EPartial:     http.StatusOK,
 	lifeboat.EInterrupted: http.StatusServiceUnavailable,
+	lifeboat.ERateLimited: http.StatusTooManyRequests,
 	lifeboat.EInternal:    http.StatusInternalServerError,
 }
 
@@ -180,8 +180,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				writeProblem(w, r, err)
 				return
 			}
-			scope := access.Scope{App: r.PathValue("app"), Vault: r.PathValue("vault")}
-			if err := access.Check(p, rt.Action, scope); err != nil {
+			if err := s.authorize(r, rt, p); err != nil {
 				writeProblem(w, r, err)
 				return
 			}

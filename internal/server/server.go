@@ -68,6 +68,10 @@ type Config struct {
 	// HealthWait is how long a restore to the original place waits for the
 	// app's health check to pass (default 60 s).
 	HealthWait time.Duration
+	// RequireGroupAssignments refuses role assignments to individual users
+	// (and reports existing ones): "production" (default: on scopes that
+	// cover a production-environment app, or everything), "all", or "off".
+	RequireGroupAssignments string
 }
 
 // Server is a running control plane.
@@ -85,6 +89,7 @@ type Server struct {
 	schedMu  sync.Mutex
 	hasherMu sync.Mutex
 	hasher   *config.Hasher // settings hasher, loaded once
+	signIns  *signInLimit
 	// testHook runs at the start of every backup job (tests only).
 	testHook func(ctx context.Context, j *lifeboat.Job) error
 }
@@ -123,6 +128,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 30 * time.Second
 	}
+	switch cfg.RequireGroupAssignments {
+	case "":
+		cfg.RequireGroupAssignments = "production"
+	case "production", "all", "off":
+	default:
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "require-group-assignments %q: want production, all or off", cfg.RequireGroupAssignments)
+	}
 	if cfg.Name == "" {
 		h, _ := os.Hostname()
 		cfg.Name = fmt.Sprintf("%s/%d", h, os.Getpid())
@@ -154,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	db.Now = cfg.Now
 	registerDrivers()
-	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now}
+	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now, signIns: newSignInLimit()}
 	s.vaults = &vaultSet{s: s, open: map[string]*vault.Vault{}}
 	if err := s.bootstrap(ctx); err != nil {
 		db.Close()

@@ -447,7 +447,11 @@ func (s *Server) checkRestore(ctx context.Context, p *lifeboat.Principal, app st
 	// DESIGN.md invariant 6: restoring config, or anything to a
 	// non-original target, needs the permission to read secrets.
 	if secretNeeded {
-		if err := access.Check(p, access.ReadSecrets, access.Scope{App: app}); err != nil {
+		t, err := s.appTarget(ctx, app)
+		if err != nil {
+			return nil, err
+		}
+		if err := access.Check(p, access.ReadSecrets, t); err != nil {
 			return nil, err
 		}
 	}

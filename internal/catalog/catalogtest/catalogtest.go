@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) *catalog.DB) {
 		{"TokensAndAudit", testTokensAndAudit},
 		{"Rollback", testRollback},
 		{"Leases", testLeases},
+		{"Access", testAccess},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -506,4 +508,110 @@ func testLeases(t *testing.T, db *catalog.DB, clk *Clock) {
 	if _, ok, _ := db.TryLease(ctx, "gc:main", "a", time.Minute); !ok {
 		t.Error("not free after release")
 	}
+}
+
+// testAccess: nested groups (cycles end), grants through them, assignment
+// uniqueness, token listing and revocation, principal removal.
+func testAccess(t *testing.T, db *catalog.DB, clk *Clock) {
+	ctx := context.Background()
+	var annTok string
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		for _, p := range []lifeboat.Principal{{Name: "ann", Kind: "user"}, {Name: "ops", Kind: "group"}, {Name: "oncall", Kind: "group"}, {Name: "app:shop", Kind: "service"}} {
+			if err := tx.PutPrincipal(ctx, &p); err != nil {
+				return err
+			}
+		}
+		for _, m := range [][2]string{{"oncall", "ann"}, {"ops", "oncall"}, {"oncall", "ops"}, {"ops", "app:shop"}} { // ops <-> oncall: a cycle
+			if err := tx.AddMember(ctx, m[0], m[1]); err != nil {
+				return err
+			}
+		}
+		for _, a := range []lifeboat.Assignment{{Principal: "ops", Role: "reader", Scope: "*"}, {Principal: "oncall", Role: "restore-operator", Scope: "app:shop"}, {Principal: "ann", Role: "auditor", Scope: "*"}} {
+			if err := tx.PutAssignment(ctx, &a); err != nil {
+				return err
+			}
+		}
+		var err error
+		annTok, _, err = tx.CreateToken(ctx, "ann", 0)
+		return err
+	}))
+	// Twice the same (each in its own transaction: PostgreSQL aborts one
+	// after a failed statement).
+	if err := db.Update(ctx, func(tx *catalog.Tx) error { return tx.AddMember(ctx, "oncall", "ann") }); !errors.Is(err, catalog.ErrExists) {
+		t.Errorf("a member added twice: %v", err)
+	}
+	if err := db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.PutAssignment(ctx, &lifeboat.Assignment{Principal: "ops", Role: "reader", Scope: "*"})
+	}); !errors.Is(err, catalog.ErrExists) {
+		t.Errorf("the same assignment twice: %v", err)
+	}
+	p, err := db.Authenticate(ctx, annTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(p.Groups, ",") != "oncall,ops" {
+		t.Errorf("ann's groups: %v", p.Groups)
+	}
+	got := map[string]string{}
+	for _, g := range p.Grants {
+		got[g.Role+" "+g.Scope] = g.Via
+	}
+	want := map[string]string{"auditor *": "direct", "reader *": "group ops", "restore-operator app:shop": "group oncall"}
+	if len(got) != len(want) {
+		t.Errorf("ann's grants: %+v", p.Grants)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("ann's grant %s: via %q, want %q (all: %+v)", k, got[k], v, p.Grants)
+		}
+	}
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		ms, err := tx.Members(ctx, "ops")
+		if err != nil || len(ms) != 2 || ms[0].Name != "app:shop" || ms[0].Kind != "service" || ms[1].Name != "oncall" {
+			t.Errorf("members of ops: %+v %v", ms, err)
+		}
+		return nil
+	}))
+	clk.Add(time.Minute)
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		toks, err := tx.ListTokens(ctx, "ann")
+		if err != nil || len(toks) != 1 {
+			t.Fatalf("ann's tokens: %+v %v", toks, err)
+		}
+		info, err := tx.RevokeToken(ctx, toks[0].ID)
+		if err != nil || info.RevokedAt == nil || !info.RevokedAt.Equal(clk.Now()) {
+			t.Errorf("revoke: %+v %v", info, err)
+		}
+		if _, err := tx.RevokeToken(ctx, "nope"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("revoke of no token: %v", err)
+		}
+		return nil
+	}))
+	if _, err := db.Authenticate(ctx, annTok); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("a revoked token accepted: %v", err)
+	}
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		if err := tx.DeletePrincipal(ctx, "oncall"); err != nil {
+			return err
+		}
+		gs, err := tx.GroupsOf(ctx, "ann")
+		if err != nil || len(gs) != 0 {
+			t.Errorf("ann's groups after oncall went: %v %v", gs, err)
+		}
+		as, err := tx.ListAssignments(ctx, "")
+		if err != nil || len(as) != 2 {
+			t.Errorf("assignments after oncall went: %+v %v", as, err)
+		}
+		if err := tx.DeletePrincipal(ctx, "oncall"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("removed twice: %v", err)
+		}
+		if err := tx.SetPasswordHash(ctx, "ann", "$argon2id$x"); err != nil {
+			return err
+		}
+		kind, hash, err := tx.PasswordHash(ctx, "ann")
+		if err != nil || kind != "user" || hash != "$argon2id$x" {
+			t.Errorf("password hash: %s %s %v", kind, hash, err)
+		}
+		return nil
+	}))
 }

@@ -1,0 +1,282 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"sort"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+)
+
+// maxGroupDepth bounds nested group resolution (and so cycles).
+const maxGroupDepth = 8
+
+// GetPrincipal returns a principal with its groups and grants.
+func (t *Tx) GetPrincipal(ctx context.Context, name string) (*lifeboat.Principal, error) {
+	var p lifeboat.Principal
+	var admin int
+	var created int64
+	var hash string
+	err := t.queryRow(ctx, `SELECT name, kind, admin, created_at, password_hash FROM principals WHERE name = ?`, name).Scan(&p.Name, &p.Kind, &admin, &created, &hash)
+	if err != nil {
+		return nil, rowErr(err)
+	}
+	p.Admin, p.CreatedAt, p.HasPassword = admin == 1, fromNS(created), hash != ""
+	if err := t.resolve(ctx, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// resolve fills p's groups (transitively) and grants.
+func (t *Tx) resolve(ctx context.Context, p *lifeboat.Principal) error {
+	groups, err := t.GroupsOf(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	p.Groups = groups
+	p.Grants = nil
+	for i, who := range append([]string{p.Name}, groups...) {
+		as, err := t.ListAssignments(ctx, who)
+		if err != nil {
+			return err
+		}
+		via := "direct"
+		if i > 0 {
+			via = "group " + who
+		}
+		for _, a := range as {
+			p.Grants = append(p.Grants, lifeboat.Grant{Role: a.Role, Scope: a.Scope, Via: via})
+		}
+	}
+	return nil
+}
+
+// ListPrincipals lists principals of a kind ("" for all), by name.
+func (t *Tx) ListPrincipals(ctx context.Context, kind string) ([]lifeboat.Principal, error) {
+	rows, err := t.query(ctx, `SELECT name, kind, admin, created_at, password_hash FROM principals WHERE ? = '' OR kind = ? ORDER BY name`, kind, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []lifeboat.Principal
+	for rows.Next() {
+		var p lifeboat.Principal
+		var admin int
+		var created int64
+		var hash string
+		if err := rows.Scan(&p.Name, &p.Kind, &admin, &created, &hash); err != nil {
+			return nil, err
+		}
+		p.Admin, p.CreatedAt, p.HasPassword = admin == 1, fromNS(created), hash != ""
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DeletePrincipal removes a principal with its tokens, memberships and
+// assignments.
+func (t *Tx) DeletePrincipal(ctx context.Context, name string) error {
+	if _, err := t.exec(ctx, `DELETE FROM tokens WHERE principal = ?`, name); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `DELETE FROM group_members WHERE member = ? OR grp = ?`, name, name); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `DELETE FROM assignments WHERE principal = ?`, name); err != nil {
+		return err
+	}
+	r, err := t.exec(ctx, `DELETE FROM principals WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetPasswordHash stores a user's password hash ("" removes sign-in by
+// password).
+func (t *Tx) SetPasswordHash(ctx context.Context, name, hash string) error {
+	r, err := t.exec(ctx, `UPDATE principals SET password_hash = ? WHERE name = ?`, hash, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// PasswordHash returns a principal's kind and password hash.
+func (t *Tx) PasswordHash(ctx context.Context, name string) (kind, hash string, err error) {
+	err = t.queryRow(ctx, `SELECT kind, password_hash FROM principals WHERE name = ?`, name).Scan(&kind, &hash)
+	return kind, hash, rowErr(err)
+}
+
+// AddMember puts member (a user, service identity or group) in group.
+func (t *Tx) AddMember(ctx context.Context, group, member string) error {
+	_, err := t.exec(ctx, `INSERT INTO group_members (grp, member, added_at) VALUES (?, ?, ?)`, group, member, ns(t.now))
+	return err
+}
+
+// RemoveMember takes member out of group.
+func (t *Tx) RemoveMember(ctx context.Context, group, member string) error {
+	r, err := t.exec(ctx, `DELETE FROM group_members WHERE grp = ? AND member = ?`, group, member)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Member is a group's member and since when.
+type Member struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	AddedAt int64  `json:"-"`
+}
+
+// Members lists a group's direct members, by name.
+func (t *Tx) Members(ctx context.Context, group string) ([]Member, error) {
+	rows, err := t.query(ctx, `SELECT m.member, p.kind, m.added_at FROM group_members m JOIN principals p ON p.name = m.member WHERE m.grp = ? ORDER BY m.member`, group)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Member
+	for rows.Next() {
+		var m Member
+		if err := rows.Scan(&m.Name, &m.Kind, &m.AddedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// GroupsOf returns the groups name is in, directly or through nested
+// groups (at most maxGroupDepth levels; cycles end), sorted.
+func (t *Tx) GroupsOf(ctx context.Context, name string) ([]string, error) {
+	seen := map[string]bool{}
+	frontier := []string{name}
+	for depth := 0; depth < maxGroupDepth && len(frontier) > 0; depth++ {
+		var next []string
+		for _, m := range frontier {
+			rows, err := t.query(ctx, `SELECT grp FROM group_members WHERE member = ?`, m)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var g string
+				if err := rows.Scan(&g); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				if !seen[g] && g != name {
+					seen[g] = true
+					next = append(next, g)
+				}
+			}
+			rows.Close()
+		}
+		frontier = next
+	}
+	out := make([]string, 0, len(seen))
+	for g := range seen {
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// PutAssignment records an assignment (ErrExists if the same principal
+// already holds that role on that scope).
+func (t *Tx) PutAssignment(ctx context.Context, a *lifeboat.Assignment) error {
+	a.ID, a.CreatedAt = NewID(t.now), t.now
+	_, err := t.exec(ctx, `INSERT INTO assignments (id, principal, role, scope, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Principal, a.Role, a.Scope, ns(t.now), a.CreatedBy)
+	return err
+}
+
+// DeleteAssignment removes an assignment by id and returns it.
+func (t *Tx) DeleteAssignment(ctx context.Context, id string) (*lifeboat.Assignment, error) {
+	var a lifeboat.Assignment
+	var created int64
+	err := t.queryRow(ctx, `SELECT id, principal, role, scope, created_at, created_by FROM assignments WHERE id = ?`, id).Scan(&a.ID, &a.Principal, &a.Role, &a.Scope, &created, &a.CreatedBy)
+	if err != nil {
+		return nil, rowErr(err)
+	}
+	a.CreatedAt = fromNS(created)
+	if _, err := t.exec(ctx, `DELETE FROM assignments WHERE id = ?`, id); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// ListAssignments lists the assignments of principal ("" for all), oldest
+// first.
+func (t *Tx) ListAssignments(ctx context.Context, principal string) ([]lifeboat.Assignment, error) {
+	rows, err := t.query(ctx, `SELECT id, principal, role, scope, created_at, created_by FROM assignments WHERE ? = '' OR principal = ? ORDER BY id`, principal, principal)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []lifeboat.Assignment
+	for rows.Next() {
+		var a lifeboat.Assignment
+		var created int64
+		if err := rows.Scan(&a.ID, &a.Principal, &a.Role, &a.Scope, &created, &a.CreatedBy); err != nil {
+			return nil, err
+		}
+		a.CreatedAt = fromNS(created)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ListTokens lists the tokens of principal ("" for all), newest first.
+func (t *Tx) ListTokens(ctx context.Context, principal string) ([]TokenInfo, error) {
+	rows, err := t.query(ctx, `SELECT id, principal, created_at, expires_at, last_used_at, revoked_at FROM tokens WHERE ? = '' OR principal = ? ORDER BY id DESC`, principal, principal)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TokenInfo
+	for rows.Next() {
+		var ti TokenInfo
+		var created int64
+		var exp, used, rev sql.NullInt64
+		if err := rows.Scan(&ti.ID, &ti.Principal, &created, &exp, &used, &rev); err != nil {
+			return nil, err
+		}
+		ti.CreatedAt, ti.ExpiresAt, ti.LastUsedAt, ti.RevokedAt = fromNS(created), fromNullNS(exp), fromNullNS(used), fromNullNS(rev)
+		out = append(out, ti)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken revokes a token by id and returns it (revoking twice keeps
+// the first time).
+func (t *Tx) RevokeToken(ctx context.Context, id string) (*TokenInfo, error) {
+	var principal string
+	if err := t.queryRow(ctx, `SELECT principal FROM tokens WHERE id = ?`, id).Scan(&principal); err != nil {
+		return nil, rowErr(err)
+	}
+	if _, err := t.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ns(t.now), id); err != nil {
+		return nil, err
+	}
+	all, err := t.ListTokens(ctx, principal)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].ID == id {
+			return &all[i], nil
+		}
+	}
+	return nil, ErrNotFound
+}
