@@ -92,9 +92,12 @@ func (s *Server) routes() []route {
 }
 
 // Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.mux(s.routes()) }
+
+// mux serves routes: authentication, access decision, handler.
+func (s *Server) mux(routes []route) http.Handler {
 	mux := http.NewServeMux()
-	for _, rt := range s.routes() {
+	for _, rt := range routes {
 		mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
