@@ -2,9 +2,9 @@ package server
 
 import (
 	"fmt"
-	"os"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
