@@ -43,7 +43,14 @@ type run struct {
 
 func lifeboat(t *testing.T, env []string, args ...string) run {
 	t.Helper()
+	return lifeboatIn(t, env, "", args...)
+}
+
+// lifeboatIn runs the CLI with stdin.
+func lifeboatIn(t *testing.T, env []string, stdin string, args ...string) run {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se

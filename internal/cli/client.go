@@ -89,18 +89,40 @@ func firstNonEmpty(s ...string) string {
 
 func newLoginCmd(env Env) *cobra.Command {
 	var f serverFlags
+	var user, ttl string
 	cmd := &cobra.Command{
-		Use:   "login --server URL",
-		Short: "Save the server URL and an API token (read from stdin or LIFEBOAT_TOKEN)",
+		Use:   "login --server URL [--user NAME]",
+		Short: "Save the server URL and an API token (read from stdin or LIFEBOAT_TOKEN, or got by signing in)",
 		Long: `Save the server URL and an API token for the other commands, in
 ~/.config/lifeboat/cli.json (mode 0600). The token is read from LIFEBOAT_TOKEN
-or from the first line of stdin, never from a flag.` + exitCodeHelp,
+or from the first line of stdin, never from a flag; with --user NAME, the
+command signs in with that user's password instead (typed without echo on a
+terminal, else the first line of stdin) and saves the session token it gets.` + serverExitHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.server == "" {
 				return usagef("--server URL is required")
 			}
 			token := env.Getenv("LIFEBOAT_TOKEN")
+			if user != "" {
+				pw, err := readPassphrase(env, "Password for "+user+": ")
+				if err != nil {
+					return err
+				}
+				var tc server.TokenCreated
+				req := server.SignInRequest{Name: user, Password: pw}
+				if ttl != "" {
+					d, err := lifeboat.ParseDuration(ttl)
+					if err != nil {
+						return usagef("--ttl: %v", err)
+					}
+					req.TTL = d
+				}
+				if err := api.New(f.server, "").Do(cmd.Context(), "POST", "/api/v1/sessions", req, &tc); err != nil {
+					return err
+				}
+				token = tc.Token
+			}
 			if token == "" {
 				line, err := bufio.NewReader(env.Stdin).ReadString('\n')
 				if err != nil && !errors.Is(err, io.EOF) {
@@ -136,6 +158,8 @@ or from the first line of stdin, never from a flag.` + exitCodeHelp,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&user, "user", "", "sign in as this user with a password (typed without echo, or the first line of stdin) instead of a token")
+	cmd.Flags().StringVar(&ttl, "ttl", "", "with --user: how long the session token lasts (default 12h, at most 7d)")
 	f.register(cmd)
 	return cmd
 }

@@ -114,7 +114,8 @@ func newRoot(env Env) *cobra.Command {
 	vc.AddCommand(newVaultSyncCmd(env)) // talks to the server, unlike its siblings
 	root.AddCommand(vc)
 	root.AddCommand(newServeCmd(env), newLoginCmd(env), newStatusCmd(env), newKeyCmd(env), newHostCmd(env), newApplyCmd(env),
-		newAppCmd(env), newPolicyCmd(env), newBackupCmd(env), newRestoreCmd(env), newPointsCmd(env), newDiffCmd(env), newJobsCmd(env), newPruneCmd(env))
+		newAppCmd(env), newPolicyCmd(env), newBackupCmd(env), newRestoreCmd(env), newPointsCmd(env), newDiffCmd(env), newJobsCmd(env), newPruneCmd(env),
+		newPrincipalCmd(env, lifeboat.KindUser), newPrincipalCmd(env, lifeboat.KindGroup), newAccessCmd(env), newTokenCmd(env))
 	root.AddCommand(newVersionCmd(env))
 	return root
 }

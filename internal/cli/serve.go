@@ -33,6 +33,7 @@ func defaultDataDir(env Env) string {
 func newServeCmd(env Env) *cobra.Command {
 	var dataDir, listen, catalogDSN, logFormat string
 	var workers int
+	var groupRule string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Lifeboat server (API, scheduler, workers)",
@@ -61,7 +62,7 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 			if err != nil {
 				return err
 			}
-			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log}
+			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule}
 			if env.IsTerminal {
 				cfg.Announce = env.Stderr
 			}
@@ -79,6 +80,7 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default $LIFEBOAT_DATA_DIR or ~/.local/share/lifeboat)")
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "address to listen on")
 	cmd.Flags().StringVar(&catalogDSN, "catalog", "", "catalog: a SQLite file or postgres://user@host:port/db (default: catalog.db in the data directory, or $LIFEBOAT_CATALOG)")
+	cmd.Flags().StringVar(&groupRule, "require-group-assignments", "production", "refuse role assignments to individual users: production (on scopes covering production apps), all, or off")
 	cmd.Flags().IntVar(&workers, "workers", max(2, runtime.GOMAXPROCS(0)), "jobs run at the same time")
 	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else JSON)")
 	return cmd

@@ -1,0 +1,465 @@
+package cli
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-vault/lifeboat/internal/access"
+	"github.com/lifeboat-vault/lifeboat/internal/api"
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/server"
+)
+
+// ---- users and groups ----
+
+// newPrincipalCmd makes "user" or "group": add, list, delete (and passwd
+// for users, member add/remove/list for groups).
+func newPrincipalCmd(env Env, kind string) *cobra.Command {
+	cmd := &cobra.Command{Use: kind, Short: map[string]string{"user": "Add, list and remove users; set their passwords", "group": "Add, list and remove groups and their members"}[kind]}
+	var af, lf, df serverFlags
+	add := &cobra.Command{
+		Use: "add NAME", Short: "Create a " + kind, Args: cobra.ExactArgs(1),
+		Long: "Create a " + kind + " (needs access.manage)." + serverExitHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := af.client(env)
+			if err != nil {
+				return err
+			}
+			var p lifeboat.Principal
+			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/principals/%s", args[0]), server.PrincipalSpec{Kind: kind}, &p); err != nil {
+				return err
+			}
+			if af.out.json() {
+				return writeJSON(env.Stdout, p)
+			}
+			fmt.Fprintf(env.Stdout, "%s %s created.\n", strings.ToUpper(kind[:1])+kind[1:], p.Name)
+			return nil
+		},
+	}
+	af.register(add)
+	list := &cobra.Command{
+		Use: "list", Short: "List " + kind + "s", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			ps, err := listAll[lifeboat.Principal](cmd.Context(), c, "/api/v1/principals?kind="+kind)
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, ps)
+			}
+			var rows [][]string
+			for _, p := range ps {
+				pw := "-"
+				if p.HasPassword {
+					pw = "yes"
+				}
+				rows = append(rows, []string{p.Name, p.CreatedAt.Format(time.RFC3339), pw})
+			}
+			table(env.Stdout, "NAME\tCREATED\tPASSWORD", rows)
+			return nil
+		},
+	}
+	lf.register(list)
+	del := &cobra.Command{
+		Use: "delete NAME", Short: "Remove a " + kind + " with its tokens, memberships and role assignments", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := df.client(env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/principals/%s", args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "%s removed.\n", args[0])
+			return nil
+		},
+	}
+	df.register(del)
+	cmd.AddCommand(add, list, del)
+	if kind == lifeboat.KindUser {
+		cmd.AddCommand(newPasswdCmd(env))
+	} else {
+		cmd.AddCommand(newMemberCmd(env))
+	}
+	return cmd
+}
+
+func newPasswdCmd(env Env) *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use: "passwd NAME", Short: "Set a user's password (typed twice on a terminal, else one line of stdin)", Args: cobra.ExactArgs(1),
+		Long: `Set a user's password: one's own, or anyone's with access.manage. On a
+terminal it is typed twice without echo; otherwise it is the first line of
+stdin. Never a flag.` + serverExitHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			pw, err := readPassphrase(env, "New password for "+args[0]+": ")
+			if err != nil {
+				return err
+			}
+			if env.ReadPassword != nil {
+				again, err := readPassphrase(env, "Again: ")
+				if err != nil {
+					return err
+				}
+				if again != pw {
+					return usagef("the two passwords differ; nothing changed")
+				}
+			}
+			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/principals/%s/password", args[0]), server.PasswordRequest{Password: pw}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "Password of %s set.\n", args[0])
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newMemberCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "member", Short: "Add, remove and list a group's members (users, service identities, groups)"}
+	var af, rf, lf serverFlags
+	add := &cobra.Command{
+		Use: "add GROUP MEMBER", Short: "Put a member in a group", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := af.client(env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/groups/%s/members/%s", args[0], args[1]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "%s is in group %s.\n", args[1], args[0])
+			return nil
+		},
+	}
+	af.register(add)
+	rm := &cobra.Command{
+		Use: "remove GROUP MEMBER", Short: "Take a member out of a group", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rf.client(env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/groups/%s/members/%s", args[0], args[1]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "%s is no longer in group %s.\n", args[1], args[0])
+			return nil
+		},
+	}
+	rf.register(rm)
+	list := &cobra.Command{
+		Use: "list GROUP", Short: "A group's direct members", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			ms, err := listAll[catalog.Member](cmd.Context(), c, api.Path("/api/v1/groups/%s/members", args[0]))
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, ms)
+			}
+			var rows [][]string
+			for _, m := range ms {
+				rows = append(rows, []string{m.Name, m.Kind})
+			}
+			table(env.Stdout, "MEMBER\tKIND", rows)
+			return nil
+		},
+	}
+	lf.register(list)
+	cmd.AddCommand(add, rm, list)
+	return cmd
+}
+
+// ---- access ----
+
+func newAccessCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "access", Short: "Role assignments: grant, revoke, list, check, report; the built-in roles"}
+	var gf, rf, lf, cf, pf, rof serverFlags
+	grant := &cobra.Command{
+		Use: "grant PRINCIPAL ROLE SCOPE", Short: "Give a principal a role on a scope (*, vault:V, app:A, apps:KEY=VALUE)", Args: cobra.ExactArgs(3),
+		Long: `Give a principal (a group, preferably: see require_group_assignments in
+docs/access.md) a built-in role on a scope: * (everything), vault:NAME,
+app:NAME or apps:KEY=VALUE (apps with that label).` + serverExitHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := gf.client(env)
+			if err != nil {
+				return err
+			}
+			var a lifeboat.Assignment
+			if err := c.Do(cmd.Context(), "POST", "/api/v1/assignments", server.AssignmentRequest{Principal: args[0], Role: args[1], Scope: args[2]}, &a); err != nil {
+				return err
+			}
+			if gf.out.json() {
+				return writeJSON(env.Stdout, a)
+			}
+			fmt.Fprintf(env.Stdout, "%s holds %s on %s (assignment %s).\n", a.Principal, a.Role, a.Scope, a.ID)
+			return nil
+		},
+	}
+	gf.register(grant)
+	revoke := &cobra.Command{
+		Use: "revoke ASSIGNMENT-ID", Short: "Remove a role assignment (ids: lifeboat access list)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rf.client(env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/assignments/%s", args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "Assignment %s removed.\n", args[0])
+			return nil
+		},
+	}
+	rf.register(revoke)
+	var who string
+	list := &cobra.Command{
+		Use: "list", Short: "List role assignments", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			as, err := listAll[lifeboat.Assignment](cmd.Context(), c, "/api/v1/assignments?principal="+url.QueryEscape(who))
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, as)
+			}
+			var rows [][]string
+			for _, a := range as {
+				rows = append(rows, []string{a.ID, a.Principal, a.Role, a.Scope, a.CreatedBy, a.CreatedAt.Format(time.RFC3339)})
+			}
+			table(env.Stdout, "ID\tPRINCIPAL\tROLE\tSCOPE\tBY\tAT", rows)
+			return nil
+		},
+	}
+	list.Flags().StringVar(&who, "principal", "", "only this principal's assignments")
+	lf.register(list)
+	var as string
+	check := &cobra.Command{
+		Use: "check [--as PRINCIPAL] ACTION TARGET", Short: "Explain an access decision (TARGET: app:NAME, vault:NAME or server)", Args: cobra.ExactArgs(2),
+		Long: `Explain whether a principal (yourself by default) may do ACTION (a
+permission: ` + strings.Join(access.Permissions, ", ") + `) on TARGET
+(app:NAME, vault:NAME or server), which grant decides it, and the
+principal's groups and grants. Exit code 9 when the answer is no.` + serverExitHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(env)
+			if err != nil {
+				return err
+			}
+			q := url.Values{"principal": {as}, "action": {args[0]}, "target": {args[1]}}
+			var res server.AccessCheck
+			if err := c.Do(cmd.Context(), "GET", "/api/v1/access/check?"+q.Encode(), nil, &res); err != nil {
+				return err
+			}
+			if cf.out.json() {
+				if err := writeJSON(env.Stdout, res); err != nil {
+					return err
+				}
+			} else {
+				verdict := "DENIED"
+				if res.Decision.Allow {
+					verdict = "ALLOWED"
+				}
+				fmt.Fprintf(env.Stdout, "%s: %s\n", verdict, res.Decision.Reason)
+				if res.Decision.Via != "" {
+					fmt.Fprintf(env.Stdout, "by: %s\n", res.Decision.Via)
+				}
+				fmt.Fprintf(env.Stdout, "groups of %s: %s\n", res.Principal, orNone(strings.Join(res.Groups, ", ")))
+				for _, g := range res.Grants {
+					fmt.Fprintf(env.Stdout, "  %s on %s (%s)\n", g.Role, g.Scope, g.Via)
+				}
+			}
+			if !res.Decision.Allow {
+				return &lifeboat.Error{Code: lifeboat.EForbidden, Message: "denied: " + res.Decision.Reason}
+			}
+			return nil
+		},
+	}
+	check.Flags().StringVar(&as, "as", "", "the principal to ask about (default: yourself)")
+	cf.register(check)
+	report := &cobra.Command{
+		Use: "report", Short: "Assignments to individual users that require_group_assignments flags, and orphaned apps", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := pf.client(env)
+			if err != nil {
+				return err
+			}
+			var rep server.AccessReport
+			if err := c.Do(cmd.Context(), "GET", "/api/v1/access/report", nil, &rep); err != nil {
+				return err
+			}
+			if pf.out.json() {
+				return writeJSON(env.Stdout, rep)
+			}
+			fmt.Fprintf(env.Stdout, "Assignments to individual users where groups are required: %d\n", len(rep.UserAssignments))
+			for _, a := range rep.UserAssignments {
+				fmt.Fprintf(env.Stdout, "  %s: %s holds %s on %s\n", a.ID, a.Principal, a.Role, a.Scope)
+			}
+			fmt.Fprintf(env.Stdout, "Orphaned apps: %d\n", len(rep.OrphanedApps))
+			for _, o := range rep.OrphanedApps {
+				fmt.Fprintf(env.Stdout, "  %s: %s\n", o.App, o.Reason)
+			}
+			return nil
+		},
+	}
+	pf.register(report)
+	roles := &cobra.Command{
+		Use: "roles", Short: "The built-in roles and their permissions", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rof.client(env)
+			if err != nil {
+				return err
+			}
+			rs, err := listAll[access.Role](cmd.Context(), c, "/api/v1/roles")
+			if err != nil {
+				return err
+			}
+			if rof.out.json() {
+				return writeJSON(env.Stdout, rs)
+			}
+			var rows [][]string
+			for _, r := range rs {
+				rows = append(rows, []string{r.Name, strings.Join(r.Permissions, ","), r.Description})
+			}
+			table(env.Stdout, "ROLE\tPERMISSIONS\tFOR", rows)
+			return nil
+		},
+	}
+	rof.register(roles)
+	cmd.AddCommand(grant, revoke, list, check, report, roles)
+	return cmd
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// ---- tokens ----
+
+func newTokenCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke API tokens"}
+	var cf, lf, rf serverFlags
+	var forP string
+	var ttl string
+	create := &cobra.Command{
+		Use: "create [--for PRINCIPAL] [--ttl DURATION]", Short: "Create an API token (shown once)", Args: cobra.NoArgs,
+		Long: `Create an API token for yourself, or with tokens.manage for another
+principal — typically an app's own identity, app:NAME, for a deployment
+pipeline's "back up before deploy". The token is printed once, on stdout;
+only its hash is kept.` + serverExitHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(env)
+			if err != nil {
+				return err
+			}
+			req := server.TokenRequest{Principal: forP}
+			if ttl != "" {
+				d, err := lifeboat.ParseDuration(ttl)
+				if err != nil {
+					return usagef("--ttl: %v", err)
+				}
+				req.TTL = d
+			}
+			var tc server.TokenCreated
+			if err := c.Do(cmd.Context(), "POST", "/api/v1/tokens", req, &tc); err != nil {
+				return err
+			}
+			if cf.out.json() {
+				return writeJSON(env.Stdout, tc)
+			}
+			exp := "never expires"
+			if tc.Info.ExpiresAt != nil {
+				exp = "expires " + tc.Info.ExpiresAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(env.Stderr, "Token %s for %s (%s); it is shown only this once:\n", tc.Info.ID, tc.Info.Principal, exp)
+			fmt.Fprintln(env.Stdout, tc.Token)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&forP, "for", "", "the principal the token acts as (default: yourself)")
+	create.Flags().StringVar(&ttl, "ttl", "", `lifetime ("90d", "12h"; default: no expiry)`)
+	cf.register(create)
+	var all bool
+	var listFor string
+	list := &cobra.Command{
+		Use: "list [--for PRINCIPAL | --all]", Short: "List tokens (never the tokens themselves)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			who := listFor
+			if all {
+				who = "*"
+			}
+			ts, err := listAll[catalog.TokenInfo](cmd.Context(), c, "/api/v1/tokens?principal="+url.QueryEscape(who))
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, ts)
+			}
+			at := func(t *time.Time) string {
+				if t == nil {
+					return "-"
+				}
+				return t.Format(time.RFC3339)
+			}
+			var rows [][]string
+			for _, t := range ts {
+				rows = append(rows, []string{t.ID, t.Principal, t.CreatedAt.Format(time.RFC3339), at(t.ExpiresAt), at(t.LastUsedAt), at(t.RevokedAt)})
+			}
+			table(env.Stdout, "ID\tPRINCIPAL\tCREATED\tEXPIRES\tLAST USED\tREVOKED", rows)
+			return nil
+		},
+	}
+	list.Flags().StringVar(&listFor, "for", "", "another principal's tokens (tokens.manage)")
+	list.Flags().BoolVar(&all, "all", false, "everyone's tokens (tokens.manage)")
+	lf.register(list)
+	revoke := &cobra.Command{
+		Use: "revoke ID", Short: "Revoke a token (yours; others' with tokens.manage)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rf.client(env)
+			if err != nil {
+				return err
+			}
+			var info catalog.TokenInfo
+			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/tokens/%s", args[0]), nil, &info); err != nil {
+				return err
+			}
+			if rf.out.json() {
+				return writeJSON(env.Stdout, info)
+			}
+			fmt.Fprintf(env.Stdout, "Token %s of %s revoked.\n", info.ID, info.Principal)
+			return nil
+		},
+	}
+	rf.register(revoke)
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
