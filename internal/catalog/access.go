@@ -280,3 +280,40 @@ func (t *Tx) RevokeToken(ctx context.Context, id string) (*TokenInfo, error) {
 	}
 	return nil, ErrNotFound
 }
+
+// PutTrustRule creates or replaces a trust rule (doc: its JSON).
+func (t *Tx) PutTrustRule(ctx context.Context, name string, doc []byte) error {
+	_, err := t.exec(ctx, `INSERT INTO trust_rules (name, doc, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`, name, string(doc), ns(t.now))
+	return err
+}
+
+// TrustRules returns every trust rule's JSON, by name.
+func (t *Tx) TrustRules(ctx context.Context) ([][]byte, error) {
+	rows, err := t.query(ctx, `SELECT doc FROM trust_rules ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, []byte(d))
+	}
+	return out, rows.Err()
+}
+
+// DeleteTrustRule removes a trust rule.
+func (t *Tx) DeleteTrustRule(ctx context.Context, name string) error {
+	r, err := t.exec(ctx, `DELETE FROM trust_rules WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -463,3 +463,105 @@ only its hash is kept.` + serverExitHelp,
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }
+
+// ---- workload-identity federation ----
+
+func newTrustCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "trust", Short: "Trust rules: external OIDC tokens (CI jobs) exchanged for an app identity's short-lived token"}
+	var af, lf, df serverFlags
+	var rule server.TrustRule
+	var claims []string
+	var ttl string
+	add := &cobra.Command{
+		Use:   "add NAME --issuer URL --audience AUD --subject PATTERN --principal app:NAME",
+		Short: "Create or change a trust rule",
+		Long: `Create or change a trust rule: an OIDC ID token from ISSUER (https; its
+keys are fetched from its discovery document and cached) whose audience
+includes AUD, whose subject matches PATTERN ('*' matches any run of
+characters, e.g. repo:acme/shop:ref:refs/heads/main) and whose claims match
+every --claim KEY=PATTERN is exchanged, at POST /api/v1/token/exchange, for
+a token of the service identity app:NAME lasting --ttl (default 15m, at most
+1h, never past the external token's expiry). Needs access.manage.` + serverExitHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := af.client(env)
+			if err != nil {
+				return err
+			}
+			rule.Name = args[0]
+			for _, kv := range claims {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usagef("--claim %q: want KEY=PATTERN", kv)
+				}
+				if rule.Claims == nil {
+					rule.Claims = map[string]string{}
+				}
+				rule.Claims[k] = v
+			}
+			if ttl != "" {
+				d, err := lifeboat.ParseDuration(ttl)
+				if err != nil {
+					return usagef("--ttl: %v", err)
+				}
+				rule.TTL = d
+			}
+			var out server.TrustRule
+			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/trust-rules/%s", rule.Name), rule, &out); err != nil {
+				return err
+			}
+			if af.out.json() {
+				return writeJSON(env.Stdout, out)
+			}
+			fmt.Fprintf(env.Stdout, "Trust rule %s: tokens of %s for %s with subject %s act as %s.\n", out.Name, out.Issuer, out.Audience, out.Subject, out.Principal)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&rule.Issuer, "issuer", "", "the OIDC issuer URL (exactly as in the tokens' iss)")
+	add.Flags().StringVar(&rule.Audience, "audience", "", "the audience the tokens must carry")
+	add.Flags().StringVar(&rule.Subject, "subject", "", "pattern for the tokens' sub ('*' wildcards; '*' alone is refused)")
+	add.Flags().StringVar(&rule.Principal, "principal", "", "the service identity granted (app:NAME)")
+	add.Flags().StringArrayVar(&claims, "claim", nil, "KEY=PATTERN another claim must match (repeatable)")
+	add.Flags().StringVar(&ttl, "ttl", "", "lifetime of the tokens issued (default 15m, at most 1h)")
+	af.register(add)
+	list := &cobra.Command{
+		Use: "list", Short: "List trust rules", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			rs, err := listAll[server.TrustRule](cmd.Context(), c, "/api/v1/trust-rules")
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, rs)
+			}
+			var rows [][]string
+			for _, r := range rs {
+				rows = append(rows, []string{r.Name, r.Issuer, r.Audience, r.Subject, r.Principal})
+			}
+			table(env.Stdout, "RULE\tISSUER\tAUDIENCE\tSUBJECT\tPRINCIPAL", rows)
+			return nil
+		},
+	}
+	lf.register(list)
+	del := &cobra.Command{
+		Use: "delete NAME", Short: "Remove a trust rule", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := df.client(env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/trust-rules/%s", args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "Trust rule %s removed.\n", args[0])
+			return nil
+		},
+	}
+	df.register(del)
+	cmd.AddCommand(add, list, del)
+	return cmd
+}

@@ -221,6 +221,13 @@ func (l *signInLimit) allow(now time.Time, keys ...string) (bool, time.Duration)
 	return true, 0
 }
 
+// reset forgets every failure.
+func (l *signInLimit) reset() {
+	l.mu.Lock()
+	l.failures = map[string]*bucket{}
+	l.mu.Unlock()
+}
+
 // fail spends one attempt under every key.
 func (l *signInLimit) fail(now time.Time, keys ...string) {
 	l.mu.Lock()

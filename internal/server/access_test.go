@@ -30,7 +30,7 @@ var rolePermissions = map[string][]string{
 }
 
 // publicRoutes need no token at all.
-var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json", "POST /api/v1/sessions"}
+var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json", "POST /api/v1/sessions", "POST /api/v1/token/exchange"}
 
 // listRoutes let in a holder of the permission on any scope (and filter).
 var listRoutes = []string{"GET /api/v1/status", "GET /api/v1/vaults", "GET /api/v1/apps", "GET /api/v1/jobs"}
@@ -82,7 +82,7 @@ func TestAccessMatrix(t *testing.T) {
 	}
 	h := ts.mux(routes)
 	values := map[string]string{"app": "shop", "vault": shop.Vault, "job": job.ID, "host": "local", "server": "pg", "policy": "daily",
-		"point": "p", "principal": "u-reader-all", "group": "g-reader-all", "member": "u-reader-all", "assignment": "a", "token": "t"}
+		"point": "p", "principal": "u-reader-all", "group": "g-reader-all", "member": "u-reader-all", "assignment": "a", "token": "t", "rule": "r"}
 	param := regexp.MustCompile(`\{([a-z]+)\}`)
 	call := func(rt route, token string) int {
 		path := param.ReplaceAllStringFunc(rt.Pattern, func(m string) string {

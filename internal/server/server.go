@@ -31,6 +31,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
 	"github.com/lifeboat-vault/lifeboat/internal/capture/config"
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
+	"github.com/lifeboat-vault/lifeboat/internal/federation"
 	"github.com/lifeboat-vault/lifeboat/internal/jobs"
 	"github.com/lifeboat-vault/lifeboat/internal/keys"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -90,6 +91,7 @@ type Server struct {
 	hasherMu sync.Mutex
 	hasher   *config.Hasher // settings hasher, loaded once
 	signIns  *signInLimit
+	fed      *federation.Federation // workload-identity federation
 	// testHook runs at the start of every backup job (tests only).
 	testHook func(ctx context.Context, j *lifeboat.Job) error
 }
@@ -166,7 +168,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	db.Now = cfg.Now
 	registerDrivers()
-	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now, signIns: newSignInLimit()}
+	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now, signIns: newSignInLimit(), fed: federation.New(federation.Options{Now: cfg.Now})}
 	s.vaults = &vaultSet{s: s, open: map[string]*vault.Vault{}}
 	if err := s.bootstrap(ctx); err != nil {
 		db.Close()
