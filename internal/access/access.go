@@ -147,6 +147,18 @@ func (t Target) String() string {
 	return "the server"
 }
 
+// Ref names t as audit events and access checks do: "app:NAME",
+// "vault:NAME" or "server".
+func (t Target) Ref() string {
+	switch {
+	case t.App != "":
+		return "app:" + t.App
+	case t.Vault != "":
+		return "vault:" + t.Vault
+	}
+	return "server"
+}
+
 // Covers reports whether scope covers target t.
 func Covers(scope string, t Target) bool {
 	switch {

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 	"time"
 
@@ -115,41 +114,3 @@ func (d *DB) Authenticate(ctx context.Context, token string) (*lifeboat.Principa
 	return &p, nil
 }
 
-// Audit records an event in the transaction of the change it describes.
-func (t *Tx) Audit(ctx context.Context, actor, action, target, outcome string, detail any) error {
-	d := ""
-	if detail != nil {
-		b, err := json.Marshal(detail)
-		if err != nil {
-			return err
-		}
-		d = string(b)
-	}
-	_, err := t.exec(ctx, `INSERT INTO audit (id, time, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		NewID(t.now), ns(t.now), actor, action, target, outcome, d)
-	return err
-}
-
-// AuditEvents lists events oldest first after the given id.
-func (t *Tx) AuditEvents(ctx context.Context, pg Page) ([]lifeboat.AuditEvent, error) {
-	rows, err := t.query(ctx, `SELECT id, time, actor, action, target, outcome, detail FROM audit WHERE id > ? ORDER BY id LIMIT ?`, pg.After, pg.limit())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []lifeboat.AuditEvent
-	for rows.Next() {
-		var e lifeboat.AuditEvent
-		var tm int64
-		var d string
-		if err := rows.Scan(&e.ID, &tm, &e.Actor, &e.Action, &e.Target, &e.Outcome, &d); err != nil {
-			return nil, err
-		}
-		e.Time = fromNS(tm)
-		if d != "" {
-			e.Detail = json.RawMessage(d)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}

@@ -98,6 +98,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d.db.Close()
 		return nil, err
 	}
+	if err := d.chainUnchained(ctx); err != nil {
+		d.db.Close()
+		return nil, err
+	}
 	return d, nil
 }
 

@@ -176,9 +176,31 @@ func (d *DB) ClaimJob(ctx context.Context, owner string, lease time.Duration) (*
 			return err
 		}
 		out, err = t.Job(ctx, id)
-		return err
+		if err != nil {
+			return err
+		}
+		return t.auditJob(ctx, out, "job.start", "running", map[string]any{"owner": owner, "attempt": out.Attempts})
 	})
 	return out, err
+}
+
+// auditJob records a job's change of state.
+func (t *Tx) auditJob(ctx context.Context, j *lifeboat.Job, action, outcome string, detail map[string]any) error {
+	target := j.App
+	if target == "" {
+		target = "vault:" + j.Vault
+	}
+	detail["job"], detail["kind"] = j.ID, j.Kind
+	return t.Audit(ctx, "system:jobs", action, target, outcome, detail)
+}
+
+// auditJobID is auditJob for a job known by id.
+func (t *Tx) auditJobID(ctx context.Context, id, action, outcome string, detail map[string]any) error {
+	j, err := t.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	return t.auditJob(ctx, j, action, outcome, detail)
 }
 
 // Heartbeat extends a job's lease and records its progress. It returns
@@ -229,7 +251,11 @@ func (t *Tx) FinishJob(ctx context.Context, id string, fence int64, state string
 	if affected(r) != nil {
 		return ErrLeaseLost
 	}
-	return nil
+	d := map[string]any{}
+	if errMsg != "" {
+		d["error"] = errMsg
+	}
+	return t.auditJobID(ctx, id, "job.finish", state, d)
 }
 
 // RequeueJob puts a running job back in the queue (a retry after a transient
@@ -243,7 +269,7 @@ func (t *Tx) RequeueJob(ctx context.Context, id string, fence int64, delay time.
 	if affected(r) != nil {
 		return ErrLeaseLost
 	}
-	return nil
+	return t.auditJobID(ctx, id, "job.requeue", "queued", map[string]any{"error": errMsg, "delay": delay.String()})
 }
 
 // CancelJob cancels a queued job at once, or asks a running one to stop.

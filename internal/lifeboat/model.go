@@ -288,6 +288,13 @@ type AuditEvent struct {
 	Target  string          `json:"target"`
 	Outcome string          `json:"outcome"`
 	Detail  json.RawMessage `json:"detail,omitempty"`
+	// Source is the caller's address, RequestID the request's id.
+	Source    string `json:"source,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
+	// Seq, PrevHash and Hash place the event in the hash chain.
+	Seq      int64  `json:"seq"`
+	PrevHash string `json:"prevHash"`
+	Hash     string `json:"hash"`
 }
 
 // Principal is who is asking: a user or a service identity (or, as the

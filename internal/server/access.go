@@ -276,7 +276,7 @@ func (s *Server) authorize(r *http.Request, rt route, p *lifeboat.Principal) err
 	}
 	ctx := context.WithoutCancel(r.Context())
 	s.db.Update(ctx, func(tx *catalog.Tx) error {
-		return tx.Audit(ctx, p.Name, rt.Action, t.String(), "denied", map[string]string{"route": rt.Method + " " + rt.Pattern, "path": r.URL.Path, "source": sourceAddr(r), "reason": d.Reason})
+		return tx.Audit(ctx, p.Name, rt.Action, t.Ref(), "denied", map[string]string{"route": rt.Method + " " + rt.Pattern, "path": r.URL.Path, "source": sourceAddr(r), "reason": d.Reason})
 	})
 	return &lifeboat.Error{Code: lifeboat.EForbidden, Message: "forbidden: " + d.Reason}
 }

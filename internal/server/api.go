@@ -1196,18 +1196,3 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, _ *lifeboat.Pri
 	return writeJSON(w, http.StatusOK, map[string]any{"items": out})
 }
 
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *lifeboat.Principal) error {
-	pg, err := page(r)
-	if err != nil {
-		return err
-	}
-	var out []lifeboat.AuditEvent
-	err = s.db.View(r.Context(), func(tx *catalog.Tx) error {
-		out, err = tx.AuditEvents(r.Context(), pg)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, listOf(out, pg, func(e lifeboat.AuditEvent) string { return e.ID }))
-}

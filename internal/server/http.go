@@ -173,6 +173,7 @@ func (s *Server) authenticate(r *http.Request) (*lifeboat.Principal, error) {
 // access decision, the handler, and one error writer.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withOrigin(w, r)
 		var p *lifeboat.Principal
 		if rt.Action != "" {
 			var err error

@@ -188,7 +188,7 @@ func TestGroupsAndAssignments(t *testing.T) {
 		t.Errorf("ann restores elsewhere without secret-reader: %v", err)
 	}
 	audit := auditText(t, ts)
-	if !strings.Contains(audit, `"actor":"bob","action":"restore.run","target":"app shop","outcome":"denied"`) {
+	if !strings.Contains(audit, `"actor":"bob","action":"restore.run","target":"app:shop","outcome":"denied"`) {
 		t.Errorf("bob's refused restore is not in the audit trail")
 	}
 	// Removing a group takes its grants away.

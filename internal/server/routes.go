@@ -91,7 +91,8 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/jobs/{job}/cancel", access.CancelJob, "Cancel a job", s.cancelJob, ""},
 		{"GET", "/api/v1/jobs/{job}/logs", access.Read, "A job's log lines after a sequence number", s.jobLogs, ""},
 
-		{"GET", "/api/v1/audit", access.ReadAudit, "Audit events, oldest first", s.listAudit, ""},
+		{"GET", "/api/v1/audit", access.ReadAudit, "Audit events in chain order (principal, action, app, since, until filters)", s.listAudit, ""},
+		{"GET", "/api/v1/audit/verify", access.ReadAudit, "Check the audit hash chain in the catalog and against its copies in vault storage", s.getAuditVerify, ""},
 	}
 }
 

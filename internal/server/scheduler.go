@@ -20,6 +20,9 @@ func (s *Server) scheduler(ctx context.Context) {
 		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("scheduler tick", "err", err)
 		}
+		if err := s.copyAuditToVaults(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("audit trail copy", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -92,6 +92,9 @@ type Server struct {
 	hasher   *config.Hasher // settings hasher, loaded once
 	signIns  *signInLimit
 	fed      *federation.Federation // workload-identity federation
+	// auditCopied is, per vault, the newest audit event copied there.
+	auditMu     sync.Mutex
+	auditCopied map[string]int64
 	// testHook runs at the start of every backup job (tests only).
 	testHook func(ctx context.Context, j *lifeboat.Job) error
 }
@@ -168,7 +171,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	db.Now = cfg.Now
 	registerDrivers()
-	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now, signIns: newSignInLimit(), fed: federation.New(federation.Options{Now: cfg.Now})}
+	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now, signIns: newSignInLimit(), fed: federation.New(federation.Options{Now: cfg.Now}), auditCopied: map[string]int64{}}
 	s.vaults = &vaultSet{s: s, open: map[string]*vault.Vault{}}
 	if err := s.bootstrap(ctx); err != nil {
 		db.Close()
@@ -303,6 +306,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("jobs did not stop in time", "err", perr)
 	}
 	<-schedDone
+	if err := s.copyAuditToVaults(sctx); err != nil {
+		s.log.Warn("audit trail copy", "err", err)
+	}
 	s.vaults.closeAll()
 	s.db.Close()
 	s.log.Info("stopped")
