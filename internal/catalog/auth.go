@@ -113,4 +113,3 @@ func (d *DB) Authenticate(ctx context.Context, token string) (*lifeboat.Principa
 	}
 	return &p, nil
 }
-

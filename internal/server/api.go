@@ -1195,4 +1195,3 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, _ *lifeboat.Pri
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"items": out})
 }
-

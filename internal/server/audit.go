@@ -141,8 +141,8 @@ type AuditVerify struct {
 type VaultAuditCheck struct {
 	Vault    string `json:"vault"`
 	Segments int    `json:"segments"`
-	Events   int64  `json:"events"`   // events in the vault's copy
-	Newest   int64  `json:"newest"`   // the newest event in the copy
+	Events   int64  `json:"events"` // events in the vault's copy
+	Newest   int64  `json:"newest"` // the newest event in the copy
 	Problem  string `json:"problem,omitempty"`
 	FirstBad int64  `json:"firstBad,omitempty"` // the first event that differs
 }

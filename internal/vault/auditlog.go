@@ -56,7 +56,9 @@ func (v *Vault) AuditSegments(ctx context.Context) ([]AuditSegmentRef, error) {
 	if err != nil {
 		return nil, storageError(v.be, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].First < out[j].First || (out[i].First == out[j].First && out[i].Last < out[j].Last) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].First < out[j].First || (out[i].First == out[j].First && out[i].Last < out[j].Last)
+	})
 	return out, nil
 }
 
