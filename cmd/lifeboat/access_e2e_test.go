@@ -91,6 +91,24 @@ func TestAccessCLI(t *testing.T) {
 	if r := lifeboat(t, pipeline, "backup", "--app", "site", "--wait"); r.code != 5 {
 		t.Errorf("a revoked token backs up: exit %d %s", r.code, r.stderr)
 	}
+	// The audit trail: ann's refused host list is in it, exported as CSV and
+	// JSON lines, and the chain verifies (the server copies it to the vault
+	// when it stops, at the latest; verify reads the catalog's chain).
+	if r := st.cli(0, "audit", "list", "--principal", "ann", "--action", "read"); !strings.Contains(r.stdout, "denied") {
+		t.Errorf("audit list of ann's refusals:\n%s", r.stdout)
+	}
+	csvOut := filepath.Join(tmp, "audit.csv")
+	st.cli(0, "audit", "export", "--format", "csv", "--to", csvOut, "--since", "1h")
+	if b, _ := os.ReadFile(csvOut); !strings.HasPrefix(string(b), "seq,time,principal,action") || !strings.Contains(string(b), "session.create") {
+		t.Errorf("csv export: %.300s", b)
+	}
+	st.cli(2, "audit", "export", "--format", "csv", "--to", csvOut) // never overwrites
+	if r := st.cli(0, "audit", "export", "--app", "site"); !strings.Contains(r.stdout, `"target":"site"`) || strings.Contains(r.stdout, `"target":"blog"`) {
+		t.Errorf("jsonl export for site:\n%.500s", r.stdout)
+	}
+	if r := st.cli(0, "audit", "verify"); !strings.Contains(r.stdout, "chain intact") {
+		t.Errorf("audit verify:\n%s", r.stdout)
+	}
 	// Nothing secret printed by the CLI except the token create's stdout.
 	for _, out := range st.outputs {
 		if strings.Contains(out, pw) || (out != tr.stdout && strings.Contains(out, appToken)) {
