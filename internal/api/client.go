@@ -78,6 +78,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hea
 	if err != nil {
 		return lifeboat.Errorf(lifeboat.EUnavailable, "server %s: %v", c.BaseURL, err)
 	}
+	if resp.StatusCode == http.StatusAccepted && resp.Header.Get("Lifeboat-Approval") != "" {
+		var p problem
+		json.Unmarshal(data, &p)
+		return &lifeboat.Error{Code: lifeboat.EApproval, Message: p.Detail}
+	}
 	if resp.StatusCode >= 300 {
 		var p problem
 		if json.Unmarshal(data, &p) == nil && p.Code != "" {

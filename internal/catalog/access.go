@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sort"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 )
@@ -316,4 +317,109 @@ func (t *Tx) DeleteTrustRule(ctx context.Context, name string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// PutApproval stores an approval request (created or changed).
+func (t *Tx) PutApproval(ctx context.Context, id, state string, created time.Time, doc []byte) error {
+	_, err := t.exec(ctx, `INSERT INTO approvals (id, state, created_at, doc) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, doc = excluded.doc`, id, state, ns(created), string(doc))
+	return err
+}
+
+// Approval returns an approval request's JSON.
+func (t *Tx) Approval(ctx context.Context, id string) ([]byte, error) {
+	var d string
+	err := t.queryRow(ctx, `SELECT doc FROM approvals WHERE id = ?`, id).Scan(&d)
+	return []byte(d), rowErr(err)
+}
+
+// Approvals lists approval requests' JSON, newest first, by state ("" all).
+func (t *Tx) Approvals(ctx context.Context, state string) ([][]byte, error) {
+	rows, err := t.query(ctx, `SELECT doc FROM approvals WHERE ? = '' OR state = ? ORDER BY created_at DESC, id DESC`, state, state)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, []byte(d))
+	}
+	return out, rows.Err()
+}
+
+// StandingMember reports whether member has been in group, directly or
+// through nested groups, since cutoff or earlier: every link of some path
+// from member up to group was made at or before cutoff.
+func (t *Tx) StandingMember(ctx context.Context, group, member string, cutoff time.Time) (bool, error) {
+	seen := map[string]bool{member: true}
+	frontier := []string{member}
+	for depth := 0; depth < maxGroupDepth && len(frontier) > 0; depth++ {
+		var next []string
+		for _, m := range frontier {
+			rows, err := t.query(ctx, `SELECT grp FROM group_members WHERE member = ? AND added_at <= ?`, m, ns(cutoff))
+			if err != nil {
+				return false, err
+			}
+			for rows.Next() {
+				var g string
+				if err := rows.Scan(&g); err != nil {
+					rows.Close()
+					return false, err
+				}
+				if g == group {
+					rows.Close()
+					return true, nil
+				}
+				if !seen[g] {
+					seen[g] = true
+					next = append(next, g)
+				}
+			}
+			rows.Close()
+		}
+		frontier = next
+	}
+	return false, nil
+}
+
+// StandingUsers lists the users who have been in group (directly or
+// nested) since cutoff or earlier.
+func (t *Tx) StandingUsers(ctx context.Context, group string, cutoff time.Time) ([]string, error) {
+	seen := map[string]bool{group: true}
+	frontier := []string{group}
+	var users []string
+	for depth := 0; depth < maxGroupDepth && len(frontier) > 0; depth++ {
+		var next []string
+		for _, g := range frontier {
+			rows, err := t.query(ctx, `SELECT m.member, p.kind FROM group_members m JOIN principals p ON p.name = m.member WHERE m.grp = ? AND m.added_at <= ?`, g, ns(cutoff))
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var m, kind string
+				if err := rows.Scan(&m, &kind); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				if seen[m] {
+					continue
+				}
+				seen[m] = true
+				switch kind {
+				case lifeboat.KindUser:
+					users = append(users, m)
+				case lifeboat.KindGroup:
+					next = append(next, m)
+				}
+			}
+			rows.Close()
+		}
+		frontier = next
+	}
+	sort.Strings(users)
+	return users, nil
 }

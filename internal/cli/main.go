@@ -40,6 +40,7 @@ var exitCodes = map[lifeboat.Code]int{
 	lifeboat.EExists:      8,
 	lifeboat.EForbidden:   9,
 	lifeboat.ERateLimited: 10,
+	lifeboat.EApproval:    11,
 	lifeboat.EInterrupted: 130,
 }
 

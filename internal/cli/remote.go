@@ -26,7 +26,8 @@ Exit codes: 0 success, 1 the job failed (or an internal error), 2 bad usage
 or input, 3 partial (the point misses some items), 4 not found, 5 not signed
 in (no or bad token), 6 server or storage unreachable, 7 corruption found,
 8 already exists, 9 forbidden, 10 rate limited (too many failed sign-ins),
-130 interrupted or job cancelled.`
+11 waiting for a second person's approval (the request is kept; see
+lifeboat approval), 130 interrupted or job cancelled.`
 
 func table(w io.Writer, header string, rows [][]string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -10,17 +10,18 @@ import (
 type Code string
 
 const (
-	EInvalid     Code = "invalid"      // bad input: flags, arguments, files
-	ENotFound    Code = "not_found"    // vault, point or path missing
-	EExists      Code = "exists"       // something to be created is already there
-	EAuth        Code = "auth"         // wrong passphrase or key; not signed in
-	EForbidden   Code = "forbidden"    // signed in, but not allowed
-	EUnavailable Code = "unavailable"  // storage or service unreachable
-	ECorrupt     Code = "corrupt"      // integrity check failed
-	EPartial     Code = "partial"      // done, but some items were skipped
-	EInterrupted Code = "interrupted"  // cancelled by a signal
-	ERateLimited Code = "rate_limited" // too many attempts; try again later
-	EInternal    Code = "internal"     // a bug or an unexpected failure
+	EInvalid     Code = "invalid"           // bad input: flags, arguments, files
+	ENotFound    Code = "not_found"         // vault, point or path missing
+	EExists      Code = "exists"            // something to be created is already there
+	EAuth        Code = "auth"              // wrong passphrase or key; not signed in
+	EForbidden   Code = "forbidden"         // signed in, but not allowed
+	EUnavailable Code = "unavailable"       // storage or service unreachable
+	ECorrupt     Code = "corrupt"           // integrity check failed
+	EPartial     Code = "partial"           // done, but some items were skipped
+	EInterrupted Code = "interrupted"       // cancelled by a signal
+	ERateLimited Code = "rate_limited"      // too many attempts; try again later
+	EApproval    Code = "approval_required" // waits for a second person's approval
+	EInternal    Code = "internal"          // a bug or an unexpected failure
 )
 
 // Error is an error meant for a user: one line naming what and where.

@@ -602,6 +602,17 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 	if _, err := validatePolicy(&pol); err != nil {
 		return err
 	}
+	var prev *lifeboat.Policy
+	if err := s.db.View(r.Context(), func(tx *catalog.Tx) error { prev, _ = tx.Policy(r.Context(), pol.Name); return nil }); err != nil {
+		return err
+	}
+	if prev != nil {
+		if less := shortens(prev.Retention, pol.Retention); less != "" {
+			if err := s.needApproval(r, p, "policy.shorten-retention", "policy:"+pol.Name, "shortens the retention of policy "+pol.Name+": "+less); err != nil {
+				return err
+			}
+		}
+	}
 	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		if old, err := tx.Policy(r.Context(), pol.Name); err == nil {
 			pol.CreatedAt = old.CreatedAt

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"reflect"
 	"sort"
 	"time"
@@ -60,6 +61,29 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, p *lifeboat.Princ
 	if len(req.Document.Hosts) > 0 || len(req.Document.DatabaseServers) > 0 {
 		if err := access.Check(p, access.ManageHosts, access.Target{}); err != nil {
 			return err
+		}
+	}
+	if !req.DryRun {
+		// A document that shortens a policy's retention waits for approval,
+		// whole: what runs once approved is exactly what was sent.
+		var less []string
+		err := s.db.View(r.Context(), func(tx *catalog.Tx) error {
+			for _, pol := range req.Document.Policies {
+				if old, err := tx.Policy(r.Context(), pol.Name); err == nil {
+					if l := shortens(old.Retention, pol.Retention); l != "" {
+						less = append(less, pol.Name+": "+l)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(less) > 0 {
+			if err := s.needApproval(r, p, "policy.shorten-retention", "apply", "shortens retention: "+strings.Join(less, "; ")); err != nil {
+				return err
+			}
 		}
 	}
 	res, err := s.applyDoc(r.Context(), p.Name, req)

@@ -26,6 +26,7 @@ var statusOf = map[lifeboat.Code]int{
 	lifeboat.EPartial:     http.StatusOK,
 	lifeboat.EInterrupted: http.StatusServiceUnavailable,
 	lifeboat.ERateLimited: http.StatusTooManyRequests,
+	lifeboat.EApproval:    http.StatusAccepted,
 	lifeboat.EInternal:    http.StatusInternalServerError,
 }
 
@@ -174,10 +175,17 @@ func (s *Server) authenticate(r *http.Request) (*lifeboat.Principal, error) {
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = withOrigin(w, r)
+		kept, err := keepBody(r)
+		if err != nil {
+			writeProblem(w, r, err)
+			return
+		}
+		r = kept
 		var p *lifeboat.Principal
 		if rt.Action != "" {
-			var err error
-			if p, err = s.authenticate(r); err != nil {
+			if ap, ok := r.Context().Value(approvedKey{}).(*approved); ok {
+				p = ap.principal // an approved request, run as its requester
+			} else if p, err = s.authenticate(r); err != nil {
 				writeProblem(w, r, err)
 				return
 			}
@@ -187,6 +195,11 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 		}
 		if err := rt.Handler(w, r, p); err != nil {
+			var ea *errApproval
+			if errors.As(err, &ea) {
+				writeApproval(w, ea)
+				return
+			}
 			if lifeboat.ErrorCode(err) == lifeboat.EInternal {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}

@@ -236,6 +236,15 @@ func (s *Server) deletePrincipal(w http.ResponseWriter, r *http.Request, p *life
 	if name == p.Name {
 		return lifeboat.Errorf(lifeboat.EInvalid, "principal %s: you cannot remove yourself", name)
 	}
+	var who *lifeboat.Principal
+	if err := s.db.View(r.Context(), func(tx *catalog.Tx) error { who, _ = tx.GetPrincipal(r.Context(), name); return nil }); err != nil {
+		return err
+	}
+	if who != nil && (name == DefaultApprovers || isOwner(who)) {
+		if err := s.needApproval(r, p, "principal.delete-protected", name, "removes "+who.Kind+" "+name+" (an owner, or the approvers group)"); err != nil {
+			return err
+		}
+	}
 	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		old, err := tx.GetPrincipal(r.Context(), name)
 		if err != nil {
@@ -314,6 +323,11 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, _ *lifeboat
 
 func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	group, member := r.PathValue("group"), r.PathValue("member")
+	if group == DefaultApprovers {
+		if err := s.needApproval(r, p, "approvers.change", group, "puts "+member+" in the approvers group"); err != nil {
+			return err
+		}
+	}
 	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		g, err := tx.GetPrincipal(r.Context(), group)
 		if err != nil || g.Kind != lifeboat.KindGroup {
@@ -348,6 +362,11 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 
 func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	group, member := r.PathValue("group"), r.PathValue("member")
+	if group == DefaultApprovers {
+		if err := s.needApproval(r, p, "approvers.change", group, "takes "+member+" out of the approvers group"); err != nil {
+			return err
+		}
+	}
 	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		if err := tx.RemoveMember(r.Context(), group, member); err != nil {
 			if err == catalog.ErrNotFound {
@@ -421,6 +440,11 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request, p *lifeb
 		return fmt.Errorf("assignment: %w", err)
 	}
 	a := lifeboat.Assignment{Principal: req.Principal, Role: req.Role, Scope: req.Scope, CreatedBy: p.Name}
+	if req.Principal == DefaultApprovers {
+		if err := s.needApproval(r, p, "approvers.change", req.Principal, fmt.Sprintf("gives the approvers group %s on %s", req.Role, req.Scope)); err != nil {
+			return err
+		}
+	}
 	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		who, err := tx.GetPrincipal(r.Context(), req.Principal)
 		if err != nil {
@@ -451,7 +475,25 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request, p *lifeb
 
 func (s *Server) deleteAssignment(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	id := r.PathValue("assignment")
-	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
+	var cur *lifeboat.Assignment
+	err := s.db.View(r.Context(), func(tx *catalog.Tx) error {
+		as, err := tx.ListAssignments(r.Context(), "")
+		for i := range as {
+			if as[i].ID == id {
+				cur = &as[i]
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if cur != nil && ((cur.Role == access.Owner && cur.Scope == access.ScopeAll) || cur.Principal == DefaultApprovers) {
+		if err := s.needApproval(r, p, "assignment.delete-protected", cur.Principal, fmt.Sprintf("removes %s's %s role on %s (an owner, or the approvers group)", cur.Principal, cur.Role, cur.Scope)); err != nil {
+			return err
+		}
+	}
+	err = s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		a, err := tx.DeleteAssignment(r.Context(), id)
 		if err != nil {
 			return notFound(err, "assignment", id)
@@ -717,4 +759,18 @@ func ensureAppIdentity(ctx context.Context, tx *catalog.Tx, name string) error {
 		return err
 	}
 	return tx.PutPrincipal(ctx, &lifeboat.Principal{Name: id, Kind: lifeboat.KindService})
+}
+
+// isOwner: an owner of everything (the first administrator, or an owner
+// role on "*", held directly).
+func isOwner(p *lifeboat.Principal) bool {
+	if p.Admin {
+		return true
+	}
+	for _, g := range p.Grants {
+		if g.Role == access.Owner && g.Scope == access.ScopeAll && g.Via == "direct" {
+			return true
+		}
+	}
+	return false
 }
