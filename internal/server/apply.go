@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/access"
