@@ -565,3 +565,87 @@ a token of the service identity app:NAME lasting --ttl (default 15m, at most
 	cmd.AddCommand(add, list, del)
 	return cmd
 }
+
+// ---- two-person approval ----
+
+func newApprovalCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "approval", Short: "Two-person approval: list, show, approve and deny waiting requests"}
+	var lf, sf, af, df serverFlags
+	var state string
+	list := &cobra.Command{
+		Use: "list [--state pending]", Short: "List approval requests, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			as, err := listAll[server.Approval](cmd.Context(), c, "/api/v1/approvals?state="+url.QueryEscape(state))
+			if err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, as)
+			}
+			var rows [][]string
+			for _, a := range as {
+				rows = append(rows, []string{a.ID, a.State, a.Requester, a.Action, a.Reason, a.ExpiresAt.Format(time.RFC3339), a.DecidedBy})
+			}
+			table(env.Stdout, "ID\tSTATE\tREQUESTER\tACTION\tWHAT\tEXPIRES\tDECIDED BY", rows)
+			return nil
+		},
+	}
+	list.Flags().StringVar(&state, "state", "", "pending, executed, failed, denied or expired")
+	lf.register(list)
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show an approval request: who asked what, why, and the exact request", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := sf.client(env)
+			if err != nil {
+				return err
+			}
+			var a server.Approval
+			if err := c.Do(cmd.Context(), "GET", api.Path("/api/v1/approvals/%s", args[0]), nil, &a); err != nil {
+				return err
+			}
+			if sf.out.json() {
+				return writeJSON(env.Stdout, a)
+			}
+			return yamlOut(env.Stdout, a)
+		},
+	}
+	sf.register(show)
+	decide := func(f *serverFlags, verb string) *cobra.Command {
+		c := &cobra.Command{
+			Use: verb + " ID", Short: strings.ToUpper(verb[:1]) + verb[1:] + " a waiting request (not your own; you must have been in the approvers group for 24 hours before it was made)", Args: cobra.ExactArgs(1),
+			Long: strings.ToUpper(verb[:1]) + verb[1:] + ` a waiting request. Only a user other than the requester who has
+been in the approvers group for 24 hours before the request may; an
+approved request runs at once, as its requester, exactly as it was sent.` + serverExitHelp,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := f.client(env)
+				if err != nil {
+					return err
+				}
+				var a server.Approval
+				if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/approvals/%s/"+verb, args[0]), nil, &a); err != nil {
+					return err
+				}
+				if f.out.json() {
+					return writeJSON(env.Stdout, a)
+				}
+				fmt.Fprintf(env.Stdout, "Request %s (%s by %s): %s", a.ID, a.Action, a.Requester, a.State)
+				if a.Result != nil {
+					fmt.Fprintf(env.Stdout, ", HTTP %d", a.Result.Status)
+				}
+				fmt.Fprintln(env.Stdout)
+				if a.State == server.ApprovalFailed {
+					return lifeboat.Errorf(lifeboat.EInternal, "the approved request failed when run: HTTP %d", a.Result.Status)
+				}
+				return nil
+			},
+		}
+		f.register(c)
+		return c
+	}
+	cmd.AddCommand(list, show, decide(&af, "approve"), decide(&df, "deny"))
+	return cmd
+}
