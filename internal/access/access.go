@@ -37,10 +37,11 @@ const (
 	PruneVault    = "prune.run"      // run retention and garbage collection
 	UndeletePoint = "points.restore" // undelete a soft-deleted point
 	ManageAccess  = "access.manage"  // users, groups, service identities, role assignments
+	ManageHolds   = "holds.manage"   // put and release legal holds on points and apps
 )
 
 // Permissions lists every permission, for documentation and tests.
-var Permissions = []string{Read, Manage, ManageHosts, RunBackup, RunRestore, ReadSecrets, ManageKeys, CancelJob, ReadAudit, ManageTokens, ServerStatus, PruneVault, UndeletePoint, ManageAccess}
+var Permissions = []string{Read, Manage, ManageHosts, RunBackup, RunRestore, ReadSecrets, ManageKeys, CancelJob, ReadAudit, ManageTokens, ServerStatus, PruneVault, UndeletePoint, ManageAccess, ManageHolds}
 
 // Role is a built-in role: a documented set of permissions.
 type Role struct {

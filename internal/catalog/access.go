@@ -423,3 +423,42 @@ func (t *Tx) StandingUsers(ctx context.Context, group string, cutoff time.Time) 
 	sort.Strings(users)
 	return users, nil
 }
+
+// LegalHold is a hold on a whole app.
+type LegalHold struct {
+	App    string    `json:"app"`
+	Reason string    `json:"reason"`
+	By     string    `json:"by"`
+	Since  time.Time `json:"since"`
+}
+
+// PutLegalHold holds an app (ErrExists if it is held already).
+func (t *Tx) PutLegalHold(ctx context.Context, h *LegalHold) error {
+	h.Since = t.now
+	_, err := t.exec(ctx, `INSERT INTO legal_holds (app, reason, held_by, created_at) VALUES (?, ?, ?, ?)`, h.App, h.Reason, h.By, ns(t.now))
+	return err
+}
+
+// LegalHoldOf returns an app's hold (ErrNotFound if none).
+func (t *Tx) LegalHoldOf(ctx context.Context, app string) (*LegalHold, error) {
+	h := &LegalHold{App: app}
+	var since int64
+	err := t.queryRow(ctx, `SELECT reason, held_by, created_at FROM legal_holds WHERE app = ?`, app).Scan(&h.Reason, &h.By, &since)
+	if err != nil {
+		return nil, rowErr(err)
+	}
+	h.Since = fromNS(since)
+	return h, nil
+}
+
+// DeleteLegalHold releases an app.
+func (t *Tx) DeleteLegalHold(ctx context.Context, app string) error {
+	r, err := t.exec(ctx, `DELETE FROM legal_holds WHERE app = ?`, app)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -649,3 +649,56 @@ approved request runs at once, as its requester, exactly as it was sent.` + serv
 	cmd.AddCommand(list, show, decide(&af, "approve"), decide(&df, "deny"))
 	return cmd
 }
+
+// ---- legal hold ----
+
+func newHoldCmd(env Env, hold bool) *cobra.Command {
+	var f serverFlags
+	var app, point, reason string
+	verb := map[bool]string{true: "hold", false: "release"}[hold]
+	cmd := &cobra.Command{
+		Use:   verb + " --app APP [--point ID] --reason TEXT",
+		Short: map[bool]string{true: "Put a legal hold on an app or a point: nothing under hold is deleted", false: "Release a legal hold on an app or a point"}[hold],
+		Long: `Put (hold) or end (release) a legal hold, on a whole app (none of its
+points is deleted by retention while held) or on one point (a marker in the
+vault: never purged until released). A reason is required; holds.manage
+too.` + serverExitHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if app == "" {
+				return usagef("--app is required")
+			}
+			if strings.TrimSpace(reason) == "" {
+				return usagef("--reason is required")
+			}
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			path := api.Path("/api/v1/apps/%s/"+verb, app)
+			what := "app " + app
+			if point != "" {
+				path = api.Path("/api/v1/apps/%s/points/%s/"+verb, app, point)
+				what = "point " + point + " of app " + app
+			}
+			var out map[string]any
+			if err := c.Do(cmd.Context(), "POST", path, server.HoldRequest{Reason: reason}, &out); err != nil {
+				return err
+			}
+			if f.out.json() {
+				return writeJSON(env.Stdout, out)
+			}
+			if hold {
+				fmt.Fprintf(env.Stdout, "Legal hold on %s: %s\n", what, reason)
+			} else {
+				fmt.Fprintf(env.Stdout, "Legal hold on %s released: %s\n", what, reason)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "the app")
+	cmd.Flags().StringVar(&point, "point", "", "one point of the app (id or prefix) instead of the whole app")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the audit trail)")
+	f.register(cmd)
+	return cmd
+}

@@ -78,10 +78,17 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	hold, err := s.appHold(ctx, a.Name)
+	if err != nil {
+		return nil, err
+	}
 	for i := range ds {
-		if states[ds[i].Point.ID].Held {
+		if states[ds[i].Point.ID].Held || hold != nil {
 			ds[i].Keep = true
 		}
+	}
+	if hold != nil {
+		r.Logf(ctx, "info", "app %s is under a legal hold (%s, by %s since %s): no point is deleted", a.Name, hold.Reason, hold.By, hold.Since.Format(time.RFC3339))
 	}
 	if err := retention.CheckDropFraction(ds); err != nil && !req.Force {
 		r.Logf(ctx, "error", "%v; run the prune with force after checking `lifeboat policy simulate`", err)

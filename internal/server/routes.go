@@ -88,6 +88,10 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/apps/{app}/points", access.Read, "List an app's points, newest first", s.listPoints, ""},
 		{"GET", "/api/v1/apps/{app}/points/{point}", access.Read, "Show a point with its settings (secret values masked; reveal=true needs secrets.read and is audited)", s.getPoint, ""},
 		{"POST", "/api/v1/apps/{app}/points/{point}/undelete", access.UndeletePoint, "Undelete a soft-deleted point", s.undeletePoint, ""},
+		{"POST", "/api/v1/apps/{app}/points/{point}/hold", access.ManageHolds, "Put a legal hold on a point (a reason is required): never deleted until released", s.holdPoint(true), "HoldRequest"},
+		{"POST", "/api/v1/apps/{app}/points/{point}/release", access.ManageHolds, "Release a point's legal hold (a reason is required)", s.holdPoint(false), "HoldRequest"},
+		{"POST", "/api/v1/apps/{app}/hold", access.ManageHolds, "Put a legal hold on an app: none of its points is deleted until released", s.holdApp(true), "HoldRequest"},
+		{"POST", "/api/v1/apps/{app}/release", access.ManageHolds, "Release an app's legal hold (a reason is required)", s.holdApp(false), "HoldRequest"},
 		{"GET", "/api/v1/apps/{app}/diff", access.Read, "Settings and files that differ between two points (from, to)", s.diffPoints, ""},
 
 		{"GET", "/api/v1/jobs", access.Read, "List jobs, newest first (app, kind, state filters)", s.listJobs, ""},
