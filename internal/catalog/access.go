@@ -462,3 +462,29 @@ func (t *Tx) DeleteLegalHold(ctx context.Context, app string) error {
 	}
 	return nil
 }
+
+// PutVaultLock stores a vault's lock (doc: its JSON).
+func (t *Tx) PutVaultLock(ctx context.Context, vault string, doc []byte) error {
+	_, err := t.exec(ctx, `INSERT INTO vault_locks (vault, doc, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (vault) DO UPDATE SET doc = excluded.doc`, vault, string(doc), ns(t.now))
+	return err
+}
+
+// VaultLock returns a vault's lock JSON (ErrNotFound if it has none).
+func (t *Tx) VaultLock(ctx context.Context, vault string) ([]byte, error) {
+	var d string
+	err := t.queryRow(ctx, `SELECT doc FROM vault_locks WHERE vault = ?`, vault).Scan(&d)
+	return []byte(d), rowErr(err)
+}
+
+// DeleteVaultLock removes a vault's lock.
+func (t *Tx) DeleteVaultLock(ctx context.Context, vault string) error {
+	r, err := t.exec(ctx, `DELETE FROM vault_locks WHERE vault = ?`, vault)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -82,10 +82,22 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := s.lockOf(ctx, a.Vault)
+	if err != nil {
+		return nil, err
+	}
+	locked := 0
 	for i := range ds {
 		if states[ds[i].Point.ID].Held || hold != nil {
 			ds[i].Keep = true
 		}
+		if lock != nil && !ds[i].Keep && s.now().Sub(ds[i].Point.Time) < lock.MinRetention.D() {
+			ds[i].Keep = true
+			locked++
+		}
+	}
+	if locked > 0 {
+		r.Logf(ctx, "info", "vault %s is locked (%s, minimum retention %v): %d points the policy would drop are kept", a.Vault, lock.Mode, lock.MinRetention, locked)
 	}
 	if hold != nil {
 		r.Logf(ctx, "info", "app %s is under a legal hold (%s, by %s since %s): no point is deleted", a.Name, hold.Reason, hold.By, hold.Since.Format(time.RFC3339))

@@ -59,6 +59,9 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/vaults/{vault}", access.Read, "Show a vault", s.getVault, ""},
 		{"POST", "/api/v1/vaults/{vault}/key-export", access.ManageKeys, "Add a key slot wrapped by an operator's passphrase and record the export", s.keyExport, "KeyExportRequest"},
 		{"POST", "/api/v1/vaults/{vault}/sync", access.Manage, "Rebuild the catalog's points of a vault from its manifests", s.syncVault, ""},
+		{"GET", "/api/v1/vaults/{vault}/lock", access.Read, "A vault's lock: mode and minimum retention", s.getVaultLock, ""},
+		{"PUT", "/api/v1/vaults/{vault}/lock", access.Manage, "Lock a vault (governance mode: no point younger than minRetention is deleted); weakening a lock waits for two-person approval", s.putVaultLock, "LockRequest"},
+		{"DELETE", "/api/v1/vaults/{vault}/lock", access.Manage, "Remove a vault's lock (waits for two-person approval)", s.deleteVaultLock, ""},
 		{"POST", "/api/v1/vaults/{vault}/verify", access.Manage, "Start a verify job (check, optionally reading data)", s.verifyVault, "VerifyRequest"},
 
 		{"GET", "/api/v1/hosts", access.Read, "List hosts", s.listHosts, ""},

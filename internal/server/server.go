@@ -61,7 +61,8 @@ type Config struct {
 	// Name of this server in job leases (default hostname/pid).
 	Name string
 	// SoftDelete is how long soft-deleted points stay restorable before
-	// garbage collection purges them (default 14 days).
+	// garbage collection purges them (default and floor for users:
+	// MinSoftDelete; shorter only in tests).
 	SoftDelete time.Duration
 	// JobTries is how many times a job that meets unavailable storage or a
 	// database server is tried (default 5, with backoff).
@@ -99,6 +100,9 @@ type Server struct {
 	testHook func(ctx context.Context, j *lifeboat.Job) error
 }
 
+// MinSoftDelete is the soft-delete retention floor: configurable upward only.
+const MinSoftDelete = 14 * 24 * time.Hour
+
 // Files in the data directory.
 const (
 	MasterKeyFile  = "master.key"
@@ -125,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.SoftDelete <= 0 {
-		cfg.SoftDelete = 14 * 24 * time.Hour
+		cfg.SoftDelete = MinSoftDelete
 	}
 	if cfg.HealthWait <= 0 {
 		cfg.HealthWait = 60 * time.Second
