@@ -702,3 +702,88 @@ too.` + serverExitHelp,
 	f.register(cmd)
 	return cmd
 }
+
+// ---- vault locks ----
+
+func newLockCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "lock", Short: "Vault locks: a minimum retention no policy or prune goes below"}
+	var sf, gf, rf serverFlags
+	var vaultName, mode, minRet, cooling string
+	set := &cobra.Command{
+		Use: "set --vault V --min-retention 30d [--mode governance]", Short: "Lock a vault, or change its lock (weakening waits for approval)", Args: cobra.NoArgs,
+		Long: `Lock a vault: no point of it younger than --min-retention is deleted,
+whatever the policies say. Governance mode (the only one on local storage,
+enforced by Lifeboat): a stronger lock applies at once; a weaker one, or
+removing it, waits for two-person approval (exit code 11).` + serverExitHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if vaultName == "" {
+				return usagef("--vault is required")
+			}
+			d, err := lifeboat.ParseDuration(minRet)
+			if err != nil {
+				return usagef("--min-retention: %v", err)
+			}
+			req := server.LockRequest{Mode: mode, MinRetention: d}
+			if cooling != "" {
+				if req.CoolingOff, err = lifeboat.ParseDuration(cooling); err != nil {
+					return usagef("--cooling-off: %v", err)
+				}
+			}
+			c, err := sf.client(env)
+			if err != nil {
+				return err
+			}
+			var l server.VaultLock
+			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/vaults/%s/lock", vaultName), req, &l); err != nil {
+				return err
+			}
+			if sf.out.json() {
+				return writeJSON(env.Stdout, l)
+			}
+			fmt.Fprintf(env.Stdout, "Vault %s locked (%s): no point younger than %v is deleted.\n", l.Vault, l.Mode, l.MinRetention)
+			return nil
+		},
+	}
+	set.Flags().StringVar(&vaultName, "vault", "", "the vault")
+	set.Flags().StringVar(&mode, "mode", "governance", "governance (compliance needs S3 object lock: not available yet)")
+	set.Flags().StringVar(&minRet, "min-retention", "", "no point younger than this is deleted (e.g. 30d)")
+	set.Flags().StringVar(&cooling, "cooling-off", "", "compliance mode: how long before the lock is in force")
+	sf.register(set)
+	show := &cobra.Command{
+		Use: "show --vault V", Short: "Show a vault's lock", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := gf.client(env)
+			if err != nil {
+				return err
+			}
+			var l server.VaultLock
+			if err := c.Do(cmd.Context(), "GET", api.Path("/api/v1/vaults/%s/lock", vaultName), nil, &l); err != nil {
+				return err
+			}
+			if gf.out.json() {
+				return writeJSON(env.Stdout, l)
+			}
+			return yamlOut(env.Stdout, l)
+		},
+	}
+	show.Flags().StringVar(&vaultName, "vault", "", "the vault")
+	gf.register(show)
+	remove := &cobra.Command{
+		Use: "remove --vault V", Short: "Remove a vault's lock (waits for two-person approval)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := rf.client(env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/vaults/%s/lock", vaultName), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "Lock of vault %s removed.\n", vaultName)
+			return nil
+		},
+	}
+	remove.Flags().StringVar(&vaultName, "vault", "", "the vault")
+	rf.register(remove)
+	cmd.AddCommand(set, show, remove)
+	return cmd
+}

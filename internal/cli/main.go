@@ -116,7 +116,7 @@ func newRoot(env Env) *cobra.Command {
 	root.AddCommand(vc)
 	root.AddCommand(newServeCmd(env), newLoginCmd(env), newStatusCmd(env), newKeyCmd(env), newHostCmd(env), newApplyCmd(env),
 		newAppCmd(env), newPolicyCmd(env), newBackupCmd(env), newRestoreCmd(env), newPointsCmd(env), newDiffCmd(env), newJobsCmd(env), newPruneCmd(env),
-		newPrincipalCmd(env, lifeboat.KindUser), newPrincipalCmd(env, lifeboat.KindGroup), newAccessCmd(env), newTokenCmd(env), newTrustCmd(env), newAuditCmd(env), newApprovalCmd(env), newHoldCmd(env, true), newHoldCmd(env, false))
+		newPrincipalCmd(env, lifeboat.KindUser), newPrincipalCmd(env, lifeboat.KindGroup), newAccessCmd(env), newTokenCmd(env), newTrustCmd(env), newAuditCmd(env), newApprovalCmd(env), newHoldCmd(env, true), newHoldCmd(env, false), newLockCmd(env))
 	root.AddCommand(newVersionCmd(env))
 	return root
 }
