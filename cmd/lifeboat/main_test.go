@@ -130,6 +130,19 @@ func TestCLIRoundTripAndErrors(t *testing.T) {
 		t.Fatalf("world-readable passphrase file: %d %q", r.code, r.stderr)
 	}
 	os.Chmod(pf, 0o600)
+	// A passphrase command (a secret manager's CLI): its output is the
+	// passphrase; a failing one is a clear error that shows none of it.
+	mustRun(t, nil, "vault", "points", "--vault", vlt, "--passphrase-command", "cat "+pf)
+	mustRun(t, []string{"LIFEBOAT_PASSPHRASE_COMMAND=printf 'test passphrase'"}, "vault", "points", "--vault", vlt)
+	if r := lifeboat(t, nil, "vault", "points", "--vault", vlt, "--passphrase-command", "echo leaked-output; exit 3"); r.code != 2 || !strings.Contains(r.stderr, "passphrase command failed: exit status 3") || strings.Contains(r.stderr, "leaked-output") {
+		t.Fatalf("failing passphrase command: %d %q", r.code, r.stderr)
+	}
+	if r := lifeboat(t, nil, "vault", "points", "--vault", vlt, "--passphrase-command", "echo wrong"); r.code != 5 {
+		t.Fatalf("a command printing the wrong passphrase: %d %q", r.code, r.stderr)
+	}
+	if r := lifeboat(t, nil, "vault", "points", "--vault", vlt, "--passphrase-command", "true", "--passphrase-file", pf); r.code != 2 {
+		t.Fatalf("both passphrase sources: %d %q", r.code, r.stderr)
+	}
 
 	r = mustRun(t, nil, "vault", "backup", "--vault", vlt, "--passphrase-file", pf, "--label", "reason=test", "-o", "json", src)
 	var pt struct {

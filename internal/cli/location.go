@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +21,7 @@ import (
 type vaultFlags struct {
 	location       string
 	passphraseFile string
+	passphraseCmd  string
 	s3Endpoint     string
 	s3CredsFile    string
 }
@@ -24,6 +29,7 @@ type vaultFlags struct {
 func (f *vaultFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.location, "vault", "", "vault LOCATION: a directory, file:///path or s3://bucket/prefix (or $LIFEBOAT_VAULT)")
 	cmd.Flags().StringVar(&f.passphraseFile, "passphrase-file", "", "read the passphrase from this file (mode 0600; default $LIFEBOAT_PASSPHRASE)")
+	cmd.Flags().StringVar(&f.passphraseCmd, "passphrase-command", "", "run this shell command and use what it prints as the passphrase (a secret manager's CLI; default $LIFEBOAT_PASSPHRASE_COMMAND)")
 	cmd.Flags().StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL, e.g. http://127.0.0.1:7070 (default $AWS_ENDPOINT_URL)")
 	cmd.Flags().StringVar(&f.s3CredsFile, "s3-credentials-file", "", "file (mode 0600) with access_key_id= and secret_access_key= lines (default $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY)")
 }
@@ -91,6 +97,16 @@ func readSecretFile(path string) ([]byte, error) {
 }
 
 func (f *vaultFlags) passphrase(env Env) ([]byte, error) {
+	cmdline := f.passphraseCmd
+	if cmdline == "" && f.passphraseFile == "" {
+		cmdline = env.Getenv("LIFEBOAT_PASSPHRASE_COMMAND")
+	}
+	if f.passphraseFile != "" && f.passphraseCmd != "" {
+		return nil, usagef("--passphrase-file and --passphrase-command: choose one")
+	}
+	if cmdline != "" {
+		return passphraseFromCommand(cmdline)
+	}
 	if f.passphraseFile != "" {
 		b, err := readSecretFile(f.passphraseFile)
 		if err != nil {
@@ -106,4 +122,42 @@ func (f *vaultFlags) passphrase(env Env) ([]byte, error) {
 		return []byte(p), nil
 	}
 	return nil, lifeboat.Errorf(lifeboat.EInvalid, "no passphrase: set LIFEBOAT_PASSPHRASE or use --passphrase-file FILE")
+}
+
+// passphraseFromCommand runs cmdline with /bin/sh (stdin empty, stderr
+// passed through, 30 s at most) and returns what it printed, without the
+// trailing newline. Neither the command's output nor its stderr is ever
+// part of an error.
+func passphraseFromCommand(cmdline string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", cmdline)
+	cmd.Stderr = os.Stderr
+	var out bytes.Buffer
+	cmd.Stdout = &limitedWriter{w: &out, n: 64 << 10}
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "passphrase command: no answer within 30 s")
+		}
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "passphrase command failed: %v", err)
+	}
+	b := bytes.TrimRight(out.Bytes(), "\r\n")
+	if len(b) == 0 {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "passphrase command printed nothing")
+	}
+	return b, nil
+}
+
+// limitedWriter keeps at most n bytes and fails past them.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if len(p) > l.n {
+		return 0, fmt.Errorf("more than 64 KiB")
+	}
+	l.n -= len(p)
+	return l.w.Write(p)
 }
