@@ -31,7 +31,9 @@ func newVaultCmd(env Env) *cobra.Command {
 LOCATION is a directory, file:///path, or s3://bucket/prefix (endpoint from
 --s3-endpoint or AWS_ENDPOINT_URL; credentials from AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY or --s3-credentials-file). The passphrase comes from
-LIFEBOAT_PASSPHRASE or --passphrase-file, never from a flag value.` + exitCodeHelp,
+LIFEBOAT_PASSPHRASE, --passphrase-file (mode 0600), or what a command prints
+(--passphrase-command or LIFEBOAT_PASSPHRASE_COMMAND: a secret manager's
+CLI, run with /bin/sh), never from a flag value.` + exitCodeHelp,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
