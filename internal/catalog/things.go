@@ -24,6 +24,16 @@ func (t *Tx) PutVault(ctx context.Context, v *VaultRecord) error {
 	return err
 }
 
+// SetVaultKey records a rotation of a vault's key-encryption key: the new
+// sealed passphrase and the time.
+func (t *Tx) SetVaultKey(ctx context.Context, name, sealedPassphrase string) error {
+	r, err := t.exec(ctx, `UPDATE vaults SET passphrase = ?, key_rotated_at = ? WHERE name = ?`, sealedPassphrase, ns(t.now), name)
+	if err != nil {
+		return err
+	}
+	return affected(r)
+}
+
 // SetKeyExported records that a vault's key was exported.
 func (t *Tx) SetKeyExported(ctx context.Context, name string) error {
 	r, err := t.exec(ctx, `UPDATE vaults SET key_exported_at = ? WHERE name = ?`, ns(t.now), name)
@@ -42,16 +52,17 @@ func (t *Tx) RetireVault(ctx context.Context, name string) error {
 	return affected(r)
 }
 
-const vaultCols = `name, region, location, is_default, passphrase, key_exported_at, created_at, retired_at`
+const vaultCols = `name, region, location, is_default, passphrase, key_exported_at, created_at, retired_at, key_rotated_at`
 
 func scanVault(s interface{ Scan(...any) error }) (*VaultRecord, error) {
 	var v VaultRecord
 	var def int
-	var exp, ret sql.NullInt64
+	var exp, ret, rot sql.NullInt64
 	var created int64
-	if err := s.Scan(&v.Name, &v.Region, &v.Location, &def, &v.SealedPassphrase, &exp, &created, &ret); err != nil {
+	if err := s.Scan(&v.Name, &v.Region, &v.Location, &def, &v.SealedPassphrase, &exp, &created, &ret, &rot); err != nil {
 		return nil, rowErr(err)
 	}
+	v.KeyRotatedAt = fromNullNS(rot)
 	v.Default = def == 1
 	v.KeyExportedAt = fromNullNS(exp)
 	v.CreatedAt = fromNS(created)

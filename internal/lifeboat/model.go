@@ -19,6 +19,9 @@ type Vault struct {
 	// Default marks the region's default vault (apps without a vault use it).
 	Default       bool       `json:"default,omitempty" yaml:"default,omitempty"`
 	KeyExportedAt *time.Time `json:"keyExportedAt,omitempty" yaml:"-"`
+	// KeyRotatedAt is when the server's key-encryption key of the vault was
+	// last rotated (nil: never, since CreatedAt).
+	KeyRotatedAt *time.Time `json:"keyRotatedAt,omitempty" yaml:"-"`
 	CreatedAt     time.Time  `json:"createdAt" yaml:"-"`
 	RetiredAt     *time.Time `json:"retiredAt,omitempty" yaml:"-"`
 }
@@ -159,6 +162,9 @@ type Policy struct {
 	Schedule  Schedule          `json:"schedule" yaml:"schedule"`
 	Retention Retention         `json:"retention" yaml:"retention"`
 	RPO       Duration          `json:"rpo,omitempty" yaml:"rpo,omitempty"`
+	// KeyRotation is how old the key-encryption key of the vaults holding
+	// these apps may get before status warns (0: no warning).
+	KeyRotation Duration `json:"keyRotation,omitempty" yaml:"keyRotation,omitempty"`
 	Apps      []string          `json:"apps,omitempty" yaml:"apps,omitempty"`
 	Selector  map[string]string `json:"selector,omitempty" yaml:"selector,omitempty"`
 	CreatedAt time.Time         `json:"createdAt" yaml:"-"`

@@ -38,6 +38,9 @@ type VaultStatus struct {
 	KeyExported   bool       `json:"keyExported"`
 	KeyExportedAt *time.Time `json:"keyExportedAt,omitempty"`
 	Warning       string     `json:"warning,omitempty"`
+	// KeyAge is how long ago the vault's key-encryption key was made or
+	// last rotated.
+	KeyAge lifeboat.Duration `json:"keyAge"`
 }
 
 // Status is the server's state.
@@ -82,6 +85,33 @@ func (s *Server) status(ctx context.Context) (*Status, error) {
 		}
 		now := s.now()
 		ix := indexPolicies(pols)
+		// Keys older than the shortest rotation period of the policies of
+		// the apps in their vault.
+		period, by := map[string]time.Duration{}, map[string]string{}
+		for _, a := range apps {
+			if pol := ix.For(a); pol != nil && pol.KeyRotation > 0 && (period[a.Vault] == 0 || pol.KeyRotation.D() < period[a.Vault]) {
+				period[a.Vault], by[a.Vault] = pol.KeyRotation.D(), pol.Name
+			}
+		}
+		recs := map[string]*catalog.VaultRecord{}
+		for _, v := range vs {
+			recs[v.Name] = v
+		}
+		for i := range st.Vaults {
+			v := &st.Vaults[i]
+			born := recs[v.Name].CreatedAt
+			if rot := recs[v.Name].KeyRotatedAt; rot != nil {
+				born = *rot
+			}
+			v.KeyAge = lifeboat.Duration(now.Sub(born).Round(time.Second))
+			if p := period[v.Name]; p > 0 && now.Sub(born) > p {
+				w := fmt.Sprintf("the key of vault %s is %s old, past the rotation period of %s (policy %s): run `lifeboat key rotate --vault %s`", v.Name, lifeboat.Duration(now.Sub(born).Round(time.Hour)), lifeboat.Duration(p), by[v.Name], v.Name)
+				st.Warnings = append(st.Warnings, w)
+				if v.Warning == "" {
+					v.Warning = w
+				}
+			}
+		}
 		for _, a := range apps {
 			pol := ix.For(a)
 			if pol == nil || pol.RPO == 0 {
