@@ -22,8 +22,8 @@ type Vault struct {
 	// KeyRotatedAt is when the server's key-encryption key of the vault was
 	// last rotated (nil: never, since CreatedAt).
 	KeyRotatedAt *time.Time `json:"keyRotatedAt,omitempty" yaml:"-"`
-	CreatedAt     time.Time  `json:"createdAt" yaml:"-"`
-	RetiredAt     *time.Time `json:"retiredAt,omitempty" yaml:"-"`
+	CreatedAt    time.Time  `json:"createdAt" yaml:"-"`
+	RetiredAt    *time.Time `json:"retiredAt,omitempty" yaml:"-"`
 }
 
 // Host is a machine components live on, with the roots Lifeboat may capture
@@ -158,17 +158,17 @@ type Retention struct {
 
 // Policy is a schedule and a retention, assigned to apps by name or by labels.
 type Policy struct {
-	Name      string            `json:"name" yaml:"name"`
-	Schedule  Schedule          `json:"schedule" yaml:"schedule"`
-	Retention Retention         `json:"retention" yaml:"retention"`
-	RPO       Duration          `json:"rpo,omitempty" yaml:"rpo,omitempty"`
+	Name      string    `json:"name" yaml:"name"`
+	Schedule  Schedule  `json:"schedule" yaml:"schedule"`
+	Retention Retention `json:"retention" yaml:"retention"`
+	RPO       Duration  `json:"rpo,omitempty" yaml:"rpo,omitempty"`
 	// KeyRotation is how old the key-encryption key of the vaults holding
 	// these apps may get before status warns (0: no warning).
-	KeyRotation Duration `json:"keyRotation,omitempty" yaml:"keyRotation,omitempty"`
-	Apps      []string          `json:"apps,omitempty" yaml:"apps,omitempty"`
-	Selector  map[string]string `json:"selector,omitempty" yaml:"selector,omitempty"`
-	CreatedAt time.Time         `json:"createdAt" yaml:"-"`
-	UpdatedAt time.Time         `json:"updatedAt" yaml:"-"`
+	KeyRotation Duration          `json:"keyRotation,omitempty" yaml:"keyRotation,omitempty"`
+	Apps        []string          `json:"apps,omitempty" yaml:"apps,omitempty"`
+	Selector    map[string]string `json:"selector,omitempty" yaml:"selector,omitempty"`
+	CreatedAt   time.Time         `json:"createdAt" yaml:"-"`
+	UpdatedAt   time.Time         `json:"updatedAt" yaml:"-"`
 }
 
 // Selects reports whether the policy applies to app.
