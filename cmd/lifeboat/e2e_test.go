@@ -418,7 +418,8 @@ func TestEndToEndStory(t *testing.T) {
 
 	// Key export: with the typed passphrase and the storage alone, the
 	// offline disaster kit restores the point.
-	kc := exec.Command(bin, "key", "export", "--vault", "default")
+	kitFile := filepath.Join(tmp, "disaster-kit.txt")
+	kc := exec.Command(bin, "key", "export", "--vault", "default", "--kit", kitFile)
 	kc.Env = env
 	kc.Stdin = strings.NewReader("offline passphrase 1\noffline passphrase 1\n")
 	out, err := kc.CombinedOutput()
@@ -434,6 +435,31 @@ func TestEndToEndStory(t *testing.T) {
 	cli(0, "vault", "restore", "--vault", filepath.Join(dataDir, "vaults", "default"), "--passphrase-file", passFile, first, "--to", offline)
 	if b, err := os.ReadFile(filepath.Join(offline, "config", "files", "0", "notes.env")); err != nil || !strings.Contains(string(b), "hello from the story") {
 		t.Errorf("offline restore of the config: %v %q", err, b)
+	}
+	// The disaster kit's one command, run as printed, restores the newest point.
+	kitText, err := os.ReadFile(kitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(kitFile); st.Mode().Perm() != 0o600 || strings.Contains(string(kitText), "offline passphrase 1") {
+		t.Errorf("the kit is %v, or holds the passphrase", st.Mode())
+	}
+	var kitCmd []string
+	for _, line := range strings.Split(string(kitText), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "lifeboat" && f[2] == "restore" {
+			kitCmd = f[1:]
+		}
+	}
+	kitDir := filepath.Join(tmp, "kit-restore")
+	for i, a := range kitCmd {
+		kitCmd[i] = strings.NewReplacer("PASSPHRASE-FILE", passFile, "DIR", kitDir).Replace(a)
+	}
+	if len(kitCmd) == 0 {
+		t.Fatalf("no restore command in the kit:\n%s", kitText)
+	}
+	cli(0, kitCmd...)
+	if _, err := os.Stat(filepath.Join(kitDir, "config", "files", "0", "notes.env")); err != nil {
+		t.Errorf("the kit's command restored nothing: %v", err)
 	}
 	kc = exec.Command(bin, "key", "export", "--vault", "default")
 	kc.Env = env

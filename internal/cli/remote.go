@@ -96,7 +96,7 @@ func newStatusCmd(env Env) *cobra.Command {
 func newKeyCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Vault key operations"}
 	var f serverFlags
-	var vaultName string
+	var vaultName, kit string
 	export := &cobra.Command{
 		Use:   "export --vault NAME",
 		Short: "Add a key slot wrapped by a passphrase you type twice, for offline restores",
@@ -125,19 +125,38 @@ lost. Keep the passphrase away from this machine.` + serverExitHelp,
 			if p1 != p2 {
 				return lifeboat.Errorf(lifeboat.EInvalid, "the two passphrases differ; nothing was changed")
 			}
+			var kf *os.File
+			if kit != "" { // before the export: a kit path that cannot be written changes nothing
+				if kf, err = os.OpenFile(kit, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+					return lifeboat.Errorf(lifeboat.EInvalid, "--kit %s: %v", kit, unwrapPathErr(err))
+				}
+			}
 			var res server.KeyExportResult
 			if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/vaults/%s/key-export", vaultName), server.KeyExportRequest{Passphrase: p1}, &res); err != nil {
+				if kf != nil {
+					kf.Close()
+					os.Remove(kit)
+				}
 				return err
+			}
+			if kf != nil {
+				if err := writeKit(kf, &res, time.Now()); err != nil {
+					return fmt.Errorf("--kit %s: %w", kit, err)
+				}
 			}
 			if f.out.json() {
 				return writeJSON(env.Stdout, res)
 			}
-			fmt.Fprintf(env.Stdout, "Vault %s: key slot %s added.\nLocation: %s\nRestore without the server:\n  lifeboat vault restore --vault %s --passphrase-file FILE latest --to DIR\n",
-				res.Vault, short(res.Slot), res.Location, res.Location)
+			fmt.Fprintf(env.Stdout, "Vault %s: key slot %s added.\nLocation: %s\nRestore without the server:\n  %s\n",
+				res.Vault, short(res.Slot), res.Location, kitRestoreCommand(&res))
+			if kit != "" {
+				fmt.Fprintf(env.Stdout, "Disaster kit written to %s: print it, store it away from this machine, and delete the file.\n", kit)
+			}
 			return nil
 		},
 	}
 	export.Flags().StringVar(&vaultName, "vault", "", "vault name")
+	export.Flags().StringVar(&kit, "kit", "", "also write a printable disaster kit to this new file (0600): location, key slot, and the commands that restore without a server")
 	f.register(export)
 	cmd.AddCommand(export)
 	return cmd
@@ -733,4 +752,46 @@ func offeredFingerprint(err error) string {
 		return ""
 	}
 	return fp
+}
+
+// kitRestoreCommand is the one command that restores the vault's newest
+// point with no server.
+func kitRestoreCommand(res *server.KeyExportResult) string {
+	cmd := "lifeboat vault restore --vault " + res.Location
+	if res.Endpoint != "" {
+		cmd += " --s3-endpoint " + res.Endpoint
+	}
+	return cmd + " --passphrase-file PASSPHRASE-FILE latest --to DIR"
+}
+
+// writeKit writes the disaster kit: everything needed to restore without
+// the server, except the passphrase (which the operator keeps apart) and,
+// for S3, the access keys.
+func writeKit(f *os.File, res *server.KeyExportResult, now time.Time) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "LIFEBOAT DISASTER KIT — vault %s\n", res.Vault)
+	fmt.Fprintf(&b, "Made %s. Print it and keep it away from the server.\n\n", now.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "Vault location:   %s\n", res.Location)
+	if res.Endpoint != "" {
+		fmt.Fprintf(&b, "S3 endpoint:      %s\n", res.Endpoint)
+		b.WriteString("S3 access keys:   not in this kit; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n")
+	}
+	fmt.Fprintf(&b, "Key slot:         %s (in the vault's storage, under keys/)\n", res.Slot)
+	b.WriteString("Passphrase:       the one typed for this export; not in this kit.\n\n")
+	b.WriteString("The key slot wraps the vault's keys with that passphrase (Argon2id, then\n")
+	b.WriteString("AES-256-GCM): with the storage and the passphrase alone, any machine with\n")
+	b.WriteString("the lifeboat binary restores. Put the passphrase in a file (chmod 600), then:\n\n")
+	fmt.Fprintf(&b, "  %s\n\n", kitRestoreCommand(res))
+	b.WriteString("To see the points first, or restore another one:\n\n")
+	list := "lifeboat vault points --vault " + res.Location
+	if res.Endpoint != "" {
+		list += " --s3-endpoint " + res.Endpoint
+	}
+	fmt.Fprintf(&b, "  %s --passphrase-file PASSPHRASE-FILE\n", list)
+	b.WriteString("  (then the point's id instead of latest; --path SUBPATH for part of it)\n")
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -250,6 +250,7 @@ type KeyExportRequest struct {
 type KeyExportResult struct {
 	Vault    string `json:"vault"`
 	Location string `json:"location"`
+	Endpoint string `json:"endpoint,omitempty"` // S3 vaults: the endpoint (credentials are not part of it)
 	Slot     string `json:"slot"`
 }
 
@@ -270,7 +271,7 @@ func (s *Server) keyExport(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 	if err != nil {
 		return err
 	}
-	var loc string
+	var loc, endpoint string
 	err = s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		if err := tx.SetKeyExported(r.Context(), name); err != nil {
 			return notFound(err, "vault", name)
@@ -280,12 +281,18 @@ func (s *Server) keyExport(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 			return err
 		}
 		loc = rec.Location
+		if sealed, err := tx.Secret(r.Context(), credsName(name)); err == nil {
+			var c vaultCreds
+			if b, err := s.mk.Open(credsName(name), sealed); err == nil && json.Unmarshal(b, &c) == nil {
+				endpoint = c.Endpoint
+			}
+		}
 		return tx.Audit(r.Context(), p.Name, "vault.key-export", name, "ok", map[string]string{"slot": slot})
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, KeyExportResult{Vault: name, Location: loc, Slot: slot})
+	return writeJSON(w, http.StatusOK, KeyExportResult{Vault: name, Location: loc, Endpoint: endpoint, Slot: slot})
 }
 
 // SyncResult counts what a sync did.
