@@ -35,6 +35,7 @@ func newServeCmd(env Env) *cobra.Command {
 	var workers int
 	var groupRule string
 	var softDelete string
+	var auditWebhook string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Lifeboat server (API, scheduler, workers)",
@@ -67,7 +68,7 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 			if err != nil || sd.D() < server.MinSoftDelete {
 				return usagef("--soft-delete %q: at least %v (soft-deleted points stay restorable that long; it can be raised, never lowered)", softDelete, lifeboat.Duration(server.MinSoftDelete))
 			}
-			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule, SoftDelete: sd.D()}
+			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule, SoftDelete: sd.D(), AuditWebhook: auditWebhook}
 			if env.IsTerminal {
 				cfg.Announce = env.Stderr
 			}
@@ -85,6 +86,7 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default $LIFEBOAT_DATA_DIR or ~/.local/share/lifeboat)")
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "address to listen on")
 	cmd.Flags().StringVar(&catalogDSN, "catalog", "", "catalog: a SQLite file or postgres://user@host:port/db (default: catalog.db in the data directory, or $LIFEBOAT_CATALOG)")
+	cmd.Flags().StringVar(&auditWebhook, "audit-webhook", "", "POST every audit event, in chain order, to this URL (an external copy the server cannot rewrite)")
 	cmd.Flags().StringVar(&softDelete, "soft-delete", "14d", "how long soft-deleted points stay restorable before garbage collection purges them (at least 14d)")
 	cmd.Flags().StringVar(&groupRule, "require-group-assignments", "production", "refuse role assignments to individual users: production (on scopes covering production apps), all, or off")
 	cmd.Flags().IntVar(&workers, "workers", max(2, runtime.GOMAXPROCS(0)), "jobs run at the same time")

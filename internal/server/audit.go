@@ -1,13 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
@@ -87,7 +90,74 @@ func (s *Server) copyAuditToVaults(ctx context.Context) error {
 			return fmt.Errorf("audit copy to vault %s: %w", name, err)
 		}
 	}
+	if s.cfg.AuditWebhook != "" {
+		if err := s.sendAuditWebhook(ctx); err != nil {
+			return fmt.Errorf("audit webhook: %w", err)
+		}
+	}
 	return nil
+}
+
+// auditWebhookKey is the server setting holding the newest event the
+// webhook acknowledged.
+const auditWebhookKey = "audit_webhook_seq"
+
+// sendAuditWebhook POSTs the events the webhook has not acknowledged (a
+// 2xx answer) as segments, oldest first; a failure is retried next time
+// from the first unacknowledged event (the receiver may see an event
+// twice: the sequence number tells).
+func (s *Server) sendAuditWebhook(ctx context.Context) error {
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	last := int64(0)
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		v, err := tx.Setting(ctx, auditWebhookKey)
+		if err == catalog.ErrNotFound {
+			return nil
+		}
+		if err == nil {
+			last, _ = strconv.ParseInt(v, 10, 64)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for {
+		var evs []lifeboat.AuditEvent
+		err := s.db.View(ctx, func(tx *catalog.Tx) error {
+			var err error
+			evs, err = tx.AuditEvents(ctx, catalog.AuditFilter{}, catalog.Page{After: fmt.Sprint(last), Limit: segmentEvents})
+			return err
+		})
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		b, err := json.Marshal(auditSegment{Format: "lifeboat-audit-segment", Version: 1, Server: s.cfg.Name, Events: evs})
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, "POST", s.cfg.AuditWebhook, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "POST to the audit webhook: %v", err)
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "the audit webhook answered HTTP %d", resp.StatusCode)
+		}
+		last = evs[len(evs)-1].Seq
+		err = s.db.Update(ctx, func(tx *catalog.Tx) error { return tx.PutSetting(ctx, auditWebhookKey, fmt.Sprint(last)) })
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (s *Server) copyAuditTo(ctx context.Context, name string) error {

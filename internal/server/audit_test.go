@@ -3,9 +3,14 @@ package server
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
@@ -152,4 +157,52 @@ func TestAuditEvents(t *testing.T) {
 		t.Errorf("verify: %+v %v (listed %d)", cc, err, len(all))
 	}
 	_ = catalog.ChainHash
+}
+
+// TestAuditWebhook: every event reaches the webhook, in chain order, even
+// when it fails for a while (retried from the first unacknowledged event).
+func TestAuditWebhook(t *testing.T) {
+	var mu sync.Mutex
+	got := map[int64]string{}
+	fail := atomic.Bool{}
+	fail.Store(true)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		var sg auditSegment
+		if err := json.NewDecoder(r.Body).Decode(&sg); err != nil || sg.Format != "lifeboat-audit-segment" {
+			http.Error(w, "bad", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, e := range sg.Events {
+			got[e.Seq] = e.Hash
+		}
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	ts := newTestServerCfg(t, testOpts{dataDir: dataDir}, func(c *Config) { c.AuditWebhook = hook.URL })
+	ts.must(t, "PUT", "/api/v1/principals/u1", PrincipalSpec{Kind: "user"}, nil)
+	if err := ts.copyAuditToVaults(context.Background()); err == nil || !strings.Contains(err.Error(), "HTTP 502") {
+		t.Errorf("a failing webhook: %v", err)
+	}
+	fail.Store(false)
+	ts.must(t, "PUT", "/api/v1/principals/u2", PrincipalSpec{Kind: "user"}, nil)
+	if err := ts.copyAuditToVaults(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := ts.db.VerifyAudit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for seq := int64(1); seq <= cc.Head.Seq; seq++ {
+		if got[seq] == "" {
+			t.Errorf("event %d never reached the webhook", seq)
+		}
+	}
 }

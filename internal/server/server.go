@@ -74,6 +74,10 @@ type Config struct {
 	// (and reports existing ones): "production" (default: on scopes that
 	// cover a production-environment app, or everything), "all", or "off".
 	RequireGroupAssignments string
+	// AuditWebhook, if set, receives every audit event, in chain order, as
+	// JSON segments POSTed to it: an external copy the server cannot
+	// rewrite.
+	AuditWebhook string
 }
 
 // Server is a running control plane.

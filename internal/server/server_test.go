@@ -63,12 +63,21 @@ type testOpts struct {
 
 func newTestServer(t *testing.T, o testOpts) *testServer {
 	t.Helper()
+	return newTestServerCfg(t, o, nil)
+}
+
+// newTestServerCfg is newTestServer with a last change to the Config.
+func newTestServerCfg(t *testing.T, o testOpts, change func(*Config)) *testServer {
+	t.Helper()
 	if o.dataDir == "" {
 		o.dataDir = filepath.Join(t.TempDir(), "data")
 	}
 	logs := &syncBuffer{}
 	cfg := Config{DataDir: o.dataDir, Catalog: o.catalog, Workers: 2, Lease: o.lease, Tick: time.Hour, VaultKDF: &weakKDF, HealthWait: 2 * time.Second, JobTries: 1,
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: o.now, SoftDelete: o.softDelete}
+	if change != nil {
+		change(&cfg)
+	}
 	s, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
