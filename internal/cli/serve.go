@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +38,7 @@ func newServeCmd(env Env) *cobra.Command {
 	var groupRule string
 	var softDelete string
 	var auditWebhook string
+	var breakGlassFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Lifeboat server (API, scheduler, workers)",
@@ -68,7 +71,18 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 			if err != nil || sd.D() < server.MinSoftDelete {
 				return usagef("--soft-delete %q: at least %v (soft-deleted points stay restorable that long; it can be raised, never lowered)", softDelete, lifeboat.Duration(server.MinSoftDelete))
 			}
-			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule, SoftDelete: sd.D(), AuditWebhook: auditWebhook}
+			var glass string
+			if breakGlassFile != "" {
+				b, err := readSecretFile(breakGlassFile)
+				if err != nil {
+					return err
+				}
+				glass = strings.TrimSpace(string(b))
+				if h, err := hex.DecodeString(glass); err != nil || len(h) != 32 {
+					return usagef("--break-glass-hash-file %s: want the hex SHA-256 of the break-glass secret (sha256sum)", breakGlassFile)
+				}
+			}
+			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule, SoftDelete: sd.D(), AuditWebhook: auditWebhook, BreakGlassHash: glass}
 			if env.IsTerminal {
 				cfg.Announce = env.Stderr
 			}
@@ -86,6 +100,7 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default $LIFEBOAT_DATA_DIR or ~/.local/share/lifeboat)")
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "address to listen on")
 	cmd.Flags().StringVar(&catalogDSN, "catalog", "", "catalog: a SQLite file or postgres://user@host:port/db (default: catalog.db in the data directory, or $LIFEBOAT_CATALOG)")
+	cmd.Flags().StringVar(&breakGlassFile, "break-glass-hash-file", "", "enable the break-glass path: a file (0600) with the hex SHA-256 of a secret kept in a safe; a protected request carrying the secret runs without approval, loudly")
 	cmd.Flags().StringVar(&auditWebhook, "audit-webhook", "", "POST every audit event, in chain order, to this URL (an external copy the server cannot rewrite)")
 	cmd.Flags().StringVar(&softDelete, "soft-delete", "14d", "how long soft-deleted points stay restorable before garbage collection purges them (at least 14d)")
 	cmd.Flags().StringVar(&groupRule, "require-group-assignments", "production", "refuse role assignments to individual users: production (on scopes covering production apps), all, or off")

@@ -54,6 +54,9 @@ type Status struct {
 
 func (s *Server) status(ctx context.Context) (*Status, error) {
 	st := &Status{Ready: s.ready.Load(), Catalog: "ok", Warnings: append([]string{}, s.warnings...)}
+	s.glassMu.Lock()
+	st.Warnings = append(st.Warnings, s.brokenGlass...)
+	s.glassMu.Unlock()
 	if err := s.db.Ping(ctx); err != nil {
 		st.Ready, st.Catalog = false, "unreachable"
 		return st, nil

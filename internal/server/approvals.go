@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -136,6 +137,9 @@ func (s *Server) needApproval(r *http.Request, p *lifeboat.Principal, action, ta
 	hash := requestHashOf(r.Method, r.URL.RequestURI(), body)
 	if ap, ok := ctx.Value(approvedKey{}).(*approved); ok && ap.hash == hash {
 		return nil
+	}
+	if secret := r.Header.Get("Lifeboat-Break-Glass"); secret != "" {
+		return s.breakGlass(ctx, p, secret, action, target, reason)
 	}
 	var out *Approval
 	err := s.db.Update(ctx, func(tx *catalog.Tx) error {
@@ -339,4 +343,43 @@ func shortens(a, b lifeboat.Retention) string {
 		less = append(less, fmt.Sprintf("within %v→%v", a.Within, b.Within))
 	}
 	return strings.Join(less, ", ")
+}
+
+// breakGlass lets a protected request through without approval when it
+// carries the configured break-glass secret: an audit event that says so
+// in its action, an error-level log line, a status warning until the
+// server restarts, and an immediate push to the audit webhook.
+func (s *Server) breakGlass(ctx context.Context, p *lifeboat.Principal, secret, action, target, reason string) error {
+	sum := sha256.Sum256([]byte(secret))
+	want, err := hex.DecodeString(s.cfg.BreakGlassHash)
+	ok := s.cfg.BreakGlassHash != "" && err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1
+	outcome := "ok"
+	if !ok {
+		outcome = "denied"
+	}
+	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.Audit(ctx, p.Name, "approval.break-glass", target, outcome, map[string]string{"action": action, "reason": reason, "warning": "two-person approval bypassed with the break-glass secret"})
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if s.cfg.BreakGlassHash == "" {
+			return lifeboat.Errorf(lifeboat.EForbidden, "break-glass is not configured on this server")
+		}
+		return lifeboat.Errorf(lifeboat.EForbidden, "break-glass refused: wrong secret")
+	}
+	msg := fmt.Sprintf("BREAK-GLASS used by %s at %s: %s (%s) ran without two-person approval", p.Name, s.now().Format(time.RFC3339), action, reason)
+	s.log.Error("break-glass used", "principal", p.Name, "action", action, "target", target)
+	s.glassMu.Lock()
+	s.brokenGlass = append(s.brokenGlass, msg)
+	s.glassMu.Unlock()
+	if s.cfg.AuditWebhook != "" {
+		go func() {
+			if err := s.sendAuditWebhook(context.WithoutCancel(ctx)); err != nil {
+				s.log.Warn("audit webhook after break-glass", "err", err)
+			}
+		}()
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -157,4 +159,57 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestBreakGlass: with a break-glass secret configured, a protected request
+// carrying it runs at once — audited as such, logged at error level, and a
+// status warning; a wrong secret is refused and audited; without the
+// configuration there is no such path.
+func TestBreakGlass(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UTC().Add(-25 * time.Hour).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	const secret = "break-glass secret kept in the safe, 2026"
+	sum := sha256.Sum256([]byte(secret))
+	ts := newTestServerCfg(t, testOpts{now: now}, func(c *Config) { c.BreakGlassHash = hex.EncodeToString(sum[:]) })
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	ts.must(t, "PUT", "/api/v1/principals/alice", PrincipalSpec{Kind: "user"}, nil)
+	ts.must(t, "PUT", "/api/v1/principals/approvers", PrincipalSpec{Kind: "group"}, nil)
+	ts.must(t, "PUT", "/api/v1/groups/approvers/members/alice", nil, nil)
+	clock.Add(int64(25 * time.Hour))
+	var pol lifeboat.Policy
+	ts.must(t, "GET", "/api/v1/policies/daily", nil, &pol)
+	pol.Retention.Last = 1
+	if err := ts.do(t, "PUT", "/api/v1/policies/daily", pol, nil, "Lifeboat-Break-Glass", "guess"); codeOf(err) != lifeboat.EForbidden || !strings.Contains(err.Error(), "wrong secret") {
+		t.Errorf("a wrong break-glass secret: %v", err)
+	}
+	if err := ts.do(t, "PUT", "/api/v1/policies/daily", pol, nil, "Lifeboat-Break-Glass", secret); err != nil {
+		t.Fatalf("break-glass: %v", err)
+	}
+	var got lifeboat.Policy
+	ts.must(t, "GET", "/api/v1/policies/daily", nil, &got)
+	if got.Retention.Last != 1 {
+		t.Errorf("the break-glass change did not run: %+v", got.Retention)
+	}
+	var st Status
+	ts.must(t, "GET", "/api/v1/status", nil, &st)
+	if !strings.Contains(strings.Join(st.Warnings, "\n"), "BREAK-GLASS used by admin") {
+		t.Errorf("status does not say break-glass was used: %v", st.Warnings)
+	}
+	if !strings.Contains(ts.logs.String(), `"level":"ERROR","msg":"break-glass used"`) || strings.Contains(ts.logs.String(), secret) {
+		t.Error("the break-glass use is not logged at error level (or the secret is)")
+	}
+	audit := auditText(t, ts)
+	if !strings.Contains(audit, `"action":"approval.break-glass","target":"policy:daily","outcome":"ok"`) || !strings.Contains(audit, `"action":"approval.break-glass","target":"policy:daily","outcome":"denied"`) || strings.Contains(audit, secret) {
+		t.Error("break-glass uses are not in the audit trail (or the secret is)")
+	}
+	// A server without the configuration has no break-glass path.
+	other := newTestServer(t, testOpts{})
+	x := lifeboat.Policy{Name: "x", Schedule: lifeboat.Schedule{Every: lifeboat.Duration(time.Hour)}, Retention: lifeboat.Retention{Last: 2}}
+	other.must(t, "PUT", "/api/v1/policies/x", x, nil)
+	x.Retention.Last = 1
+	if err := other.do(t, "PUT", "/api/v1/policies/x", x, nil, "Lifeboat-Break-Glass", secret); codeOf(err) != lifeboat.EForbidden || !strings.Contains(err.Error(), "not configured") {
+		t.Errorf("break-glass on a server without it: %v", err)
+	}
 }

@@ -78,6 +78,10 @@ type Config struct {
 	// JSON segments POSTed to it: an external copy the server cannot
 	// rewrite.
 	AuditWebhook string
+	// BreakGlassHash, if set, is the hex SHA-256 of the break-glass secret:
+	// a protected request carrying it in the Lifeboat-Break-Glass header
+	// runs without approval — loudly. Empty: there is no break-glass path.
+	BreakGlassHash string
 }
 
 // Server is a running control plane.
@@ -97,6 +101,10 @@ type Server struct {
 	hasher   *config.Hasher // settings hasher, loaded once
 	signIns  *signInLimit
 	fed      *federation.Federation // workload-identity federation
+	// brokenGlass describes the break-glass uses since the server started
+	// (a status warning each).
+	glassMu     sync.Mutex
+	brokenGlass []string
 	// auditCopied is, per vault, the newest audit event copied there.
 	auditMu     sync.Mutex
 	auditCopied map[string]int64
