@@ -27,6 +27,7 @@ const signedIn = "signed-in"
 // scope is let in, and sees only the items its scopes cover.
 var anyScope = map[string]bool{
 	"GET /api/v1/status": true,
+	"GET /metrics":       true,
 	"GET /api/v1/vaults": true,
 	"GET /api/v1/apps":   true,
 	"GET /api/v1/jobs":   true,

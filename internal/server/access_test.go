@@ -33,7 +33,7 @@ var rolePermissions = map[string][]string{
 var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json", "POST /api/v1/sessions", "POST /api/v1/token/exchange"}
 
 // listRoutes let in a holder of the permission on any scope (and filter).
-var listRoutes = []string{"GET /api/v1/status", "GET /api/v1/vaults", "GET /api/v1/apps", "GET /api/v1/jobs"}
+var listRoutes = []string{"GET /metrics", "GET /api/v1/status", "GET /api/v1/vaults", "GET /api/v1/apps", "GET /api/v1/jobs"}
 
 // TestAccessMatrix walks every route of the route table × every role × a
 // scope that covers the route's target, one that does not, and "*",

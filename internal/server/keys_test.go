@@ -37,4 +37,8 @@ func TestKeyAge(t *testing.T) {
 	if !found || len(st.Vaults) == 0 || st.Vaults[0].KeyAge.D() < 91*24*time.Hour {
 		t.Errorf("status after 91 days: %+v", st)
 	}
+	code, metrics := ts.rawDo(t, "GET", "/metrics", ts.token, "")
+	if code != 200 || !strings.Contains(metrics, `lifeboat_vault_key_age_seconds{vault="default"} 78`) || !strings.Contains(metrics, "lifeboat_warnings ") {
+		t.Errorf("metrics: %d\n%s", code, metrics)
+	}
 }

@@ -25,6 +25,7 @@ func (s *Server) routes() []route {
 		{"GET", "/readyz", "", "Readiness: catalog reachable, serving; details name what is not ready (unexported vault keys)", s.getReadyz, ""},
 		{"GET", "/api/v1/openapi.json", "", "This API's OpenAPI 3.1 description", s.getOpenAPI, ""},
 		{"GET", "/api/v1/status", access.ServerStatus, "Server status: vaults, key export, warnings, job counts", s.getStatus, ""},
+		{"GET", "/metrics", access.ServerStatus, "Prometheus metrics: readiness, key ages, warnings, jobs, audit head, pending approvals", s.getMetrics, ""},
 		{"GET", "/api/v1/whoami", signedIn, "The caller's principal, groups and grants", s.getWhoami, ""},
 		{"POST", "/api/v1/sessions", "", "Sign in with a user's password: a token (failed attempts rate limited per name and address)", s.signIn, "SignInRequest"},
 
