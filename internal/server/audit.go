@@ -125,17 +125,8 @@ func (s *Server) sendAuditWebhook(ctx context.Context) error {
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	for {
-		var evs []lifeboat.AuditEvent
-		err := s.db.View(ctx, func(tx *catalog.Tx) error {
-			var err error
-			evs, err = tx.AuditEvents(ctx, catalog.AuditFilter{}, catalog.Page{After: fmt.Sprint(last), Limit: segmentEvents})
-			return err
-		})
+		evs, b, err := s.nextSegment(ctx, last)
 		if err != nil || len(evs) == 0 {
-			return err
-		}
-		b, err := json.Marshal(auditSegment{Format: "lifeboat-audit-segment", Version: 1, Server: s.cfg.Name, Events: evs})
-		if err != nil {
 			return err
 		}
 		req, err := http.NewRequestWithContext(ctx, "POST", s.cfg.AuditWebhook, bytes.NewReader(b))
@@ -178,17 +169,8 @@ func (s *Server) copyAuditTo(ctx context.Context, name string) error {
 		}
 	}
 	for {
-		var evs []lifeboat.AuditEvent
-		err := s.db.View(ctx, func(tx *catalog.Tx) error {
-			var err error
-			evs, err = tx.AuditEvents(ctx, catalog.AuditFilter{}, catalog.Page{After: fmt.Sprint(last), Limit: segmentEvents})
-			return err
-		})
+		evs, b, err := s.nextSegment(ctx, last)
 		if err != nil || len(evs) == 0 {
-			return err
-		}
-		b, err := json.Marshal(auditSegment{Format: "lifeboat-audit-segment", Version: 1, Server: s.cfg.Name, Events: evs})
-		if err != nil {
 			return err
 		}
 		first, end := evs[0].Seq, evs[len(evs)-1].Seq
@@ -198,6 +180,22 @@ func (s *Server) copyAuditTo(ctx context.Context, name string) error {
 		last = end
 		s.auditCopied[name] = last
 	}
+}
+
+// nextSegment returns up to segmentEvents events after seq last, and
+// their segment as JSON (nothing when there is no newer event).
+func (s *Server) nextSegment(ctx context.Context, last int64) ([]lifeboat.AuditEvent, []byte, error) {
+	var evs []lifeboat.AuditEvent
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		var err error
+		evs, err = tx.AuditEvents(ctx, catalog.AuditFilter{}, catalog.Page{After: fmt.Sprint(last), Limit: segmentEvents})
+		return err
+	})
+	if err != nil || len(evs) == 0 {
+		return nil, nil, err
+	}
+	b, err := json.Marshal(auditSegment{Format: "lifeboat-audit-segment", Version: 1, Server: s.cfg.Name, Events: evs})
+	return evs, b, err
 }
 
 // AuditVerify is what `lifeboat audit verify` reports.
