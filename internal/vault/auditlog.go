@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -16,12 +17,13 @@ import (
 // edits to the catalog show: one immutable sealed object per segment,
 // audit/<first seq>-<last seq> (16 hex digits each), never overwritten
 // (the backend refuses) and never collected. The vault does not read their
-// content: it is the server's.
+// content: it is the server's. Re-encryption (reseal.go) replaces a segment
+// by a copy <name>.<8 hex version> sealed under the current data key.
 
 // AuditSegmentRef names one segment.
 type AuditSegmentRef struct {
 	First, Last int64
-	Name        string
+	Name        string // the object to read: the segment's name or its newest copy
 }
 
 const auditPrefix = "audit/"
@@ -42,19 +44,14 @@ func (v *Vault) PutAuditSegment(ctx context.Context, first, last int64, data []b
 
 // AuditSegments lists the vault's audit segments in chain order.
 func (v *Vault) AuditSegments(ctx context.Context) ([]AuditSegmentRef, error) {
-	var out []AuditSegmentRef
-	err := v.be.List(ctx, auditPrefix, func(oi storage.ObjectInfo) error {
-		a, b, ok := strings.Cut(strings.TrimPrefix(oi.Name, auditPrefix), "-")
-		first, err1 := strconv.ParseInt(a, 16, 64)
-		last, err2 := strconv.ParseInt(b, 16, 64)
-		if !ok || err1 != nil || err2 != nil || len(a) != 16 || len(b) != 16 {
-			return nil // not ours; check reports unknown objects elsewhere
-		}
-		out = append(out, AuditSegmentRef{First: first, Last: last, Name: oi.Name})
-		return nil
-	})
+	byBase, err := v.listAuditSegments(ctx)
 	if err != nil {
-		return nil, storageError(v.be, err)
+		return nil, err
+	}
+	out := make([]AuditSegmentRef, 0, len(byBase))
+	for base, names := range byBase {
+		first, last, _ := parseAuditName(base)
+		out = append(out, AuditSegmentRef{First: first, Last: last, Name: names[0]})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].First < out[j].First || (out[i].First == out[j].First && out[i].Last < out[j].Last)
@@ -62,9 +59,53 @@ func (v *Vault) AuditSegments(ctx context.Context) ([]AuditSegmentRef, error) {
 	return out, nil
 }
 
+// listAuditSegments lists the segment objects by segment name, newest copy first.
+func (v *Vault) listAuditSegments(ctx context.Context) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := v.be.List(ctx, auditPrefix, func(oi storage.ObjectInfo) error {
+		base, _ := splitResealed(oi.Name)
+		if _, _, ok := parseAuditName(base); !ok {
+			return nil // not ours
+		}
+		out[base] = append(out[base], oi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, storageError(v.be, err)
+	}
+	for _, ns := range out {
+		sortCopies(ns)
+	}
+	return out, nil
+}
+
+func parseAuditName(name string) (first, last int64, ok bool) {
+	a, b, ok := strings.Cut(strings.TrimPrefix(name, auditPrefix), "-")
+	first, err1 := strconv.ParseInt(a, 16, 64)
+	last, err2 := strconv.ParseInt(b, 16, 64)
+	if !ok || err1 != nil || err2 != nil || len(a) != 16 || len(b) != 16 || !strings.HasPrefix(name, auditPrefix) {
+		return 0, 0, false
+	}
+	return first, last, true
+}
+
 // AuditSegment reads and authenticates one segment.
 func (v *Vault) AuditSegment(ctx context.Context, ref AuditSegmentRef) ([]byte, error) {
-	b, err := v.getSealed(ctx, ref.Name, auditContext(ref.Name))
+	base, _ := splitResealed(ref.Name)
+	b, err := v.getSealed(ctx, ref.Name, auditContext(base))
+	if errors.Is(err, storage.ErrNotFound) {
+		// Re-encrypted since the listing: read its newest copy.
+		var names []string
+		if err = v.be.List(ctx, base, func(oi storage.ObjectInfo) error {
+			if bb, _ := splitResealed(oi.Name); bb == base {
+				names = append(names, oi.Name)
+			}
+			return nil
+		}); err == nil {
+			sortCopies(names)
+			b, _, _, err = v.readCopies(ctx, names, auditContext(base))
+		}
+	}
 	if err != nil {
 		if _, ok := err.(*CorruptError); ok {
 			return nil, err

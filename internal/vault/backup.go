@@ -181,6 +181,10 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 			return nil, err
 		}
 	}
+	// New data keys another process made: new writes use the newest.
+	if err := v.refreshDataKeys(ctx); err != nil {
+		return nil, err
+	}
 	// A fresh look at tombstones: never dedup against a condemned pack.
 	if err := v.loadCondemned(ctx); err != nil {
 		return nil, err

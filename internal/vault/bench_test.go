@@ -52,9 +52,9 @@ func BenchmarkPackWriting(b *testing.B) {
 		w := pack.NewWriter(blob.PackID{1}, buf)
 		for i := range 16 {
 			id := blob.ID{byte(i)}
-			w.AppendSealed(blob.Data, id, len(data), func(dst []byte) []byte { return v.sealer.Seal(dst, data, blob.Context(blob.Data, id)) })
+			w.AppendSealed(blob.Data, id, len(data), func(dst []byte) []byte { return v.sealer().Seal(dst, data, blob.Context(blob.Data, id)) })
 		}
-		out, _ := w.Finish(v.sealer)
+		out, _ := w.Finish(v.sealer())
 		buf = out[:0]
 	}
 }

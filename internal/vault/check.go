@@ -57,6 +57,8 @@ const maxPathsPerProblem = 20
 // present and long enough. With ReadData it also reads packs and verifies
 // every blob (authentication and keyed hash) and each trailer against the
 // index. Each problem names the object, and the points and paths it breaks.
+// Data key objects that do not open, and data key versions that no key slot
+// or data key object provides, are problems too (named datakeys/<version>).
 func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	rep := &CheckReport{}
 	bad := map[blob.ID]*Problem{} // damaged or missing blobs
@@ -151,14 +153,19 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 	}
 
 	// Points: walk every tree, attribute damage to points and paths.
-	ids, err := v.PointIDs(ctx)
+	points, err := v.listPoints(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ids := sortedIDs(points)
 	rep.Points = len(ids)
 	treeOK := map[blob.ID]error{}
 	for _, id := range ids {
-		p, err := v.loadPoint(ctx, id)
+		p, err := v.loadPointFrom(ctx, id, points[id])
+		if errors.Is(err, storage.ErrNotFound) {
+			rep.Points--
+			continue // purged since the listing
+		}
 		if err != nil {
 			var ce *CorruptError
 			if !errors.As(err, &ce) {
@@ -194,6 +201,11 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 	}
 	rep.Problems = append(rep.Problems, objProblems...)
 	rep.Problems = append(rep.Problems, v.badIndexes...)
+	dkp, err := v.dataKeyProblems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Problems = append(rep.Problems, dkp...)
 	sort.Slice(rep.Problems, func(i, j int) bool {
 		a, b := rep.Problems[i], rep.Problems[j]
 		if a.Object != b.Object {
@@ -311,7 +323,7 @@ func (v *Vault) checkPack(ctx context.Context, p blob.PackID, locs []index.Locat
 			probs = append(probs, Problem{Object: name, Blob: l.ID.String(), What: "pack truncated"})
 			continue
 		}
-		plain, err := v.openBlob(l, data[l.Offset:end])
+		plain, err := v.openBlob(ctx, l, data[l.Offset:end])
 		n++
 		if err != nil {
 			var ce *CorruptError

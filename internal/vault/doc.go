@@ -27,6 +27,21 @@
 // manifests, is older than the grace period; tombstones stay. Point markers
 // (markers.go, package marker) record soft deletes and holds in the vault.
 //
+// Keys (datakeys.go, keyslots.go): a key slot gives the master secret and
+// the data keys it holds; every datakeys/<v> object adds one more, wrapped
+// under the master secret, so rotating the data key rewrites no slot. The
+// current (highest) version seals new writes; one write session seals its
+// packs and index under one version.
+//
+// Re-encryption (reencrypt.go, reseal.go): like the collector, list packs
+// and tombstones, then manifests, then indexes; walk trees → referenced
+// blobs → per batch of packs under an old key: copy referenced blobs with
+// no indexed copy under a recent key into new packs → index → condemn the
+// old packs (the collector deletes them after its grace period) → manifests,
+// markers, audit segments: write <name>.<version> under the current key,
+// then delete the older copies (a manifest copy is withdrawn if the point's
+// purge tombstone appeared).
+//
 // vault imports storage and its own subpackages, never catalog, server,
 // access or jobs: storage plus the key must be enough to restore.
 package vault

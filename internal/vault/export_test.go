@@ -2,6 +2,12 @@ package vault
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
 
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
@@ -38,4 +44,32 @@ func mustLoc(v *Vault, id [32]byte) string {
 		return "missing"
 	}
 	return l.Pack.ObjectName()
+}
+
+// PackKeyVersions returns the data key versions in a pack's headers: its
+// trailer's, then each blob's (tests check that re-encryption left none old).
+func PackKeyVersions(ctx context.Context, v *Vault, name string) ([]uint32, error) {
+	p, err := blob.ParsePackName(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := storage.ReadAll(ctx, v.be, name)
+	if err != nil {
+		return nil, err
+	}
+	es, err := v.readPackTrailer(ctx, p, data)
+	if err != nil {
+		return nil, err
+	}
+	tl := pack.TrailerLength(data[len(data)-4:])
+	tv, _ := crypto.KeyVersion(data[len(data)-4-int(tl):])
+	out := []uint32{tv}
+	for _, e := range es {
+		bv, ok := crypto.KeyVersion(data[e.Offset : e.Offset+e.Length])
+		if !ok {
+			return nil, fmt.Errorf("blob %s in %s: no envelope header", e.ID, name)
+		}
+		out = append(out, bv)
+	}
+	return out, nil
 }

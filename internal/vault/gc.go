@@ -15,8 +15,8 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
-	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/marker"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
@@ -109,15 +109,16 @@ type packInfo struct {
 //
 //  1. markers, then manifests: a point soft-deleted longer than the
 //     retention (by opts.Now) and not held is purged — its markers are read
-//     again, then its manifest and its markers are deleted;
+//     again, then its purge tombstone (purged/<id>) is written, then its
+//     manifest with every resealed copy, then its markers are deleted;
 //  2. list packs (data/) and tombstones (condemned/), with storage times;
 //  3. list manifests again, then index objects (an index is written before
 //     its manifest, so every listed point's packs are indexed); packs no
 //     index names are indexed from their own trailers;
 //  4. walk the trees of every remaining point (live or soft-deleted):
 //     referenced blobs; a pack is referenced when it holds a referenced
-//     blob that has no copy in a healthy (present, uncondemned) pack, or
-//     when it is such a healthy pack;
+//     blob that has no copy in a healthy (present, uncondemned, indexed)
+//     pack, or when it is a healthy pack holding a referenced blob;
 //  5. tombstones are never removed: a condemned pack a point still needs
 //     is kept (not deleted) but stays condemned, so no writer dedups
 //     against it and no writer that references it can succeed; once its
@@ -177,8 +178,8 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		if !expired(st, now, opts.SoftDeleteRetention) {
 			continue
 		}
-		if err := v.be.Delete(ctx, manifest.ObjectName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, storageError(v.be, fmt.Errorf("purge point %s: %w", id, err))
+		if err := v.purgePoint(ctx, id); err != nil {
+			return nil, err
 		}
 		rep.PointsPurged = append(rep.PointsPurged, id)
 		exists[id] = false
@@ -187,7 +188,7 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		if exists[lm.name.Point] {
 			continue
 		}
-		if err := v.be.Delete(ctx, lm.name.Object()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := v.be.Delete(ctx, lm.obj); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return nil, storageError(v.be, err)
 		}
 		rep.MarkersDeleted++
@@ -216,12 +217,12 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 	// 3 and 4. Manifests again, then the indexes that serve them, then
 	// everything the points reference.
 	healthy := func(p blob.PackID) bool { _, ok := packs[p]; return ok && tombs[p].IsZero() }
-	ids, err = v.PointIDs(ctx)
+	pointNames, err := v.listPoints(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rep.Points = len(ids)
-	idxPacks, all, err := v.collectIndexes(ctx, packs)
+	rep.Points = len(pointNames)
+	idxPacks, all, _, err := v.collectIndexes(ctx, packs)
 	if err != nil {
 		return nil, err
 	}
@@ -233,12 +234,21 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 			}
 		}
 	}
-	refBlobs, unreadable, err := v.referencedBlobs(ctx, fresh, ids)
+	refBlobs, unreadable, err := v.referencedBlobs(ctx, fresh, pointNames)
 	if err != nil {
 		return nil, err
 	}
 	rep.Unreadable = unreadable
 	ref := map[blob.PackID]bool{}
+	// Only a copy in an indexed pack lets a condemned pack go: readers find
+	// blobs through index objects, and a pack no index names (a write
+	// session that died before its index) is invisible to them.
+	indexed := map[blob.PackID]bool{}
+	for _, pks := range idxPacks {
+		for _, p := range pks {
+			indexed[p] = true
+		}
+	}
 	hasHealthy := map[blob.ID]bool{}
 	for _, pe := range all {
 		if !healthy(pe.Pack) {
@@ -247,7 +257,9 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		for _, e := range pe.Entries {
 			if _, ok := refBlobs[e.ID]; ok {
 				ref[pe.Pack] = true
-				hasHealthy[e.ID] = true
+				if indexed[pe.Pack] {
+					hasHealthy[e.ID] = true
+				}
 			}
 		}
 	}
@@ -333,6 +345,26 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 	return rep, nil
 }
 
+// purgePoint deletes a point's manifest and its copies. The purge
+// tombstone comes first, so that a re-encryption writing a copy meanwhile
+// either sees it and withdraws its copy, or wrote the copy before the
+// tombstone, hence before the listing here, which deletes it.
+func (v *Vault) purgePoint(ctx context.Context, id string) error {
+	if err := v.be.Put(ctx, purgedName(id), nil); err != nil && !errors.Is(err, storage.ErrExists) {
+		return storageError(v.be, fmt.Errorf("purge point %s: write %s: %w", id, purgedName(id), err))
+	}
+	names, err := v.pointCopies(ctx, id)
+	if err != nil {
+		return storageError(v.be, fmt.Errorf("purge point %s: %w", id, err))
+	}
+	for _, n := range names {
+		if err := v.be.Delete(ctx, n); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storageError(v.be, fmt.Errorf("purge point %s: delete %s: %w", id, n, err))
+		}
+	}
+	return nil
+}
+
 func expired(st PointState, now time.Time, retention time.Duration) bool {
 	return st.Deleted && !st.Held && now.Sub(st.DeletedAt) >= retention
 }
@@ -379,26 +411,34 @@ func sortedPacks(m map[blob.PackID]packInfo) func(func(blob.PackID, packInfo) bo
 
 // collectIndexes reads every index object, and the trailers of present
 // packs no index names (leftovers, or packs of a damaged index object). It
-// returns the packs each index object names and every pack's entries. The
-// packs of an index object that does not open are read from their trailers,
-// as the index loader does; a pack whose trailer does not open either holds
+// returns the packs each index object names, every pack's entries, and the
+// data key version of each pack (its index object's: a write session seals
+// its packs and its index under one version; or its trailer's). The packs
+// of an index object that does not open are read from their trailers, as
+// the index loader does; a pack whose trailer does not open either holds
 // nothing any reader can find, and is garbage.
-func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packInfo) (map[string][]blob.PackID, []index.PackEntries, error) {
+func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packInfo) (map[string][]blob.PackID, []index.PackEntries, map[blob.PackID]uint32, error) {
 	var names []string
 	if err := v.be.List(ctx, "index/", func(oi storage.ObjectInfo) error {
 		names = append(names, oi.Name)
 		return nil
 	}); err != nil {
-		return nil, nil, storageError(v.be, err)
+		return nil, nil, nil, storageError(v.be, err)
 	}
 	var mu sync.Mutex
 	byName := map[string][]blob.PackID{}
+	vers := map[blob.PackID]uint32{}
 	var all []index.PackEntries
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, name := range names {
 		g.Go(func() error {
-			plain, err := v.getSealed(gctx, name, "index "+name)
+			b, err := storage.ReadAll(gctx, v.be, name)
+			var plain []byte
+			if err == nil {
+				plain, err = v.openSealed(gctx, name, b, "index "+name)
+			}
+			ver, _ := crypto.KeyVersion(b)
 			var pes []index.PackEntries
 			if err == nil {
 				if pes, err = index.Decode(plain); err != nil {
@@ -418,13 +458,16 @@ func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packIn
 			defer mu.Unlock()
 			for _, pe := range pes {
 				byName[name] = append(byName[name], pe.Pack)
+				if old, ok := vers[pe.Pack]; !ok || ver < old {
+					vers[pe.Pack] = ver
+				}
 			}
 			all = append(all, pes...)
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, nil, storageError(v.be, fmt.Errorf("%w (garbage collection stopped; run lifeboat vault check)", err))
+		return nil, nil, nil, storageError(v.be, fmt.Errorf("%w (stopped; run lifeboat vault check)", err))
 	}
 	named := map[blob.PackID]bool{}
 	for _, pe := range all {
@@ -434,7 +477,7 @@ func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packIn
 		if named[p] || pi.size < 4 {
 			continue
 		}
-		es, err := v.trailerOf(ctx, p, pi.size)
+		es, ver, err := v.trailerOf(ctx, p, pi.size)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -443,51 +486,59 @@ func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packIn
 			continue // unreadable leftover: nothing can reference it
 		}
 		if err != nil {
-			return nil, nil, storageError(v.be, err)
+			return nil, nil, nil, storageError(v.be, err)
 		}
 		all = append(all, index.PackEntries{Pack: p, Entries: es})
+		vers[p] = ver
 	}
-	return byName, all, nil
+	return byName, all, vers, nil
 }
 
-// trailerOf reads a pack's trailer by ranges.
-func (v *Vault) trailerOf(ctx context.Context, p blob.PackID, size int64) ([]blob.Entry, error) {
+// trailerOf reads a pack's trailer by ranges; it returns the entries and
+// the data key version that sealed the trailer.
+func (v *Vault) trailerOf(ctx context.Context, p blob.PackID, size int64) ([]blob.Entry, uint32, error) {
 	name := p.ObjectName()
 	last, err := readRange(ctx, v.be, name, size-4, 4)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(last) != 4 {
-		return nil, &CorruptError{Object: name, Err: errors.New("pack shorter than its trailer length")}
+		return nil, 0, &CorruptError{Object: name, Err: errors.New("pack shorter than its trailer length")}
 	}
 	tl := int64(pack.TrailerLength(last))
 	if tl+4 > size {
-		return nil, &CorruptError{Object: name, Err: fmt.Errorf("trailer length %d beyond the pack", tl)}
+		return nil, 0, &CorruptError{Object: name, Err: fmt.Errorf("trailer length %d beyond the pack", tl)}
 	}
 	sealed, err := readRange(ctx, v.be, name, size-4-tl, tl)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	es, err := pack.ParseTrailer(v.sealer, p, sealed, size)
+	s, err := v.sealerFor(ctx, sealed)
 	if err != nil {
-		return nil, &CorruptError{Object: name, Err: err}
+		return nil, 0, keyError(name, "", err)
 	}
-	return es, nil
+	es, err := pack.ParseTrailer(s, p, sealed, size)
+	if err != nil {
+		return nil, 0, &CorruptError{Object: name, Err: err}
+	}
+	ver, _ := crypto.KeyVersion(sealed)
+	return es, ver, nil
 }
 
-// referencedBlobs loads the manifests of ids and walks their trees, level
-// by level and in parallel, each tree once. It returns every tree and data
-// blob they reference.
-func (v *Vault) referencedBlobs(ctx context.Context, idx *index.Index, ids []string) (map[blob.ID]struct{}, int, error) {
+// referencedBlobs loads the manifests of points (id → its manifest objects,
+// as listPoints returns them) and walks their trees, level by level and in
+// parallel, each tree once. It returns every tree and data blob they
+// reference, and how many manifests and trees did not open.
+func (v *Vault) referencedBlobs(ctx context.Context, idx *index.Index, points map[string][]string) (map[blob.ID]struct{}, int, error) {
 	refs := map[blob.ID]struct{}{}
 	bad := 0
 	var mu sync.Mutex
 	var frontier []blob.ID
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for _, id := range ids {
+	for id, names := range points {
 		g.Go(func() error {
-			p, err := v.loadPoint(gctx, id)
+			p, err := v.loadPointFrom(gctx, id, names)
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil // purged or withdrawn since the listing
 			}

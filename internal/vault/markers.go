@@ -51,10 +51,10 @@ func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason,
 	if len(reason) > marker.MaxText || len(by) > marker.MaxText {
 		return lifeboat.Errorf(lifeboat.EInvalid, "reason or author longer than %d bytes", marker.MaxText)
 	}
-	if _, err := v.be.Stat(ctx, manifest.ObjectName(pointID)); errors.Is(err, storage.ErrNotFound) {
-		return lifeboat.Errorf(lifeboat.ENotFound, "no point %s in the vault at %s", pointID, v.be.Location())
-	} else if err != nil {
+	if ok, err := v.pointExists(ctx, pointID); err != nil {
 		return storageError(v.be, err)
+	} else if !ok {
+		return lifeboat.Errorf(lifeboat.ENotFound, "no point %s in the vault at %s", pointID, v.be.Location())
 	}
 	if kind == MarkDelete {
 		st, err := v.pointState(ctx, pointID)
@@ -108,18 +108,24 @@ func (v *Vault) pointState(ctx context.Context, pointID string) (PointState, err
 
 type loadedMarker struct {
 	name marker.Name
+	obj  string // the object read: the marker's name, or a re-encrypted copy's
 	m    marker.Marker
 }
 
-// loadMarkers lists and opens the markers below prefix.
+// loadMarkers lists and opens the markers below prefix. A re-encrypted
+// copy of a marker (reseal.go) is the same marker: applying it twice
+// changes no state.
 func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker, error) {
 	var names []marker.Name
+	var objs []string
 	err := v.be.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-		n, err := marker.ParseName(oi.Name)
+		base, _ := splitResealed(oi.Name)
+		n, err := marker.ParseName(base)
 		if err != nil {
 			return &CorruptError{Object: oi.Name, Err: err}
 		}
 		names = append(names, n)
+		objs = append(objs, oi.Name)
 		return nil
 	})
 	if err != nil {
@@ -130,8 +136,8 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 	g.SetLimit(8)
 	for i, n := range names {
 		g.Go(func() error {
-			obj := n.Object()
-			plain, err := v.getSealed(gctx, obj, marker.Context(obj))
+			obj := objs[i]
+			plain, err := v.getSealed(gctx, obj, marker.Context(n.Object()))
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil // its point was purged since the listing
 			}
@@ -142,7 +148,7 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 			if err != nil {
 				return &CorruptError{Object: obj, Err: err}
 			}
-			out[i] = loadedMarker{name: n, m: m}
+			out[i] = loadedMarker{name: n, obj: obj, m: m}
 			return nil
 		})
 	}

@@ -19,34 +19,36 @@ import (
 
 // PointIDs lists the ids of every manifest in the vault.
 func (v *Vault) PointIDs(ctx context.Context) ([]string, error) {
-	var ids []string
-	err := v.be.List(ctx, "points/", func(oi storage.ObjectInfo) error {
-		id := strings.TrimPrefix(oi.Name, "points/")
-		if manifest.ValidID(id) {
-			ids = append(ids, id)
-		}
-		return nil
-	})
+	m, err := v.listPoints(ctx)
 	if err != nil {
-		return nil, storageError(v.be, err)
+		return nil, err
+	}
+	return sortedIDs(m), nil
+}
+
+func sortedIDs(m map[string][]string) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return ids, nil
+	return ids
 }
 
 // Points loads every manifest, oldest first. A manifest that does not open
 // is an error naming it (check reports all of them).
 func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
-	ids, err := v.PointIDs(ctx)
+	m, err := v.listPoints(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ids := sortedIDs(m)
 	pts := make([]*manifest.Point, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, id := range ids {
 		g.Go(func() error {
-			p, err := v.loadPoint(gctx, id)
+			p, err := v.loadPointFrom(gctx, id, m[id])
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil // purged or withdrawn since the listing
 			}
@@ -62,12 +64,39 @@ func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
 	return pts, nil
 }
 
+// loadPoint reads a point's manifest: the original object, or else (it was
+// re-encrypted, or does not open) the newest copy that opens.
 func (v *Vault) loadPoint(ctx context.Context, id string) (*manifest.Point, error) {
 	name := manifest.ObjectName(id)
 	plain, err := v.getSealed(ctx, name, manifest.Context(id))
+	if err == nil {
+		return decodePoint(name, plain, id)
+	}
+	var ce *CorruptError
+	if !errors.Is(err, storage.ErrNotFound) && !errors.As(err, &ce) {
+		return nil, err
+	}
+	names, lerr := v.pointCopies(ctx, id)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if len(names) == 0 || len(names) == 1 && names[0] == name {
+		return nil, err
+	}
+	return v.loadPointFrom(ctx, id, names)
+}
+
+// loadPointFrom reads a point's manifest from the newest of its copies
+// names that opens.
+func (v *Vault) loadPointFrom(ctx context.Context, id string, names []string) (*manifest.Point, error) {
+	plain, name, _, err := v.readCopies(ctx, names, manifest.Context(id))
 	if err != nil {
 		return nil, err
 	}
+	return decodePoint(name, plain, id)
+}
+
+func decodePoint(name string, plain []byte, id string) (*manifest.Point, error) {
 	p, err := manifest.Decode(plain, id)
 	if err != nil {
 		return nil, &CorruptError{Object: name, Err: err}

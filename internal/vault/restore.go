@@ -333,7 +333,7 @@ func (r *restorer) restorePack(ctx context.Context, p blob.PackID, refs []rref) 
 					if cap(plainBuf) < int(ref.loc.RawLength) {
 						plainBuf = make([]byte, 0, ref.loc.RawLength)
 					}
-					plain, perr = r.v.openBlobInto(framedBuf, plainBuf, ref.loc, buf[o:o+int64(ref.loc.Length)])
+					plain, perr = r.v.openBlobInto(ctx, framedBuf, plainBuf, ref.loc, buf[o:o+int64(ref.loc.Length)])
 				}
 				last = ref.loc.ID
 			}

@@ -32,6 +32,10 @@ type saver struct {
 	uploads chan *openPack
 	g       *errgroup.Group
 	stream  storage.Streamer
+	// sealer is taken once: a session seals its blobs, pack trailers and
+	// index object under one data key version, even if the key rotates
+	// meanwhile (Reencrypt tells a pack's version from its index object's).
+	sealer *crypto.Sealer
 
 	mu       sync.Mutex
 	pending  map[blob.ID]struct{} // blobs stored this session
@@ -52,7 +56,7 @@ func (v *Vault) newSaver(ctx context.Context) *saver {
 	ctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	s := &saver{v: v, ctx: gctx, cancel: cancel, g: g, uploads: make(chan *openPack), pending: map[blob.ID]struct{}{},
-		usedPks: map[blob.PackID]bool{}}
+		usedPks: map[blob.PackID]bool{}, sealer: v.sealer()}
 	s.stream, _ = v.be.(storage.Streamer)
 	// One uploader: with the pack being filled and one waiting, at most three
 	// packs are in flight; uploads overlap with chunking and sealing.
@@ -78,7 +82,7 @@ func (s *saver) uploader() error {
 
 // store finishes a pack and makes it durable.
 func (s *saver) store(op *openPack) error {
-	data, err := op.w.Finish(s.v.sealer)
+	data, err := op.w.Finish(s.sealer)
 	if err == nil {
 		if op.ow != nil {
 			err = op.ow.Commit()
@@ -161,7 +165,7 @@ func (s *saver) saveNew(t blob.Type, id blob.ID, plain []byte) (blob.ID, int, er
 		// Seal outside the lock; only the write to the temp file is serialised.
 		sb := s.v.scratch.Get().(*[]byte)
 		defer s.v.scratch.Put(sb)
-		sealed = s.v.sealer.Seal((*sb)[:0], framed, ctxs)
+		sealed = s.sealer.Seal((*sb)[:0], framed, ctxs)
 		*sb = sealed[:0]
 	}
 	size := len(framed) + crypto.Overhead
@@ -186,7 +190,7 @@ func (s *saver) saveNew(t blob.Type, id blob.ID, plain []byte) (blob.ID, int, er
 		e, err = op.w.Add(t, id, sealed, len(plain))
 	} else {
 		// In memory: seal straight into the pack buffer, no copy.
-		e = op.w.AppendSealed(t, id, len(plain), func(dst []byte) []byte { return s.v.sealer.Seal(dst, framed, ctxs) })
+		e = op.w.AppendSealed(t, id, len(plain), func(dst []byte) []byte { return s.sealer.Seal(dst, framed, ctxs) })
 	}
 	s.bytesNew += int64(e.Length)
 	s.rawNew += int64(len(plain))
@@ -239,7 +243,8 @@ func (s *saver) finish() error {
 	for start := 0; start < len(s.done); start += 1024 {
 		part := s.done[start:min(start+1024, len(s.done))]
 		name := "index/" + hex.EncodeToString(randBytes(16))
-		if err := s.v.putSealed(context.WithoutCancel(s.ctx), name, "index "+name, index.Encode(part)); err != nil {
+		sealed := s.sealer.Seal(nil, index.Encode(part), "index "+name)
+		if err := s.v.be.Put(context.WithoutCancel(s.ctx), name, sealed); err != nil {
 			return fmt.Errorf("write index %s: %w", name, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -83,8 +84,8 @@ type Vault struct {
 	be     storage.Backend
 	cfg    Config
 	opts   Options
-	keys   *crypto.Keys
-	sealer *crypto.Sealer
+	ks     atomic.Pointer[keyState] // replaced whole when a data key is added
+	slotID string                   // the key slot this value was opened with
 	idKey  [32]byte
 	table  *chunker.Table
 	params chunker.Params
@@ -101,6 +102,8 @@ type Vault struct {
 	// badIndexes are index objects that did not open; their packs were
 	// indexed from their trailers instead, and check reports them.
 	badIndexes []Problem
+
+	dk dataKeyLoader // datakeys/ objects: what was read, what failed
 }
 
 // Init creates a new vault on be, protected by passphrase.
@@ -143,7 +146,7 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		return nil, err
 	}
 	// The slot first, the config last: a vault is visible only once complete.
-	if err := be.Put(ctx, "keys/"+slot.ID, sb); err != nil {
+	if err := be.Put(ctx, slotPrefix+slot.ID, sb); err != nil {
 		return nil, storageError(be, err)
 	}
 	cb, err := json.MarshalIndent(cfg, "", "  ")
@@ -151,13 +154,13 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		return nil, err
 	}
 	if err := be.Put(ctx, ConfigName, cb); err != nil {
-		_ = be.Delete(ctx, "keys/"+slot.ID)
+		_ = be.Delete(ctx, slotPrefix+slot.ID)
 		if errors.Is(err, storage.ErrExists) {
 			return nil, lifeboat.Errorf(lifeboat.EExists, "a vault already exists at %s", be.Location())
 		}
 		return nil, storageError(be, err)
 	}
-	return newVault(ctx, be, cfg, keys, opts)
+	return newVault(ctx, be, cfg, keys, slot.ID, opts)
 }
 
 // Open opens the vault on be with passphrase, trying every key slot.
@@ -168,7 +171,10 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		return nil, err
 	}
 	var slots []*crypto.Slot
-	err = be.List(ctx, "keys/", func(oi storage.ObjectInfo) error {
+	err = be.List(ctx, slotPrefix, func(oi storage.ObjectInfo) error {
+		if isFeatureObject(oi.Name) {
+			return checkFeature(be, oi.Name)
+		}
 		b, err := storage.ReadAll(ctx, be, oi.Name)
 		if err != nil {
 			return err
@@ -191,10 +197,11 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "vault at %s has no key slot", be.Location())
 	}
 	var keys *crypto.Keys
+	var slotID string
 	for _, s := range slots {
 		k, err := s.Unwrap(passphrase)
 		if err == nil {
-			keys = k
+			keys, slotID = k, s.ID
 			break
 		}
 		if !errors.Is(err, crypto.ErrWrongPassphrase) {
@@ -207,7 +214,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 	if keys == nil {
 		return nil, &lifeboat.Error{Code: lifeboat.EAuth, Message: fmt.Sprintf("wrong passphrase for the vault at %s", be.Location()), Err: crypto.ErrWrongPassphrase}
 	}
-	return newVault(ctx, be, cfg, keys, opts)
+	return newVault(ctx, be, cfg, keys, slotID, opts)
 }
 
 // ReadConfig reads and checks lifeboat.json.
@@ -236,12 +243,8 @@ func ReadConfig(ctx context.Context, be storage.Backend) (Config, error) {
 	return cfg, nil
 }
 
-func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.Keys, opts Options) (*Vault, error) {
-	s, err := keys.Sealer()
-	if err != nil {
-		return nil, err
-	}
-	v := &Vault{be: be, cfg: cfg, opts: opts, keys: keys, sealer: s, idKey: keys.IDKey(),
+func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.Keys, slotID string, opts Options) (*Vault, error) {
+	v := &Vault{be: be, cfg: cfg, opts: opts, slotID: slotID, idKey: keys.IDKey(), dk: newDataKeyLoader(),
 		params: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max},
 		idx:    index.New(), condemned: map[blob.PackID]bool{}, missing: map[blob.PackID]bool{}, freePacks: make(chan []byte, 2)}
 	v.table = chunker.NewTable(keys.ChunkerSeed())
@@ -253,6 +256,18 @@ func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.
 		return h
 	}
 	v.scratch.New = func() any { b := make([]byte, 0, v.params.Max+v.params.Max/8+64); return &b }
+	// Data key 1 was made with the vault; later versions carry their own time.
+	created := map[uint32]time.Time{}
+	if _, ok := keys.DataKeys[1]; ok {
+		created[1] = cfg.Created
+	}
+	if err := v.setKeys(keys, created); err != nil {
+		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "key slot %s at %s: %v", slotID, be.Location(), err)
+	}
+	// Every data key object, before anything sealed is read.
+	if err := v.loadDataKeys(ctx); err != nil {
+		return nil, err
+	}
 	// Tombstones first: the index prefers copies in packs that are neither
 	// condemned nor missing.
 	if err := v.loadCondemned(ctx); err != nil {
@@ -322,9 +337,9 @@ func storageError(be storage.Backend, err error) error {
 	return &lifeboat.Error{Code: lifeboat.EInternal, Message: fmt.Sprintf("storage %s: %v", be.Location(), err), Err: err}
 }
 
-// putSealed seals plain and stores it under name.
+// putSealed seals plain with the current data key and stores it under name.
 func (v *Vault) putSealed(ctx context.Context, name, context string, plain []byte) error {
-	return v.be.Put(ctx, name, v.sealer.Seal(nil, plain, context))
+	return v.be.Put(ctx, name, v.sealer().Seal(nil, plain, context))
 }
 
 // getSealed reads and opens a sealed object.
@@ -333,7 +348,18 @@ func (v *Vault) getSealed(ctx context.Context, name, context string) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	plain, err := v.sealer.Open(nil, b, context)
+	return v.openSealed(ctx, name, b, context)
+}
+
+// openSealed opens a sealed object read from name, first loading the data
+// key object of its version if this value does not know it yet (another
+// process rotated the data key since it was opened).
+func (v *Vault) openSealed(ctx context.Context, name string, b []byte, context string) ([]byte, error) {
+	s, err := v.sealerFor(ctx, b)
+	if err != nil {
+		return nil, keyError(name, "", err)
+	}
+	plain, err := s.Open(nil, b, context)
 	if err != nil {
 		return nil, &CorruptError{Object: name, Err: err}
 	}
@@ -458,7 +484,11 @@ func (v *Vault) indexOrphanPacks(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		es, err := pack.ParseTrailer(v.sealer, p, sealed, oi.Size)
+		s, err := v.sealerFor(ctx, sealed)
+		if err != nil {
+			continue
+		}
+		es, err := pack.ParseTrailer(s, p, sealed, oi.Size)
 		if err != nil {
 			continue // check reports the pack
 		}
@@ -558,18 +588,22 @@ func (v *Vault) readBlobIn(ctx context.Context, idx *index.Index, id blob.ID) ([
 		}
 		return nil, err
 	}
-	return v.openBlob(loc, sealed)
+	return v.openBlob(ctx, loc, sealed)
 }
 
 // openBlob authenticates and decompresses a sealed blob read from its pack.
-func (v *Vault) openBlob(loc index.Location, sealed []byte) ([]byte, error) {
-	return v.openBlobInto(nil, nil, loc, sealed)
+func (v *Vault) openBlob(ctx context.Context, loc index.Location, sealed []byte) ([]byte, error) {
+	return v.openBlobInto(ctx, nil, nil, loc, sealed)
 }
 
 // openBlobInto is openBlob reusing the capacity of two scratch buffers: the
 // result aliases plainBuf.
-func (v *Vault) openBlobInto(framedBuf, plainBuf []byte, loc index.Location, sealed []byte) ([]byte, error) {
-	framed, err := v.sealer.Open(framedBuf[:0], sealed, blob.Context(loc.Type, loc.ID))
+func (v *Vault) openBlobInto(ctx context.Context, framedBuf, plainBuf []byte, loc index.Location, sealed []byte) ([]byte, error) {
+	s, err := v.sealerFor(ctx, sealed)
+	if err != nil {
+		return nil, keyError(loc.Pack.ObjectName(), loc.ID.String(), err)
+	}
+	framed, err := s.Open(framedBuf[:0], sealed, blob.Context(loc.Type, loc.ID))
 	if err != nil {
 		return nil, &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: err}
 	}
@@ -596,7 +630,12 @@ func (v *Vault) readPackTrailer(ctx context.Context, p blob.PackID, data []byte)
 	if int64(tl)+4 > int64(len(data)) {
 		return nil, &CorruptError{Object: name, Err: fmt.Errorf("trailer length %d beyond the pack", tl)}
 	}
-	es, err := pack.ParseTrailer(v.sealer, p, data[len(data)-4-int(tl):len(data)-4], int64(len(data)))
+	sealed := data[len(data)-4-int(tl) : len(data)-4]
+	s, err := v.sealerFor(ctx, sealed)
+	if err != nil {
+		return nil, keyError(name, "", err)
+	}
+	es, err := pack.ParseTrailer(s, p, sealed, int64(len(data)))
 	if err != nil {
 		return nil, &CorruptError{Object: name, Err: err}
 	}
@@ -622,31 +661,4 @@ func (v *Vault) releasePackBuf(b []byte) {
 	case v.freePacks <- b[:0]:
 	default:
 	}
-}
-
-// AddKeySlot writes a new key slot wrapping the vault's keys with
-// passphrase (Argon2id with the default parameters), so that the vault
-// opens with it too; it returns the slot's id. Slots are immutable objects:
-// adding one never touches the others.
-func (v *Vault) AddKeySlot(ctx context.Context, passphrase []byte) (string, error) {
-	if len(passphrase) == 0 {
-		return "", lifeboat.Errorf(lifeboat.EInvalid, "empty passphrase")
-	}
-	kdf := crypto.DefaultKDF()
-	if v.opts.KDF != nil {
-		kdf = *v.opts.KDF
-	}
-	slot, err := crypto.NewSlot(v.keys, passphrase, kdf, v.opts.Now())
-	if err != nil {
-		return "", err
-	}
-	sb, err := slot.Marshal()
-	if err != nil {
-		return "", err
-	}
-	if err := v.be.Put(ctx, "keys/"+slot.ID, sb); err != nil {
-		return "", storageError(v.be, err)
-	}
-	debug.FreeOSMemory() // the KDF's buffer, as after Open
-	return slot.ID, nil
 }

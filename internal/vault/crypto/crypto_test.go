@@ -132,3 +132,95 @@ func BenchmarkDefaultKDF(b *testing.B) {
 		p.DeriveKEK([]byte("passphrase"))
 	}
 }
+
+func TestDataKeyObject(t *testing.T) {
+	k := NewKeys()
+	d := NewDataKey(2, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	b, err := k.WrapDataKey(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.UnwrapDataKey(2, b)
+	if err != nil || got != d {
+		t.Fatalf("unwrap: %+v %v", got, err)
+	}
+	if bytes.Contains(b, d.Key[:]) {
+		t.Fatal("key in the clear")
+	}
+	// Under another version's name, another master secret, or flipped: refused.
+	if _, err := k.UnwrapDataKey(3, b); err == nil {
+		t.Error("opened as version 3")
+	}
+	if _, err := NewKeys().UnwrapDataKey(2, b); !errors.Is(err, ErrAuth) {
+		t.Errorf("opened under another master secret: %v", err)
+	}
+	for i := range b {
+		c := bytes.Clone(b)
+		c[i] ^= 1
+		if _, err := k.UnwrapDataKey(2, c); err == nil {
+			t.Fatalf("flipped byte %d accepted", i)
+		}
+	}
+	// A header rewritten to another version does not authenticate either.
+	c := bytes.Clone(b)
+	c[3] = 3
+	if _, err := k.UnwrapDataKey(3, c); err == nil {
+		t.Error("version in the header swapped")
+	}
+	if _, err := k.WrapDataKey(DataKey{}); err == nil {
+		t.Error("version 0 wrapped")
+	}
+	// Errors never hold key bytes.
+	_, err = NewKeys().UnwrapDataKey(2, b)
+	if bytes.Contains([]byte(err.Error()), d.Key[:8]) {
+		t.Error("error holds key material")
+	}
+	for name, want := range map[string]uint32{"datakeys/00000002": 2, "datakeys/0000000a": 10, "datakeys/00000000": 0, "datakeys/0000000A": 0, "datakeys/2": 0, "keys/00000002": 0} {
+		if v, _ := ParseDataKeyObjectName(name); v != want {
+			t.Errorf("%s: version %d, want %d", name, v, want)
+		}
+	}
+	if DataKeyObjectName(10) != "datakeys/0000000a" {
+		t.Error(DataKeyObjectName(10))
+	}
+}
+
+func TestUnknownKeyVersion(t *testing.T) {
+	k := NewKeys()
+	k2 := k.Clone()
+	k2.DataKeys[5] = [32]byte{5}
+	k2.Current = 5
+	s2, _ := k2.Sealer()
+	sealed := s2.Seal(nil, []byte("x"), "c")
+	s, _ := k.Sealer()
+	_, err := s.Open(nil, sealed, "c")
+	var uk *UnknownKeyError
+	if !errors.As(err, &uk) || uk.Version != 5 {
+		t.Fatalf("open under an unknown version: %v", err)
+	}
+	if len(k.DataKeys) != 1 {
+		t.Fatal("Clone shares its map")
+	}
+	if _, ok := KeyVersion([]byte("LK\x01\x02\x00\x00\x00" + string(make([]byte, 12)))); ok {
+		t.Error("KeyVersion read a data key object's header as an envelope")
+	}
+}
+
+func FuzzUnwrapDataKey(f *testing.F) {
+	k := NewKeys()
+	b, _ := k.WrapDataKey(NewDataKey(2, time.Unix(0, 0)))
+	f.Add(b, uint32(2))
+	f.Add([]byte("LK\x01"), uint32(1))
+	f.Fuzz(func(t *testing.T, b []byte, ver uint32) {
+		d, err := k.UnwrapDataKey(ver, b)
+		if err != nil {
+			return
+		}
+		if d.Version != ver {
+			t.Fatalf("opened version %d as %d", d.Version, ver)
+		}
+		if _, ok := ParseDataKeyObjectName(DataKeyObjectName(ver)); !ok && ver != 0 {
+			t.Fatalf("name of version %d does not parse", ver)
+		}
+	})
+}

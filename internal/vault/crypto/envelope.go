@@ -82,7 +82,7 @@ func (s *Sealer) Open(dst, sealed []byte, context string) ([]byte, error) {
 	v := binary.LittleEndian.Uint32(sealed[3:])
 	a, ok := s.aeads[v]
 	if !ok {
-		return nil, fmt.Errorf("sealed object: data key version %d unknown to this key", v)
+		return nil, &UnknownKeyError{Version: v}
 	}
 	ad := make([]byte, 0, HeaderSize+len(context))
 	ad = append(append(ad, sealed[:HeaderSize]...), context...)
@@ -93,9 +93,10 @@ func (s *Sealer) Open(dst, sealed []byte, context string) ([]byte, error) {
 	return out, nil
 }
 
-// KeyVersion reports the key version named in an envelope's header.
+// KeyVersion reports the data key version named in an envelope's header;
+// false if sealed does not start with an envelope header.
 func KeyVersion(sealed []byte) (uint32, bool) {
-	if len(sealed) < HeaderSize {
+	if len(sealed) < HeaderSize || sealed[0] != envMagic0 || sealed[1] != envMagic1 || sealed[2] != envFormat {
 		return 0, false
 	}
 	return binary.LittleEndian.Uint32(sealed[3:]), true
