@@ -109,6 +109,15 @@ func TestAccessCLI(t *testing.T) {
 	if r := st.cli(0, "audit", "verify"); !strings.Contains(r.stdout, "chain intact") {
 		t.Errorf("audit verify:\n%s", r.stdout)
 	}
+	// Key rotation through the binary: a new server key and data key, the
+	// old data rewritten, and the app still backs up and lists its points.
+	if r := st.cli(0, "key", "rotate", "--vault", "default", "--data-key", "--reencrypt", "--wait"); !strings.Contains(r.stdout, "Re-encrypted vault default under data key 2") {
+		t.Errorf("key rotate:\n%s%s", r.stdout, r.stderr)
+	}
+	if r := st.cli(0, "key", "list", "--vault", "default"); strings.Count(r.stdout, "data key") != 2 || !strings.Contains(r.stdout, "the server's") {
+		t.Errorf("key list:\n%s", r.stdout)
+	}
+	st.cli(0, "backup", "--app", "site", "--wait")
 	// Nothing secret printed by the CLI except the token create's stdout.
 	for _, out := range st.outputs {
 		if strings.Contains(out, pw) || (out != tr.stdout && strings.Contains(out, appToken)) {

@@ -161,7 +161,9 @@ func (d *DB) ClaimJob(ctx context.Context, owner string, lease time.Duration) (*
 				AND r.kind = 'prune' AND r.state = 'running' AND r.lease_until >= ?))
 			AND NOT (kind = 'prune' AND EXISTS (SELECT 1 FROM jobs r WHERE r.vault = j.vault AND r.vault <> ''
 				AND r.kind = 'backup' AND r.state = 'running' AND r.lease_until >= ?))
-			ORDER BY not_before, id LIMIT 1`+lock, now, now, now, now, now).Scan(&id)
+			AND NOT (kind IN ('prune', 'reencrypt') AND EXISTS (SELECT 1 FROM jobs r WHERE r.vault = j.vault AND r.vault <> '' AND r.id <> j.id
+				AND r.kind IN ('prune', 'reencrypt') AND r.state = 'running' AND r.lease_until >= ?))
+			ORDER BY not_before, id LIMIT 1`+lock, now, now, now, now, now, now).Scan(&id)
 		if err != nil {
 			return rowErr(err)
 		}

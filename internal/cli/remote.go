@@ -156,9 +156,111 @@ lost. Keep the passphrase away from this machine.` + serverExitHelp,
 		},
 	}
 	export.Flags().StringVar(&vaultName, "vault", "", "vault name")
+	var rf, lf serverFlags
+	var dataKey, reencrypt, wait bool
+	rotate := &cobra.Command{
+		Use:   "rotate --vault NAME [--data-key [--reencrypt [--wait]]]",
+		Short: "Rotate the server's key of a vault (and optionally its data key); no data rewritten unless --reencrypt",
+		Long: `Rotate the server's key-encryption key of a vault: a new passphrase wraps
+the vault's keys in a new key slot, checked, recorded (sealed in the catalog
+and in vault-keys/), and only then is the server's previous slot deleted.
+Slots exported with key export stay. No data is rewritten.
+
+--data-key also starts a new data key: new data is sealed under it, old
+data stays readable. --reencrypt then starts a job that rewrites old data
+under the new key (old packs go at the next garbage collection after its
+grace period); --wait follows it. See docs/access.md on what rotation does
+and does not protect against.` + serverExitHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if vaultName == "" {
+				return usagef("--vault NAME is required")
+			}
+			if reencrypt && !dataKey {
+				return usagef("--reencrypt rewrites data under a new data key: add --data-key")
+			}
+			c, err := rf.client(env)
+			if err != nil {
+				return err
+			}
+			var res server.KeyRotateResult
+			if err := c.Do(cmd.Context(), "POST", api.Path("/api/v1/vaults/%s/keys/rotate", vaultName), server.KeyRotateRequest{DataKey: dataKey, Reencrypt: reencrypt}, &res); err != nil {
+				return err
+			}
+			if !rf.out.json() {
+				fmt.Fprintf(env.Stdout, "Vault %s: new key slot %s", res.Vault, short(res.NewSlot))
+				if res.RetiredSlot != "" {
+					fmt.Fprintf(env.Stdout, ", slot %s retired", short(res.RetiredSlot))
+				}
+				fmt.Fprintf(env.Stdout, "; data key version %d.\n", res.DataKey)
+			}
+			if res.Reencrypt != nil && wait {
+				return finishJob(cmd.Context(), env, c, res.Reencrypt, true, false, rf.out.json())
+			}
+			if rf.out.json() {
+				return writeJSON(env.Stdout, res)
+			}
+			if res.Reencrypt != nil {
+				fmt.Fprintf(env.Stdout, "Re-encryption job %s started: lifeboat jobs show %s\n", res.Reencrypt.ID, res.Reencrypt.ID)
+			}
+			return nil
+		},
+	}
+	rotate.Flags().StringVar(&vaultName, "vault", "", "vault name")
+	rotate.Flags().BoolVar(&dataKey, "data-key", false, "also start a new data key version for new data")
+	rotate.Flags().BoolVar(&reencrypt, "reencrypt", false, "also rewrite old data under the new data key (a job)")
+	rotate.Flags().BoolVar(&wait, "wait", false, "with --reencrypt: follow the job to its end")
+	rf.register(rotate)
+	list := &cobra.Command{
+		Use: "list --vault NAME", Short: "A vault's key slots and data key versions", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lf.client(env)
+			if err != nil {
+				return err
+			}
+			var res struct {
+				Vault      string `json:"vault"`
+				ServerSlot string `json:"serverSlot"`
+				Slots      []struct {
+					ID      string    `json:"ID"`
+					Created time.Time `json:"Created"`
+				} `json:"slots"`
+				DataKeys []struct {
+					Version uint32    `json:"Version"`
+					Created time.Time `json:"Created"`
+					Current bool      `json:"Current"`
+				} `json:"dataKeys"`
+			}
+			if err := c.Do(cmd.Context(), "GET", api.Path("/api/v1/vaults/%s/keys", vaultName), nil, &res); err != nil {
+				return err
+			}
+			if lf.out.json() {
+				return writeJSON(env.Stdout, res)
+			}
+			var rows [][]string
+			for _, s := range res.Slots {
+				who := "exported or added"
+				if s.ID == res.ServerSlot {
+					who = "the server's"
+				}
+				rows = append(rows, []string{"slot", s.ID, s.Created.Format(time.RFC3339), who})
+			}
+			for _, d := range res.DataKeys {
+				cur := ""
+				if d.Current {
+					cur = "current"
+				}
+				rows = append(rows, []string{"data key", fmt.Sprint(d.Version), d.Created.Format(time.RFC3339), cur})
+			}
+			table(env.Stdout, "KIND\tID\tCREATED\tNOTE", rows)
+			return nil
+		},
+	}
+	list.Flags().StringVar(&vaultName, "vault", "", "vault name")
+	lf.register(list)
 	export.Flags().StringVar(&kit, "kit", "", "also write a printable disaster kit to this new file (0600): location, key slot, and the commands that restore without a server")
 	f.register(export)
-	cmd.AddCommand(export)
+	cmd.AddCommand(export, rotate, list)
 	return cmd
 }
 

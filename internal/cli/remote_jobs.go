@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/api"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/server"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -192,6 +193,12 @@ func printResult(w io.Writer, j *lifeboat.Job) {
 				fmt.Fprintf(w, "; garbage collection purged %d points, deleted %d packs (%s)", len(r.Collect.PointsPurged), r.Collect.PacksDeleted, fmtBytes(r.Collect.BytesFreed))
 			}
 			fmt.Fprintln(w)
+		}
+	case lifeboat.JobReencrypt:
+		var r vault.ReencryptResult
+		if json.Unmarshal(j.Result, &r) == nil {
+			fmt.Fprintf(w, "Re-encrypted vault %s under data key %d: %d old packs read, %d blobs rewritten into %d packs, %d old packs condemned (deleted at the next collection after its grace period)\n",
+				j.Vault, r.Version, r.PacksRead, r.BlobsRewritten, r.PacksWritten, r.PacksCondemned)
 		}
 	default:
 		fmt.Fprintf(w, "Job %s %s\n", j.ID, j.State)

@@ -230,6 +230,8 @@ const (
 	JobRestore = "restore"
 	JobVerify  = "verify"
 	JobPrune   = "prune"
+	// JobReencrypt rewrites a vault's data sealed under older data keys.
+	JobReencrypt = "reencrypt"
 
 	JobQueued    = "queued"
 	JobRunning   = "running"

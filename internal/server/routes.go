@@ -58,6 +58,8 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/vaults", access.Read, "List vaults", s.listVaults, ""},
 		{"POST", "/api/v1/vaults", access.Manage, "Create a vault (initialised in its storage)", s.createVaultH, "VaultSpec"},
 		{"GET", "/api/v1/vaults/{vault}", access.Read, "Show a vault", s.getVault, ""},
+		{"GET", "/api/v1/vaults/{vault}/keys", access.ManageKeys, "A vault's key slots (which one is the server's) and data key versions", s.keySlots, ""},
+		{"POST", "/api/v1/vaults/{vault}/keys/rotate", access.ManageKeys, "Rotate the server's key-encryption key of a vault (dataKey: and start a new data key; reencrypt: and rewrite old data under it, as a job)", s.rotateKeys, "KeyRotateRequest"},
 		{"POST", "/api/v1/vaults/{vault}/key-export", access.ManageKeys, "Add a key slot wrapped by an operator's passphrase and record the export", s.keyExport, "KeyExportRequest"},
 		{"POST", "/api/v1/vaults/{vault}/sync", access.Manage, "Rebuild the catalog's points of a vault from its manifests", s.syncVault, ""},
 		{"GET", "/api/v1/vaults/{vault}/lock", access.Read, "A vault's lock: mode and minimum retention", s.getVaultLock, ""},

@@ -198,6 +198,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	s.pool.Handle(lifeboat.JobRestore, s.runRestore)
 	s.pool.Handle(lifeboat.JobVerify, s.runVerify)
 	s.pool.Handle(lifeboat.JobPrune, s.runPrune)
+	s.pool.Handle(lifeboat.JobReencrypt, s.runReencrypt)
 	return s, nil
 }
 

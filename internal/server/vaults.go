@@ -170,6 +170,14 @@ func (vs *vaultSet) reload(name string) {
 	vs.mu.Unlock()
 }
 
+// evict forgets the open vault named name: the next get opens it anew.
+// It is not closed: jobs running may still use it.
+func (vs *vaultSet) evict(name string) {
+	vs.mu.Lock()
+	delete(vs.open, name)
+	vs.mu.Unlock()
+}
+
 func (vs *vaultSet) closeAll() {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()

@@ -37,6 +37,9 @@ func (v *Vault) PutAuditSegment(ctx context.Context, first, last int64, data []b
 	}
 	name := fmt.Sprintf("%s%016x-%016x", auditPrefix, first, last)
 	if err := v.putSealed(ctx, name, auditContext(name), data); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return lifeboat.Errorf(lifeboat.EExists, "audit segment %s exists", name)
+		}
 		return storageError(v.be, err)
 	}
 	return nil
