@@ -22,6 +22,7 @@
 #
 #   bench/api.sh
 #   ROUNDS=1 SECONDS_=5 bench/api.sh
+#   LIFEBOAT_BIN=/tmp/lifeboat-old bench/api.sh   # another build
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -36,6 +37,8 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 (cd "$repo" && go build -o "$WORK/lifeboat" ./cmd/lifeboat && go build -o "$WORK/apiload" ./bench/apiload)
 LB=$WORK/lifeboat
+# LIFEBOAT_BIN measures another build (e.g. an older commit's, side by side).
+if [ -n "${LIFEBOAT_BIN:-}" ]; then LB=$LIFEBOAT_BIN; fi
 
 # A throwaway PostgreSQL, stopped on exit along with any server left running.
 STATE=$SERVICES_STATE bash "$repo/scripts/test-services.sh" start
