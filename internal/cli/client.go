@@ -90,6 +90,7 @@ func firstNonEmpty(s ...string) string {
 func newLoginCmd(env Env) *cobra.Command {
 	var f serverFlags
 	var user, ttl string
+	var idToken bool
 	cmd := &cobra.Command{
 		Use:   "login --server URL [--user NAME]",
 		Short: "Save the server URL and an API token (read from stdin or LIFEBOAT_TOKEN, or got by signing in)",
@@ -122,6 +123,26 @@ terminal, else the first line of stdin) and saves the session token it gets.` + 
 					return err
 				}
 				token = tc.Token
+			}
+			if idToken {
+				// An OIDC ID token from the person's identity provider,
+				// exchanged under a trust rule for a session of their user.
+				raw := env.Getenv("LIFEBOAT_ID_TOKEN")
+				if raw == "" {
+					line, err := bufio.NewReader(env.Stdin).ReadString('\n')
+					if err != nil && !errors.Is(err, io.EOF) {
+						return err
+					}
+					raw = strings.TrimSpace(line)
+				}
+				if raw == "" {
+					return usagef("--id-token: no ID token: pipe it on stdin or set LIFEBOAT_ID_TOKEN")
+				}
+				var ex server.ExchangeResult
+				if err := api.New(f.server, "").Do(cmd.Context(), "POST", "/api/v1/token/exchange", server.ExchangeRequest{Token: raw}, &ex); err != nil {
+					return err
+				}
+				token = ex.Token
 			}
 			if token == "" {
 				line, err := bufio.NewReader(env.Stdin).ReadString('\n')
@@ -159,6 +180,7 @@ terminal, else the first line of stdin) and saves the session token it gets.` + 
 		},
 	}
 	cmd.Flags().StringVar(&user, "user", "", "sign in as this user with a password (typed without echo, or the first line of stdin) instead of a token")
+	cmd.Flags().BoolVar(&idToken, "id-token", false, "sign in with an OIDC ID token from your identity provider (stdin or $LIFEBOAT_ID_TOKEN), exchanged under a trust rule")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "with --user: how long the session token lasts (default 12h, at most 7d)")
 	f.register(cmd)
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
@@ -19,7 +20,9 @@ type TrustRule struct {
 	Audience  string            `json:"audience" yaml:"audience"`
 	Subject   string            `json:"subject" yaml:"subject"` // pattern; '*' matches any run of characters
 	Claims    map[string]string `json:"claims,omitempty" yaml:"claims,omitempty"`
-	Principal string            `json:"principal" yaml:"principal"` // a service identity, app:NAME
+	// Principal is a service identity (app:NAME), or a user: OIDC sign-in
+	// for people, with the exact subject of that person's ID tokens.
+	Principal string `json:"principal" yaml:"principal"`
 	TTL       lifeboat.Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 }
 
@@ -91,8 +94,16 @@ func (s *Server) putTrustRule(w http.ResponseWriter, r *http.Request, p *lifeboa
 		if err != nil {
 			return notFound(err, "principal", tr.Principal)
 		}
-		if who.Kind != lifeboat.KindService {
-			return lifeboat.Errorf(lifeboat.EInvalid, "trust rule %s: principal %s is a %s; external tokens map to service identities (app:NAME)", tr.Name, tr.Principal, who.Kind)
+		switch who.Kind {
+		case lifeboat.KindService:
+		case lifeboat.KindUser:
+			// One person's tokens only: a pattern would let many people in
+			// as one user.
+			if strings.Contains(tr.Subject, "*") {
+				return lifeboat.Errorf(lifeboat.EInvalid, "trust rule %s: principal %s is a user: the subject must be that person's exact subject, with no '*'", tr.Name, tr.Principal)
+			}
+		default:
+			return lifeboat.Errorf(lifeboat.EInvalid, "trust rule %s: principal %s is a %s; external tokens map to service identities (app:NAME) or users", tr.Name, tr.Principal, who.Kind)
 		}
 		if err := tx.PutTrustRule(r.Context(), tr.Name, doc); err != nil {
 			return err
@@ -165,8 +176,8 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request, _ *lifebo
 	var out ExchangeResult
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
 		who, err := tx.GetPrincipal(ctx, m.Rule.Principal)
-		if err != nil || who.Kind != lifeboat.KindService {
-			return lifeboat.Errorf(lifeboat.EAuth, "token refused: rule %s maps to %s, which is no longer a service identity", m.Rule.Name, m.Rule.Principal)
+		if err != nil || (who.Kind != lifeboat.KindService && who.Kind != lifeboat.KindUser) || (who.Kind == lifeboat.KindUser && m.Subject != m.Rule.Subject) {
+			return lifeboat.Errorf(lifeboat.EAuth, "token refused: rule %s maps to %s, which is no longer a service identity or that user", m.Rule.Name, m.Rule.Principal)
 		}
 		tok, info, err := tx.CreateToken(ctx, m.Rule.Principal, m.TTL)
 		if err != nil {

@@ -161,3 +161,31 @@ func TestTokenExchange(t *testing.T) {
 		t.Errorf("exchange after the rule went: %v", err)
 	}
 }
+
+// TestOIDCSignIn: a person signs in with an ID token from their identity
+// provider (a real issuer served by the test): a trust rule maps that
+// person's exact subject to their user; a pattern for a user is refused.
+func TestOIDCSignIn(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	is := newOIDCIssuer(t)
+	ts.must(t, "PUT", "/api/v1/principals/ann", PrincipalSpec{Kind: "user"}, nil)
+	bad := TrustRule{Name: "people", Issuer: is.srv.URL, Audience: "lifeboat-people", Subject: "*@example.com", Principal: "ann"}
+	if err := ts.do(t, "PUT", "/api/v1/trust-rules/people", bad, nil); codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), "exact subject") {
+		t.Errorf("a subject pattern for a user: %v", err)
+	}
+	rule := TrustRule{Name: "ann-sso", Issuer: is.srv.URL, Audience: "lifeboat-people", Subject: "ann@example.com", Principal: "ann", TTL: lifeboat.Duration(time.Hour)}
+	ts.must(t, "PUT", "/api/v1/trust-rules/ann-sso", rule, nil)
+	anon := api.New(ts.url, "")
+	var ex ExchangeResult
+	if err := anon.Do(t.Context(), "POST", "/api/v1/token/exchange", ExchangeRequest{Token: is.token(t, is.key, map[string]any{"aud": "lifeboat-people", "sub": "ann@example.com"})}, &ex); err != nil {
+		t.Fatalf("ann's ID token: %v", err)
+	}
+	var me lifeboat.Principal
+	if err := api.New(ts.url, ex.Token).Do(t.Context(), "GET", "/api/v1/whoami", nil, &me); err != nil || me.Name != "ann" || me.Kind != lifeboat.KindUser {
+		t.Errorf("signed in as %+v (%v)", me, err)
+	}
+	// Someone else's ID token from the same provider is not ann.
+	if err := anon.Do(t.Context(), "POST", "/api/v1/token/exchange", ExchangeRequest{Token: is.token(t, is.key, map[string]any{"aud": "lifeboat-people", "sub": "mallory@example.com"})}, nil); codeOf(err) != lifeboat.EAuth {
+		t.Errorf("mallory's ID token: %v", err)
+	}
+}
