@@ -15,14 +15,14 @@ import (
 // TrustRule maps external OIDC tokens (a CI job's ID token) to a service
 // identity: workload-identity federation. See docs/access.md.
 type TrustRule struct {
-	Name      string            `json:"name" yaml:"name"`
-	Issuer    string            `json:"issuer" yaml:"issuer"`
-	Audience  string            `json:"audience" yaml:"audience"`
-	Subject   string            `json:"subject" yaml:"subject"` // pattern; '*' matches any run of characters
-	Claims    map[string]string `json:"claims,omitempty" yaml:"claims,omitempty"`
+	Name     string            `json:"name" yaml:"name"`
+	Issuer   string            `json:"issuer" yaml:"issuer"`
+	Audience string            `json:"audience" yaml:"audience"`
+	Subject  string            `json:"subject" yaml:"subject"` // pattern; '*' matches any run of characters
+	Claims   map[string]string `json:"claims,omitempty" yaml:"claims,omitempty"`
 	// Principal is a service identity (app:NAME), or a user: OIDC sign-in
 	// for people, with the exact subject of that person's ID tokens.
-	Principal string `json:"principal" yaml:"principal"`
+	Principal string            `json:"principal" yaml:"principal"`
 	TTL       lifeboat.Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 }
 
