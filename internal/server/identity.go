@@ -337,7 +337,10 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 		if err != nil {
 			return notFound(err, "principal", member)
 		}
-		if member == group || slices.Contains(m.Groups, group) {
+		if member == group {
+			return lifeboat.Errorf(lifeboat.EInvalid, "group %s cannot contain itself", group)
+		}
+		if slices.Contains(m.Groups, group) {
 			return lifeboat.Errorf(lifeboat.EExists, "%s is already in group %s", member, group)
 		}
 		if m.Kind == lifeboat.KindGroup {
