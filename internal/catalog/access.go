@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"sort"
 	"time"
 
@@ -162,12 +163,20 @@ func (t *Tx) Members(ctx context.Context, group string) ([]Member, error) {
 // GroupsOf returns the groups name is in, directly or through nested
 // groups (at most maxGroupDepth levels; cycles end), sorted.
 func (t *Tx) GroupsOf(ctx context.Context, name string) ([]string, error) {
-	seen := map[string]bool{}
+	return t.ancestors(ctx, name, t.now)
+}
+
+// ancestors walks group_members up from name through links made at or
+// before cutoff (at most maxGroupDepth levels; cycles end) and returns the
+// groups reached, sorted.
+func (t *Tx) ancestors(ctx context.Context, name string, cutoff time.Time) ([]string, error) {
+	seen := map[string]bool{name: true}
+	var out []string
 	frontier := []string{name}
 	for depth := 0; depth < maxGroupDepth && len(frontier) > 0; depth++ {
 		var next []string
 		for _, m := range frontier {
-			rows, err := t.query(ctx, `SELECT grp FROM group_members WHERE member = ?`, m)
+			rows, err := t.query(ctx, `SELECT grp FROM group_members WHERE member = ? AND added_at <= ?`, m, ns(cutoff))
 			if err != nil {
 				return nil, err
 			}
@@ -177,18 +186,15 @@ func (t *Tx) GroupsOf(ctx context.Context, name string) ([]string, error) {
 					rows.Close()
 					return nil, err
 				}
-				if !seen[g] && g != name {
+				if !seen[g] {
 					seen[g] = true
 					next = append(next, g)
+					out = append(out, g)
 				}
 			}
 			rows.Close()
 		}
 		frontier = next
-	}
-	out := make([]string, 0, len(seen))
-	for g := range seen {
-		out = append(out, g)
 	}
 	sort.Strings(out)
 	return out, nil
@@ -205,6 +211,18 @@ func (t *Tx) PutAssignment(ctx context.Context, a *lifeboat.Assignment) error {
 
 // DeleteAssignment removes an assignment by id and returns it.
 func (t *Tx) DeleteAssignment(ctx context.Context, id string) (*lifeboat.Assignment, error) {
+	a, err := t.Assignment(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.exec(ctx, `DELETE FROM assignments WHERE id = ?`, id); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Assignment returns an assignment by id.
+func (t *Tx) Assignment(ctx context.Context, id string) (*lifeboat.Assignment, error) {
 	var a lifeboat.Assignment
 	var created int64
 	err := t.queryRow(ctx, `SELECT id, principal, role, scope, created_at, created_by FROM assignments WHERE id = ?`, id).Scan(&a.ID, &a.Principal, &a.Role, &a.Scope, &created, &a.CreatedBy)
@@ -212,9 +230,6 @@ func (t *Tx) DeleteAssignment(ctx context.Context, id string) (*lifeboat.Assignm
 		return nil, rowErr(err)
 	}
 	a.CreatedAt = fromNS(created)
-	if _, err := t.exec(ctx, `DELETE FROM assignments WHERE id = ?`, id); err != nil {
-		return nil, err
-	}
 	return &a, nil
 }
 
@@ -239,47 +254,52 @@ func (t *Tx) ListAssignments(ctx context.Context, principal string) ([]lifeboat.
 	return out, rows.Err()
 }
 
+const tokenCols = `id, principal, created_at, expires_at, last_used_at, revoked_at`
+
+func scanToken(s interface{ Scan(...any) error }) (*TokenInfo, error) {
+	var ti TokenInfo
+	var created int64
+	var exp, used, rev sql.NullInt64
+	if err := s.Scan(&ti.ID, &ti.Principal, &created, &exp, &used, &rev); err != nil {
+		return nil, rowErr(err)
+	}
+	ti.CreatedAt, ti.ExpiresAt, ti.LastUsedAt, ti.RevokedAt = fromNS(created), fromNullNS(exp), fromNullNS(used), fromNullNS(rev)
+	return &ti, nil
+}
+
 // ListTokens lists the tokens of principal ("" for all), newest first.
 func (t *Tx) ListTokens(ctx context.Context, principal string) ([]TokenInfo, error) {
-	rows, err := t.query(ctx, `SELECT id, principal, created_at, expires_at, last_used_at, revoked_at FROM tokens WHERE ? = '' OR principal = ? ORDER BY id DESC`, principal, principal)
+	rows, err := t.query(ctx, `SELECT `+tokenCols+` FROM tokens WHERE ? = '' OR principal = ? ORDER BY id DESC`, principal, principal)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []TokenInfo
 	for rows.Next() {
-		var ti TokenInfo
-		var created int64
-		var exp, used, rev sql.NullInt64
-		if err := rows.Scan(&ti.ID, &ti.Principal, &created, &exp, &used, &rev); err != nil {
+		ti, err := scanToken(rows)
+		if err != nil {
 			return nil, err
 		}
-		ti.CreatedAt, ti.ExpiresAt, ti.LastUsedAt, ti.RevokedAt = fromNS(created), fromNullNS(exp), fromNullNS(used), fromNullNS(rev)
-		out = append(out, ti)
+		out = append(out, *ti)
 	}
 	return out, rows.Err()
+}
+
+// Token returns a token's description by id.
+func (t *Tx) Token(ctx context.Context, id string) (*TokenInfo, error) {
+	return scanToken(t.queryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id))
 }
 
 // RevokeToken revokes a token by id and returns it (revoking twice keeps
 // the first time).
 func (t *Tx) RevokeToken(ctx context.Context, id string) (*TokenInfo, error) {
-	var principal string
-	if err := t.queryRow(ctx, `SELECT principal FROM tokens WHERE id = ?`, id).Scan(&principal); err != nil {
-		return nil, rowErr(err)
+	if _, err := t.Token(ctx, id); err != nil {
+		return nil, err
 	}
 	if _, err := t.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ns(t.now), id); err != nil {
 		return nil, err
 	}
-	all, err := t.ListTokens(ctx, principal)
-	if err != nil {
-		return nil, err
-	}
-	for i := range all {
-		if all[i].ID == id {
-			return &all[i], nil
-		}
-	}
-	return nil, ErrNotFound
+	return t.Token(ctx, id)
 }
 
 // PutTrustRule creates or replaces a trust rule (doc: its JSON).
@@ -355,35 +375,8 @@ func (t *Tx) Approvals(ctx context.Context, state string) ([][]byte, error) {
 // through nested groups, since cutoff or earlier: every link of some path
 // from member up to group was made at or before cutoff.
 func (t *Tx) StandingMember(ctx context.Context, group, member string, cutoff time.Time) (bool, error) {
-	seen := map[string]bool{member: true}
-	frontier := []string{member}
-	for depth := 0; depth < maxGroupDepth && len(frontier) > 0; depth++ {
-		var next []string
-		for _, m := range frontier {
-			rows, err := t.query(ctx, `SELECT grp FROM group_members WHERE member = ? AND added_at <= ?`, m, ns(cutoff))
-			if err != nil {
-				return false, err
-			}
-			for rows.Next() {
-				var g string
-				if err := rows.Scan(&g); err != nil {
-					rows.Close()
-					return false, err
-				}
-				if g == group {
-					rows.Close()
-					return true, nil
-				}
-				if !seen[g] {
-					seen[g] = true
-					next = append(next, g)
-				}
-			}
-			rows.Close()
-		}
-		frontier = next
-	}
-	return false, nil
+	gs, err := t.ancestors(ctx, member, cutoff)
+	return slices.Contains(gs, group), err
 }
 
 // StandingUsers lists the users who have been in group (directly or

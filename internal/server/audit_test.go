@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 )
 
@@ -156,7 +155,6 @@ func TestAuditEvents(t *testing.T) {
 	if cc, err := ts.db.VerifyAudit(context.Background()); err != nil || cc.Break != nil || cc.Events != int64(len(all)) {
 		t.Errorf("verify: %+v %v (listed %d)", cc, err, len(all))
 	}
-	_ = catalog.ChainHash
 }
 
 // TestAuditWebhook: every event reaches the webhook, in chain order, even

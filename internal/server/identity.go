@@ -480,11 +480,9 @@ func (s *Server) deleteAssignment(w http.ResponseWriter, r *http.Request, p *lif
 	id := r.PathValue("assignment")
 	var cur *lifeboat.Assignment
 	err := s.db.View(r.Context(), func(tx *catalog.Tx) error {
-		as, err := tx.ListAssignments(r.Context(), "")
-		for i := range as {
-			if as[i].ID == id {
-				cur = &as[i]
-			}
+		var err error
+		if cur, err = tx.Assignment(r.Context(), id); err == catalog.ErrNotFound {
+			cur, err = nil, nil // the delete says so
 		}
 		return err
 	})
@@ -722,19 +720,17 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *lifeboat
 	id := r.PathValue("token")
 	owner := ""
 	err := s.db.View(r.Context(), func(tx *catalog.Tx) error {
-		all, err := tx.ListTokens(r.Context(), "")
-		for _, t := range all {
-			if t.ID == id {
-				owner = t.Principal
-			}
+		ti, err := tx.Token(r.Context(), id)
+		if err == catalog.ErrNotFound {
+			return lifeboat.Errorf(lifeboat.ENotFound, "token %s not found", id)
+		}
+		if err == nil {
+			owner = ti.Principal
 		}
 		return err
 	})
 	if err != nil {
 		return err
-	}
-	if owner == "" {
-		return lifeboat.Errorf(lifeboat.ENotFound, "token %s not found", id)
 	}
 	if _, err := s.tokenOwner(r.Context(), p, owner); err != nil {
 		return err

@@ -64,22 +64,10 @@ func (v *Vault) AuditSegments(ctx context.Context) ([]AuditSegmentRef, error) {
 
 // listAuditSegments lists the segment objects by segment name, newest copy first.
 func (v *Vault) listAuditSegments(ctx context.Context) (map[string][]string, error) {
-	out := map[string][]string{}
-	err := v.be.List(ctx, auditPrefix, func(oi storage.ObjectInfo) error {
-		base, _ := splitResealed(oi.Name)
-		if _, _, ok := parseAuditName(base); !ok {
-			return nil // not ours
-		}
-		out[base] = append(out[base], oi.Name)
-		return nil
+	return v.listCopies(ctx, auditPrefix, func(base string) (string, bool) {
+		_, _, ok := parseAuditName(base) // others are not ours
+		return base, ok
 	})
-	if err != nil {
-		return nil, storageError(v.be, err)
-	}
-	for _, ns := range out {
-		sortCopies(ns)
-	}
-	return out, nil
 }
 
 func parseAuditName(name string) (first, last int64, ok bool) {
@@ -99,13 +87,7 @@ func (v *Vault) AuditSegment(ctx context.Context, ref AuditSegmentRef) ([]byte, 
 	if errors.Is(err, storage.ErrNotFound) {
 		// Re-encrypted since the listing: read its newest copy.
 		var names []string
-		if err = v.be.List(ctx, base, func(oi storage.ObjectInfo) error {
-			if bb, _ := splitResealed(oi.Name); bb == base {
-				names = append(names, oi.Name)
-			}
-			return nil
-		}); err == nil {
-			sortCopies(names)
+		if names, err = v.copiesOf(ctx, base); err == nil {
 			b, _, _, err = v.readCopies(ctx, names, auditContext(base))
 		}
 	}

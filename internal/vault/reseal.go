@@ -66,15 +66,15 @@ const purgedPrefix = "purged/"
 
 func purgedName(id string) string { return purgedPrefix + id }
 
-// listPoints lists every manifest object, grouped by point id, each
-// group's names newest copy first.
-func (v *Vault) listPoints(ctx context.Context) (map[string][]string, error) {
+// listCopies lists the objects below prefix grouped by base name (an
+// object and its re-encrypted copies), each group newest copy first,
+// keeping the base names that key accepts under the key it returns.
+func (v *Vault) listCopies(ctx context.Context, prefix string, key func(base string) (string, bool)) (map[string][]string, error) {
 	out := map[string][]string{}
-	err := v.be.List(ctx, "points/", func(oi storage.ObjectInfo) error {
+	err := v.be.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		base, _ := splitResealed(oi.Name)
-		id := strings.TrimPrefix(base, "points/")
-		if manifest.ValidID(id) && manifest.ObjectName(id) == base {
-			out[id] = append(out[id], oi.Name)
+		if k, ok := key(base); ok {
+			out[k] = append(out[k], oi.Name)
 		}
 		return nil
 	})
@@ -87,10 +87,10 @@ func (v *Vault) listPoints(ctx context.Context) (map[string][]string, error) {
 	return out, nil
 }
 
-// pointCopies lists the manifest objects of one point, newest copy first.
-func (v *Vault) pointCopies(ctx context.Context, id string) ([]string, error) {
+// copiesOf lists the objects that are base or a re-encrypted copy of it,
+// newest copy first.
+func (v *Vault) copiesOf(ctx context.Context, base string) ([]string, error) {
 	var names []string
-	base := manifest.ObjectName(id)
 	err := v.be.List(ctx, base, func(oi storage.ObjectInfo) error {
 		if b, _ := splitResealed(oi.Name); b == base {
 			names = append(names, oi.Name)
@@ -102,6 +102,20 @@ func (v *Vault) pointCopies(ctx context.Context, id string) ([]string, error) {
 	}
 	sortCopies(names)
 	return names, nil
+}
+
+// listPoints lists every manifest object, grouped by point id, each
+// group's names newest copy first.
+func (v *Vault) listPoints(ctx context.Context) (map[string][]string, error) {
+	return v.listCopies(ctx, "points/", func(base string) (string, bool) {
+		id := strings.TrimPrefix(base, "points/")
+		return id, manifest.ValidID(id) && manifest.ObjectName(id) == base
+	})
+}
+
+// pointCopies lists the manifest objects of one point, newest copy first.
+func (v *Vault) pointCopies(ctx context.Context, id string) ([]string, error) {
+	return v.copiesOf(ctx, manifest.ObjectName(id))
 }
 
 // pointExists reports whether a point has a manifest (or a copy of one).
