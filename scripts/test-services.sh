@@ -26,7 +26,9 @@
 #   s3   versitygw v1.8.0 (Apache-2.0), an S3-compatible server with a posix
 #        backend (a bucket is a directory). Built once with `go install` into
 #        $HOME/.cache/lifeboat-ci/versitygw-v1.8.0 (about 70 s on a cold 2-core
-#        machine; concurrent builds wait on a lock), then reused.
+#        machine; concurrent builds wait on a lock), then reused. Started
+#        with a versioning directory, so that tests can create buckets with
+#        object lock (versioned) next to the plain test bucket.
 #
 #   sshd OpenSSH from Debian's openssh-server: a throwaway sshd (-D, its own
 #        config with no Include, its own ed25519 host key, internal-sftp, key
@@ -239,13 +241,13 @@ s3_install() {
 
 s3_start() {
 	local d=$STATE/s3 secret port pid
-	mkdir -p "$d/data/$S3_BUCKET" # a bucket is a directory of the posix backend
+	mkdir -p "$d/data/$S3_BUCKET" "$d/versions" # a bucket is a directory of the posix backend
 	secret=$(random_secret)
 	for attempt in 1 2 3; do
 		port=$(pick_port)
 		# Credentials through the environment, not argv (readable in /proc).
 		ROOT_ACCESS_KEY_ID=$S3_ACCESS ROOT_SECRET_ACCESS_KEY=$secret \
-			"$VGW" --port "127.0.0.1:$port" --quiet posix "$d/data" </dev/null >"$d/versitygw.log" 2>&1 &
+			"$VGW" --port "127.0.0.1:$port" --quiet posix --versioning-dir "$d/versions" "$d/data" </dev/null >"$d/versitygw.log" 2>&1 &
 		pid=$!
 		echo "$pid" >"$d/pid"
 		if wait_ready 20 "$pid" "$d/versitygw.log" curl -s -o /dev/null "http://127.0.0.1:$port/"; then

@@ -87,3 +87,41 @@ type ObjectWriter interface {
 	// Abort discards it.
 	Abort() error
 }
+
+// Retainer is implemented by storage that can enforce retention itself
+// (S3 object lock in compliance mode): an object version given a
+// retain-until date cannot be deleted or overwritten by anyone, the
+// vault's owner included, before that date.
+type Retainer interface {
+	// ObjectLock returns nil when the storage enforces retention (an S3
+	// bucket with object lock enabled), or an error saying why not.
+	ObjectLock(ctx context.Context) error
+	// Retention returns name's retain-until date (zero when it has none).
+	Retention(ctx context.Context, name string) (time.Time, error)
+	// Retain sets name's retain-until date. Storage refuses to shorten one.
+	Retain(ctx context.Context, name string, until time.Time) error
+}
+
+// Version is one stored version of an object, or a delete marker, in a
+// versioned bucket.
+type Version struct {
+	Name         string    `json:"name"`
+	VersionID    string    `json:"versionId"`
+	Size         int64     `json:"size"`
+	ModTime      time.Time `json:"modTime"`
+	Latest       bool      `json:"latest"`       // the version readers see (or the marker hiding the others)
+	DeleteMarker bool      `json:"deleteMarker"` // a delete of a versioned bucket: it hides, it removes nothing
+}
+
+// Versioner is implemented by storage that keeps object versions (a
+// versioned S3 bucket, as object lock requires): a delete there only adds
+// a delete marker, and the versions behind it stay readable by id.
+type Versioner interface {
+	// ListVersions calls fn for every version and delete marker of every
+	// object whose name starts with prefix.
+	ListVersions(ctx context.Context, prefix string, fn func(Version) error) error
+	// DeleteVersion removes one version or delete marker. Removing the
+	// delete marker that is an object's latest version makes the version
+	// behind it readable again.
+	DeleteVersion(ctx context.Context, name, versionID string) error
+}
