@@ -195,23 +195,9 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 	}
 
 	// 2. Packs and tombstones, with their storage times.
-	packs := map[blob.PackID]packInfo{}
-	if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
-		if p, err := blob.ParsePackName(oi.Name); err == nil {
-			packs[p] = packInfo{size: oi.Size, mod: oi.ModTime}
-		}
-		return nil
-	}); err != nil {
-		return nil, storageError(v.be, err)
-	}
-	tombs := map[blob.PackID]time.Time{}
-	if err := v.be.List(ctx, "condemned/", func(oi storage.ObjectInfo) error {
-		if p, ok := parseTombstone(oi.Name); ok {
-			tombs[p] = oi.ModTime
-		}
-		return nil
-	}); err != nil {
-		return nil, storageError(v.be, err)
+	packs, tombs, err := v.listPacks(ctx)
+	if err != nil {
+		return nil, err
 	}
 
 	// 3 and 4. Manifests again, then the indexes that serve them, then
@@ -222,17 +208,9 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		return nil, err
 	}
 	rep.Points = len(pointNames)
-	idxPacks, all, _, err := v.collectIndexes(ctx, packs)
+	fresh, idxPacks, all, err := v.freshIndex(ctx, packs, tombs)
 	if err != nil {
 		return nil, err
-	}
-	fresh := index.New()
-	for pass := range 2 { // healthy copies first: they are the ones read
-		for _, pe := range all {
-			if _, ok := packs[pe.Pack]; ok && healthy(pe.Pack) == (pass == 0) {
-				fresh.Add(pe.Pack, pe.Entries)
-			}
-		}
 	}
 	refBlobs, unreadable, err := v.referencedBlobs(ctx, fresh, pointNames)
 	if err != nil {
@@ -417,6 +395,49 @@ func sortedPacks(m map[blob.PackID]packInfo) func(func(blob.PackID, packInfo) bo
 // of an index object that does not open are read from their trailers, as
 // the index loader does; a pack whose trailer does not open either holds
 // nothing any reader can find, and is garbage.
+// listPacks lists the packs and the tombstones, with their storage times.
+func (v *Vault) listPacks(ctx context.Context) (map[blob.PackID]packInfo, map[blob.PackID]time.Time, error) {
+	packs := map[blob.PackID]packInfo{}
+	if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
+		if p, err := blob.ParsePackName(oi.Name); err == nil {
+			packs[p] = packInfo{size: oi.Size, mod: oi.ModTime}
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, storageError(v.be, err)
+	}
+	tombs := map[blob.PackID]time.Time{}
+	if err := v.be.List(ctx, "condemned/", func(oi storage.ObjectInfo) error {
+		if p, ok := parseTombstone(oi.Name); ok {
+			tombs[p] = oi.ModTime
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, storageError(v.be, err)
+	}
+	return packs, tombs, nil
+}
+
+// freshIndex reads every index object (and the trailers of present packs
+// no readable index names) into a new index of the present packs, healthy
+// ones first: the locations readers use. It also returns the packs each
+// index object names, and every entry read.
+func (v *Vault) freshIndex(ctx context.Context, packs map[blob.PackID]packInfo, tombs map[blob.PackID]time.Time) (*index.Index, map[string][]blob.PackID, []index.PackEntries, error) {
+	idxPacks, all, _, err := v.collectIndexes(ctx, packs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fresh := index.New()
+	for pass := range 2 { // healthy copies first: they are the ones read
+		for _, pe := range all {
+			if _, ok := packs[pe.Pack]; ok && tombs[pe.Pack].IsZero() == (pass == 0) {
+				fresh.Add(pe.Pack, pe.Entries)
+			}
+		}
+	}
+	return fresh, idxPacks, all, nil
+}
+
 func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packInfo) (map[string][]blob.PackID, []index.PackEntries, map[blob.PackID]uint32, error) {
 	var names []string
 	if err := v.be.List(ctx, "index/", func(oi storage.ObjectInfo) error {

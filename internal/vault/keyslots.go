@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -238,4 +239,21 @@ func (v *Vault) verifySlot(ctx context.Context, id string, passphrase []byte) er
 		return lifeboat.Errorf(lifeboat.ECorrupt, "key slot %s at %s does not open to this vault's keys after being written", id, v.be.Location())
 	}
 	return nil
+}
+
+// KeySlotData returns the stored bytes of key slot id (a disaster kit
+// keeps a copy: the slot is wrapped by its passphrase, and storage that
+// never locks slots may lose it).
+func (v *Vault) KeySlotData(ctx context.Context, id string) ([]byte, error) {
+	if _, err := hex.DecodeString(id); err != nil || len(id) != 32 {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "key slot %q: not a slot id", id)
+	}
+	b, err := storage.ReadAll(ctx, v.be, slotPrefix+id)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, lifeboat.Errorf(lifeboat.ENotFound, "key slot %s is not in %s", id, v.be.Location())
+		}
+		return nil, storageError(v.be, err)
+	}
+	return b, nil
 }

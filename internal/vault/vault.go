@@ -65,6 +65,10 @@ type Options struct {
 	PackSize int
 	// Workers is the number of backup/restore workers (default GOMAXPROCS, at least 2).
 	Workers int
+	// KeySlot is a key slot kept outside the storage (a disaster kit's
+	// copy): Open tries it before the vault's own slots, so that a vault
+	// whose slots were deleted still opens with it.
+	KeySlot []byte
 }
 
 func (o *Options) defaults() {
@@ -193,8 +197,15 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		}
 		return nil, storageError(be, err)
 	}
+	if opts.KeySlot != nil {
+		s, err := crypto.ParseSlot(opts.KeySlot)
+		if err != nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "the key slot given: %v", err)
+		}
+		slots = append([]*crypto.Slot{s}, slots...)
+	}
 	if len(slots) == 0 {
-		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "vault at %s has no key slot", be.Location())
+		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "vault at %s has no key slot (a disaster kit's copy of one opens it: --key-slot-file)", be.Location())
 	}
 	var keys *crypto.Keys
 	var slotID string
