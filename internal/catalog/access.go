@@ -481,3 +481,55 @@ func (t *Tx) DeleteVaultLock(ctx context.Context, vault string) error {
 	}
 	return nil
 }
+
+// VaultLocks returns every vault lock's JSON by vault.
+func (t *Tx) VaultLocks(ctx context.Context) (map[string][]byte, error) {
+	rows, err := t.query(ctx, `SELECT vault, doc FROM vault_locks ORDER BY vault`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var v, d string
+		if err := rows.Scan(&v, &d); err != nil {
+			return nil, err
+		}
+		out[v] = []byte(d)
+	}
+	return out, rows.Err()
+}
+
+// PointRetentions returns the retain-until dates set in the storage for
+// the points of vault.
+func (t *Tx) PointRetentions(ctx context.Context, vault string) (map[string]time.Time, error) {
+	rows, err := t.query(ctx, `SELECT point, until_ns FROM point_retention WHERE vault = ?`, vault)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var p string
+		var u int64
+		if err := rows.Scan(&p, &u); err != nil {
+			return nil, err
+		}
+		out[p] = fromNS(u)
+	}
+	return out, rows.Err()
+}
+
+// PutPointRetention records the retain-until date set on what a point needs.
+func (t *Tx) PutPointRetention(ctx context.Context, vault, point string, until time.Time) error {
+	_, err := t.exec(ctx, `INSERT INTO point_retention (vault, point, until_ns) VALUES (?, ?, ?)
+		ON CONFLICT (vault, point) DO UPDATE SET until_ns = excluded.until_ns`, vault, point, ns(until))
+	return err
+}
+
+// ForgetPointRetentions forgets what was retained in vault (its objects
+// changed: a re-encryption wrote new packs), so that it is done again.
+func (t *Tx) ForgetPointRetentions(ctx context.Context, vault string) error {
+	_, err := t.exec(ctx, `DELETE FROM point_retention WHERE vault = ?`, vault)
+	return err
+}

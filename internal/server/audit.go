@@ -15,6 +15,7 @@ import (
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 // requestIDPattern accepts a caller's X-Request-Id; anything else gets a
@@ -176,6 +177,13 @@ func (s *Server) copyAuditTo(ctx context.Context, name string) error {
 		first, end := evs[0].Seq, evs[len(evs)-1].Seq
 		if err := v.PutAuditSegment(ctx, first, end, b); err != nil && lifeboat.ErrorCode(err) != lifeboat.EExists {
 			return err
+		}
+		if keep, err := s.lockRetention(ctx, name); err != nil {
+			return err
+		} else if keep > 0 { // object-locked where a compliance lock is in force
+			if err := v.RetainObject(ctx, vault.AuditSegmentName(first, end), s.now().Add(keep)); err != nil {
+				return err
+			}
 		}
 		last = end
 		s.auditCopied[name] = last

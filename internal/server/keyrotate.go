@@ -163,8 +163,18 @@ func (s *Server) runReencrypt(ctx context.Context, r *jobs.Run) (any, error) {
 		return res, err
 	}
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
+		// The points now read new packs and manifest copies: a compliance
+		// lock retains those again.
+		if err := tx.ForgetPointRetentions(ctx, r.Job.Vault); err != nil {
+			return err
+		}
 		return tx.Audit(ctx, r.Job.RequestedBy, "key.reencrypt", "vault:"+r.Job.Vault, "ok", res)
 	})
+	if err == nil {
+		if rerr := s.retainVault(ctx, r.Job.Vault); rerr != nil {
+			r.Logf(ctx, "warn", "compliance lock: retention of the new packs not set yet (the scheduler retries): %v", rerr)
+		}
+	}
 	r.Logf(ctx, "info", "re-encrypted: %d packs read, %d blobs rewritten into %d packs; %d old packs condemned (deleted after the collector's grace period)", res.PacksRead, res.BlobsRewritten, res.PacksWritten, res.PacksCondemned)
 	return res, err
 }

@@ -119,13 +119,18 @@ func (s *Server) putVaultLock(w http.ResponseWriter, r *http.Request, p *lifeboa
 		return err
 	}
 	if req.Mode == LockCompliance {
-		// Compliance needs storage that enforces retention itself (S3
-		// object lock); that is not built yet, and a local directory never
-		// can: refused rather than promised.
+		// Compliance is enforced by the storage itself (S3 object lock,
+		// checked here); a local directory never can.
 		if !strings.HasPrefix(rec.Location, "s3://") {
 			return lifeboat.Errorf(lifeboat.EInvalid, "vault %s is on local storage: compliance mode needs an S3 bucket with object lock; the local backend offers governance mode only (enforced by Lifeboat, not by the storage)", name)
 		}
-		return lifeboat.Errorf(lifeboat.EInvalid, "vault %s: compliance mode (S3 object lock retain-until on every object a locked point uses) is not available in this version; use governance mode", name)
+		v, err := s.vaults.get(ctx, name)
+		if err != nil {
+			return err
+		}
+		if err := v.ObjectLock(ctx); err != nil {
+			return err // names the location and what is missing
+		}
 	}
 	now := s.now()
 	if weaker := weakens(old, &req, now); weaker != "" {

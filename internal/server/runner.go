@@ -173,7 +173,14 @@ func (s *Server) backupApp(ctx context.Context, r *jobs.Run, a *lifeboat.App, la
 		}
 		return tx.Audit(ctx, r.Job.RequestedBy, "point.create", a.Name, "ok", map[string]string{"point": p.ID, "job": r.Job.ID, "reason": labels["reason"]})
 	})
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.retainVault(ctx, a.Vault); err != nil {
+		// The point is taken; the scheduler retries the retention.
+		r.Logf(ctx, "warn", "compliance lock: retention in the storage not set yet: %v", err)
+	}
+	return p, nil
 }
 
 func catalogPoint(p *manifest.Point, vaultName string) *lifeboat.Point {

@@ -23,6 +23,9 @@ func (s *Server) scheduler(ctx context.Context) {
 		if err := s.copyAuditToVaults(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("audit trail copy", "err", err)
 		}
+		if err := s.retainLocked(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("compliance lock retention", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

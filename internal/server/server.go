@@ -108,6 +108,9 @@ type Server struct {
 	// auditCopied is, per vault, the newest audit event copied there.
 	auditMu     sync.Mutex
 	auditCopied map[string]int64
+	// retainMu serialises retention passes (compliance locks): two at
+	// once would only repeat each other's storage calls.
+	retainMu sync.Mutex
 	// testHook runs at the start of every backup job (tests only).
 	testHook func(ctx context.Context, j *lifeboat.Job) error
 }

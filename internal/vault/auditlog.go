@@ -35,7 +35,7 @@ func (v *Vault) PutAuditSegment(ctx context.Context, first, last int64, data []b
 	if first < 1 || last < first {
 		return lifeboat.Errorf(lifeboat.EInvalid, "audit segment %d-%d: bad range", first, last)
 	}
-	name := fmt.Sprintf("%s%016x-%016x", auditPrefix, first, last)
+	name := AuditSegmentName(first, last)
 	if err := v.putSealed(ctx, name, auditContext(name), data); err != nil {
 		if errors.Is(err, storage.ErrExists) {
 			return lifeboat.Errorf(lifeboat.EExists, "audit segment %s exists", name)
@@ -98,4 +98,9 @@ func (v *Vault) AuditSegment(ctx context.Context, ref AuditSegmentRef) ([]byte, 
 		return nil, storageError(v.be, err)
 	}
 	return b, nil
+}
+
+// AuditSegmentName is the object name of the segment of events first..last.
+func AuditSegmentName(first, last int64) string {
+	return fmt.Sprintf("%s%016x-%016x", auditPrefix, first, last)
 }
