@@ -452,7 +452,7 @@ func TestEndToEndStory(t *testing.T) {
 	}
 	kitDir := filepath.Join(tmp, "kit-restore")
 	for i, a := range kitCmd {
-		kitCmd[i] = strings.NewReplacer("PASSPHRASE-FILE", passFile, "DIR", kitDir).Replace(a)
+		kitCmd[i] = strings.NewReplacer("PASSPHRASE-FILE", passFile, "KIT-FILE", kitFile, "DIR", kitDir).Replace(a)
 	}
 	if len(kitCmd) == 0 {
 		t.Fatalf("no restore command in the kit:\n%s", kitText)
@@ -460,6 +460,31 @@ func TestEndToEndStory(t *testing.T) {
 	cli(0, kitCmd...)
 	if _, err := os.Stat(filepath.Join(kitDir, "config", "files", "0", "notes.env")); err != nil {
 		t.Errorf("the kit's command restored nothing: %v", err)
+	}
+	// The kit carries its own copy of the key slot: a copy of the vault
+	// with every key slot deleted still restores with it, and not without.
+	vaultCopy := filepath.Join(tmp, "vault-without-slots")
+	if out, err := exec.Command("cp", "-a", filepath.Join(dataDir, "vaults", "default"), vaultCopy).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	var slots []string
+	ents, _ := os.ReadDir(filepath.Join(vaultCopy, "keys"))
+	for _, e := range ents {
+		if len(e.Name()) == 32 && !strings.HasPrefix(e.Name(), "feature-") {
+			slots = append(slots, e.Name())
+			os.Remove(filepath.Join(vaultCopy, "keys", e.Name()))
+		}
+	}
+	if len(slots) < 2 {
+		t.Fatalf("key slots in the vault copy: %v", slots)
+	}
+	noSlots := []string{"vault", "restore", "--vault", vaultCopy, "--passphrase-file", passFile, "latest", "--to", filepath.Join(tmp, "no-slots")}
+	if r := cli(7, noSlots...); !strings.Contains(r.stderr, "--key-slot-file") {
+		t.Errorf("a vault without key slots: %s", r.stderr)
+	}
+	cli(0, append(noSlots, "--key-slot-file", kitFile)...)
+	if _, err := os.Stat(filepath.Join(tmp, "no-slots", "config", "files", "0", "notes.env")); err != nil {
+		t.Errorf("restore with the kit's key slot: %v", err)
 	}
 	kc = exec.Command(bin, "key", "export", "--vault", "default")
 	kc.Env = env

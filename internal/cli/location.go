@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ type vaultFlags struct {
 	passphraseCmd  string
 	s3Endpoint     string
 	s3CredsFile    string
+	keySlotFile    string
 }
 
 func (f *vaultFlags) register(cmd *cobra.Command) {
@@ -32,6 +34,38 @@ func (f *vaultFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.passphraseCmd, "passphrase-command", "", "run this shell command and use what it prints as the passphrase (a secret manager's CLI; default $LIFEBOAT_PASSPHRASE_COMMAND)")
 	cmd.Flags().StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL, e.g. http://127.0.0.1:7070 (default $AWS_ENDPOINT_URL)")
 	cmd.Flags().StringVar(&f.s3CredsFile, "s3-credentials-file", "", "file (mode 0600) with access_key_id= and secret_access_key= lines (default $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY)")
+	cmd.Flags().StringVar(&f.keySlotFile, "key-slot-file", "", "a disaster kit (or a key slot's JSON): its copy of a key slot is tried first, for a vault whose slots were deleted")
+}
+
+// Lines around a key slot in a disaster kit.
+const (
+	kitSlotBegin = "-----BEGIN LIFEBOAT KEY SLOT-----"
+	kitSlotEnd   = "-----END LIFEBOAT KEY SLOT-----"
+)
+
+// keySlot reads --key-slot-file: a disaster kit, or a key slot's JSON
+// (nil when the flag is not given).
+func (f *vaultFlags) keySlot() ([]byte, error) {
+	if f.keySlotFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(f.keySlotFile)
+	if err != nil {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "--key-slot-file: %v", err)
+	}
+	if i := bytes.Index(b, []byte(kitSlotBegin)); i >= 0 {
+		rest := b[i+len(kitSlotBegin):]
+		j := bytes.Index(rest, []byte(kitSlotEnd))
+		if j < 0 {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "--key-slot-file %s: %s without %s", f.keySlotFile, kitSlotBegin, kitSlotEnd)
+		}
+		raw, err := base64.StdEncoding.DecodeString(string(bytes.Join(bytes.Fields(rest[:j]), nil)))
+		if err != nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "--key-slot-file %s: the key slot is damaged (%v)", f.keySlotFile, err)
+		}
+		return raw, nil
+	}
+	return bytes.TrimSpace(b), nil
 }
 
 // openBackend opens the storage named by --vault. create makes a local

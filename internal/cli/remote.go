@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -140,7 +141,7 @@ lost. Keep the passphrase away from this machine.` + serverExitHelp,
 				return err
 			}
 			if kf != nil {
-				if err := writeKit(kf, &res, time.Now()); err != nil {
+				if err := writeKit(kf, kit, &res, time.Now()); err != nil {
 					return fmt.Errorf("--kit %s: %w", kit, err)
 				}
 			}
@@ -148,7 +149,7 @@ lost. Keep the passphrase away from this machine.` + serverExitHelp,
 				return writeJSON(env.Stdout, res)
 			}
 			fmt.Fprintf(env.Stdout, "Vault %s: key slot %s added.\nLocation: %s\nRestore without the server:\n  %s\n",
-				res.Vault, short(res.Slot), res.Location, kitRestoreCommand(&res))
+				res.Vault, short(res.Slot), res.Location, kitRestoreCommand(&res, ""))
 			if kit != "" {
 				fmt.Fprintf(env.Stdout, "Disaster kit written to %s: print it, store it away from this machine, and delete the file.\n", kit)
 			}
@@ -857,19 +858,25 @@ func offeredFingerprint(err error) string {
 }
 
 // kitRestoreCommand is the one command that restores the vault's newest
-// point with no server.
-func kitRestoreCommand(res *server.KeyExportResult) string {
+// point with no server (with the kit's own copy of the key slot, in the
+// kit's file, when kit is set).
+func kitRestoreCommand(res *server.KeyExportResult, kit string) string {
 	cmd := "lifeboat vault restore --vault " + res.Location
 	if res.Endpoint != "" {
 		cmd += " --s3-endpoint " + res.Endpoint
+	}
+	if kit != "" {
+		cmd += " --key-slot-file KIT-FILE"
 	}
 	return cmd + " --passphrase-file PASSPHRASE-FILE latest --to DIR"
 }
 
 // writeKit writes the disaster kit: everything needed to restore without
 // the server, except the passphrase (which the operator keeps apart) and,
-// for S3, the access keys.
-func writeKit(f *os.File, res *server.KeyExportResult, now time.Time) error {
+// for S3, the access keys. It carries its own copy of the key slot, which
+// the passphrase unwraps: key slots are never object-locked, so the
+// storage's copy may be gone.
+func writeKit(f *os.File, kit string, res *server.KeyExportResult, now time.Time) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "LIFEBOAT DISASTER KIT — vault %s\n", res.Vault)
 	fmt.Fprintf(&b, "Made %s. Print it and keep it away from the server.\n\n", now.UTC().Format(time.RFC3339))
@@ -878,19 +885,35 @@ func writeKit(f *os.File, res *server.KeyExportResult, now time.Time) error {
 		fmt.Fprintf(&b, "S3 endpoint:      %s\n", res.Endpoint)
 		b.WriteString("S3 access keys:   not in this kit; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n")
 	}
-	fmt.Fprintf(&b, "Key slot:         %s (in the vault's storage, under keys/)\n", res.Slot)
+	fmt.Fprintf(&b, "Key slot:         %s (in the vault's storage, under keys/, and at the end of this kit)\n", res.Slot)
 	b.WriteString("Passphrase:       the one typed for this export; not in this kit.\n\n")
 	b.WriteString("The key slot wraps the vault's keys with that passphrase (Argon2id, then\n")
 	b.WriteString("AES-256-GCM): with the storage and the passphrase alone, any machine with\n")
-	b.WriteString("the lifeboat binary restores. Put the passphrase in a file (chmod 600), then:\n\n")
-	fmt.Fprintf(&b, "  %s\n\n", kitRestoreCommand(res))
+	b.WriteString("the lifeboat binary restores. Put the passphrase in a file (chmod 600), and\n")
+	b.WriteString("this kit (or the key slot at its end, typed back) in KIT-FILE, then:\n\n")
+	fmt.Fprintf(&b, "  %s\n\n", kitRestoreCommand(res, kit))
 	b.WriteString("To see the points first, or restore another one:\n\n")
 	list := "lifeboat vault points --vault " + res.Location
 	if res.Endpoint != "" {
 		list += " --s3-endpoint " + res.Endpoint
 	}
-	fmt.Fprintf(&b, "  %s --passphrase-file PASSPHRASE-FILE\n", list)
+	fmt.Fprintf(&b, "  %s --key-slot-file KIT-FILE --passphrase-file PASSPHRASE-FILE\n", list)
 	b.WriteString("  (then the point's id instead of latest; --path SUBPATH for part of it)\n")
+	if res.Endpoint != "" {
+		b.WriteString("\nIf points were deleted around Lifeboat from a bucket with object lock, their\n")
+		b.WriteString("data is kept behind delete markers; first:\n\n")
+		fmt.Fprintf(&b, "  lifeboat vault recover-deleted --vault %s --s3-endpoint %s --dry-run\n", res.Location, res.Endpoint)
+	}
+	if len(res.SlotData) > 0 {
+		b.WriteString("\nThe key slot (base64; --key-slot-file reads it from this kit):\n\n")
+		b.WriteString(kitSlotBegin + "\n")
+		enc := base64.StdEncoding.EncodeToString(res.SlotData)
+		for len(enc) > 64 {
+			b.WriteString(enc[:64] + "\n")
+			enc = enc[64:]
+		}
+		b.WriteString(enc + "\n" + kitSlotEnd + "\n")
+	}
 	if _, err := f.WriteString(b.String()); err != nil {
 		f.Close()
 		return err

@@ -48,6 +48,7 @@ CLI, run with /bin/sh), never from a flag value.` + exitCodeHelp,
 	c.AddCommand(newVaultUndelete(env))
 	c.AddCommand(newVaultHold(env))
 	c.AddCommand(newVaultRelease(env))
+	c.AddCommand(newVaultVersions(env), newVaultRecoverDeleted(env))
 	return c
 }
 
@@ -82,7 +83,12 @@ func openVault(ctx context.Context, env Env, f *vaultFlags) (*vault.Vault, stora
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := vault.Open(ctx, be, pass, vault.Options{})
+	slot, err := f.keySlot()
+	if err != nil {
+		be.Close()
+		return nil, nil, err
+	}
+	v, err := vault.Open(ctx, be, pass, vault.Options{KeySlot: slot})
 	if err != nil {
 		be.Close()
 		return nil, nil, err

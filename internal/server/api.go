@@ -255,6 +255,10 @@ type KeyExportResult struct {
 	Location string `json:"location"`
 	Endpoint string `json:"endpoint,omitempty"` // S3 vaults: the endpoint (credentials are not part of it)
 	Slot     string `json:"slot"`
+	// SlotData is the new key slot itself (wrapped by the export
+	// passphrase), for the disaster kit: key slots are never object-locked,
+	// so the vault's own copy may be deleted.
+	SlotData []byte `json:"slotData"`
 }
 
 func (s *Server) keyExport(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
@@ -271,6 +275,10 @@ func (s *Server) keyExport(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 		return err
 	}
 	slot, err := v.AddKeySlot(r.Context(), []byte(req.Passphrase))
+	if err != nil {
+		return err
+	}
+	slotData, err := v.KeySlotData(r.Context(), slot)
 	if err != nil {
 		return err
 	}
@@ -295,7 +303,7 @@ func (s *Server) keyExport(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, KeyExportResult{Vault: name, Location: loc, Endpoint: endpoint, Slot: slot})
+	return writeJSON(w, http.StatusOK, KeyExportResult{Vault: name, Location: loc, Endpoint: endpoint, Slot: slot, SlotData: slotData})
 }
 
 // SyncResult counts what a sync did.
