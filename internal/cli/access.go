@@ -714,7 +714,16 @@ func newLockCmd(env Env) *cobra.Command {
 		Long: `Lock a vault: no point of it younger than --min-retention is deleted,
 whatever the policies say. Governance mode (the only one on local storage,
 enforced by Lifeboat): a stronger lock applies at once; a weaker one, or
-removing it, waits for two-person approval (exit code 11).` + serverExitHelp,
+removing it, waits for two-person approval (exit code 11).
+
+Compliance mode (S3 vaults in a bucket with object lock, checked now) is in
+force after --cooling-off (at least 24h), shown before it starts; until then
+it can be removed. Once in force nobody, an owner included, can shorten it,
+remove it or delete a point early, and the storage itself enforces it: every
+object a point inside the minimum retention needs (manifest, packs including
+those reused from older points, indexes, data keys) gets an S3 retain-until
+date of the point's time + the minimum retention, and audit segments are
+retained too. Key slots never are: keep the disaster kit (key export --kit).` + serverExitHelp,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if vaultName == "" {
 				return usagef("--vault is required")
@@ -741,11 +750,15 @@ removing it, waits for two-person approval (exit code 11).` + serverExitHelp,
 				return writeJSON(env.Stdout, l)
 			}
 			fmt.Fprintf(env.Stdout, "Vault %s locked (%s): no point younger than %v is deleted.\n", l.Vault, l.Mode, l.MinRetention)
+			if l.Mode == server.LockCompliance {
+				fmt.Fprintf(env.Stdout, "In force from %s: until then it can still be removed (with two-person approval); after that nobody can, and the storage keeps every point for %v.\n",
+					l.EffectiveAt.Local().Format(time.RFC1123), l.MinRetention)
+			}
 			return nil
 		},
 	}
 	set.Flags().StringVar(&vaultName, "vault", "", "the vault")
-	set.Flags().StringVar(&mode, "mode", "governance", "governance (compliance needs S3 object lock: not available yet)")
+	set.Flags().StringVar(&mode, "mode", "governance", "governance, or compliance (S3 bucket with object lock; irreversible once in force)")
 	set.Flags().StringVar(&minRet, "min-retention", "", "no point younger than this is deleted (e.g. 30d)")
 	set.Flags().StringVar(&cooling, "cooling-off", "", "compliance mode: how long before the lock is in force")
 	sf.register(set)
