@@ -37,7 +37,7 @@ func newServeCmd(env Env) *cobra.Command {
 	var workers int
 	var groupRule string
 	var softDelete string
-	var auditWebhook string
+	var auditWebhook, auditSyslog string
 	var breakGlassFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -82,7 +82,12 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 					return usagef("--break-glass-hash-file %s: want the hex SHA-256 of the break-glass secret (sha256sum)", breakGlassFile)
 				}
 			}
-			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule, SoftDelete: sd.D(), AuditWebhook: auditWebhook, BreakGlassHash: glass}
+			if auditSyslog != "" {
+				if _, _, err := server.ParseSyslogTarget(auditSyslog); err != nil {
+					return usagef("--audit-syslog: %v", err)
+				}
+			}
+			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule, SoftDelete: sd.D(), AuditWebhook: auditWebhook, AuditSyslog: auditSyslog, BreakGlassHash: glass}
 			if env.IsTerminal {
 				cfg.Announce = env.Stderr
 			}
@@ -101,6 +106,7 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "address to listen on")
 	cmd.Flags().StringVar(&catalogDSN, "catalog", "", "catalog: a SQLite file or postgres://user@host:port/db (default: catalog.db in the data directory, or $LIFEBOAT_CATALOG)")
 	cmd.Flags().StringVar(&breakGlassFile, "break-glass-hash-file", "", "enable the break-glass path: a file (0600) with the hex SHA-256 of a secret kept in a safe; a protected request carrying the secret runs without approval, loudly")
+	cmd.Flags().StringVar(&auditSyslog, "audit-syslog", "", "send every audit event, in chain order, to this syslog target: udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log")
 	cmd.Flags().StringVar(&auditWebhook, "audit-webhook", "", "POST every audit event, in chain order, to this URL (an external copy the server cannot rewrite)")
 	cmd.Flags().StringVar(&softDelete, "soft-delete", "14d", "how long soft-deleted points stay restorable before garbage collection purges them (at least 14d)")
 	cmd.Flags().StringVar(&groupRule, "require-group-assignments", "production", "refuse role assignments to individual users: production (on scopes covering production apps), all, or off")

@@ -374,10 +374,10 @@ func (s *Server) breakGlass(ctx context.Context, p *lifeboat.Principal, secret, 
 	s.glassMu.Lock()
 	s.brokenGlass = append(s.brokenGlass, msg)
 	s.glassMu.Unlock()
-	if s.cfg.AuditWebhook != "" {
+	if s.cfg.AuditWebhook != "" || s.cfg.AuditSyslog != "" {
 		go func() {
-			if err := s.sendAuditWebhook(context.WithoutCancel(ctx)); err != nil {
-				s.log.Warn("audit webhook after break-glass", "err", err)
+			if err := s.sendAuditSinks(context.WithoutCancel(ctx)); err != nil {
+				s.log.Warn("audit sinks after break-glass", "err", err)
 			}
 		}()
 	}

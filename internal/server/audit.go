@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/syslog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"time"
@@ -91,28 +93,41 @@ func (s *Server) copyAuditToVaults(ctx context.Context) error {
 			return fmt.Errorf("audit copy to vault %s: %w", name, err)
 		}
 	}
+	return s.sendAuditSinks(ctx)
+}
+
+// Server settings holding the newest event each external sink took.
+const (
+	auditWebhookKey = "audit_webhook_seq"
+	auditSyslogKey  = "audit_syslog_seq"
+)
+
+// sendAuditSinks sends the events the external sinks (webhook, syslog)
+// have not taken yet.
+func (s *Server) sendAuditSinks(ctx context.Context) error {
 	if s.cfg.AuditWebhook != "" {
-		if err := s.sendAuditWebhook(ctx); err != nil {
+		if err := s.sendAuditSink(ctx, auditWebhookKey, s.postAuditSegment); err != nil {
 			return fmt.Errorf("audit webhook: %w", err)
+		}
+	}
+	if s.cfg.AuditSyslog != "" {
+		if err := s.sendAuditSink(ctx, auditSyslogKey, s.syslogAuditEvents); err != nil {
+			return fmt.Errorf("audit syslog: %w", err)
 		}
 	}
 	return nil
 }
 
-// auditWebhookKey is the server setting holding the newest event the
-// webhook acknowledged.
-const auditWebhookKey = "audit_webhook_seq"
-
-// sendAuditWebhook POSTs the events the webhook has not acknowledged (a
-// 2xx answer) as segments, oldest first; a failure is retried next time
-// from the first unacknowledged event (the receiver may see an event
-// twice: the sequence number tells).
-func (s *Server) sendAuditWebhook(ctx context.Context) error {
+// sendAuditSink sends a sink the events it has not taken, a segment at a
+// time, oldest first; a failure is retried next time from the first
+// event not taken (the receiver may see an event twice: the sequence
+// number tells).
+func (s *Server) sendAuditSink(ctx context.Context, key string, send func(context.Context, []lifeboat.AuditEvent, []byte) error) error {
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
 	last := int64(0)
 	err := s.db.View(ctx, func(tx *catalog.Tx) error {
-		v, err := tx.Setting(ctx, auditWebhookKey)
+		v, err := tx.Setting(ctx, key)
 		if err == catalog.ErrNotFound {
 			return nil
 		}
@@ -124,32 +139,83 @@ func (s *Server) sendAuditWebhook(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
 	for {
 		evs, b, err := s.nextSegment(ctx, last)
 		if err != nil || len(evs) == 0 {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, "POST", s.cfg.AuditWebhook, bytes.NewReader(b))
-		if err != nil {
+		if err := send(ctx, evs, b); err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return lifeboat.Errorf(lifeboat.EUnavailable, "POST to the audit webhook: %v", err)
-		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			return lifeboat.Errorf(lifeboat.EUnavailable, "the audit webhook answered HTTP %d", resp.StatusCode)
-		}
 		last = evs[len(evs)-1].Seq
-		err = s.db.Update(ctx, func(tx *catalog.Tx) error { return tx.PutSetting(ctx, auditWebhookKey, fmt.Sprint(last)) })
+		err = s.db.Update(ctx, func(tx *catalog.Tx) error { return tx.PutSetting(ctx, key, fmt.Sprint(last)) })
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// postAuditSegment POSTs a segment to the webhook; a 2xx answer is taking it.
+func (s *Server) postAuditSegment(ctx context.Context, _ []lifeboat.AuditEvent, b []byte) error {
+	client := &http.Client{Timeout: 10 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, "POST", s.cfg.AuditWebhook, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return lifeboat.Errorf(lifeboat.EUnavailable, "POST to the audit webhook: %v", err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return lifeboat.Errorf(lifeboat.EUnavailable, "the audit webhook answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// syslogAuditEvents writes one syslog message per event (facility auth,
+// severity notice, tag "lifeboat-audit"): the event's JSON, hash included.
+func (s *Server) syslogAuditEvents(ctx context.Context, evs []lifeboat.AuditEvent, _ []byte) error {
+	network, addr, err := ParseSyslogTarget(s.cfg.AuditSyslog)
+	if err != nil {
+		return err
+	}
+	w, err := syslog.Dial(network, addr, syslog.LOG_AUTH|syslog.LOG_NOTICE, "lifeboat-audit")
+	if err != nil {
+		return lifeboat.Errorf(lifeboat.EUnavailable, "syslog %s: %v", s.cfg.AuditSyslog, err)
+	}
+	defer w.Close()
+	for _, e := range evs {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := w.Notice(string(b)); err != nil {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "syslog %s: %v", s.cfg.AuditSyslog, err)
+		}
+	}
+	return nil
+}
+
+// ParseSyslogTarget splits udp://host:port, tcp://host:port or
+// unix:///path (a local syslog socket such as /dev/log).
+func ParseSyslogTarget(target string) (network, addr string, err error) {
+	u, err := url.Parse(target)
+	if err == nil {
+		switch u.Scheme {
+		case "udp", "tcp":
+			if u.Host != "" && u.Port() != "" && u.Path == "" {
+				return u.Scheme, u.Host, nil
+			}
+		case "unix":
+			if u.Host == "" && u.Path != "" {
+				return "unixgram", u.Path, nil
+			}
+		}
+	}
+	return "", "", lifeboat.Errorf(lifeboat.EInvalid, "audit syslog target %q: want udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH", target)
 }
 
 func (s *Server) copyAuditTo(ctx context.Context, name string) error {

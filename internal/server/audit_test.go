@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 )
@@ -201,6 +203,79 @@ func TestAuditWebhook(t *testing.T) {
 	for seq := int64(1); seq <= cc.Head.Seq; seq++ {
 		if got[seq] == "" {
 			t.Errorf("event %d never reached the webhook", seq)
+		}
+	}
+}
+
+// TestAuditSyslog: every audit event reaches a syslog receiver over UDP,
+// once, in chain order, with its hash; bad targets are refused.
+func TestAuditSyslog(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var mu sync.Mutex
+	var msgs []string
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			msgs = append(msgs, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	ts := newTestServerCfg(t, testOpts{}, func(c *Config) { c.AuditSyslog = "udp://" + pc.LocalAddr().String() })
+	ts.must(t, "PUT", "/api/v1/principals/u1", PrincipalSpec{Kind: "user"}, nil)
+	if err := ts.copyAuditToVaults(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(t, "PUT", "/api/v1/principals/u2", PrincipalSpec{Kind: "user"}, nil)
+	if err := ts.copyAuditToVaults(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := ts.db.VerifyAudit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []lifeboat.AuditEvent
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(msgs)
+		mu.Unlock()
+		if int64(n) >= cc.Head.Seq {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range msgs {
+		if !strings.Contains(m, "lifeboat-audit") || !strings.HasPrefix(m, "<"+fmt.Sprint(4*8+5)+">") { // auth.notice
+			t.Errorf("syslog message %q", m)
+		}
+		var e lifeboat.AuditEvent
+		if err := json.Unmarshal([]byte(m[strings.Index(m, "{"):]), &e); err != nil {
+			t.Fatalf("message %q: %v", m, err)
+		}
+		got = append(got, e)
+	}
+	if int64(len(got)) != cc.Head.Seq {
+		t.Fatalf("%d messages for %d events", len(got), cc.Head.Seq)
+	}
+	for i, e := range got {
+		if e.Seq != int64(i+1) || e.Hash == "" {
+			t.Errorf("message %d: seq %d hash %q", i, e.Seq, e.Hash)
+		}
+	}
+	for _, bad := range []string{"udp://host", "http://x:1", "unix://", "tcp://h:1/x", "udp:/x"} {
+		if _, _, err := ParseSyslogTarget(bad); err == nil {
+			t.Errorf("syslog target %q accepted", bad)
 		}
 	}
 }

@@ -78,6 +78,10 @@ type Config struct {
 	// JSON segments POSTed to it: an external copy the server cannot
 	// rewrite.
 	AuditWebhook string
+	// AuditSyslog, if set (udp://HOST:PORT, tcp://HOST:PORT or
+	// unix:///PATH), receives every audit event, in chain order, as one
+	// syslog message each: another external copy.
+	AuditSyslog string
 	// BreakGlassHash, if set, is the hex SHA-256 of the break-glass secret:
 	// a protected request carrying it in the Lifeboat-Break-Glass header
 	// runs without approval — loudly. Empty: there is no break-glass path.
