@@ -49,6 +49,13 @@ func TestAccessCLI(t *testing.T) {
 	if r := lifeboatIn(t, annEnv, pw+"\n", "login", "--server", "http://"+st.addr, "--user", "ann"); r.code != 0 || !strings.Contains(r.stdout, "as ann") {
 		t.Fatalf("login --user ann: %d %s %s", r.code, r.stdout, r.stderr)
 	}
+	// Her own password: the current one first (stdin: line 1), then the new.
+	if r := lifeboatIn(t, annEnv, "a wrong current one\nann's new password 43\n", "user", "passwd", "ann"); r.code != 9 || !strings.Contains(r.stderr, "current password") {
+		t.Errorf("own passwd with a wrong current password: exit %d %s", r.code, r.stderr)
+	}
+	if r := lifeboatIn(t, annEnv, pw+"\nann's new password 43\n", "user", "passwd", "ann"); r.code != 0 {
+		t.Errorf("own passwd: exit %d %s", r.code, r.stderr)
+	}
 	// Ann sees the app her group may restore, not the other one.
 	r := lifeboat(t, annEnv, "app", "list")
 	if r.code != 0 || !strings.Contains(r.stdout, "site") || strings.Contains(r.stdout, "blog") {

@@ -99,16 +99,37 @@ func newPasswdCmd(env Env) *cobra.Command {
 		Use: "passwd NAME", Short: "Set a user's password (typed twice on a terminal, else one line of stdin)", Args: cobra.ExactArgs(1),
 		Long: `Set a user's password: one's own, or anyone's with access.manage. On a
 terminal it is typed twice without echo; otherwise it is the first line of
-stdin. Never a flag.` + serverExitHelp,
+stdin. Never a flag. One's own password needs the current one first (a
+prompt on a terminal; otherwise the first line of stdin, the new one on the
+second; an empty line if none is set yet).` + serverExitHelp,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client(env)
 			if err != nil {
 				return err
 			}
+			var who lifeboat.Principal
+			if err := c.Do(cmd.Context(), "GET", "/api/v1/whoami", nil, &who); err != nil {
+				return err
+			}
+			req := server.PasswordRequest{}
+			if who.Name == args[0] && env.ReadPassword != nil {
+				// One's own: the current one first (none yet: leave it empty).
+				if req.CurrentPassword, err = readPassphrase(env, "Current password of "+args[0]+" (empty if none): "); err != nil {
+					return err
+				}
+			}
 			pw, err := readPassphrase(env, "New password for "+args[0]+": ")
 			if err != nil {
 				return err
 			}
+			if who.Name == args[0] && env.ReadPassword == nil {
+				// Not a terminal: line 1 is the current password, line 2 the new one.
+				req.CurrentPassword = pw
+				if pw, err = readPassphrase(env, ""); err != nil {
+					return err
+				}
+			}
+			req.Password = pw
 			if env.ReadPassword != nil {
 				again, err := readPassphrase(env, "Again: ")
 				if err != nil {
@@ -118,7 +139,7 @@ stdin. Never a flag.` + serverExitHelp,
 					return usagef("the two passwords differ; nothing changed")
 				}
 			}
-			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/principals/%s/password", args[0]), server.PasswordRequest{Password: pw}, nil); err != nil {
+			if err := c.Do(cmd.Context(), "PUT", api.Path("/api/v1/principals/%s/password", args[0]), req, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Stdout, "Password of %s set.\n", args[0])

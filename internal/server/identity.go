@@ -41,6 +41,9 @@ type PrincipalSpec struct {
 // PasswordRequest sets a user's password.
 type PasswordRequest struct {
 	Password string `json:"password"`
+	// CurrentPassword is required to change one's own password once one
+	// is set: a stolen session token alone does not take the account.
+	CurrentPassword string `json:"currentPassword,omitempty"`
 }
 
 // AssignmentRequest gives a principal a role on a scope.
@@ -283,6 +286,28 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, p *lifeboat
 	hash, err := hashPassword(req.Password)
 	if err != nil {
 		return err
+	}
+	wrongCurrent := false
+	if name == p.Name {
+		var old string
+		if err := s.db.View(r.Context(), func(tx *catalog.Tx) error {
+			_, old, err = tx.PasswordHash(r.Context(), name)
+			return notFound(err, "principal", name)
+		}); err != nil {
+			return err
+		}
+		if old != "" && !checkPassword(req.CurrentPassword, old) {
+			wrongCurrent = true
+		}
+	}
+	if wrongCurrent {
+		err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
+			return tx.Audit(r.Context(), p.Name, "principal.password", name, "denied", map[string]string{"reason": "wrong current password"})
+		})
+		if err != nil {
+			return err
+		}
+		return lifeboat.Errorf(lifeboat.EForbidden, "password of %s: the current password is wrong or missing (currentPassword); nothing changed", name)
 	}
 	err = s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		kind, _, err := tx.PasswordHash(r.Context(), name)

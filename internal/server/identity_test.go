@@ -39,6 +39,25 @@ func TestSignInAndTokens(t *testing.T) {
 	if err := ann.Do(t.Context(), "GET", "/api/v1/whoami", nil, &me); err != nil || me.Name != "ann" {
 		t.Errorf("whoami as ann: %+v %v", me, err)
 	}
+	// Her own password: only with the current one (a stolen session token
+	// alone does not take the account).
+	newPw := pw + " renewed"
+	for _, bad := range []PasswordRequest{{Password: newPw}, {Password: newPw, CurrentPassword: "not it at all"}} {
+		if err := ann.Do(t.Context(), "PUT", "/api/v1/principals/ann/password", bad, nil); codeOf(err) != lifeboat.EForbidden || !strings.Contains(err.Error(), "current password") {
+			t.Errorf("own password without the right current one: %v", err)
+		}
+	}
+	var stored string
+	ts.db.View(t.Context(), func(tx *catalog.Tx) error { _, stored, _ = tx.PasswordHash(t.Context(), "ann"); return nil })
+	if !checkPassword(pw, stored) {
+		t.Error("a refused change took effect")
+	}
+	if err := ann.Do(t.Context(), "PUT", "/api/v1/principals/ann/password", PasswordRequest{Password: newPw, CurrentPassword: pw}, nil); err != nil {
+		t.Fatalf("own password with the current one: %v", err)
+	}
+	if err := ann.Do(t.Context(), "PUT", "/api/v1/principals/ann/password", PasswordRequest{Password: pw, CurrentPassword: newPw}, nil); err != nil {
+		t.Fatalf("own password back: %v", err)
+	}
 	// Ann has no role: reads are refused, and say why.
 	if err := ann.Do(t.Context(), "GET", "/api/v1/hosts", nil, nil); codeOf(err) != lifeboat.EForbidden || !strings.Contains(err.Error(), "ann has no role that allows read") {
 		t.Errorf("ann reads hosts: %v", err)
