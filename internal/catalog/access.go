@@ -88,27 +88,13 @@ func (t *Tx) DeletePrincipal(ctx context.Context, name string) error {
 	if _, err := t.exec(ctx, `DELETE FROM assignments WHERE principal = ?`, name); err != nil {
 		return err
 	}
-	r, err := t.exec(ctx, `DELETE FROM principals WHERE name = ?`, name)
-	if err != nil {
-		return err
-	}
-	if n, _ := r.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return t.execOne(ctx, `DELETE FROM principals WHERE name = ?`, name)
 }
 
 // SetPasswordHash stores a user's password hash ("" removes sign-in by
 // password).
 func (t *Tx) SetPasswordHash(ctx context.Context, name, hash string) error {
-	r, err := t.exec(ctx, `UPDATE principals SET password_hash = ? WHERE name = ?`, hash, name)
-	if err != nil {
-		return err
-	}
-	if n, _ := r.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return t.execOne(ctx, `UPDATE principals SET password_hash = ? WHERE name = ?`, hash, name)
 }
 
 // PasswordHash returns a principal's kind and password hash.
@@ -125,14 +111,7 @@ func (t *Tx) AddMember(ctx context.Context, group, member string) error {
 
 // RemoveMember takes member out of group.
 func (t *Tx) RemoveMember(ctx context.Context, group, member string) error {
-	r, err := t.exec(ctx, `DELETE FROM group_members WHERE grp = ? AND member = ?`, group, member)
-	if err != nil {
-		return err
-	}
-	if n, _ := r.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return t.execOne(ctx, `DELETE FROM group_members WHERE grp = ? AND member = ?`, group, member)
 }
 
 // Member is a group's member and since when.
@@ -311,32 +290,12 @@ func (t *Tx) PutTrustRule(ctx context.Context, name string, doc []byte) error {
 
 // TrustRules returns every trust rule's JSON, by name.
 func (t *Tx) TrustRules(ctx context.Context) ([][]byte, error) {
-	rows, err := t.query(ctx, `SELECT doc FROM trust_rules ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		out = append(out, []byte(d))
-	}
-	return out, rows.Err()
+	return t.docs(ctx, `SELECT doc FROM trust_rules ORDER BY name`)
 }
 
 // DeleteTrustRule removes a trust rule.
 func (t *Tx) DeleteTrustRule(ctx context.Context, name string) error {
-	r, err := t.exec(ctx, `DELETE FROM trust_rules WHERE name = ?`, name)
-	if err != nil {
-		return err
-	}
-	if n, _ := r.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return t.execOne(ctx, `DELETE FROM trust_rules WHERE name = ?`, name)
 }
 
 // PutApproval stores an approval request (created or changed).
@@ -355,20 +314,7 @@ func (t *Tx) Approval(ctx context.Context, id string) ([]byte, error) {
 
 // Approvals lists approval requests' JSON, newest first, by state ("" all).
 func (t *Tx) Approvals(ctx context.Context, state string) ([][]byte, error) {
-	rows, err := t.query(ctx, `SELECT doc FROM approvals WHERE ? = '' OR state = ? ORDER BY created_at DESC, id DESC`, state, state)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		out = append(out, []byte(d))
-	}
-	return out, rows.Err()
+	return t.docs(ctx, `SELECT doc FROM approvals WHERE ? = '' OR state = ? ORDER BY created_at DESC, id DESC`, state, state)
 }
 
 // StandingMember reports whether member has been in group, directly or
@@ -446,14 +392,7 @@ func (t *Tx) LegalHoldOf(ctx context.Context, app string) (*LegalHold, error) {
 
 // DeleteLegalHold releases an app.
 func (t *Tx) DeleteLegalHold(ctx context.Context, app string) error {
-	r, err := t.exec(ctx, `DELETE FROM legal_holds WHERE app = ?`, app)
-	if err != nil {
-		return err
-	}
-	if n, _ := r.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return t.execOne(ctx, `DELETE FROM legal_holds WHERE app = ?`, app)
 }
 
 // PutVaultLock stores a vault's lock (doc: its JSON).
@@ -472,14 +411,7 @@ func (t *Tx) VaultLock(ctx context.Context, vault string) ([]byte, error) {
 
 // DeleteVaultLock removes a vault's lock.
 func (t *Tx) DeleteVaultLock(ctx context.Context, vault string) error {
-	r, err := t.exec(ctx, `DELETE FROM vault_locks WHERE vault = ?`, vault)
-	if err != nil {
-		return err
-	}
-	if n, _ := r.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return t.execOne(ctx, `DELETE FROM vault_locks WHERE vault = ?`, vault)
 }
 
 // VaultLocks returns every vault lock's JSON by vault.
@@ -532,4 +464,34 @@ func (t *Tx) PutPointRetention(ctx context.Context, vault, point string, until t
 func (t *Tx) ForgetPointRetentions(ctx context.Context, vault string) error {
 	_, err := t.exec(ctx, `DELETE FROM point_retention WHERE vault = ?`, vault)
 	return err
+}
+
+// execOne runs a statement that must change a row: ErrNotFound if none did.
+func (t *Tx) execOne(ctx context.Context, q string, args ...any) error {
+	r, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// docs runs a query of one text column (JSON documents) and returns them.
+func (t *Tx) docs(ctx context.Context, q string, args ...any) ([][]byte, error) {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, []byte(d))
+	}
+	return out, rows.Err()
 }

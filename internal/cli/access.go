@@ -21,7 +21,7 @@ import (
 // for users, member add/remove/list for groups).
 func newPrincipalCmd(env Env, kind string) *cobra.Command {
 	cmd := &cobra.Command{Use: kind, Short: map[string]string{"user": "Add, list and remove users; set their passwords", "group": "Add, list and remove groups and their members"}[kind]}
-	var af, lf, df serverFlags
+	var af, lf serverFlags
 	add := &cobra.Command{
 		Use: "add NAME", Short: "Create a " + kind, Args: cobra.ExactArgs(1),
 		Long: "Create a " + kind + " (needs access.manage)." + serverExitHelp,
@@ -69,21 +69,7 @@ func newPrincipalCmd(env Env, kind string) *cobra.Command {
 		},
 	}
 	lf.register(list)
-	del := &cobra.Command{
-		Use: "delete NAME", Short: "Remove a " + kind + " with its tokens, memberships and role assignments", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := df.client(env)
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/principals/%s", args[0]), nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stdout, "%s removed.\n", args[0])
-			return nil
-		},
-	}
-	df.register(del)
+	del := deleteCmd(env, "delete NAME", "Remove a "+kind+" with its tokens, memberships and role assignments", "/api/v1/principals/%s", "%s removed.\n")
 	cmd.AddCommand(add, list, del)
 	if kind == lifeboat.KindUser {
 		cmd.AddCommand(newPasswdCmd(env))
@@ -214,7 +200,7 @@ func newMemberCmd(env Env) *cobra.Command {
 
 func newAccessCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "access", Short: "Role assignments: grant, revoke, list, check, report; the built-in roles"}
-	var gf, rf, lf, cf, pf, rof serverFlags
+	var gf, lf, cf, pf, rof serverFlags
 	grant := &cobra.Command{
 		Use: "grant PRINCIPAL ROLE SCOPE", Short: "Give a principal a role on a scope (*, vault:V, app:A, apps:KEY=VALUE)", Args: cobra.ExactArgs(3),
 		Long: `Give a principal (a group, preferably: see require_group_assignments in
@@ -237,21 +223,7 @@ app:NAME or apps:KEY=VALUE (apps with that label).` + serverExitHelp,
 		},
 	}
 	gf.register(grant)
-	revoke := &cobra.Command{
-		Use: "revoke ASSIGNMENT-ID", Short: "Remove a role assignment (ids: lifeboat access list)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := rf.client(env)
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/assignments/%s", args[0]), nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stdout, "Assignment %s removed.\n", args[0])
-			return nil
-		},
-	}
-	rf.register(revoke)
+	revoke := deleteCmd(env, "revoke ASSIGNMENT-ID", "Remove a role assignment (ids: lifeboat access list)", "/api/v1/assignments/%s", "Assignment %s removed.\n")
 	var who string
 	list := &cobra.Command{
 		Use: "list", Short: "List role assignments", Args: cobra.NoArgs,
@@ -489,7 +461,7 @@ only its hash is kept.` + serverExitHelp,
 
 func newTrustCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "trust", Short: "Trust rules: external OIDC tokens (CI jobs) exchanged for an app identity's short-lived token"}
-	var af, lf, df serverFlags
+	var af, lf serverFlags
 	var rule server.TrustRule
 	var claims []string
 	var ttl string
@@ -568,21 +540,7 @@ a token of the service identity app:NAME lasting --ttl (default 15m, at most
 		},
 	}
 	lf.register(list)
-	del := &cobra.Command{
-		Use: "delete NAME", Short: "Remove a trust rule", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := df.client(env)
-			if err != nil {
-				return err
-			}
-			if err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/trust-rules/%s", args[0]), nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.Stdout, "Trust rule %s removed.\n", args[0])
-			return nil
-		},
-	}
-	df.register(del)
+	del := deleteCmd(env, "delete NAME", "Remove a trust rule", "/api/v1/trust-rules/%s", "Trust rule %s removed.\n")
 	cmd.AddCommand(add, list, del)
 	return cmd
 }
@@ -819,5 +777,27 @@ retained too. Key slots never are: keep the disaster kit (key export --kit).` + 
 	remove.Flags().StringVar(&vaultName, "vault", "", "the vault")
 	rf.register(remove)
 	cmd.AddCommand(set, show, remove)
+	return cmd
+}
+
+// deleteCmd is a command that DELETEs the resource at path (a format with
+// one %s, the command's one argument) and prints done (the same).
+func deleteCmd(env Env, use, short, path, done string) *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client(env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "DELETE", api.Path(path, args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, done, args[0])
+			return nil
+		},
+	}
+	f.register(cmd)
 	return cmd
 }

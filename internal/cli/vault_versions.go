@@ -117,7 +117,7 @@ come back too; its next run removes them again. No passphrase is needed.` + vers
 					return usagef("--since %q: want an RFC 3339 time such as 2026-11-25T02:00:00Z", since)
 				}
 			}
-			be, _, err := versioner(cmd, env, &f)
+			be, err := f.openBackend(cmd.Context(), env, false)
 			if err != nil {
 				return err
 			}

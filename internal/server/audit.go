@@ -235,6 +235,10 @@ func (s *Server) copyAuditTo(ctx context.Context, name string) error {
 			last = max(last, sg.Last)
 		}
 	}
+	keep, err := s.lockRetention(ctx, name)
+	if err != nil {
+		return err
+	}
 	for {
 		evs, b, err := s.nextSegment(ctx, last)
 		if err != nil || len(evs) == 0 {
@@ -244,9 +248,7 @@ func (s *Server) copyAuditTo(ctx context.Context, name string) error {
 		if err := v.PutAuditSegment(ctx, first, end, b); err != nil && lifeboat.ErrorCode(err) != lifeboat.EExists {
 			return err
 		}
-		if keep, err := s.lockRetention(ctx, name); err != nil {
-			return err
-		} else if keep > 0 { // object-locked where a compliance lock is in force
+		if keep > 0 { // object-locked where a compliance lock is in force
 			if err := v.RetainObject(ctx, vault.AuditSegmentName(first, end), s.now().Add(keep)); err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ func (s *Server) retainLocked(ctx context.Context) error {
 		return err
 	}
 	var first error
-	for name := range locks {
+	for name := range locks { // retainVault reads the lock again, in force or not
 		if err := s.retainVault(ctx, name); err != nil && first == nil {
 			first = fmt.Errorf("retention in vault %s: %w", name, err)
 		}
