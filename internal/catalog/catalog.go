@@ -286,3 +286,11 @@ func (p Page) limit() int {
 	}
 	return p.Limit
 }
+
+// nullStr stores "" as NULL.
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -18,10 +18,15 @@ type VaultRecord struct {
 
 // PutVault creates a vault, or updates region, location and default flag.
 func (t *Tx) PutVault(ctx context.Context, v *VaultRecord) error {
-	_, err := t.exec(ctx, `INSERT INTO vaults (name, region, location, is_default, passphrase, created_at) VALUES (?, ?, ?, ?, ?, ?)
+	_, err := t.exec(ctx, `INSERT INTO vaults (name, region, location, is_default, passphrase, created_at, approvers) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET region = excluded.region, location = excluded.location, is_default = excluded.is_default, retired_at = NULL`,
-		v.Name, v.Region, v.Location, b2i(v.Default), v.SealedPassphrase, ns(t.now))
+		v.Name, v.Region, v.Location, b2i(v.Default), v.SealedPassphrase, ns(t.now), nullStr(v.Approvers))
 	return err
+}
+
+// SetVaultApprovers sets a vault's approvers group ("": the server's).
+func (t *Tx) SetVaultApprovers(ctx context.Context, name, group string) error {
+	return t.execOne(ctx, `UPDATE vaults SET approvers = ? WHERE name = ?`, nullStr(group), name)
 }
 
 // SetVaultKey records a rotation of a vault's key-encryption key: the new
@@ -52,16 +57,18 @@ func (t *Tx) RetireVault(ctx context.Context, name string) error {
 	return affected(r)
 }
 
-const vaultCols = `name, region, location, is_default, passphrase, key_exported_at, created_at, retired_at, key_rotated_at`
+const vaultCols = `name, region, location, is_default, passphrase, key_exported_at, created_at, retired_at, key_rotated_at, approvers`
 
 func scanVault(s interface{ Scan(...any) error }) (*VaultRecord, error) {
 	var v VaultRecord
 	var def int
 	var exp, ret, rot sql.NullInt64
 	var created int64
-	if err := s.Scan(&v.Name, &v.Region, &v.Location, &def, &v.SealedPassphrase, &exp, &created, &ret, &rot); err != nil {
+	var approvers sql.NullString
+	if err := s.Scan(&v.Name, &v.Region, &v.Location, &def, &v.SealedPassphrase, &exp, &created, &ret, &rot, &approvers); err != nil {
 		return nil, rowErr(err)
 	}
+	v.Approvers = approvers.String
 	v.KeyRotatedAt = fromNullNS(rot)
 	v.Default = def == 1
 	v.KeyExportedAt = fromNullNS(exp)

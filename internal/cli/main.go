@@ -112,7 +112,8 @@ func newRoot(env Env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	vc := newVaultCmd(env)
-	vc.AddCommand(newVaultSyncCmd(env)) // talks to the server, unlike its siblings
+	// These talk to the server, unlike their siblings.
+	vc.AddCommand(newVaultSyncCmd(env), newVaultDeleteCmd(env), newVaultApproversCmd(env))
 	root.AddCommand(vc)
 	root.AddCommand(newServeCmd(env), newLoginCmd(env), newStatusCmd(env), newKeyCmd(env), newHostCmd(env), newApplyCmd(env),
 		newAppCmd(env), newPolicyCmd(env), newBackupCmd(env), newRestoreCmd(env), newPointsCmd(env), newDiffCmd(env), newJobsCmd(env), newPruneCmd(env),

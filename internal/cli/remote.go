@@ -261,7 +261,7 @@ and does not protect against.` + serverExitHelp,
 	lf.register(list)
 	export.Flags().StringVar(&kit, "kit", "", "also write a printable disaster kit to this new file (0600): location, key slot, and the commands that restore without a server")
 	f.register(export)
-	cmd.AddCommand(export, rotate, list)
+	cmd.AddCommand(export, rotate, list, newKeyDestroyCmd(env))
 	return cmd
 }
 
@@ -669,7 +669,7 @@ func newAppCmd(env Env) *cobra.Command {
 		},
 	}
 	df.register(del)
-	cmd.AddCommand(list, show, del)
+	cmd.AddCommand(list, show, del, newAppPurgeCmd(env))
 	return cmd
 }
 

@@ -324,7 +324,7 @@ func newPointsCmd(env Env) *cobra.Command {
 	cmd.Flags().StringVar(&app, "app", "", "app name")
 	cmd.Flags().BoolVar(&deleted, "deleted", false, "include soft-deleted points")
 	f.register(cmd)
-	cmd.AddCommand(newUndeleteCmd(env))
+	cmd.AddCommand(newUndeleteCmd(env), newDeletePointCmd(env))
 	return cmd
 }
 

@@ -17,7 +17,10 @@ type Vault struct {
 	Region   string `json:"region" yaml:"region"`
 	Location string `json:"location" yaml:"location"` // local path or s3://bucket/prefix
 	// Default marks the region's default vault (apps without a vault use it).
-	Default       bool       `json:"default,omitempty" yaml:"default,omitempty"`
+	Default bool `json:"default,omitempty" yaml:"default,omitempty"`
+	// Approvers is the group whose members approve the vault's destructive
+	// requests ("": the server's approvers group).
+	Approvers     string     `json:"approvers,omitempty" yaml:"approvers,omitempty"`
 	KeyExportedAt *time.Time `json:"keyExportedAt,omitempty" yaml:"-"`
 	// KeyRotatedAt is when the server's key-encryption key of the vault was
 	// last rotated (nil: never, since CreatedAt).

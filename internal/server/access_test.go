@@ -82,7 +82,7 @@ func TestAccessMatrix(t *testing.T) {
 	}
 	h := ts.mux(routes)
 	values := map[string]string{"app": "shop", "vault": shop.Vault, "job": job.ID, "host": "local", "server": "pg", "policy": "daily",
-		"point": "p", "principal": "u-reader-all", "group": "g-reader-all", "member": "u-reader-all", "assignment": "a", "token": "t", "rule": "r", "approval": "x"}
+		"point": "p", "principal": "u-reader-all", "group": "g-reader-all", "member": "u-reader-all", "assignment": "a", "token": "t", "rule": "r", "approval": "x", "slot": "s"}
 	param := regexp.MustCompile(`\{([a-z]+)\}`)
 	call := func(rt route, token string) int {
 		path := param.ReplaceAllStringFunc(rt.Pattern, func(m string) string {

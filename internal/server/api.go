@@ -656,7 +656,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 	}
 	if prev != nil {
 		if less := shortens(prev.Retention, pol.Retention); less != "" {
-			if err := s.needApproval(r, p, "policy.shorten-retention", "policy:"+pol.Name, "shortens the retention of policy "+pol.Name+": "+less); err != nil {
+			if err := s.needApproval(r, p, DefaultApprovers, "policy.shorten-retention", "policy:"+pol.Name, "shortens the retention of policy "+pol.Name+": "+less); err != nil {
 				return err
 			}
 		}

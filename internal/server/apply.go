@@ -81,7 +81,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, p *lifeboat.Princ
 			return err
 		}
 		if len(less) > 0 {
-			if err := s.needApproval(r, p, "policy.shorten-retention", "apply", "shortens retention: "+strings.Join(less, "; ")); err != nil {
+			if err := s.needApproval(r, p, DefaultApprovers, "policy.shorten-retention", "apply", "shortens retention: "+strings.Join(less, "; ")); err != nil {
 				return err
 			}
 		}
@@ -293,6 +293,9 @@ func (s *Server) applyTx(ctx context.Context, tx *catalog.Tx, actor string, req 
 			if old.Location != v.Location || old.Region != v.Region {
 				return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "vault %s exists at %s in region %s; a vault's location and region cannot change", v.Name, old.Location, old.Region)
 			}
+			if v.Approvers != "" && v.Approvers != old.Approvers {
+				return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "vault %s: its approvers group is %q; changing it waits for approval: lifeboat vault approvers %s --set %s", v.Name, old.Approvers, v.Name, v.Approvers)
+			}
 			plan = append(plan, Change{Action: "unchanged", Kind: "vault", Name: v.Name})
 		case errors.Is(err, catalog.ErrNotFound):
 			if !check {
@@ -304,6 +307,9 @@ func (s *Server) applyTx(ctx context.Context, tx *catalog.Tx, actor string, req 
 				}
 			}
 			if _, err := s.credsFor(&v); err != nil {
+				return nil, nil, err
+			}
+			if err := checkApproversGroup(ctx, tx, v.Name, v.Approvers); err != nil {
 				return nil, nil, err
 			}
 			plan = append(plan, Change{Action: "create", Kind: "vault", Name: v.Name, Detail: v.Location})

@@ -47,6 +47,9 @@ type Approval struct {
 	Requester string          `json:"requester"`
 	Action    string          `json:"action"` // what is protected, e.g. policy.shorten-retention
 	Target    string          `json:"target"`
+	// Approvers is the group whose members may approve: the vault's own
+	// approvers group for a vault's requests, else the server's.
+	Approvers string          `json:"approvers"`
 	Reason    string          `json:"reason"` // what the request would do
 	Method    string          `json:"method"`
 	Path      string          `json:"path"`
@@ -80,7 +83,7 @@ type errApproval struct{ a *Approval }
 
 func (e *errApproval) Error() string {
 	return fmt.Sprintf("%s needs a second person's approval: request %s waits (until %s) for a member of group %s other than %s",
-		e.a.Action, e.a.ID, e.a.ExpiresAt.Format(time.RFC3339), DefaultApprovers, e.a.Requester)
+		e.a.Action, e.a.ID, e.a.ExpiresAt.Format(time.RFC3339), e.a.approvers(), e.a.Requester)
 }
 
 // writeApproval answers 202 with the approval request.
@@ -120,18 +123,74 @@ func requestHashOf(method, path string, body []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// approvalsActive reports whether the approvers group has a user of
+// approvers is the group that decides a (possibly older) request.
+func (a *Approval) approvers() string {
+	if a.Approvers == "" {
+		return DefaultApprovers
+	}
+	return a.Approvers
+}
+
+// approvalsActive reports whether an approvers group has a user of
 // standing (who could approve a request made now).
-func (s *Server) approvalsActive(ctx context.Context, tx *catalog.Tx) (bool, error) {
-	users, err := tx.StandingUsers(ctx, DefaultApprovers, s.now().Add(-ApprovalStanding))
+func (s *Server) approvalsActive(ctx context.Context, tx *catalog.Tx, group string) (bool, error) {
+	users, err := tx.StandingUsers(ctx, group, s.now().Add(-ApprovalStanding))
 	return len(users) > 0, err
+}
+
+// vaultApprovers returns the group that approves a vault's requests: its
+// own approvers group, else the server's.
+func vaultApprovers(ctx context.Context, tx *catalog.Tx, vault string) (string, error) {
+	v, err := tx.Vault(ctx, vault)
+	if err != nil {
+		return "", notFound(err, "vault", vault)
+	}
+	if v.Approvers == "" {
+		return DefaultApprovers, nil
+	}
+	return v.Approvers, nil
+}
+
+// approversOf is vaultApprovers in its own read transaction.
+func (s *Server) approversOf(ctx context.Context, vault string) (string, error) {
+	var g string
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		var err error
+		g, err = vaultApprovers(ctx, tx, vault)
+		return err
+	})
+	return g, err
+}
+
+// approverGroups returns every group that approves something (the
+// server's approvers group and each vault's), with what it approves for.
+func approverGroups(ctx context.Context, tx *catalog.Tx) (map[string][]string, error) {
+	out := map[string][]string{DefaultApprovers: {"the server"}}
+	vs, err := tx.Vaults(ctx)
+	for _, v := range vs {
+		if v.Approvers != "" && v.RetiredAt == nil {
+			out[v.Approvers] = append(out[v.Approvers], "vault "+v.Name)
+		}
+	}
+	return out, err
+}
+
+// isApprovers reports whether group approves something, and what.
+func (s *Server) isApprovers(ctx context.Context, group string) (string, error) {
+	var what []string
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		gs, err := approverGroups(ctx, tx)
+		what = gs[group]
+		return err
+	})
+	return strings.Join(what, ", "), err
 }
 
 // needApproval is called by a handler, before it changes anything, for a
 // protected operation. It returns nil when the request may go on: it is
 // the approved replay of a kept request, or nobody could approve yet.
 // Otherwise it keeps the request and returns the error that answers 202.
-func (s *Server) needApproval(r *http.Request, p *lifeboat.Principal, action, target, reason string) error {
+func (s *Server) needApproval(r *http.Request, p *lifeboat.Principal, group, action, target, reason string) error {
 	ctx := r.Context()
 	body, _ := ctx.Value(bodyKey{}).([]byte)
 	hash := requestHashOf(r.Method, r.URL.RequestURI(), body)
@@ -143,15 +202,15 @@ func (s *Server) needApproval(r *http.Request, p *lifeboat.Principal, action, ta
 	}
 	var out *Approval
 	err := s.db.Update(ctx, func(tx *catalog.Tx) error {
-		active, err := s.approvalsActive(ctx, tx)
+		active, err := s.approvalsActive(ctx, tx, group)
 		if err != nil {
 			return err
 		}
 		if !active {
-			return tx.Audit(ctx, p.Name, "approval.skip", target, "ok", map[string]string{"action": action, "why": "no member of group " + DefaultApprovers + " of 24 hours' standing yet"})
+			return tx.Audit(ctx, p.Name, "approval.skip", target, "ok", map[string]string{"action": action, "why": "no member of group " + group + " of 24 hours' standing yet"})
 		}
 		now := s.now()
-		out = &Approval{ID: catalog.NewID(now), State: ApprovalPending, Requester: p.Name, Action: action, Target: target, Reason: reason,
+		out = &Approval{ID: catalog.NewID(now), State: ApprovalPending, Requester: p.Name, Action: action, Target: target, Approvers: group, Reason: reason,
 			Method: r.Method, Path: r.URL.RequestURI(), Hash: hash, CreatedAt: now, ExpiresAt: now.Add(ApprovalTTL)}
 		if len(body) > 0 && json.Valid(body) {
 			out.Body = json.RawMessage(body)
@@ -264,12 +323,12 @@ func (s *Server) decideApproval(approve bool) handler {
 			case p.Name == a.Requester:
 				return refuse("%s asked for it: someone else must approve", p.Name)
 			}
-			standing, err := tx.StandingMember(ctx, DefaultApprovers, p.Name, a.CreatedAt.Add(-ApprovalStanding))
+			standing, err := tx.StandingMember(ctx, a.approvers(), p.Name, a.CreatedAt.Add(-ApprovalStanding))
 			if err != nil {
 				return err
 			}
 			if !standing {
-				return refuse("%s has not been in group %s for %v before the request", p.Name, DefaultApprovers, ApprovalStanding)
+				return refuse("%s has not been in group %s for %v before the request", p.Name, a.approvers(), ApprovalStanding)
 			}
 			now := s.now()
 			a.DecidedBy, a.DecidedAt = p.Name, &now

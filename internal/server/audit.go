@@ -81,7 +81,9 @@ func (s *Server) copyAuditToVaults(ctx context.Context) error {
 	err := s.db.View(ctx, func(tx *catalog.Tx) error {
 		vs, err := tx.Vaults(ctx)
 		for _, v := range vs {
-			names = append(names, v.Name)
+			if v.RetiredAt == nil {
+				names = append(names, v.Name)
+			}
 		}
 		return err
 	})
@@ -304,7 +306,7 @@ func (s *Server) verifyAudit(ctx context.Context, only string) (*AuditVerify, er
 	err = s.db.View(ctx, func(tx *catalog.Tx) error {
 		vs, err := tx.Vaults(ctx)
 		for _, v := range vs {
-			if only == "" || v.Name == only {
+			if (only == "" && v.RetiredAt == nil) || v.Name == only {
 				names = append(names, v.Name)
 			}
 		}

@@ -243,12 +243,21 @@ func (s *Server) deletePrincipal(w http.ResponseWriter, r *http.Request, p *life
 	if err := s.db.View(r.Context(), func(tx *catalog.Tx) error { who, _ = tx.GetPrincipal(r.Context(), name); return nil }); err != nil {
 		return err
 	}
-	if who != nil && (name == DefaultApprovers || isOwner(who)) {
-		if err := s.needApproval(r, p, "principal.delete-protected", name, "removes "+who.Kind+" "+name+" (an owner, or the approvers group)"); err != nil {
+	approves, err := s.isApprovers(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case who != nil && approves != "":
+		if err := s.needApproval(r, p, name, "principal.delete-protected", name, "removes group "+name+", the approvers group of "+approves); err != nil {
+			return err
+		}
+	case who != nil && isOwner(who):
+		if err := s.needApproval(r, p, DefaultApprovers, "principal.delete-protected", name, "removes "+who.Kind+" "+name+", an owner"); err != nil {
 			return err
 		}
 	}
-	err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
+	err = s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 		old, err := tx.GetPrincipal(r.Context(), name)
 		if err != nil {
 			return notFound(err, "principal", name)
@@ -348,8 +357,10 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, _ *lifeboat
 
 func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	group, member := r.PathValue("group"), r.PathValue("member")
-	if group == DefaultApprovers {
-		if err := s.needApproval(r, p, "approvers.change", group, "puts "+member+" in the approvers group"); err != nil {
+	if approves, err := s.isApprovers(r.Context(), group); err != nil {
+		return err
+	} else if approves != "" {
+		if err := s.needApproval(r, p, group, "approvers.change", group, "puts "+member+" in group "+group+", the approvers group of "+approves); err != nil {
 			return err
 		}
 	}
@@ -390,8 +401,10 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 
 func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	group, member := r.PathValue("group"), r.PathValue("member")
-	if group == DefaultApprovers {
-		if err := s.needApproval(r, p, "approvers.change", group, "takes "+member+" out of the approvers group"); err != nil {
+	if approves, err := s.isApprovers(r.Context(), group); err != nil {
+		return err
+	} else if approves != "" {
+		if err := s.needApproval(r, p, group, "approvers.change", group, "takes "+member+" out of group "+group+", the approvers group of "+approves); err != nil {
 			return err
 		}
 	}
@@ -468,8 +481,10 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request, p *lifeb
 		return fmt.Errorf("assignment: %w", err)
 	}
 	a := lifeboat.Assignment{Principal: req.Principal, Role: req.Role, Scope: req.Scope, CreatedBy: p.Name}
-	if req.Principal == DefaultApprovers {
-		if err := s.needApproval(r, p, "approvers.change", req.Principal, fmt.Sprintf("gives the approvers group %s on %s", req.Role, req.Scope)); err != nil {
+	if approves, err := s.isApprovers(r.Context(), req.Principal); err != nil {
+		return err
+	} else if approves != "" {
+		if err := s.needApproval(r, p, req.Principal, "approvers.change", req.Principal, fmt.Sprintf("gives group %s, the approvers group of %s, %s on %s", req.Principal, approves, req.Role, req.Scope)); err != nil {
 			return err
 		}
 	}
@@ -514,9 +529,20 @@ func (s *Server) deleteAssignment(w http.ResponseWriter, r *http.Request, p *lif
 	if err != nil {
 		return err
 	}
-	if cur != nil && ((cur.Role == access.Owner && cur.Scope == access.ScopeAll) || cur.Principal == DefaultApprovers) {
-		if err := s.needApproval(r, p, "assignment.delete-protected", cur.Principal, fmt.Sprintf("removes %s's %s role on %s (an owner, or the approvers group)", cur.Principal, cur.Role, cur.Scope)); err != nil {
+	if cur != nil {
+		approves, err := s.isApprovers(r.Context(), cur.Principal)
+		if err != nil {
 			return err
+		}
+		switch {
+		case approves != "":
+			if err := s.needApproval(r, p, cur.Principal, "assignment.delete-protected", cur.Principal, fmt.Sprintf("removes %s's %s role on %s (the approvers group of %s)", cur.Principal, cur.Role, cur.Scope, approves)); err != nil {
+				return err
+			}
+		case cur.Role == access.Owner && cur.Scope == access.ScopeAll:
+			if err := s.needApproval(r, p, DefaultApprovers, "assignment.delete-protected", cur.Principal, fmt.Sprintf("removes %s's %s role on %s (an owner)", cur.Principal, cur.Role, cur.Scope)); err != nil {
+				return err
+			}
 		}
 	}
 	err = s.db.Update(r.Context(), func(tx *catalog.Tx) error {

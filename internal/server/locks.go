@@ -107,10 +107,14 @@ func (s *Server) putVaultLock(w http.ResponseWriter, r *http.Request, p *lifeboa
 	}
 	var rec *catalog.VaultRecord
 	var old *VaultLock
+	var approvers string
 	err := s.db.View(ctx, func(tx *catalog.Tx) error {
 		var err error
 		if rec, err = tx.Vault(ctx, name); err != nil {
 			return notFound(err, "vault", name)
+		}
+		if approvers, err = vaultApprovers(ctx, tx, name); err != nil {
+			return err
 		}
 		old, err = s.vaultLock(ctx, tx, name)
 		return err
@@ -137,7 +141,7 @@ func (s *Server) putVaultLock(w http.ResponseWriter, r *http.Request, p *lifeboa
 		if old.inForce(now) {
 			return lifeboat.Errorf(lifeboat.EForbidden, "vault %s has a compliance lock in force since %s: nobody can %s", name, old.EffectiveAt.Format(time.RFC3339), weaker)
 		}
-		if err := s.needApproval(r, p, "vault.lock-weaken", "vault:"+name, fmt.Sprintf("weakens the lock of vault %s: %s", name, weaker)); err != nil {
+		if err := s.needApproval(r, p, approvers, "vault.lock-weaken", "vault:"+name, fmt.Sprintf("weakens the lock of vault %s: %s", name, weaker)); err != nil {
 			return err
 		}
 	}
@@ -188,7 +192,11 @@ func (s *Server) deleteVaultLock(w http.ResponseWriter, r *http.Request, p *life
 	if old.inForce(s.now()) {
 		return lifeboat.Errorf(lifeboat.EForbidden, "vault %s has a compliance lock in force since %s: nobody can remove it", name, old.EffectiveAt.Format(time.RFC3339))
 	}
-	if err := s.needApproval(r, p, "vault.unlock", "vault:"+name, "removes the "+old.Mode+" lock of vault "+name); err != nil {
+	approvers, err := s.approversOf(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := s.needApproval(r, p, approvers, "vault.unlock", "vault:"+name, "removes the "+old.Mode+" lock of vault "+name); err != nil {
 		return err
 	}
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {

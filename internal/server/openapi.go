@@ -10,7 +10,7 @@ import (
 
 // APIVersion is the version of the API description; it changes whenever the
 // golden file testdata/openapi.json changes.
-const APIVersion = "1.2.0"
+const APIVersion = "1.3.0"
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
 

@@ -112,17 +112,7 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 			res.Kept++
 			continue
 		}
-		if err := v.Mark(ctx, d.Point.ID, vault.MarkDelete, "retention: policy "+pol.Name, r.Job.RequestedBy); err != nil {
-			return res, err
-		}
-		now := s.now()
-		err := s.db.Update(ctx, func(tx *catalog.Tx) error {
-			if err := tx.SetPointDeleted(ctx, d.Point.ID, &now); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-				return err
-			}
-			return tx.Audit(ctx, r.Job.RequestedBy, "point.soft-delete", a.Name, "ok", map[string]string{"point": d.Point.ID, "policy": pol.Name})
-		})
-		if err != nil {
+		if err := s.softDelete(ctx, v, r.Job.RequestedBy, a.Name, d.Point.ID, "retention: policy "+pol.Name, map[string]string{"policy": pol.Name}); err != nil {
 			return res, err
 		}
 		res.SoftDeleted = append(res.SoftDeleted, d.Point.ID)
@@ -155,6 +145,25 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 		}
 	}
 	return res, nil
+}
+
+// softDelete soft-deletes a point: a marker in the vault (the truth), then
+// the catalog and the audit trail (details: what decided it).
+func (s *Server) softDelete(ctx context.Context, v *vault.Vault, actor, app, id, why string, details map[string]string) error {
+	if err := v.Mark(ctx, id, vault.MarkDelete, why, actor); err != nil {
+		return err
+	}
+	now := s.now()
+	ev := map[string]string{"point": id}
+	for k, x := range details {
+		ev[k] = x
+	}
+	return s.db.Update(ctx, func(tx *catalog.Tx) error {
+		if err := tx.SetPointDeleted(ctx, id, &now); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return err
+		}
+		return tx.Audit(ctx, actor, "point.soft-delete", app, "ok", ev)
+	})
 }
 
 // undelete clears a point's soft deletion (a marker in the vault, then the

@@ -97,6 +97,9 @@ func (s *Server) validateApp(ctx context.Context, tx *catalog.Tx, a *lifeboat.Ap
 	if err != nil {
 		return lifeboat.Errorf(lifeboat.EInvalid, "app %s: vault %s not found", a.Name, a.Vault)
 	}
+	if v.RetiredAt != nil {
+		return lifeboat.Errorf(lifeboat.EInvalid, "app %s: vault %s was deleted", a.Name, a.Vault)
+	}
 	if v.Region != a.Region {
 		return lifeboat.Errorf(lifeboat.EInvalid, "app %s is in region %s but vault %s is in region %s", a.Name, a.Region, v.Name, v.Region)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/keys"
@@ -78,6 +79,9 @@ func (s *Server) createVault(ctx context.Context, actor string, v *lifeboat.Vaul
 		if _, err := tx.Vault(ctx, v.Name); err == nil {
 			return lifeboat.Errorf(lifeboat.EExists, "vault %s already exists", v.Name)
 		}
+		if err := checkApproversGroup(ctx, tx, v.Name, v.Approvers); err != nil {
+			return err
+		}
 		if v.Default {
 			if d, err := tx.DefaultVault(ctx, v.Region); err == nil {
 				return lifeboat.Errorf(lifeboat.EExists, "region %s already has a default vault (%s)", v.Region, d.Name)
@@ -128,6 +132,9 @@ func (vs *vaultSet) get(ctx context.Context, name string) (*vault.Vault, error) 
 		}
 		if err != nil {
 			return err
+		}
+		if rec.RetiredAt != nil {
+			return lifeboat.Errorf(lifeboat.ENotFound, "vault %s was deleted at %s (its storage at %s is left as it was)", name, rec.RetiredAt.Format(time.RFC3339), rec.Location)
 		}
 		if location.IsS3(rec.Location) {
 			sealed, err := tx.Secret(ctx, credsName(name))
@@ -200,4 +207,17 @@ func guardDataDir(dataDir, loc string) error {
 func underVaults(d, l string) bool {
 	v := d + "/vaults/"
 	return len(l) > len(v) && l[:len(v)] == v
+}
+
+// checkApproversGroup checks that a vault's approvers group ("" for the
+// server's) is a group.
+func checkApproversGroup(ctx context.Context, tx *catalog.Tx, vault, group string) error {
+	if group == "" {
+		return nil
+	}
+	g, err := tx.GetPrincipal(ctx, group)
+	if err != nil || g.Kind != lifeboat.KindGroup {
+		return lifeboat.Errorf(lifeboat.EInvalid, "vault %s: approvers %q is not a group (create it first: lifeboat group add %s)", vault, group, group)
+	}
+	return nil
 }
