@@ -42,11 +42,11 @@ const (
 
 // Approval is a request waiting for, or decided by, a second person.
 type Approval struct {
-	ID        string          `json:"id"`
-	State     string          `json:"state"`
-	Requester string          `json:"requester"`
-	Action    string          `json:"action"` // what is protected, e.g. policy.shorten-retention
-	Target    string          `json:"target"`
+	ID        string `json:"id"`
+	State     string `json:"state"`
+	Requester string `json:"requester"`
+	Action    string `json:"action"` // what is protected, e.g. policy.shorten-retention
+	Target    string `json:"target"`
 	// Approvers is the group whose members may approve: the vault's own
 	// approvers group for a vault's requests, else the server's.
 	Approvers string          `json:"approvers"`
