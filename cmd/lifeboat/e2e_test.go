@@ -159,11 +159,11 @@ type story struct {
 	outputs []string // everything the CLI printed, for the secret checks
 }
 
-func startStory(t *testing.T, home, dataDir string) *story {
+func startStory(t *testing.T, home, dataDir string, serveArgs ...string) *story {
 	t.Helper()
 	st := &story{t: t, addr: freePort(t)}
 	st.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LIFEBOAT_DATA_DIR=" + dataDir, "LIFEBOAT_SERVER=http://" + st.addr}
-	st.srv = start(t, st.env, bin, "serve", "--listen", st.addr)
+	st.srv = start(t, st.env, bin, append([]string{"serve", "--listen", st.addr}, serveArgs...)...)
 	waitHTTP(t, "http://"+st.addr+"/healthz", st.srv)
 	tokenB, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
 	if err != nil {

@@ -113,3 +113,30 @@ func (d *DB) Authenticate(ctx context.Context, token string) (*lifeboat.Principa
 	}
 	return &p, nil
 }
+
+// PutOIDCLogin records a browser sign-in in progress, and forgets those
+// that expired.
+func (t *Tx) PutOIDCLogin(ctx context.Context, state string, doc []byte, expires time.Time) error {
+	if _, err := t.exec(ctx, `DELETE FROM oidc_logins WHERE expires_at < ?`, ns(t.now)); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `INSERT INTO oidc_logins (state, doc, expires_at) VALUES (?, ?, ?)`, state, string(doc), ns(expires))
+	return err
+}
+
+// TakeOIDCLogin returns a browser sign-in in progress and forgets it (one
+// use); ErrNotFound if there is none or it expired.
+func (t *Tx) TakeOIDCLogin(ctx context.Context, state string) ([]byte, error) {
+	var doc string
+	var exp int64
+	if err := t.queryRow(ctx, `SELECT doc, expires_at FROM oidc_logins WHERE state = ?`, state).Scan(&doc, &exp); err != nil {
+		return nil, rowErr(err)
+	}
+	if err := t.execOne(ctx, `DELETE FROM oidc_logins WHERE state = ?`, state); err != nil {
+		return nil, err
+	}
+	if fromNS(exp).Before(t.now) {
+		return nil, ErrNotFound
+	}
+	return []byte(doc), nil
+}

@@ -90,21 +90,45 @@ func firstNonEmpty(s ...string) string {
 func newLoginCmd(env Env) *cobra.Command {
 	var f serverFlags
 	var user, ttl string
-	var idToken bool
+	var idToken, oidcLogin, noBrowser bool
+	var callbackPort int
 	cmd := &cobra.Command{
-		Use:   "login --server URL [--user NAME]",
+		Use:   "login --server URL [--user NAME | --oidc | --id-token]",
 		Short: "Save the server URL and an API token (read from stdin or LIFEBOAT_TOKEN, or got by signing in)",
 		Long: `Save the server URL and an API token for the other commands, in
 ~/.config/lifeboat/cli.json (mode 0600). The token is read from LIFEBOAT_TOKEN
 or from the first line of stdin, never from a flag; with --user NAME, the
 command signs in with that user's password instead (typed without echo on a
-terminal, else the first line of stdin) and saves the session token it gets.` + serverExitHelp,
+terminal, else the first line of stdin) and saves the session token it gets.
+
+With --oidc, you sign in through your browser at the server's identity
+provider (OIDC authorization code with PKCE): the command listens on
+127.0.0.1 for the provider's redirect (--callback-port, if the provider
+needs a fixed one), opens the browser ($BROWSER, else xdg-open; with
+--no-browser it only prints the URL), and saves the session it gets (12h).
+A trust rule must map your subject to your user (lifeboat trust add).` + serverExitHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.server == "" {
 				return usagef("--server URL is required")
 			}
+			ways := 0
+			for _, b := range []bool{user != "", idToken, oidcLogin} {
+				if b {
+					ways++
+				}
+			}
+			if ways > 1 {
+				return usagef("%v", errBothSignIns)
+			}
 			token := env.Getenv("LIFEBOAT_TOKEN")
+			if oidcLogin {
+				t, err := browserSignIn(cmd.Context(), env, f.server, callbackPort, !noBrowser)
+				if err != nil {
+					return err
+				}
+				token = t
+			}
 			if user != "" {
 				pw, err := readPassphrase(env, "Password for "+user+": ")
 				if err != nil {
@@ -181,6 +205,9 @@ terminal, else the first line of stdin) and saves the session token it gets.` + 
 	}
 	cmd.Flags().StringVar(&user, "user", "", "sign in as this user with a password (typed without echo, or the first line of stdin) instead of a token")
 	cmd.Flags().BoolVar(&idToken, "id-token", false, "sign in with an OIDC ID token from your identity provider (stdin or $LIFEBOAT_ID_TOKEN), exchanged under a trust rule")
+	cmd.Flags().BoolVar(&oidcLogin, "oidc", false, "sign in through your browser at the server's OIDC identity provider")
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "with --oidc: print the sign-in URL instead of opening a browser")
+	cmd.Flags().IntVar(&callbackPort, "callback-port", 0, "with --oidc: the loopback port for the provider's redirect (default: any free one)")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "with --user: how long the session token lasts (default 12h, at most 7d)")
 	f.register(cmd)
 	return cmd

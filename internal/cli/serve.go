@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-vault/lifeboat/internal/federation"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/server"
 )
@@ -39,6 +41,8 @@ func newServeCmd(env Env) *cobra.Command {
 	var softDelete string
 	var auditWebhook, auditSyslog string
 	var breakGlassFile string
+	var oidcIssuer, oidcClient, oidcSecretFile string
+	var oidcRedirects []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Lifeboat server (API, scheduler, workers)",
@@ -88,6 +92,25 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 				}
 			}
 			cfg := server.Config{DataDir: dataDir, Catalog: catalogDSN, Workers: workers, Log: log, RequireGroupAssignments: groupRule, SoftDelete: sd.D(), AuditWebhook: auditWebhook, AuditSyslog: auditSyslog, BreakGlassHash: glass}
+			if oidcIssuer != "" || oidcClient != "" || oidcSecretFile != "" || len(oidcRedirects) > 0 {
+				o := &server.OIDCConfig{Issuer: oidcIssuer, ClientID: oidcClient, RedirectURLs: oidcRedirects}
+				if oidcSecretFile != "" {
+					b, err := readSecretFile(oidcSecretFile)
+					if err != nil {
+						return err
+					}
+					o.ClientSecret = strings.TrimSpace(string(b))
+				}
+				if err := (federation.Client{Issuer: o.Issuer, ClientID: o.ClientID}).Check(); err != nil {
+					return usagef("--oidc-issuer/--oidc-client-id: %v", err)
+				}
+				for _, u := range oidcRedirects {
+					if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+						return usagef("--oidc-redirect-url %q: want an absolute http(s) URL", u)
+					}
+				}
+				cfg.OIDC = o
+			}
 			if env.IsTerminal {
 				cfg.Announce = env.Stderr
 			}
@@ -107,6 +130,10 @@ queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 	cmd.Flags().StringVar(&catalogDSN, "catalog", "", "catalog: a SQLite file or postgres://user@host:port/db (default: catalog.db in the data directory, or $LIFEBOAT_CATALOG)")
 	cmd.Flags().StringVar(&breakGlassFile, "break-glass-hash-file", "", "enable the break-glass path: a file (0600) with the hex SHA-256 of a secret kept in a safe; a protected request carrying the secret runs without approval, loudly")
 	cmd.Flags().StringVar(&auditSyslog, "audit-syslog", "", "send every audit event, in chain order, to this syslog target: udp://HOST:PORT, tcp://HOST:PORT or unix:///dev/log")
+	cmd.Flags().StringVar(&oidcIssuer, "oidc-issuer", "", "let people sign in through their browser at this OIDC issuer (https URL; lifeboat login --oidc)")
+	cmd.Flags().StringVar(&oidcClient, "oidc-client-id", "", "the client id Lifeboat is registered under at the OIDC issuer")
+	cmd.Flags().StringVar(&oidcSecretFile, "oidc-client-secret-file", "", "a file (0600) with the client's secret (none: a public client, PKCE only)")
+	cmd.Flags().StringSliceVar(&oidcRedirects, "oidc-redirect-url", nil, "a redirect URI allowed besides loopback ones (http://127.0.0.1:PORT/oidc/callback), e.g. a dashboard's; repeatable")
 	cmd.Flags().StringVar(&auditWebhook, "audit-webhook", "", "POST every audit event, in chain order, to this URL (an external copy the server cannot rewrite)")
 	cmd.Flags().StringVar(&softDelete, "soft-delete", "14d", "how long soft-deleted points stay restorable before garbage collection purges them (at least 14d)")
 	cmd.Flags().StringVar(&groupRule, "require-group-assignments", "production", "refuse role assignments to individual users: production (on scopes covering production apps), all, or off")

@@ -30,7 +30,7 @@ var rolePermissions = map[string][]string{
 }
 
 // publicRoutes need no token at all.
-var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json", "POST /api/v1/sessions", "POST /api/v1/token/exchange"}
+var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json", "POST /api/v1/sessions", "POST /api/v1/token/exchange", "POST /api/v1/sign-in/oidc/start", "POST /api/v1/sign-in/oidc/finish"}
 
 // listRoutes let in a holder of the permission on any scope (and filter).
 var listRoutes = []string{"GET /metrics", "GET /api/v1/status", "GET /api/v1/vaults", "GET /api/v1/apps", "GET /api/v1/jobs"}

@@ -157,15 +157,7 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request, _ *lifebo
 	if req.Token == "" {
 		return lifeboat.Errorf(lifeboat.EInvalid, "token exchange: token is required")
 	}
-	trs, err := s.trustRules(ctx)
-	if err != nil {
-		return err
-	}
-	rules := make([]federation.Rule, len(trs))
-	for i, tr := range trs {
-		rules[i] = tr.rule()
-	}
-	m, err := s.fed.Exchange(ctx, req.Token, rules)
+	m, err := s.matchTrust(ctx, req.Token)
 	if err != nil {
 		if lifeboat.ErrorCode(err) == lifeboat.EAuth {
 			s.signIns.fail(s.now(), key)
@@ -194,4 +186,26 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request, _ *lifebo
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, out)
+}
+
+// matchTrust verifies an external token and returns the first trust rule
+// that accepts it.
+func (s *Server) matchTrust(ctx context.Context, raw string) (*federation.Match, error) {
+	trs, err := s.trustRules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rules := make([]federation.Rule, len(trs))
+	for i, tr := range trs {
+		rules[i] = tr.rule()
+	}
+	return s.fed.Exchange(ctx, raw, rules)
+}
+
+// auditSignIn records a sign-in attempt in its own transaction (refusals
+// too: the caller's answer is an error).
+func (s *Server) auditSignIn(ctx context.Context, actor, target, outcome string, detail map[string]string) {
+	s.db.Update(context.WithoutCancel(ctx), func(tx *catalog.Tx) error {
+		return tx.Audit(ctx, actor, "session.create", target, outcome, detail)
+	})
 }

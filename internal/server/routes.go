@@ -29,6 +29,9 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/whoami", signedIn, "The caller's principal, groups and grants", s.getWhoami, ""},
 		{"POST", "/api/v1/sessions", "", "Sign in with a user's password: a token (failed attempts rate limited per name and address)", s.signIn, "SignInRequest"},
 
+		{"POST", "/api/v1/sign-in/oidc/start", "", "Start a browser sign-in at the OIDC issuer (authorization code with PKCE): where to send the browser", s.startOIDC, "OIDCStartRequest"},
+		{"POST", "/api/v1/sign-in/oidc/finish", "", "Finish a browser sign-in with the state and code the issuer sent to the redirect URI: a session token (rate limited, audited)", s.finishOIDC, "OIDCFinishRequest"},
+
 		{"GET", "/api/v1/roles", signedIn, "The built-in roles and their permissions", s.listRoles, ""},
 		{"GET", "/api/v1/principals", access.Read, "List users, groups and service identities (kind filter)", s.listPrincipals, ""},
 		{"GET", "/api/v1/principals/{principal}", access.Read, "Show a principal with its groups and grants", s.getPrincipal, ""},

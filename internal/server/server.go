@@ -86,6 +86,9 @@ type Config struct {
 	// a protected request carrying it in the Lifeboat-Break-Glass header
 	// runs without approval — loudly. Empty: there is no break-glass path.
 	BreakGlassHash string
+	// OIDC, if set, lets people sign in through their browser at this
+	// OIDC issuer (authorization-code flow with PKCE).
+	OIDC *OIDCConfig
 }
 
 // Server is a running control plane.
