@@ -143,6 +143,32 @@ func TestTwoPersonApproval(t *testing.T) {
 	if len(as.Items) != 0 {
 		t.Errorf("a role for the approvers group went through without approval: %+v", as.Items)
 	}
+	// An owner makes no other owner alone: neither by a role nor by
+	// putting someone in a group that holds one.
+	ts.must(t, "PUT", "/api/v1/principals/admins", PrincipalSpec{Kind: "group"}, nil)
+	ts.must(t, "PUT", "/api/v1/groups/admins/members/mallory2", nil, nil) // no role yet: at once
+	var grant Approval
+	err = ts.do(t, "POST", "/api/v1/assignments", AssignmentRequest{Principal: "admins", Role: "owner", Scope: "app:shop"}, nil)
+	if codeOf(err) != lifeboat.EApproval || !strings.Contains(err.Error(), "owner.grant") {
+		t.Fatalf("granting the owner role: %v", err)
+	}
+	ts.must(t, "GET", "/api/v1/approvals?state=pending", nil, &pending)
+	for _, a := range pending.Items {
+		if a.Action == "owner.grant" {
+			grant = a
+		}
+	}
+	if err := alice.Do(t.Context(), "POST", "/api/v1/approvals/"+grant.ID+"/approve", nil, &done); err != nil || done.State != ApprovalExecuted {
+		t.Fatalf("approving the owner grant: %+v %v", done, err)
+	}
+	ts.must(t, "PUT", "/api/v1/principals/bob", PrincipalSpec{Kind: "user"}, nil)
+	ts.must(t, "PUT", "/api/v1/principals/team", PrincipalSpec{Kind: "group"}, nil)
+	for _, m := range []string{"bob", "team"} {
+		if err := ts.do(t, "PUT", "/api/v1/groups/admins/members/"+m, nil, nil); codeOf(err) != lifeboat.EApproval || !strings.Contains(err.Error(), "owner.grant") {
+			t.Errorf("putting %s in an owner group: %v", m, err)
+		}
+	}
+
 	audit := auditText(t, ts)
 	for _, want := range []string{`"action":"approval.skip"`, `"action":"approval.request"`, `"actor":"admin","action":"approval.approve","target":"policy:daily","outcome":"denied"`,
 		`"actor":"alice","action":"approval.approve","target":"policy:daily","outcome":"ok"`, `"actor":"admin","action":"approval.execute","target":"policy:daily","outcome":"executed"`, `"action":"approval.deny"`} {

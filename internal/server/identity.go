@@ -297,7 +297,13 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, p *lifeboat
 		return err
 	}
 	wrongCurrent := false
+	// A wrong current password is a failed sign-in: someone holding a
+	// stolen session must not be able to guess the password through here.
+	limitKeys := []string{"name:" + name, "addr:" + sourceAddr(r)}
 	if name == p.Name {
+		if ok, wait := s.signIns.allow(s.now(), limitKeys...); !ok {
+			return lifeboat.Errorf(lifeboat.ERateLimited, "password of %s: too many wrong passwords for this name or address; try again in %v", name, wait.Round(time.Second))
+		}
 		var old string
 		if err := s.db.View(r.Context(), func(tx *catalog.Tx) error {
 			_, old, err = tx.PasswordHash(r.Context(), name)
@@ -310,6 +316,7 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, p *lifeboat
 		}
 	}
 	if wrongCurrent {
+		s.signIns.fail(s.now(), limitKeys...)
 		err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 			return tx.Audit(r.Context(), p.Name, "principal.password", name, "denied", map[string]string{"reason": "wrong current password"})
 		})
@@ -361,6 +368,12 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 		return err
 	} else if approves != "" {
 		if err := s.needApproval(r, p, group, "approvers.change", group, "puts "+member+" in group "+group+", the approvers group of "+approves); err != nil {
+			return err
+		}
+	} else if owns, err := s.ownerGrants(r.Context(), group); err != nil {
+		return err
+	} else if owns != "" {
+		if err := s.needApproval(r, p, DefaultApprovers, "owner.grant", group, "makes "+member+" an owner: group "+group+" passes on "+owns); err != nil {
 			return err
 		}
 	}
@@ -485,6 +498,10 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request, p *lifeb
 		return err
 	} else if approves != "" {
 		if err := s.needApproval(r, p, req.Principal, "approvers.change", req.Principal, fmt.Sprintf("gives group %s, the approvers group of %s, %s on %s", req.Principal, approves, req.Role, req.Scope)); err != nil {
+			return err
+		}
+	} else if req.Role == access.Owner {
+		if err := s.needApproval(r, p, DefaultApprovers, "owner.grant", req.Principal, fmt.Sprintf("makes %s an owner on %s", req.Principal, req.Scope)); err != nil {
 			return err
 		}
 	}
@@ -813,6 +830,32 @@ func ensureAppIdentity(ctx context.Context, tx *catalog.Tx, name string) error {
 
 // isOwner: an owner of everything (the first administrator, or an owner
 // role on "*", held directly).
+// ownerGrants describes the owner roles that membership of group passes
+// on (its own and its ancestors'), "" if none: putting someone in such a
+// group makes an owner, which an owner alone may not do.
+func (s *Server) ownerGrants(ctx context.Context, group string) (string, error) {
+	var out []string
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		gs, err := tx.GroupsOf(ctx, group)
+		if err != nil {
+			return err
+		}
+		for _, g := range append([]string{group}, gs...) {
+			as, err := tx.ListAssignments(ctx, g)
+			if err != nil {
+				return err
+			}
+			for _, a := range as {
+				if a.Role == access.Owner {
+					out = append(out, fmt.Sprintf("%s's owner role on %s", g, a.Scope))
+				}
+			}
+		}
+		return nil
+	})
+	return strings.Join(out, ", "), err
+}
+
 func isOwner(p *lifeboat.Principal) bool {
 	if p.Admin {
 		return true

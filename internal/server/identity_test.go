@@ -47,6 +47,15 @@ func TestSignInAndTokens(t *testing.T) {
 			t.Errorf("own password without the right current one: %v", err)
 		}
 	}
+	// Wrong current passwords count as failed sign-ins: after five, even
+	// the right one waits.
+	for range 3 {
+		ann.Do(t.Context(), "PUT", "/api/v1/principals/ann/password", PasswordRequest{Password: newPw, CurrentPassword: "a guess"}, nil)
+	}
+	if err := ann.Do(t.Context(), "PUT", "/api/v1/principals/ann/password", PasswordRequest{Password: newPw, CurrentPassword: pw}, nil); codeOf(err) != lifeboat.ERateLimited {
+		t.Errorf("a sixth password change after five wrong current passwords: %v", err)
+	}
+	ts.signIns.reset()
 	var stored string
 	ts.db.View(t.Context(), func(tx *catalog.Tx) error { _, stored, _ = tx.PasswordHash(t.Context(), "ann"); return nil })
 	if !checkPassword(pw, stored) {
