@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) *catalog.DB) {
 		{"Leases", testLeases},
 		{"Access", testAccess},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
+		{"VaultApproversAndOIDCLogins", testApproversAndOIDC},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -649,5 +651,69 @@ func testAuditChainConcurrent(t *testing.T, db *catalog.DB, clk *Clock) {
 	}
 	if cc.Break != nil || cc.Events != writers*each || cc.Head.Seq != writers*each {
 		t.Errorf("chain after concurrent appends: %+v (break %+v)", cc, cc.Break)
+	}
+}
+
+func testApproversAndOIDC(t *testing.T, db *catalog.DB, clk *Clock) {
+	ctx := context.Background()
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.PutVault(ctx, &catalog.VaultRecord{Vault: lifeboat.Vault{Name: "main", Region: "local", Location: "/v", Approvers: "vault-approvers"}, SealedPassphrase: "sealed"})
+	}))
+	approvers := func() string {
+		var v *catalog.VaultRecord
+		must(t, db.View(ctx, func(tx *catalog.Tx) error { var err error; v, err = tx.Vault(ctx, "main"); return err }))
+		return v.Approvers
+	}
+	if got := approvers(); got != "vault-approvers" {
+		t.Errorf("approvers at creation: %q", got)
+	}
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error { return tx.SetVaultApprovers(ctx, "main", "") }))
+	if got := approvers(); got != "" {
+		t.Errorf("approvers after a reset: %q", got)
+	}
+	err := db.Update(ctx, func(tx *catalog.Tx) error { return tx.SetVaultApprovers(ctx, "nope", "g") })
+	if err != catalog.ErrNotFound {
+		t.Errorf("approvers of no vault: %v", err)
+	}
+
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		if err := tx.PutOIDCLogin(ctx, "s1", []byte(`{"n":1}`), clk.Now().Add(10*time.Minute)); err != nil {
+			return err
+		}
+		return tx.PutOIDCLogin(ctx, "s2", []byte(`{"n":2}`), clk.Now().Add(time.Minute))
+	}))
+	take := func(state string) ([]byte, error) {
+		var doc []byte
+		err := db.Update(ctx, func(tx *catalog.Tx) error { var err error; doc, err = tx.TakeOIDCLogin(ctx, state); return err })
+		return doc, err
+	}
+	if doc, err := take("s1"); err != nil || string(doc) != `{"n":1}` {
+		t.Errorf("take s1: %s %v", doc, err)
+	}
+	if _, err := take("s1"); err != catalog.ErrNotFound {
+		t.Errorf("take s1 twice: %v", err)
+	}
+	clk.Add(2 * time.Minute)
+	if _, err := take("s2"); err != catalog.ErrNotFound {
+		t.Errorf("take an expired login: %v", err)
+	}
+	// Two takes of one state at once: exactly one wins.
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.PutOIDCLogin(ctx, "s3", []byte(`{}`), clk.Now().Add(time.Minute))
+	}))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := take("s3"); err == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Errorf("%d concurrent takes of one state won, want 1", wins.Load())
 	}
 }
