@@ -390,6 +390,26 @@ func (t *Tx) LegalHoldOf(ctx context.Context, app string) (*LegalHold, error) {
 	return h, nil
 }
 
+// LegalHolds lists every app hold, by app.
+func (t *Tx) LegalHolds(ctx context.Context) ([]*LegalHold, error) {
+	rows, err := t.query(ctx, `SELECT app, reason, held_by, created_at FROM legal_holds ORDER BY app`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*LegalHold
+	for rows.Next() {
+		h := &LegalHold{}
+		var since int64
+		if err := rows.Scan(&h.App, &h.Reason, &h.By, &since); err != nil {
+			return nil, err
+		}
+		h.Since = fromNS(since)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
 // DeleteLegalHold releases an app.
 func (t *Tx) DeleteLegalHold(ctx context.Context, app string) error {
 	return t.execOne(ctx, `DELETE FROM legal_holds WHERE app = ?`, app)

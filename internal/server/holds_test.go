@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/api"
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 // TestLegalHold: a held app loses no point to retention; a held point
@@ -41,6 +43,36 @@ func TestLegalHold(t *testing.T) {
 	if pr := prune(); len(pr.SoftDeleted) != 0 || pr.Kept != 4 {
 		t.Errorf("prune of a held app: %+v", pr)
 	}
+	// The app hold is in the vault too: a hold marker on every point (new
+	// ones included), so that it survives the catalog and binds the
+	// offline CLI.
+	v, err := ts.vaults.get(t.Context(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := v.PointStates(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if st := states[id]; !st.Held || st.HoldReason != "app hold: litigation 2026-17" {
+			t.Errorf("point %s of the held app: %+v", id, st)
+		}
+	}
+	if err := v.Mark(t.Context(), ids[1], vault.MarkDelete, "offline forget", "someone"); codeOf(err) != lifeboat.EInvalid {
+		t.Errorf("deleting a point of a held app in the vault itself: %v", err)
+	}
+	// The catalog forgets the hold (a catalog lost and rebuilt): the
+	// points stay held.
+	var h *catalog.LegalHold
+	ts.db.Update(t.Context(), func(tx *catalog.Tx) error {
+		h, _ = tx.LegalHoldOf(t.Context(), "shop")
+		return tx.DeleteLegalHold(t.Context(), "shop")
+	})
+	if pr := prune(); len(pr.SoftDeleted) != 0 {
+		t.Errorf("prune of a held app whose catalog forgot the hold: %+v", pr)
+	}
+	ts.db.Update(t.Context(), func(tx *catalog.Tx) error { return tx.PutLegalHold(t.Context(), h) })
 	// The oldest point held on its own, the app released: still kept.
 	ts.must(t, "POST", "/api/v1/apps/shop/points/"+ids[0]+"/hold", HoldRequest{Reason: "evidence"}, nil)
 	ts.must(t, "POST", "/api/v1/apps/shop/release", HoldRequest{Reason: "case closed"}, nil)
@@ -50,6 +82,27 @@ func TestLegalHold(t *testing.T) {
 	ts.must(t, "POST", "/api/v1/apps/shop/points/"+ids[0]+"/release", HoldRequest{Reason: "evidence returned"}, nil)
 	if pr := prune(); len(pr.SoftDeleted) != 1 || pr.SoftDeleted[0] != ids[0] {
 		t.Errorf("prune after the releases: %+v", pr)
+	}
+	// A backup while held gets its marker; the scheduler tick puts back one
+	// that went missing (here: released behind the server's back).
+	ts.must(t, "POST", "/api/v1/apps/shop/hold", HoldRequest{Reason: "second case"}, nil)
+	newID := result[BackupResult](t, ts.backup(t, "shop")).Point
+	waitIdle(t, ts)
+	if states, _ = v.PointStates(t.Context()); !states[newID].Held {
+		t.Errorf("a point backed up while its app is held: %+v", states[newID])
+	}
+	if err := v.Mark(t.Context(), ids[3], vault.MarkRelease, "behind the server's back", "someone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.holdHeldApps(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if states, _ = v.PointStates(t.Context()); !states[ids[3]].Held {
+		t.Errorf("the tick did not hold a point of a held app again: %+v", states[ids[3]])
+	}
+	ts.must(t, "POST", "/api/v1/apps/shop/release", HoldRequest{Reason: "second case closed"}, nil)
+	if states, _ = v.PointStates(t.Context()); states[newID].Held || states[ids[3]].Held {
+		t.Errorf("points still held after the release: %+v %+v", states[newID], states[ids[3]])
 	}
 	// Only holds.manage holds.
 	ts.must(t, "PUT", "/api/v1/principals/readers", PrincipalSpec{Kind: "group"}, nil)

@@ -180,6 +180,16 @@ func (s *Server) backupApp(ctx context.Context, r *jobs.Run, a *lifeboat.App, la
 		// The point is taken; the scheduler retries the retention.
 		r.Logf(ctx, "warn", "compliance lock: retention in the storage not set yet: %v", err)
 	}
+	if h, err := s.appHold(ctx, a.Name); err == nil && h != nil {
+		v, err := s.vaults.get(ctx, a.Vault)
+		if err == nil {
+			err = v.Mark(ctx, p.ID, vault.MarkHold, appHoldPrefix+h.Reason, h.By)
+		}
+		if err != nil {
+			// The catalog's hold protects it meanwhile; the scheduler retries.
+			r.Logf(ctx, "warn", "legal hold: the new point's hold marker is not written yet: %v", err)
+		}
+	}
 	return p, nil
 }
 

@@ -26,6 +26,9 @@ func (s *Server) scheduler(ctx context.Context) {
 		if err := s.retainLocked(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("compliance lock retention", "err", err)
 		}
+		if err := s.holdHeldApps(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("legal hold markers", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -35,6 +35,8 @@ type PointState struct {
 	Held      bool      `json:"held"`
 	Reason    string    `json:"reason,omitempty"` // of the deciding delete marker
 	By        string    `json:"by,omitempty"`
+	// HoldReason is the reason of the deciding hold marker (while held).
+	HoldReason string `json:"hold_reason,omitempty"`
 }
 
 // Mark writes a marker for a point: a new object, never overwriting one.
@@ -169,9 +171,9 @@ func statesOf(ms []loadedMarker) map[string]PointState {
 		case MarkUndelete:
 			st.Deleted, st.DeletedAt, st.Reason, st.By = false, time.Time{}, "", ""
 		case MarkHold:
-			st.Held = true
+			st.Held, st.HoldReason = true, lm.m.Reason
 		case MarkRelease:
-			st.Held = false
+			st.Held, st.HoldReason = false, ""
 		}
 		out[lm.name.Point] = st
 	}
