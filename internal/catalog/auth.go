@@ -140,3 +140,40 @@ func (t *Tx) TakeOIDCLogin(ctx context.Context, state string) ([]byte, error) {
 	}
 	return []byte(doc), nil
 }
+
+// RecentFailures returns, for the key with the most failed sign-ins since
+// since, how many there were and the oldest of them.
+func (t *Tx) RecentFailures(ctx context.Context, keys []string, since time.Time) (int, time.Time, error) {
+	most, oldest := 0, time.Time{}
+	for _, k := range keys {
+		var n int
+		var first sql.NullInt64
+		if err := t.queryRow(ctx, `SELECT COUNT(*), MIN(at) FROM signin_failures WHERE key = ? AND at > ?`, k, ns(since)).Scan(&n, &first); err != nil {
+			return 0, time.Time{}, err
+		}
+		if n > most {
+			most, oldest = n, fromNS(first.Int64)
+		}
+	}
+	return most, oldest, nil
+}
+
+// AddFailure records a failed sign-in under each key, and forgets those
+// older than before.
+func (t *Tx) AddFailure(ctx context.Context, keys []string, at, before time.Time) error {
+	if _, err := t.exec(ctx, `DELETE FROM signin_failures WHERE at < ?`, ns(before)); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if _, err := t.exec(ctx, `INSERT INTO signin_failures (key, at) VALUES (?, ?)`, k, ns(at)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ClearFailures forgets every failed sign-in (tests).
+func (t *Tx) ClearFailures(ctx context.Context) error {
+	_, err := t.exec(ctx, `DELETE FROM signin_failures`)
+	return err
+}

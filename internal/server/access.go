@@ -186,64 +186,47 @@ var dummyHash = sync.OnceValue(func() string {
 // ---- sign-in rate limit ----
 
 // signInLimit allows a burst of failed sign-ins per name and per source
-// address, then one per interval; a success does not reset the address.
+// address in a window, then one more each time the oldest leaves it (on
+// average one per interval); a success does not reset the address. The
+// failures are in the catalog, so several servers share one count.
 type signInLimit struct {
-	mu       sync.Mutex
-	failures map[string]*bucket
+	db       *catalog.DB
 	burst    int
 	interval time.Duration
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
+func newSignInLimit(db *catalog.DB) *signInLimit {
+	return &signInLimit{db: db, burst: 5, interval: 10 * time.Second}
 }
 
-func newSignInLimit() *signInLimit {
-	return &signInLimit{failures: map[string]*bucket{}, burst: 5, interval: 10 * time.Second}
-}
+func (l *signInLimit) window() time.Duration { return time.Duration(l.burst) * l.interval }
 
 // allow reports whether another attempt under every key may go on now,
 // and if not, how long to wait.
-func (l *signInLimit) allow(now time.Time, keys ...string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		b := l.failures[k]
-		if b == nil {
-			continue
-		}
-		b.tokens = min(float64(l.burst), b.tokens+now.Sub(b.last).Seconds()/l.interval.Seconds())
-		b.last = now
-		if b.tokens < 1 {
-			return false, time.Duration((1 - b.tokens) * float64(l.interval))
-		}
+func (l *signInLimit) allow(ctx context.Context, now time.Time, keys ...string) (bool, time.Duration, error) {
+	var n int
+	var oldest time.Time
+	err := l.db.View(ctx, func(tx *catalog.Tx) error {
+		var err error
+		n, oldest, err = tx.RecentFailures(ctx, keys, now.Add(-l.window()))
+		return err
+	})
+	if err != nil || n < l.burst {
+		return err == nil, 0, err
 	}
-	return true, 0
+	return false, max(oldest.Add(l.window()).Sub(now), time.Second), nil
 }
 
-// reset forgets every failure.
+// reset forgets every failure (tests).
 func (l *signInLimit) reset() {
-	l.mu.Lock()
-	l.failures = map[string]*bucket{}
-	l.mu.Unlock()
+	l.db.Update(context.Background(), func(tx *catalog.Tx) error { return tx.ClearFailures(context.Background()) })
 }
 
-// fail spends one attempt under every key.
-func (l *signInLimit) fail(now time.Time, keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.failures) > 100000 { // bounded memory under a spray of names
-		l.failures = map[string]*bucket{}
-	}
-	for _, k := range keys {
-		b := l.failures[k]
-		if b == nil {
-			b = &bucket{tokens: float64(l.burst), last: now}
-			l.failures[k] = b
-		}
-		b.tokens--
-	}
+// fail records one failed attempt under every key.
+func (l *signInLimit) fail(ctx context.Context, now time.Time, keys ...string) {
+	l.db.Update(context.WithoutCancel(ctx), func(tx *catalog.Tx) error {
+		return tx.AddFailure(ctx, keys, now, now.Add(-l.window()))
+	})
 }
 
 func sourceAddr(r *http.Request) string {

@@ -150,7 +150,9 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request, _ *lifebo
 			return tx.Audit(ctx, actor, "token.exchange", target, outcome, detail)
 		})
 	}
-	if ok, wait := s.signIns.allow(s.now(), key); !ok {
+	if ok, wait, err := s.signIns.allow(r.Context(), s.now(), key); err != nil {
+		return err
+	} else if !ok {
 		audit("external", "", "denied", map[string]string{"reason": "rate limited"})
 		return lifeboat.Errorf(lifeboat.ERateLimited, "token exchange: too many refused tokens from this address; try again in %v", wait.Round(time.Second))
 	}
@@ -160,7 +162,7 @@ func (s *Server) exchangeToken(w http.ResponseWriter, r *http.Request, _ *lifebo
 	m, err := s.matchTrust(ctx, req.Token)
 	if err != nil {
 		if lifeboat.ErrorCode(err) == lifeboat.EAuth {
-			s.signIns.fail(s.now(), key)
+			s.signIns.fail(r.Context(), s.now(), key)
 		}
 		audit("external", "", "denied", map[string]string{"reason": err.Error()})
 		return err

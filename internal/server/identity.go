@@ -108,7 +108,9 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, _ *lifeboat.Prin
 			return tx.Audit(ctx, req.Name, "session.create", req.Name, outcome, map[string]string{"source": src, "reason": why})
 		})
 	}
-	if ok, wait := s.signIns.allow(s.now(), keys...); !ok {
+	if ok, wait, err := s.signIns.allow(r.Context(), s.now(), keys...); err != nil {
+		return err
+	} else if !ok {
 		audit("denied", "rate limited")
 		return lifeboat.Errorf(lifeboat.ERateLimited, "sign-in: too many failed attempts for this name or address; try again in %v", wait.Round(time.Second))
 	}
@@ -123,12 +125,12 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, _ *lifeboat.Prin
 	}
 	if err != nil || kind != lifeboat.KindUser || hash == "" {
 		checkPassword(req.Password, dummyHash()) // the same time as a wrong password
-		s.signIns.fail(s.now(), keys...)
+		s.signIns.fail(r.Context(), s.now(), keys...)
 		audit("denied", "unknown user or no password")
 		return lifeboat.Errorf(lifeboat.EAuth, "sign-in: wrong name or password")
 	}
 	if !checkPassword(req.Password, hash) {
-		s.signIns.fail(s.now(), keys...)
+		s.signIns.fail(r.Context(), s.now(), keys...)
 		audit("denied", "wrong password")
 		return lifeboat.Errorf(lifeboat.EAuth, "sign-in: wrong name or password")
 	}
@@ -301,7 +303,9 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, p *lifeboat
 	// stolen session must not be able to guess the password through here.
 	limitKeys := []string{"name:" + name, "addr:" + sourceAddr(r)}
 	if name == p.Name {
-		if ok, wait := s.signIns.allow(s.now(), limitKeys...); !ok {
+		if ok, wait, err := s.signIns.allow(r.Context(), s.now(), limitKeys...); err != nil {
+			return err
+		} else if !ok {
 			return lifeboat.Errorf(lifeboat.ERateLimited, "password of %s: too many wrong passwords for this name or address; try again in %v", name, wait.Round(time.Second))
 		}
 		var old string
@@ -316,7 +320,7 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request, p *lifeboat
 		}
 	}
 	if wrongCurrent {
-		s.signIns.fail(s.now(), limitKeys...)
+		s.signIns.fail(r.Context(), s.now(), limitKeys...)
 		err := s.db.Update(r.Context(), func(tx *catalog.Tx) error {
 			return tx.Audit(r.Context(), p.Name, "principal.password", name, "denied", map[string]string{"reason": "wrong current password"})
 		})

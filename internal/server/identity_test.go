@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -247,4 +248,26 @@ func auditText(t *testing.T, ts *testServer) string {
 		t.Fatalf("audit: %d %.200s", code, body)
 	}
 	return b.String()
+}
+
+// TestSignInLimitShared: two servers on one catalog share the count of
+// failed sign-ins: an attacker spreading guesses over them gets no more.
+func TestSignInLimitShared(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	one := newTestServer(t, testOpts{dataDir: dir})
+	two := newTestServer(t, testOpts{dataDir: dir})
+	one.must(t, "PUT", "/api/v1/principals/ann", PrincipalSpec{Kind: "user"}, nil)
+	const pw = "ann's long password 42"
+	one.must(t, "PUT", "/api/v1/principals/ann/password", PasswordRequest{Password: pw}, nil)
+	for i := range 5 {
+		srv := []*testServer{one, two}[i%2]
+		if err := api.New(srv.url, "").Do(t.Context(), "POST", "/api/v1/sessions", SignInRequest{Name: "ann", Password: "guess " + fmt.Sprint(i)}, nil); codeOf(err) != lifeboat.EAuth {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	for _, srv := range []*testServer{one, two} {
+		if err := api.New(srv.url, "").Do(t.Context(), "POST", "/api/v1/sessions", SignInRequest{Name: "ann", Password: pw}, nil); codeOf(err) != lifeboat.ERateLimited {
+			t.Errorf("the sixth attempt, on %s: %v", srv.url, err)
+		}
+	}
 }

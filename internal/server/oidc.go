@@ -114,7 +114,9 @@ func (s *Server) startOIDC(w http.ResponseWriter, r *http.Request, _ *lifeboat.P
 		return lifeboat.Errorf(lifeboat.EInvalid, "sign-in: redirectUri %q is not allowed: want http://127.0.0.1:PORT%s or one given to serve --oidc-redirect-url", clipText(req.RedirectURI, 200), loopbackCallback)
 	}
 	src := sourceAddr(r)
-	if ok, wait := s.signIns.allow(s.now(), "addr:"+src); !ok {
+	if ok, wait, err := s.signIns.allow(r.Context(), s.now(), "addr:"+src); err != nil {
+		return err
+	} else if !ok {
 		return lifeboat.Errorf(lifeboat.ERateLimited, "sign-in: too many failed attempts from this address; try again in %v", wait.Round(time.Second))
 	}
 	l := oidcLogin{Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), RedirectURI: req.RedirectURI}
@@ -148,13 +150,15 @@ func (s *Server) finishOIDC(w http.ResponseWriter, r *http.Request, _ *lifeboat.
 	}
 	src := sourceAddr(r)
 	key := "addr:" + src
-	if ok, wait := s.signIns.allow(s.now(), key); !ok {
+	if ok, wait, err := s.signIns.allow(r.Context(), s.now(), key); err != nil {
+		return err
+	} else if !ok {
 		s.auditSignIn(ctx, "external", "", "denied", map[string]string{"source": src, "reason": "rate limited", "via": "oidc"})
 		return lifeboat.Errorf(lifeboat.ERateLimited, "sign-in: too many failed attempts from this address; try again in %v", wait.Round(time.Second))
 	}
 	fail := func(err error) error {
 		if code := lifeboat.ErrorCode(err); code == lifeboat.EAuth || code == lifeboat.ENotFound {
-			s.signIns.fail(s.now(), key)
+			s.signIns.fail(r.Context(), s.now(), key)
 		}
 		s.auditSignIn(ctx, "external", "", "denied", map[string]string{"source": src, "reason": err.Error(), "via": "oidc"})
 		return err

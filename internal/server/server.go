@@ -197,7 +197,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	db.Now = cfg.Now
 	registerDrivers()
-	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now, signIns: newSignInLimit(), fed: federation.New(federation.Options{Now: cfg.Now}), auditCopied: map[string]int64{}}
+	s := &Server{cfg: cfg, db: db, mk: mk, log: cfg.Log, now: cfg.Now, signIns: newSignInLimit(db), fed: federation.New(federation.Options{Now: cfg.Now}), auditCopied: map[string]int64{}}
 	s.vaults = &vaultSet{s: s, open: map[string]*vault.Vault{}}
 	if err := s.bootstrap(ctx); err != nil {
 		db.Close()

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) *catalog.DB) {
 		{"Access", testAccess},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"VaultApproversAndOIDCLogins", testApproversAndOIDC},
+		{"SignInFailures", testSignInFailures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -715,5 +716,46 @@ func testApproversAndOIDC(t *testing.T, db *catalog.DB, clk *Clock) {
 	wg.Wait()
 	if wins.Load() != 1 {
 		t.Errorf("%d concurrent takes of one state won, want 1", wins.Load())
+	}
+}
+
+func testSignInFailures(t *testing.T, db *catalog.DB, clk *Clock) {
+	ctx := context.Background()
+	start := clk.Now()
+	for i := range 3 {
+		at := start.Add(time.Duration(i) * time.Second)
+		must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+			return tx.AddFailure(ctx, []string{"name:ann", "addr:192.0.2.1"}, at, at.Add(-time.Minute))
+		}))
+	}
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.AddFailure(ctx, []string{"addr:192.0.2.1"}, start.Add(5*time.Second), start.Add(-time.Minute))
+	}))
+	count := func(since time.Time, keys ...string) (int, time.Time) {
+		var n int
+		var oldest time.Time
+		must(t, db.View(ctx, func(tx *catalog.Tx) error {
+			var err error
+			n, oldest, err = tx.RecentFailures(ctx, keys, since)
+			return err
+		}))
+		return n, oldest
+	}
+	if n, oldest := count(start.Add(-time.Second), "name:ann", "addr:192.0.2.1"); n != 4 || !oldest.Equal(start) {
+		t.Errorf("failures of the busiest key: %d since %v", n, oldest)
+	}
+	if n, oldest := count(start, "name:ann"); n != 2 || !oldest.Equal(start.Add(time.Second)) {
+		t.Errorf("failures after the first: %d since %v", n, oldest)
+	}
+	if n, _ := count(start, "name:bob"); n != 0 {
+		t.Errorf("failures of nobody: %d", n)
+	}
+	// A later failure forgets those older than its window.
+	late := start.Add(time.Hour)
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.AddFailure(ctx, []string{"name:bob"}, late, late.Add(-time.Minute))
+	}))
+	if n, _ := count(start.Add(-24*time.Hour), "name:ann", "addr:192.0.2.1"); n != 0 {
+		t.Errorf("old failures kept: %d", n)
 	}
 }
