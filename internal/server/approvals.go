@@ -175,15 +175,35 @@ func approverGroups(ctx context.Context, tx *catalog.Tx) (map[string][]string, e
 	return out, err
 }
 
-// isApprovers reports whether group approves something, and what.
-func (s *Server) isApprovers(ctx context.Context, group string) (string, error) {
-	var what []string
-	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+// isApprovers reports whether group approves something, itself or as a
+// member (nested) of an approvers group: changing its members changes who
+// approves. It returns what it approves for, and the approvers group that
+// must approve such a change (group itself, or the one it is nested in).
+func (s *Server) isApprovers(ctx context.Context, group string) (what, approver string, err error) {
+	var ws []string
+	err = s.db.View(ctx, func(tx *catalog.Tx) error {
 		gs, err := approverGroups(ctx, tx)
-		what = gs[group]
-		return err
+		if err != nil {
+			return err
+		}
+		up, err := tx.GroupsOf(ctx, group)
+		if err != nil {
+			return err
+		}
+		for _, g := range append([]string{group}, up...) {
+			if len(gs[g]) > 0 && approver == "" {
+				approver = g
+			}
+			for _, w := range gs[g] {
+				if g != group {
+					w += " (through group " + g + ")"
+				}
+				ws = append(ws, w)
+			}
+		}
+		return nil
 	})
-	return strings.Join(what, ", "), err
+	return strings.Join(ws, ", "), approver, err
 }
 
 // needApproval is called by a handler, before it changes anything, for a

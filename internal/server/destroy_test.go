@@ -43,6 +43,8 @@ func TestDestructiveOperations(t *testing.T) {
 	ts.must(t, "PUT", "/api/v1/vaults/default/approvers", ApproversRequest{Group: "shop-approvers"}, nil)
 	ts.must(t, "PUT", "/api/v1/groups/approvers/members/alice", nil, nil)
 	ts.must(t, "PUT", "/api/v1/groups/shop-approvers/members/bob", nil, nil)
+	ts.must(t, "PUT", "/api/v1/principals/night-shift", PrincipalSpec{Kind: "group"}, nil)
+	ts.must(t, "PUT", "/api/v1/groups/shop-approvers/members/night-shift", nil, nil)
 	var v lifeboat.Vault
 	ts.must(t, "GET", "/api/v1/vaults/default", nil, &v)
 	if v.Approvers != "shop-approvers" {
@@ -179,8 +181,13 @@ func TestDestructiveOperations(t *testing.T) {
 	}
 	var ms struct{ Items []struct{ Name string } }
 	ts.must(t, "GET", "/api/v1/groups/shop-approvers/members", nil, &ms)
-	if len(ms.Items) != 1 {
+	if len(ms.Items) != 2 {
 		t.Errorf("shop-approvers changed without approval: %+v", ms.Items)
+	}
+	// A group inside it too: its members would approve in 24 hours.
+	err = ts.do(t, "PUT", "/api/v1/groups/night-shift/members/mallory2", nil, nil)
+	if codeOf(err) != lifeboat.EApproval || !strings.Contains(err.Error(), "member of group shop-approvers") {
+		t.Errorf("adding to a group nested in the vault's approvers: %v", err)
 	}
 	if err := ts.do(t, "DELETE", "/api/v1/principals/shop-approvers", nil, nil); codeOf(err) != lifeboat.EApproval {
 		t.Errorf("removing the vault's approvers group: %v", err)

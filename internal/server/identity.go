@@ -245,13 +245,13 @@ func (s *Server) deletePrincipal(w http.ResponseWriter, r *http.Request, p *life
 	if err := s.db.View(r.Context(), func(tx *catalog.Tx) error { who, _ = tx.GetPrincipal(r.Context(), name); return nil }); err != nil {
 		return err
 	}
-	approves, err := s.isApprovers(r.Context(), name)
+	approves, approver, err := s.isApprovers(r.Context(), name)
 	if err != nil {
 		return err
 	}
 	switch {
 	case who != nil && approves != "":
-		if err := s.needApproval(r, p, name, "principal.delete-protected", name, "removes group "+name+", the approvers group of "+approves); err != nil {
+		if err := s.needApproval(r, p, approver, "principal.delete-protected", name, "removes group "+name+", the approvers group of "+approves); err != nil {
 			return err
 		}
 	case who != nil && isOwner(who):
@@ -368,10 +368,10 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, _ *lifeboat
 
 func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	group, member := r.PathValue("group"), r.PathValue("member")
-	if approves, err := s.isApprovers(r.Context(), group); err != nil {
+	if approves, approver, err := s.isApprovers(r.Context(), group); err != nil {
 		return err
 	} else if approves != "" {
-		if err := s.needApproval(r, p, group, "approvers.change", group, "puts "+member+" in group "+group+", the approvers group of "+approves); err != nil {
+		if err := s.needApproval(r, p, approver, "approvers.change", group, "puts "+member+" in group "+group+", the approvers group of "+approves); err != nil {
 			return err
 		}
 	} else if owns, err := s.ownerGrants(r.Context(), group); err != nil {
@@ -418,10 +418,10 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p *lifeboat.P
 
 func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p *lifeboat.Principal) error {
 	group, member := r.PathValue("group"), r.PathValue("member")
-	if approves, err := s.isApprovers(r.Context(), group); err != nil {
+	if approves, approver, err := s.isApprovers(r.Context(), group); err != nil {
 		return err
 	} else if approves != "" {
-		if err := s.needApproval(r, p, group, "approvers.change", group, "takes "+member+" out of group "+group+", the approvers group of "+approves); err != nil {
+		if err := s.needApproval(r, p, approver, "approvers.change", group, "takes "+member+" out of group "+group+", the approvers group of "+approves); err != nil {
 			return err
 		}
 	}
@@ -498,10 +498,10 @@ func (s *Server) postAssignment(w http.ResponseWriter, r *http.Request, p *lifeb
 		return fmt.Errorf("assignment: %w", err)
 	}
 	a := lifeboat.Assignment{Principal: req.Principal, Role: req.Role, Scope: req.Scope, CreatedBy: p.Name}
-	if approves, err := s.isApprovers(r.Context(), req.Principal); err != nil {
+	if approves, approver, err := s.isApprovers(r.Context(), req.Principal); err != nil {
 		return err
 	} else if approves != "" {
-		if err := s.needApproval(r, p, req.Principal, "approvers.change", req.Principal, fmt.Sprintf("gives group %s, the approvers group of %s, %s on %s", req.Principal, approves, req.Role, req.Scope)); err != nil {
+		if err := s.needApproval(r, p, approver, "approvers.change", req.Principal, fmt.Sprintf("gives group %s, the approvers group of %s, %s on %s", req.Principal, approves, req.Role, req.Scope)); err != nil {
 			return err
 		}
 	} else if req.Role == access.Owner {
@@ -551,13 +551,13 @@ func (s *Server) deleteAssignment(w http.ResponseWriter, r *http.Request, p *lif
 		return err
 	}
 	if cur != nil {
-		approves, err := s.isApprovers(r.Context(), cur.Principal)
+		approves, approver, err := s.isApprovers(r.Context(), cur.Principal)
 		if err != nil {
 			return err
 		}
 		switch {
 		case approves != "":
-			if err := s.needApproval(r, p, cur.Principal, "assignment.delete-protected", cur.Principal, fmt.Sprintf("removes %s's %s role on %s (the approvers group of %s)", cur.Principal, cur.Role, cur.Scope, approves)); err != nil {
+			if err := s.needApproval(r, p, approver, "assignment.delete-protected", cur.Principal, fmt.Sprintf("removes %s's %s role on %s (the approvers group of %s)", cur.Principal, cur.Role, cur.Scope, approves)); err != nil {
 				return err
 			}
 		case cur.Role == access.Owner && cur.Scope == access.ScopeAll:
