@@ -16,6 +16,7 @@ import (
 func (s *Server) scheduler(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Tick)
 	defer t.Stop()
+	var lastHoldCheck time.Time
 	for {
 		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("scheduler tick", "err", err)
@@ -26,8 +27,14 @@ func (s *Server) scheduler(ctx context.Context) {
 		if err := s.retainLocked(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("compliance lock retention", "err", err)
 		}
-		if err := s.holdHeldApps(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("legal hold markers", "err", err)
+		// Hold markers are written with each hold and each backup; this
+		// repairs what a failure missed. It reads every marker of the held
+		// apps' vaults, so not at every tick.
+		if time.Since(lastHoldCheck) >= holdCheckEvery {
+			lastHoldCheck = time.Now()
+			if err := s.holdHeldApps(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("legal hold markers", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -36,6 +43,10 @@ func (s *Server) scheduler(ctx context.Context) {
 		}
 	}
 }
+
+// holdCheckEvery is how often the scheduler checks that every point of a
+// held app carries its hold marker.
+const holdCheckEvery = time.Hour
 
 // TickResult says what a scheduler tick did (tests and benchmarks).
 type TickResult struct {
