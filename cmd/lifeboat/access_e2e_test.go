@@ -13,17 +13,8 @@ import (
 // app's own token backs it up until revoked, and no password or token is
 // ever printed where it should not be.
 func TestAccessCLI(t *testing.T) {
-	tmp := t.TempDir()
-	home := filepath.Join(tmp, "home")
-	os.MkdirAll(home, 0o700)
-	src := filepath.Join(tmp, "srv", "site")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "index.html"), []byte("<h1>site</h1>"), 0o644)
-	st := startStory(t, home, filepath.Join(tmp, "data"))
+	st, tmp := siteStory(t, "  - name: site\n    environment: production\n    owners: [site-team]\n    components:\n      - {name: www, kind: files, path: SRC}\n  - name: blog\n    environment: staging\n    components:\n      - {name: www, kind: files, path: SRC}\n")
 	defer st.srv.stop(t)
-	doc := "hosts:\n  - name: local\n    roots: [" + filepath.Join(tmp, "srv") + "]\napps:\n  - name: site\n    environment: production\n    owners: [site-team]\n    components:\n      - {name: www, kind: files, path: " + src + "}\n  - name: blog\n    environment: staging\n    components:\n      - {name: www, kind: files, path: " + src + "}\n"
-	os.WriteFile(filepath.Join(tmp, "lifeboat.yaml"), []byte(doc), 0o600)
-	st.cli(0, "apply", "-f", filepath.Join(tmp, "lifeboat.yaml"))
 
 	st.cli(0, "user", "add", "ann")
 	st.cli(0, "group", "add", "site-team")
@@ -134,4 +125,22 @@ func TestAccessCLI(t *testing.T) {
 	if strings.Contains(st.srv.output(), pw) || strings.Contains(st.srv.output(), appToken) {
 		t.Error("a secret in the server's log")
 	}
+}
+
+// siteStory starts a server (startStory) with a host whose root holds a
+// one-page site at SRC, and applies apps (YAML list items, SRC replaced by
+// the site's directory). It returns the story and its temporary directory.
+func siteStory(t *testing.T, apps string) (*story, string) {
+	t.Helper()
+	tmp := t.TempDir()
+	home := filepath.Join(tmp, "home")
+	os.MkdirAll(home, 0o700)
+	src := filepath.Join(tmp, "srv", "site")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "index.html"), []byte("<h1>site</h1>"), 0o644)
+	st := startStory(t, home, filepath.Join(tmp, "data"))
+	doc := "hosts:\n  - name: local\n    roots: [" + filepath.Join(tmp, "srv") + "]\napps:\n" + strings.ReplaceAll(apps, "SRC", src)
+	os.WriteFile(filepath.Join(tmp, "lifeboat.yaml"), []byte(doc), 0o600)
+	st.cli(0, "apply", "-f", filepath.Join(tmp, "lifeboat.yaml"))
+	return st, tmp
 }

@@ -16,17 +16,8 @@ import (
 // the audit trail says approval was skipped; the approval itself is
 // tested in the server's TestDestructiveOperations).
 func TestDestroyCLI(t *testing.T) {
-	tmp := t.TempDir()
-	home := filepath.Join(tmp, "home")
-	os.MkdirAll(home, 0o700)
-	src := filepath.Join(tmp, "srv", "site")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "index.html"), []byte("<h1>site</h1>"), 0o644)
-	st := startStory(t, home, filepath.Join(tmp, "data"))
+	st, tmp := siteStory(t, "  - name: site\n    environment: staging\n    components:\n      - {name: www, kind: files, path: SRC}\n")
 	defer st.srv.stop(t)
-	doc := "hosts:\n  - name: local\n    roots: [" + filepath.Join(tmp, "srv") + "]\napps:\n  - name: site\n    environment: staging\n    components:\n      - {name: www, kind: files, path: " + src + "}\n"
-	os.WriteFile(filepath.Join(tmp, "lifeboat.yaml"), []byte(doc), 0o600)
-	st.cli(0, "apply", "-f", filepath.Join(tmp, "lifeboat.yaml"))
 	for range 2 {
 		st.cli(0, "backup", "--app", "site", "--wait")
 	}

@@ -342,16 +342,11 @@ func (s *Server) destroyKeySlot(w http.ResponseWriter, r *http.Request, p *lifeb
 	if err != nil {
 		return err
 	}
-	server := v.OpenedSlot()
-	var approvers string
-	err = s.db.View(ctx, func(tx *catalog.Tx) error {
-		if id, err := tx.Setting(ctx, serverSlotKey(name)); err == nil && id != "" {
-			server = id
-		}
-		var err error
-		approvers, err = vaultApprovers(ctx, tx, name)
+	server, err := s.serverSlot(ctx, v, name)
+	if err != nil {
 		return err
-	})
+	}
+	approvers, err := s.approversOf(ctx, name)
 	if err != nil {
 		return err
 	}

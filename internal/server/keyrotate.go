@@ -42,6 +42,19 @@ var keyMu sync.Mutex
 // the server's own passphrase opens, per vault.
 func serverSlotKey(vault string) string { return "vault-slot/" + vault }
 
+// serverSlot returns the id of the key slot the server's own passphrase
+// opens: as last recorded, else the one v was opened with.
+func (s *Server) serverSlot(ctx context.Context, v *vault.Vault, name string) (string, error) {
+	id := v.OpenedSlot()
+	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+		if rec, err := tx.Setting(ctx, serverSlotKey(name)); err == nil && rec != "" {
+			id = rec
+		}
+		return nil
+	})
+	return id, err
+}
+
 // rotateKeys: POST /api/v1/vaults/{vault}/keys/rotate. A new server
 // passphrase (key-encryption key) wraps the vault's keys in a new slot,
 // verified before anything else; the new passphrase is recorded (sealed
@@ -62,13 +75,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p *lifeboat.
 	if err != nil {
 		return err
 	}
-	old := v.OpenedSlot()
-	err = s.db.View(ctx, func(tx *catalog.Tx) error {
-		if id, err := tx.Setting(ctx, serverSlotKey(name)); err == nil && id != "" {
-			old = id // the server's slot, as last recorded
-		}
-		return nil
-	})
+	old, err := s.serverSlot(ctx, v, name)
 	if err != nil {
 		return err
 	}
