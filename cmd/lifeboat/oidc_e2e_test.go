@@ -91,13 +91,23 @@ func TestOIDCBrowserLoginCLI(t *testing.T) {
 	st.cli(0, "trust", "add", "ann-web", "--issuer", idp.URL, "--audience", "lifeboat-cli", "--subject", "ann@example.com", "--principal", "ann")
 
 	browser := filepath.Join(tmp, "browser.sh")
-	os.WriteFile(browser, []byte("#!/bin/sh\nexec "+curl+" -fsSL -o /dev/null \"$1\"\n"), 0o755)
+	page := filepath.Join(tmp, "page.html")
+	os.WriteFile(browser, []byte("#!/bin/sh\n"+curl+" -fsSL -o "+page+".part \"$1\" 2>"+page+".err && mv "+page+".part "+page+"\n"), 0o755)
 	annHome := filepath.Join(tmp, "ann")
 	os.MkdirAll(annHome, 0o700)
 	env := []string{"HOME=" + annHome, "PATH=" + os.Getenv("PATH"), "BROWSER=" + browser}
 	r := lifeboat(t, env, "login", "--server", "http://"+st.addr, "--oidc")
 	if r.code != 0 || !strings.Contains(r.stdout, "as ann") || !strings.Contains(r.stderr, idp.URL+"/authorize?") {
 		t.Fatalf("login --oidc: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The browser was shown that it worked.
+	var shown []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && shown == nil; time.Sleep(20 * time.Millisecond) {
+		shown, _ = os.ReadFile(page)
+	}
+	if !strings.Contains(string(shown), "Signed in to Lifeboat") {
+		errs, _ := os.ReadFile(page + ".err")
+		t.Errorf("the browser's page: %q (%s)", shown, errs)
 	}
 	if a, n := idp.Counts(); a != 1 || n != 1 {
 		t.Errorf("the issuer saw %d authorization requests and %d code exchanges, want 1 and 1", a, n)

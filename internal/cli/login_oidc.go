@@ -71,7 +71,12 @@ func browserSignIn(ctx context.Context, env Env, srv string, port int, openBrows
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
-	defer hs.Close()
+	defer func() {
+		// Let the browser get its page before the listener goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
 
 	fmt.Fprintf(env.Stderr, "Sign in through your browser at:\n\n  %s\n\nWaiting for the identity provider (until %s)...\n", st.AuthURL, st.ExpiresAt.Local().Format(time.Kitchen))
 	if openBrowser {
