@@ -89,6 +89,14 @@ func TestDestroyCLI(t *testing.T) {
 		t.Errorf("vault approvers: %s", r.stdout)
 	}
 
+	// ---- the vault's lock binds the offline CLI too ----
+	st.cli(0, "lock", "set", "--vault", "default", "--min-retention", "30d")
+	offline := []string{"vault", "forget", "--vault", filepath.Join(tmp, "data", "vaults", "default"), "--passphrase-file", filepath.Join(tmp, "data", "vault-keys", "default.passphrase"), ids[1]}
+	if r := lifeboat(t, st.env, offline...); r.code != 9 || !strings.Contains(r.stderr, "governance lock") {
+		t.Errorf("offline forget of a locked point: exit %d %s", r.code, r.stderr)
+	}
+	st.cli(0, "lock", "remove", "--vault", "default")
+
 	// ---- a retired app, then the vault ----
 	if r := st.cli(2, "app", "purge", "site", "--reason", "closed"); !strings.Contains(r.stderr, "not retired") {
 		t.Errorf("purge of a live app: %s", r.stderr)
@@ -109,8 +117,8 @@ func TestDestroyCLI(t *testing.T) {
 	if r := st.cli(4, "vault", "sync", "default"); !strings.Contains(r.stderr, "was deleted") {
 		t.Errorf("sync of a deleted vault: %s", r.stderr)
 	}
-	if r := st.cli(0, "audit", "list", "--action", "approval.skip"); strings.Count(r.stdout, "approval.skip") != 5 {
-		t.Errorf("audit trail: want 5 skipped approvals (nobody of standing):\n%s", r.stdout)
+	if r := st.cli(0, "audit", "list", "--action", "approval.skip"); strings.Count(r.stdout, "approval.skip") != 6 {
+		t.Errorf("audit trail: want 6 skipped approvals (nobody of standing):\n%s", r.stdout)
 	}
 	r := st.cli(0, "audit", "list")
 	for _, want := range []string{"point.soft-delete", "key.destroy", "vault.approvers", "vault.delete"} {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 // Vault lock modes.
@@ -150,6 +152,13 @@ func (s *Server) putVaultLock(w http.ResponseWriter, r *http.Request, p *lifeboa
 	if err != nil {
 		return err
 	}
+	// The vault records its lock first (it owns it, and it binds the
+	// offline CLI and survives the catalog); then the catalog.
+	lockChangeMu.Lock()
+	defer lockChangeMu.Unlock()
+	if err := s.recordLock(ctx, name, l); err != nil {
+		return err
+	}
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
 		if err := tx.PutVaultLock(ctx, name, doc); err != nil {
 			return err
@@ -199,6 +208,11 @@ func (s *Server) deleteVaultLock(w http.ResponseWriter, r *http.Request, p *life
 	if err := s.needApproval(r, p, approvers, "vault.unlock", "vault:"+name, "removes the "+old.Mode+" lock of vault "+name); err != nil {
 		return err
 	}
+	lockChangeMu.Lock()
+	defer lockChangeMu.Unlock()
+	if err := s.recordLock(ctx, name, &VaultLock{SetBy: p.Name}); err != nil {
+		return err
+	}
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
 		if err := tx.DeleteVaultLock(ctx, name); err != nil {
 			return notFound(err, "vault lock", name)
@@ -210,4 +224,78 @@ func (s *Server) deleteVaultLock(w http.ResponseWriter, r *http.Request, p *life
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// lockChangeMu serialises changes of vault locks in this process: the
+// vault's record and the catalog's copy are written one after the other.
+var lockChangeMu sync.Mutex
+
+// recordLock writes a change of a vault's lock into the vault (l.Mode
+// empty: removed).
+func (s *Server) recordLock(ctx context.Context, name string, l *VaultLock) error {
+	v, err := s.vaults.get(ctx, name)
+	if err != nil {
+		return err
+	}
+	rec := vault.LockRecord{Removed: l.Mode == "", Mode: l.Mode, MinRetention: l.MinRetention.D(), EffectiveAt: l.EffectiveAt, By: l.SetBy}
+	if rec.Removed {
+		rec.Mode, rec.MinRetention, rec.EffectiveAt = "", 0, time.Time{}
+	}
+	return v.RecordLock(ctx, rec)
+}
+
+// matchLockRecords makes the catalog's vault locks and the vaults' own
+// records agree, at start: a vault whose record the catalog lacks (a
+// catalog rebuilt after a loss) gets its lock back in the catalog; a lock
+// the vault has no record of (set before vaults kept them) is recorded.
+// A vault that cannot be opened is logged and skipped.
+func (s *Server) matchLockRecords(ctx context.Context) {
+	lockChangeMu.Lock()
+	defer lockChangeMu.Unlock()
+	var names []string
+	locks := map[string]*VaultLock{}
+	s.db.View(ctx, func(tx *catalog.Tx) error {
+		vs, err := tx.Vaults(ctx)
+		for _, v := range vs {
+			if v.RetiredAt == nil {
+				names = append(names, v.Name)
+				if l, err := s.vaultLock(ctx, tx, v.Name); err == nil && l != nil {
+					locks[v.Name] = l
+				}
+			}
+		}
+		return err
+	})
+	for _, name := range names {
+		v, err := s.vaults.get(ctx, name)
+		if err != nil {
+			s.log.Warn("vault lock record: vault does not open", "vault", name, "err", err)
+			continue
+		}
+		rec, err := v.Lock(ctx)
+		if err != nil {
+			s.log.Warn("vault lock record unreadable", "vault", name, "err", err)
+			continue
+		}
+		cur := locks[name]
+		switch {
+		case cur == nil && rec != nil:
+			l := &VaultLock{Vault: name, Mode: rec.Mode, MinRetention: lifeboat.Duration(rec.MinRetention), EffectiveAt: rec.EffectiveAt, SetBy: rec.By, SetAt: rec.Time}
+			if !l.EffectiveAt.IsZero() && l.EffectiveAt.After(rec.Time) {
+				l.CoolingOff = lifeboat.Duration(l.EffectiveAt.Sub(rec.Time))
+			}
+			doc, _ := json.Marshal(l)
+			err = s.db.Update(ctx, func(tx *catalog.Tx) error {
+				if err := tx.PutVaultLock(ctx, name, doc); err != nil {
+					return err
+				}
+				return tx.Audit(ctx, "system:startup", "vault.lock", "vault:"+name, "ok", map[string]any{"restored": "from the vault's own record", "lock": l})
+			})
+		case cur != nil && rec == nil:
+			err = s.recordLock(ctx, name, cur)
+		}
+		if err != nil {
+			s.log.Warn("vault lock record", "vault", name, "err", err)
+		}
+	}
 }

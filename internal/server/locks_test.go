@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/api"
+	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 // TestVaultLock: a governance lock keeps every point younger than its
@@ -52,6 +54,26 @@ func TestVaultLock(t *testing.T) {
 	if len(pts.Items) != 5 {
 		t.Errorf("a locked vault lost points to a last-3 policy: %d left", len(pts.Items))
 	}
+	// The vault records its lock: it binds every writer (the offline CLI
+	// too), and a catalog that lost it gets it back at start.
+	v, err := ts.vaults.get(t.Context(), shop.Vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := v.Lock(t.Context()); err != nil || rec == nil || rec.Mode != LockGovernance || rec.MinRetention != 30*24*time.Hour {
+		t.Fatalf("the vault's own lock record: %+v %v", rec, err)
+	}
+	if err := v.Mark(t.Context(), pts.Items[4].ID, vault.MarkDelete, "offline", "someone"); codeOf(err) != lifeboat.EForbidden || !strings.Contains(err.Error(), "governance lock") {
+		t.Errorf("deleting a locked point in the vault itself: %v", err)
+	}
+	ts.db.Update(t.Context(), func(tx *catalog.Tx) error { return tx.DeleteVaultLock(t.Context(), shop.Vault) })
+	ts.matchLockRecords(t.Context())
+	var got VaultLock
+	ts.must(t, "GET", lockPath, nil, &got)
+	if got.Mode != LockGovernance || got.MinRetention.D() != 30*24*time.Hour {
+		t.Errorf("the lock the catalog got back from the vault: %+v", got)
+	}
+
 	// Stronger: at once. Weaker or removed: waits.
 	ts.must(t, "PUT", lockPath, LockRequest{Mode: LockGovernance, MinRetention: lifeboat.Duration(60 * 24 * time.Hour)}, nil)
 	if err := ts.do(t, "PUT", lockPath, LockRequest{Mode: LockGovernance, MinRetention: lifeboat.Duration(time.Hour)}, nil); codeOf(err) != lifeboat.EApproval || !strings.Contains(err.Error(), "vault.lock-weaken") {

@@ -349,6 +349,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // (the catalog is a cache; another server or the offline CLI may have
 // written to a vault). A vault that does not open is logged and skipped.
 func (s *Server) syncAll(ctx context.Context) {
+	s.matchLockRecords(ctx)
 	var names []string
 	s.db.View(ctx, func(tx *catalog.Tx) error {
 		vs, err := tx.Vaults(ctx)

@@ -41,8 +41,9 @@ type PointState struct {
 
 // Mark writes a marker for a point: a new object, never overwriting one.
 // The time is the vault's clock (Options.Now: the server's, never a client's).
-// A held point cannot be marked deleted (EInvalid); a point without a
-// manifest cannot be marked (ENotFound).
+// A held point cannot be marked deleted (EInvalid), nor one inside the
+// vault's lock (EForbidden: see RecordLock); a point without a manifest
+// cannot be marked (ENotFound).
 func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason, by string) error {
 	if !manifest.ValidID(pointID) {
 		return lifeboat.Errorf(lifeboat.EInvalid, "bad point id %q: want 32 hex digits", pointID)
@@ -65,6 +66,21 @@ func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason,
 		}
 		if st.Held {
 			return lifeboat.Errorf(lifeboat.EInvalid, "point %s is held: release the hold before deleting it", pointID[:8])
+		}
+		// The vault's lock binds every writer, the offline CLI included.
+		lock, err := v.Lock(ctx)
+		if err != nil {
+			return err
+		}
+		if lock != nil {
+			p, err := v.LoadPoint(ctx, pointID)
+			if err != nil {
+				return err
+			}
+			if until := p.Time.Add(lock.MinRetention); v.opts.Now().Before(until) {
+				return lifeboat.Errorf(lifeboat.EForbidden, "point %s is inside the %s lock of the vault at %s (minimum retention %v) until %s: it cannot be deleted before",
+					pointID[:8], lock.Mode, v.be.Location(), lock.MinRetention, until.UTC().Format(time.RFC3339))
+			}
 		}
 	}
 	now := v.opts.Now()

@@ -41,6 +41,7 @@ type ReencryptResult struct {
 	Manifests      int       `json:"manifests"`      // manifests rewritten as resealed copies
 	Markers        int       `json:"markers"`        // point markers rewritten
 	AuditSegments  int       `json:"audit_segments"` // audit segments rewritten
+	LockRecords    int       `json:"lock_records"`   // records of the vault's lock rewritten
 	Withdrawn      int       `json:"withdrawn"`      // manifest copies withdrawn: their point was purged meanwhile
 	Problems       []Problem `json:"problems"`       // objects that could not be rewritten (damage: run check)
 }
@@ -96,6 +97,9 @@ func (v *Vault) Reencrypt(ctx context.Context, opts ReencryptOptions) (*Reencryp
 		return res, err
 	}
 	if err := v.resealAudit(ctx, minVer, res); err != nil {
+		return res, err
+	}
+	if err := v.resealLockRecords(ctx, minVer, res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -401,6 +405,25 @@ func (v *Vault) resealAudit(ctx context.Context, minVer uint32, res *ReencryptRe
 		}
 		if r == resealDone {
 			res.AuditSegments++
+		}
+	}
+	return nil
+}
+
+// resealLockRecords rewrites the records of the vault's lock sealed under
+// an older key.
+func (v *Vault) resealLockRecords(ctx context.Context, minVer uint32, res *ReencryptResult) error {
+	byBase, err := v.lockRecords(ctx)
+	if err != nil {
+		return err
+	}
+	for _, base := range sortedKeys(byBase) {
+		r, err := v.reseal(ctx, base, byBase[base], lockRecordContext(base), minVer, nil)
+		if err := v.resealOutcome(err, res); err != nil {
+			return err
+		}
+		if r == resealDone {
+			res.LockRecords++
 		}
 	}
 	return nil

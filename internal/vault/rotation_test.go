@@ -399,6 +399,9 @@ func newRotFixture(t *testing.T) *rotFixture {
 	if err := v.PutAuditSegment(ctx, 1, 10, []byte("ten events")); err != nil {
 		t.Fatal(err)
 	}
+	if err := v.RecordLock(ctx, vault.LockRecord{Mode: "governance", MinRetention: 48 * time.Hour, By: "carol"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := v.RotateDataKey(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +465,7 @@ func TestReencrypt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", res)
-	if res.Version != 2 || res.PacksCondemned == 0 || res.BlobsRewritten == 0 || res.Manifests != 2 || res.Markers != 2 || res.AuditSegments != 1 || len(res.Problems) != 0 {
+	if res.Version != 2 || res.PacksCondemned == 0 || res.BlobsRewritten == 0 || res.Manifests != 2 || res.Markers != 2 || res.AuditSegments != 1 || res.LockRecords != 1 || len(res.Problems) != 0 {
 		t.Fatalf("result: %+v", res)
 	}
 	if calls < 2 || last != total || total != res.BytesRead {
