@@ -209,7 +209,7 @@ func (s *Server) purgeApp(w http.ResponseWriter, r *http.Request, p *lifeboat.Pr
 			}
 		}
 		if err := s.needApproval(r, p, approvers, "app.purge", name,
-			fmt.Sprintf("soft-deletes all %d points of retired app %s (%d kept: held or locked): %s", len(doomed), name, len(res.Kept), req.Reason)); err != nil {
+			fmt.Sprintf("soft-deletes %d points of retired app %s (%d kept: held or locked): %s", len(doomed), name, len(res.Kept), req.Reason)); err != nil {
 			return err
 		}
 	}
