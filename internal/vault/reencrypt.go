@@ -378,18 +378,10 @@ func (v *Vault) resealMarkers(ctx context.Context, minVer uint32, res *Reencrypt
 	}); err != nil {
 		return storageError(v.be, err)
 	}
-	for _, base := range sortedKeys(byBase) {
-		names := byBase[base]
+	for _, names := range byBase {
 		sortCopies(names)
-		r, err := v.reseal(ctx, base, names, marker.Context(base), minVer, nil)
-		if err := v.resealOutcome(err, res); err != nil {
-			return err
-		}
-		if r == resealDone {
-			res.Markers++
-		}
 	}
-	return nil
+	return v.resealEach(ctx, byBase, marker.Context, minVer, res, &res.Markers)
 }
 
 // resealAudit rewrites the audit segments sealed under an older key.
@@ -398,16 +390,7 @@ func (v *Vault) resealAudit(ctx context.Context, minVer uint32, res *ReencryptRe
 	if err != nil {
 		return err
 	}
-	for _, base := range sortedKeys(byBase) {
-		r, err := v.reseal(ctx, base, byBase[base], auditContext(base), minVer, nil)
-		if err := v.resealOutcome(err, res); err != nil {
-			return err
-		}
-		if r == resealDone {
-			res.AuditSegments++
-		}
-	}
-	return nil
+	return v.resealEach(ctx, byBase, auditContext, minVer, res, &res.AuditSegments)
 }
 
 // resealLockRecords rewrites the records of the vault's lock sealed under
@@ -417,13 +400,19 @@ func (v *Vault) resealLockRecords(ctx context.Context, minVer uint32, res *Reenc
 	if err != nil {
 		return err
 	}
+	return v.resealEach(ctx, byBase, lockRecordContext, minVer, res, &res.LockRecords)
+}
+
+// resealEach reseals every object of byBase (base name: its copies), in
+// name order, counting those rewritten in done.
+func (v *Vault) resealEach(ctx context.Context, byBase map[string][]string, context func(string) string, minVer uint32, res *ReencryptResult, done *int) error {
 	for _, base := range sortedKeys(byBase) {
-		r, err := v.reseal(ctx, base, byBase[base], lockRecordContext(base), minVer, nil)
+		r, err := v.reseal(ctx, base, byBase[base], context(base), minVer, nil)
 		if err := v.resealOutcome(err, res); err != nil {
 			return err
 		}
 		if r == resealDone {
-			res.LockRecords++
+			*done++
 		}
 	}
 	return nil
