@@ -119,7 +119,7 @@ A trust rule must map your subject to your user (lifeboat trust add).` + serverE
 				}
 			}
 			if ways > 1 {
-				return usagef("%v", errBothSignIns)
+				return usagef("--user, --id-token and --oidc are different ways to sign in: pick one")
 			}
 			token := env.Getenv("LIFEBOAT_TOKEN")
 			if oidcLogin {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"html"
 	"net"
@@ -126,5 +125,3 @@ func oneLineText(s string, n int) string {
 	}
 	return s
 }
-
-var errBothSignIns = errors.New("--user, --id-token and --oidc are different ways to sign in: pick one")

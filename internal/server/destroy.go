@@ -62,13 +62,21 @@ type deleteGuards struct {
 	lock   *VaultLock
 }
 
-func (s *Server) guardsOf(ctx context.Context, app, vaultName string) (*deleteGuards, error) {
+// guardsOf reads them for point of app in vaultName, or (point "") for
+// every point of the vault.
+func (s *Server) guardsOf(ctx context.Context, app, vaultName, point string) (*deleteGuards, error) {
 	v, err := s.vaults.get(ctx, vaultName)
 	if err != nil {
 		return nil, err
 	}
 	g := &deleteGuards{v: v}
-	if g.states, err = v.PointStates(ctx); err != nil {
+	if point != "" {
+		st, err := v.PointState(ctx, point)
+		if err != nil {
+			return nil, err
+		}
+		g.states = map[string]vault.PointState{point: st}
+	} else if g.states, err = v.PointStates(ctx); err != nil {
 		return nil, err
 	}
 	if g.hold, err = s.appHold(ctx, app); err != nil {
@@ -106,7 +114,7 @@ func (s *Server) deletePoint(w http.ResponseWriter, r *http.Request, p *lifeboat
 	if pt.DeletedAt != nil {
 		return lifeboat.Errorf(lifeboat.EInvalid, "point %s of app %s is soft-deleted already (since %s)", pt.ID, app, pt.DeletedAt.Format(time.RFC3339))
 	}
-	g, err := s.guardsOf(ctx, app, pt.Vault)
+	g, err := s.guardsOf(ctx, app, pt.Vault, pt.ID)
 	if err != nil {
 		return err
 	}
@@ -186,7 +194,7 @@ func (s *Server) purgeApp(w http.ResponseWriter, r *http.Request, p *lifeboat.Pr
 	for _, pt := range pts {
 		g := guards[pt.Vault]
 		if g == nil {
-			if g, err = s.guardsOf(ctx, name, pt.Vault); err != nil {
+			if g, err = s.guardsOf(ctx, name, pt.Vault, ""); err != nil {
 				return err
 			}
 			guards[pt.Vault] = g
@@ -338,11 +346,7 @@ func (s *Server) destroyKeySlot(w http.ResponseWriter, r *http.Request, p *lifeb
 	}
 	keyMu.Lock()
 	defer keyMu.Unlock()
-	v, err := s.vaults.get(ctx, name)
-	if err != nil {
-		return err
-	}
-	server, err := s.serverSlot(ctx, v, name)
+	v, server, err := s.keyVault(ctx, name)
 	if err != nil {
 		return err
 	}

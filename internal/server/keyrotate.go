@@ -42,17 +42,22 @@ var keyMu sync.Mutex
 // the server's own passphrase opens, per vault.
 func serverSlotKey(vault string) string { return "vault-slot/" + vault }
 
-// serverSlot returns the id of the key slot the server's own passphrase
-// opens: as last recorded, else the one v was opened with.
-func (s *Server) serverSlot(ctx context.Context, v *vault.Vault, name string) (string, error) {
+// keyVault opens a vault for a key operation (the caller holds keyMu) and
+// returns it with the id of the key slot the server's own passphrase
+// opens: as last recorded, else the one it was opened with.
+func (s *Server) keyVault(ctx context.Context, name string) (*vault.Vault, string, error) {
+	v, err := s.vaults.get(ctx, name)
+	if err != nil {
+		return nil, "", err
+	}
 	id := v.OpenedSlot()
-	err := s.db.View(ctx, func(tx *catalog.Tx) error {
+	err = s.db.View(ctx, func(tx *catalog.Tx) error {
 		if rec, err := tx.Setting(ctx, serverSlotKey(name)); err == nil && rec != "" {
 			id = rec
 		}
 		return nil
 	})
-	return id, err
+	return v, id, err
 }
 
 // rotateKeys: POST /api/v1/vaults/{vault}/keys/rotate. A new server
@@ -71,11 +76,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p *lifeboat.
 	}
 	keyMu.Lock()
 	defer keyMu.Unlock()
-	v, err := s.vaults.get(ctx, name)
-	if err != nil {
-		return err
-	}
-	old, err := s.serverSlot(ctx, v, name)
+	v, old, err := s.keyVault(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -116,6 +116,14 @@ func (v *Vault) PointStates(ctx context.Context) (map[string]PointState, error) 
 	return statesOf(ms), nil
 }
 
+// PointState reads the markers of one point and returns its state.
+func (v *Vault) PointState(ctx context.Context, pointID string) (PointState, error) {
+	if !manifest.ValidID(pointID) {
+		return PointState{}, lifeboat.Errorf(lifeboat.EInvalid, "bad point id %q: want 32 hex digits", pointID)
+	}
+	return v.pointState(ctx, pointID)
+}
+
 func (v *Vault) pointState(ctx context.Context, pointID string) (PointState, error) {
 	ms, err := v.loadMarkers(ctx, marker.Prefix+pointID+"/")
 	if err != nil {
