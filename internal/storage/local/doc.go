@@ -21,6 +21,11 @@
 // such an object as stored. Delete removes the
 // file and fsyncs its directory.
 //
+// Objects written through Create (packs, streamed) go to their temp file
+// with O_DIRECT in 1 MiB aligned blocks, written in the background while the
+// next block fills; the unaligned tail is written through the page cache at
+// the fsync (see direct.go). The commit sequence above is the same.
+//
 // All file system access goes through FS: OSFS in production, CrashFS in the
 // power-loss tests, which drops everything not fsynced. Options.SkipSync
 // removes one fsync site, for tests only, so that those tests prove each

@@ -247,7 +247,7 @@ func (b *Backend) ensureDirLocked(rel string) error {
 
 // Put implements storage.Backend.
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
-	w, err := b.create(ctx, name)
+	w, err := b.create(ctx, name, false)
 	if err != nil {
 		return err
 	}
@@ -262,7 +262,7 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 // in its directory and renamed into place by Commit, with Put's guarantees.
 // ctx covers the whole write: Commit fails if it is done.
 func (b *Backend) Create(ctx context.Context, name string) (storage.ObjectWriter, error) {
-	w, err := b.create(ctx, name)
+	w, err := b.create(ctx, name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +270,9 @@ func (b *Backend) Create(ctx context.Context, name string) (storage.ObjectWriter
 	return w, nil
 }
 
-func (b *Backend) create(ctx context.Context, name string) (*objectWriter, error) {
+// create opens the temp file for name; streamed ones (direct) bypass the
+// page cache where the file system allows it (see DirectFS).
+func (b *Backend) create(ctx context.Context, name string, direct bool) (*objectWriter, error) {
 	p, err := b.check(ctx, "put", name)
 	if err != nil {
 		return nil, err
@@ -291,7 +293,12 @@ func (b *Backend) create(ctx context.Context, name string) (*objectWriter, error
 	var rnd [12]byte
 	rand.Read(rnd[:])
 	tmp := dir + "/" + tmpPrefix + hex.EncodeToString(rnd[:])
-	f, err := b.fs.CreateExcl(tmp)
+	var f File
+	if dfs, ok := b.fs.(DirectFS); ok && direct {
+		f, err = dfs.CreateExclDirect(tmp)
+	} else {
+		f, err = b.fs.CreateExcl(tmp)
+	}
 	if err != nil {
 		return nil, b.fail("put", name, err, false)
 	}

@@ -1,0 +1,131 @@
+package local
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdFlags reads the open flags of fd from /proc.
+func fdFlags(t *testing.T, fd uintptr) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(int(fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("no flags in fdinfo of %d", fd)
+	return 0
+}
+
+// directSupported probes whether dir's file system takes O_DIRECT.
+func directSupported(t *testing.T, dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_WRONLY|os.O_CREATE|unix.O_DIRECT, 0o600)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(filepath.Join(dir, "probe"))
+	return true
+}
+
+func TestDirectFileRoundTrip(t *testing.T) {
+	sizes := []int{0, 1, directAlign - 1, directAlign, directBlock - 1, directBlock, directBlock + 1, 2 * directBlock, 3*directBlock + 12345}
+	dir := t.TempDir()
+	direct := directSupported(t, dir)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, size := range sizes {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(rng.Uint32())
+		}
+		name := filepath.Join(dir, "f"+strconv.Itoa(size))
+		f, err := OSFS{}.CreateExclDirect(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := f.(*directFile); ok != direct {
+			t.Fatalf("size %d: direct file %v, but the file system takes O_DIRECT: %v", size, ok, direct)
+		} else if ok && fdFlags(t, d.f.Fd())&unix.O_DIRECT == 0 {
+			t.Fatalf("size %d: file open without O_DIRECT", size)
+		}
+		// Writes of random lengths, crossing block boundaries.
+		for p := want; len(p) > 0; {
+			n := min(len(p), 1+rng.IntN(300_000))
+			if m, err := f.Write(p[:n]); err != nil || m != n {
+				t.Fatalf("size %d: write %d: %d, %v", size, n, m, err)
+			}
+			p = p[n:]
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatalf("size %d: sync: %v", size, err)
+		}
+		if _, err := f.Write([]byte("x")); err == nil {
+			t.Fatalf("size %d: write after sync accepted", size)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("size %d: read back %d bytes, not what was written", size, len(got))
+		}
+	}
+}
+
+func TestDirectFileCloseWithoutSync(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "f")
+	f, err := OSFS{}.CreateExclDirect(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, directBlock+5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(name); err != nil || fi.Size() > directBlock {
+		t.Fatalf("after close without sync: %v, %v (the unsynced tail must not be written)", fi, err)
+	}
+}
+
+// A write error in the background surfaces on a later Write or Sync.
+func TestDirectFileWriteErrorSurfaces(t *testing.T) {
+	of, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newDirectFile(of)
+	of.Close() // the goroutine's first write fails
+	block := make([]byte, directBlock)
+	var werr error
+	for range 4 {
+		if _, werr = f.Write(block); werr != nil {
+			break
+		}
+	}
+	serr := f.Sync()
+	if serr == nil || !errors.Is(serr, os.ErrClosed) {
+		t.Fatalf("sync after a failed background write: %v (write: %v), want the write's error", serr, werr)
+	}
+	f.Close()
+}
