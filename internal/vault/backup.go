@@ -181,6 +181,10 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 			return nil, err
 		}
 	}
+	// Trees are written in the binary encoding: older readers must refuse.
+	if err := v.ensureFeature(ctx, featureTrees2); err != nil {
+		return nil, err
+	}
 	// New data keys another process made: new writes use the newest.
 	if err := v.refreshDataKeys(ctx); err != nil {
 		return nil, err

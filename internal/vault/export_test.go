@@ -73,3 +73,6 @@ func PackKeyVersions(ctx context.Context, v *Vault, name string) ([]uint32, erro
 	}
 	return out, nil
 }
+
+// IsFeatureObject reports whether an object under keys/ is a feature object.
+var IsFeatureObject = isFeatureObject

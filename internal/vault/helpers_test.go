@@ -218,8 +218,9 @@ func nastyTree(t *testing.T, root string, seed uint64) {
 	os.MkdirAll(filepath.Join(root, "ro-dir"), 0o755)
 	writeFile(t, filepath.Join(root, "ro-dir", "inside"), []byte("read only dir"), 0o444)
 	os.Chmod(filepath.Join(root, "ro-dir"), 0o555)
-	// Unicode and odd names.
-	for _, n := range []string{"ünïcødé-名前.txt", "spaces in name", "-dash", "new\nline", "tab\there", "quote'\"", "back\\slash", "*glob?[x]", "\x01ctl", strings.Repeat("L", 255)} {
+	// Unicode and odd names, and names that are not UTF-8 (two that JSON
+	// would both turn into U+FFFD).
+	for _, n := range []string{"ünïcødé-名前.txt", "spaces in name", "-dash", "new\nline", "tab\there", "quote'\"", "back\\slash", "*glob?[x]", "\x01ctl", strings.Repeat("L", 255), "latin1-\xe9t\xe9", "\xff", "\xfe"} {
 		writeFile(t, filepath.Join(root, "odd", n), []byte(n), 0o644)
 	}
 	// Deep.
@@ -238,6 +239,7 @@ func nastyTree(t *testing.T, root string, seed uint64) {
 	os.Symlink("does/not/exist", filepath.Join(root, "link-dangling"))
 	os.Symlink("wide", filepath.Join(root, "link-dir"))
 	os.Symlink("link-loop", filepath.Join(root, "link-loop"))
+	os.Symlink("odd/\xff", filepath.Join(root, "link-\xfe"))
 	// Hard links.
 	writeFile(t, filepath.Join(root, "hard1"), []byte("hard linked content"), 0o644)
 	os.Link(filepath.Join(root, "hard1"), filepath.Join(root, "odd", "hard2"))

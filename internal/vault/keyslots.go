@@ -30,7 +30,12 @@ const featurePrefix = slotPrefix + "feature-"
 // manifests, markers and audit segments, purge tombstones (purged/).
 const featureDataKeys = "datakeys"
 
-var knownFeatures = map[string]bool{featureDataKeys: true}
+// featureTrees2: tree blobs in the binary encoding (tree.Encode), which
+// keeps names that are not UTF-8. Written by Init and before a backup's
+// first tree.
+const featureTrees2 = "trees2"
+
+var knownFeatures = map[string]bool{featureDataKeys: true, featureTrees2: true}
 
 func isFeatureObject(name string) bool { return strings.HasPrefix(name, featurePrefix) }
 
@@ -42,12 +47,29 @@ func checkFeature(be storage.Backend, name string) error {
 	return nil
 }
 
-// ensureFeature writes keys/feature-<f> unless it exists.
+// ensureFeature writes keys/feature-<f> unless this value knows it is there.
 func (v *Vault) ensureFeature(ctx context.Context, f string) error {
+	v.mu.Lock()
+	known := v.features[f]
+	v.mu.Unlock()
+	if known {
+		return nil
+	}
+	if err := putFeature(ctx, v.be, f); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.features[f] = true
+	v.mu.Unlock()
+	return nil
+}
+
+// putFeature writes keys/feature-<f>; an existing one is fine.
+func putFeature(ctx context.Context, be storage.Backend, f string) error {
 	name := featurePrefix + f
 	body := fmt.Appendf(nil, "{\"format\": \"lifeboat-vault-feature\", \"version\": 1, \"feature\": %q}\n", f)
-	if err := v.be.Put(ctx, name, body); err != nil && !errors.Is(err, storage.ErrExists) {
-		return storageError(v.be, fmt.Errorf("write feature object %s: %w", name, err))
+	if err := be.Put(ctx, name, body); err != nil && !errors.Is(err, storage.ErrExists) {
+		return storageError(be, fmt.Errorf("write feature object %s: %w", name, err))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,6 +109,8 @@ type Vault struct {
 	badIndexes []Problem
 
 	dk dataKeyLoader // datakeys/ objects: what was read, what failed
+
+	features map[string]bool // feature objects known to exist (under mu)
 }
 
 // Init creates a new vault on be, protected by passphrase.
@@ -153,6 +156,9 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 	if err := be.Put(ctx, slotPrefix+slot.ID, sb); err != nil {
 		return nil, storageError(be, err)
 	}
+	if err := putFeature(ctx, be, featureTrees2); err != nil {
+		return nil, err
+	}
 	cb, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
@@ -164,7 +170,7 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		}
 		return nil, storageError(be, err)
 	}
-	return newVault(ctx, be, cfg, keys, slot.ID, opts)
+	return newVault(ctx, be, cfg, keys, slot.ID, map[string]bool{featureTrees2: true}, opts)
 }
 
 // Open opens the vault on be with passphrase, trying every key slot.
@@ -175,8 +181,10 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		return nil, err
 	}
 	var slots []*crypto.Slot
+	features := map[string]bool{}
 	err = be.List(ctx, slotPrefix, func(oi storage.ObjectInfo) error {
 		if isFeatureObject(oi.Name) {
+			features[strings.TrimPrefix(oi.Name, featurePrefix)] = true
 			return checkFeature(be, oi.Name)
 		}
 		b, err := storage.ReadAll(ctx, be, oi.Name)
@@ -225,7 +233,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 	if keys == nil {
 		return nil, &lifeboat.Error{Code: lifeboat.EAuth, Message: fmt.Sprintf("wrong passphrase for the vault at %s", be.Location()), Err: crypto.ErrWrongPassphrase}
 	}
-	return newVault(ctx, be, cfg, keys, slotID, opts)
+	return newVault(ctx, be, cfg, keys, slotID, features, opts)
 }
 
 // ReadConfig reads and checks lifeboat.json.
@@ -254,8 +262,8 @@ func ReadConfig(ctx context.Context, be storage.Backend) (Config, error) {
 	return cfg, nil
 }
 
-func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.Keys, slotID string, opts Options) (*Vault, error) {
-	v := &Vault{be: be, cfg: cfg, opts: opts, slotID: slotID, idKey: keys.IDKey(), dk: newDataKeyLoader(),
+func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.Keys, slotID string, features map[string]bool, opts Options) (*Vault, error) {
+	v := &Vault{be: be, cfg: cfg, opts: opts, slotID: slotID, features: features, idKey: keys.IDKey(), dk: newDataKeyLoader(),
 		params: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max},
 		idx:    index.New(), condemned: map[blob.PackID]bool{}, missing: map[blob.PackID]bool{}, freePacks: make(chan []byte, 2)}
 	v.table = chunker.NewTable(keys.ChunkerSeed())

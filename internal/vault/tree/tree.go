@@ -1,6 +1,8 @@
 // Package tree encodes directory listings (trees) stored as blobs.
 //
-// A tree is JSON {"nodes":[...]} with nodes sorted by name. Decode is strict:
+// A tree is binary (see binary.go; vault feature "trees2"), or in vaults
+// written before that feature JSON {"nodes":[...]}, which Decode still
+// reads; nodes are sorted by name. Decode is strict:
 // it rejects names that are empty, ".", "..", or contain "/" or NUL, duplicate
 // or unsorted names, unknown node types, and a directory without a subtree, so
 // that restore can never be steered outside its target by a crafted vault.
@@ -56,8 +58,19 @@ type Tree struct {
 	Nodes []*Node `json:"nodes"`
 }
 
-// Encode marshals a tree; nodes must already be sorted by name.
+// Encode encodes a tree in the binary encoding; nodes must already be
+// sorted by name. The vault must carry the feature "trees2".
 func Encode(t *Tree) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return encodeBinary(t), nil
+}
+
+// EncodeJSON encodes a tree as vaults without the feature "trees2" hold
+// it (for tests of reading such vaults). Strings that are not UTF-8 do not
+// survive it.
+func EncodeJSON(t *Tree) ([]byte, error) {
 	if t.Nodes == nil {
 		t.Nodes = []*Node{}
 	}
@@ -67,8 +80,11 @@ func Encode(t *Tree) ([]byte, error) {
 	return json.Marshal(t)
 }
 
-// Decode parses and validates a tree.
+// Decode parses and validates a tree in either encoding.
 func Decode(b []byte) (*Tree, error) {
+	if bytes.HasPrefix(b, []byte(binaryMagic)) {
+		return decodeBinary(b)
+	}
 	var t Tree
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
