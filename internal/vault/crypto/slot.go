@@ -53,6 +53,7 @@ func (p KDFParams) validate() error {
 
 // DeriveKEK runs Argon2id.
 func (p KDFParams) DeriveKEK(passphrase []byte) [32]byte {
+	prepareKDFMemory(p.MemoryKiB)
 	return [32]byte(argon2.IDKey(passphrase, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32))
 }
 

@@ -1,0 +1,54 @@
+package crypto
+
+import (
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// procKiB reads a "Name:   N kB" line of /proc/self/status.
+func procKiB(t *testing.T, name string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", name)
+	return 0
+}
+
+// The pages prepared for Argon2id are the ones it then uses: the derivation
+// costs its memory parameter once, not twice, and gives Argon2id's result.
+func TestDeriveKEKReusesPreparedMemory(t *testing.T) {
+	p := DefaultKDF()
+	p.Salt = []byte("0123456789abcdef")
+	want := argon2.IDKey([]byte("pw"), p.Salt, p.Time, p.MemoryKiB, p.Threads, 32)
+	debug.FreeOSMemory()
+	// Reset the peak RSS to the current RSS (Linux >= 4.0).
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Fatal(err)
+	}
+	base := procKiB(t, "VmRSS")
+	got := p.DeriveKEK([]byte("pw"))
+	peak := procKiB(t, "VmHWM")
+	if got != [32]byte(want) {
+		t.Fatal("DeriveKEK differs from argon2.IDKey")
+	}
+	mem := int(p.MemoryKiB)
+	if grew := peak - base; grew > mem+mem/4 {
+		t.Fatalf("peak RSS grew by %d KiB for a %d KiB derivation: the prepared pages were not reused", grew, mem)
+	}
+}
