@@ -4,7 +4,7 @@
 # For ROUNDS rounds (default 3), on the same data in the same run, for each
 # tool in turn (order alternating between rounds): first backup, no-change
 # re-backup, backup after the ~5% mutation, full restore into a fresh
-# directory. Each step is one whole process timed by /usr/bin/time (wall,
+# directory from a cold page cache (dropped first, when run as root). Each step is one whole process timed by /usr/bin/time (wall,
 # user, sys, peak RSS). Vault sizes are du -sb after the last backup. Prints a
 # table of medians and Lifeboat/restic ratios.
 #
@@ -38,6 +38,15 @@ timed() {
 	printf '%s\t%s\t%s\t%s\n' "$tool" "$step" "$round" "$(tr ' ' '\t' <"$WORK/time.out")" >>"$results"
 }
 
+# cold: a restore starts from a cold page cache, as a disaster restore on
+# another machine does; both tools then read their vault from disk and start
+# from the same memory state. (Warm, the timings swung by 2x with whatever
+# ran before: a tree just deleted makes the next writes slow on these VMs.)
+cold() {
+	sync
+	if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
+
 pristine=$WORK/pristine
 if [ ! -f "$pristine/.complete-$SIZE_MIB" ]; then
 	rm -rf "$pristine"
@@ -66,6 +75,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	"$SHARED_BENCH/gen-dataset.sh" mutate "$data" >/dev/null
 	step change5
 	for t in "${tools[@]}"; do
+		cold
 		case $t in
 		lifeboat) timed lifeboat restore "$round" "$LB" vault restore -q --vault "$WORK/lb-vault" latest --to "$WORK/restore-lb-$round" ;;
 		restic) timed restic restore "$round" restic restore --repo "$WORK/restic-repo" latest --target "$WORK/restore-restic-$round" ;;
