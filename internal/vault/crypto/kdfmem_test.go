@@ -10,10 +10,10 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// procKiB reads a "Name:   N kB" line of /proc/self/status.
-func procKiB(t *testing.T, name string) int {
+// kiB reads a "Name:   N kB" line of a /proc file.
+func kiB(t *testing.T, file, name string) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func procKiB(t *testing.T, name string) int {
 			return n
 		}
 	}
-	t.Fatalf("no %s in /proc/self/status", name)
+	t.Fatalf("no %s in %s", name, file)
 	return 0
 }
 
@@ -41,10 +41,10 @@ func TestDeriveKEKOnHugePagesAndMemoryOnce(t *testing.T) {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		t.Fatal(err)
 	}
-	base := procKiB(t, "VmRSS")
+	base := kiB(t, "/proc/self/status", "VmRSS")
 	got := p.DeriveKEK([]byte("pw"))
-	peak := procKiB(t, "VmHWM")
-	huge := smapsKiB(t, "AnonHugePages") // Argon2's buffer is garbage, not yet returned
+	peak := kiB(t, "/proc/self/status", "VmHWM")
+	huge := kiB(t, "/proc/self/smaps_rollup", "AnonHugePages") // Argon2's buffer is garbage, not yet returned
 	if got != [32]byte(want) {
 		t.Fatal("DeriveKEK differs from argon2.IDKey")
 	}
@@ -66,26 +66,6 @@ func TestDeriveKEKOnHugePagesAndMemoryOnce(t *testing.T) {
 		}
 		debug.FreeOSMemory()
 		p.DeriveKEK([]byte("pw"))
-		huge = smapsKiB(t, "AnonHugePages")
+		huge = kiB(t, "/proc/self/smaps_rollup", "AnonHugePages")
 	}
-}
-
-// smapsKiB reads a field of /proc/self/smaps_rollup.
-func smapsKiB(t *testing.T, name string) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps_rollup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no %s in smaps_rollup", name)
-	return 0
 }
