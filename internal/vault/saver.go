@@ -203,6 +203,7 @@ func (s *saver) saveNew(t blob.Type, id blob.ID, plain []byte) (blob.ID, int, er
 		select {
 		case s.uploads <- full:
 		case <-s.ctx.Done():
+			full.discard()
 			return id, 0, s.ctx.Err()
 		}
 	}
@@ -225,6 +226,7 @@ func (s *saver) finish() error {
 		select {
 		case s.uploads <- op:
 		case <-s.ctx.Done():
+			op.discard()
 		}
 	}
 	close(s.uploads)
@@ -265,13 +267,21 @@ func (s *saver) abort() error {
 	err := s.g.Wait()
 	s.mu.Lock()
 	for i, op := range s.open {
-		if op != nil && op.ow != nil {
-			op.ow.Abort()
+		if op != nil {
+			op.discard()
 		}
 		s.open[i] = nil
 	}
 	s.mu.Unlock()
 	return err
+}
+
+// discard drops a pack that will not be stored: its temp object (and the
+// writer's buffers and goroutine, for a streamed one) goes.
+func (op *openPack) discard() {
+	if op.ow != nil {
+		op.ow.Abort()
+	}
 }
 
 func newPackID() blob.PackID { return blob.PackID(randBytes(16)) }

@@ -67,17 +67,45 @@ func putDirectBuf(b []byte) {
 	unix.Munmap(b[:directBlock])
 }
 
-// CreateExclDirect implements DirectFS. If the file system refuses
-// O_DIRECT, the file is an ordinary one.
+// CreateExclDirect implements DirectFS. The file is created without
+// O_DIRECT and then switched to it (opening with O_DIRECT where it is
+// refused fails with EINVAL after creating the file, which O_EXCL then
+// refuses to reopen); if the switch is refused, the file is an ordinary one.
 func (o OSFS) CreateExclDirect(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, 0o600)
-	if errors.Is(err, unix.EINVAL) {
-		return o.CreateExcl(name)
-	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	if setDirect(f, true) != nil {
+		return osFile{f}, nil
+	}
 	return newDirectFile(f), nil
+}
+
+// setDirect sets or clears O_DIRECT on an open file.
+func setDirect(f *os.File, on bool) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		var fl int
+		if fl, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0); ferr == nil {
+			if on {
+				fl |= unix.O_DIRECT
+			} else {
+				fl &^= unix.O_DIRECT
+			}
+			_, ferr = unix.FcntlInt(fd, unix.F_SETFL, fl)
+		}
+	}); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return fmt.Errorf("set O_DIRECT %v on %s: %w", on, f.Name(), ferr)
+	}
+	return nil
 }
 
 // directFile fills one aligned buffer while a goroutine writes the previous
@@ -90,7 +118,9 @@ type directFile struct {
 	mu     sync.Mutex
 	err    error // first error of the writer goroutine
 	direct bool  // O_DIRECT still set (cleared on EINVAL and for the tail)
+	off    int64 // bytes written to the file (by the writer goroutine, then by Sync)
 	closed bool
+	synced error // what Sync returned, for a second call
 }
 
 func newDirectFile(f *os.File) *directFile {
@@ -113,15 +143,19 @@ func (d *directFile) writer() {
 	}
 }
 
-// writeBlock writes one full buffer; a file system that accepted O_DIRECT
-// at open but refuses the write gets it, and every later one, buffered.
+// writeBlock writes one buffer at the end of what is written; a file system
+// that took O_DIRECT but refuses the write gets the rest of it, and every
+// later one, buffered.
 func (d *directFile) writeBlock(b []byte) error {
-	_, err := d.f.Write(b)
+	n, err := d.f.WriteAt(b, d.off)
 	if err != nil && d.direct && errors.Is(err, unix.EINVAL) {
 		if err = d.clearDirect(); err == nil {
-			_, err = d.f.Write(b)
+			var m int
+			m, err = d.f.WriteAt(b[n:], d.off+int64(n))
+			n += m
 		}
 	}
+	d.off += int64(n)
 	return err
 }
 
@@ -129,21 +163,8 @@ func (d *directFile) clearDirect() error {
 	if !d.direct {
 		return nil
 	}
-	rc, err := d.f.SyscallConn()
-	if err != nil {
+	if err := setDirect(d.f, false); err != nil {
 		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		var fl int
-		if fl, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0); ferr == nil {
-			_, ferr = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_DIRECT)
-		}
-	}); err != nil {
-		return err
-	}
-	if ferr != nil {
-		return fmt.Errorf("clear O_DIRECT on %s: %w", d.f.Name(), ferr)
 	}
 	d.direct = false
 	return nil
@@ -195,11 +216,20 @@ func (d *directFile) drain() error {
 }
 
 // Sync writes what is buffered (the tail through the page cache) and
-// fsyncs. Nothing can be written after it.
+// fsyncs. Nothing can be written after it; a second call returns what the
+// first did.
 func (d *directFile) Sync() error {
 	if d.closed {
-		return d.failed()
+		if d.synced == nil {
+			d.synced = d.failed()
+		}
+		return d.synced
 	}
+	d.synced = d.sync()
+	return d.synced
+}
+
+func (d *directFile) sync() error {
 	if err := d.drain(); err != nil {
 		return err
 	}
@@ -211,7 +241,7 @@ func (d *directFile) Sync() error {
 				return err
 			}
 		}
-		if _, err := d.f.Write(b); err != nil {
+		if err := d.writeBlock(b); err != nil {
 			return err
 		}
 	}

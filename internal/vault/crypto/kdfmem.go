@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"math"
 	"runtime"
 	"unsafe"
 
@@ -18,16 +19,31 @@ import (
 // 2-core machines with the same parameters and result. Nothing is touched
 // here, so if the heap hands Argon2 other memory, or the kernel has huge
 // pages disabled, only the gain is lost, never memory.
-func prepareKDFMemory(kib uint32) {
-	b := make([]byte, int(kib)*1024)
+//
+// The returned func, called once Argon2 is done, marks the range
+// MADV_NOHUGEPAGE: left marked, khugepaged could later rebuild huge pages
+// over heap memory the Go runtime has partly returned, raising a long-lived
+// server's RSS (why the Go runtime itself stopped using the advice).
+func prepareKDFMemory(kib uint32) (done func()) {
+	size := uint64(kib) * 1024
+	if size > math.MaxInt/2 {
+		return func() {}
+	}
+	b := make([]byte, int(size))
 	const huge = 2 << 20
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	start := (base + huge - 1) &^ (huge - 1)
 	end := (base + uintptr(len(b))) &^ (huge - 1)
-	if end > start { // at least one whole huge page
-		_ = unix.Madvise(b[start-base:end-base], unix.MADV_HUGEPAGE)
-	}
+	marked := end > start && // at least one whole huge page
+		unix.Madvise(b[start-base:end-base], unix.MADV_HUGEPAGE) == nil
 	runtime.KeepAlive(b)
 	b = nil
 	runtime.GC() // the range goes back to the heap, for Argon2 to take
+	if !marked {
+		return func() {}
+	}
+	return func() {
+		// The range is heap memory, mapped for the life of the process.
+		unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_NOHUGEPAGE)
+	}
 }

@@ -3,6 +3,7 @@ package crypto
 import (
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +48,16 @@ func TestDeriveKEKOnHugePagesAndMemoryOnce(t *testing.T) {
 	huge := kiB(t, "/proc/self/smaps_rollup", "AnonHugePages") // Argon2's buffer is garbage, not yet returned
 	if got != [32]byte(want) {
 		t.Fatal("DeriveKEK differs from argon2.IDKey")
+	}
+	// No range stays advised for huge pages once the derivation is done.
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(smaps), "\n") {
+		if f, ok := strings.CutPrefix(line, "VmFlags:"); ok && slices.Contains(strings.Fields(f), "hg") {
+			t.Errorf("a mapping is still MADV_HUGEPAGE after the derivation: %s", line)
+		}
 	}
 	mem := int(p.MemoryKiB)
 	if grew := peak - base; grew > mem+mem/4 {

@@ -53,7 +53,8 @@ func (p KDFParams) validate() error {
 
 // DeriveKEK runs Argon2id.
 func (p KDFParams) DeriveKEK(passphrase []byte) [32]byte {
-	prepareKDFMemory(p.MemoryKiB)
+	done := prepareKDFMemory(p.MemoryKiB)
+	defer done()
 	return [32]byte(argon2.IDKey(passphrase, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32))
 }
 

@@ -232,12 +232,18 @@ func decodeBinary(b []byte) (*Tree, error) {
 		n.Type = typeNames[typ]
 		if ne > 0 {
 			n.Content = make([]Extent, ne)
-			ids := make([]blob.ID, ne)
+			// At most one id per 33 bytes left: appends never move ids.
+			ids := make([]blob.ID, 0, min(ne, uint64(len(r.s)-r.off)/33))
 			for j := range n.Content {
 				switch k := r.byte(); k {
 				case 0:
-					r.id(&ids[j])
-					n.Content[j].ID = &ids[j]
+					if len(ids) == cap(ids) {
+						r.fail(errShort)
+						break
+					}
+					ids = append(ids, blob.ID{})
+					r.id(&ids[len(ids)-1])
+					n.Content[j].ID = &ids[len(ids)-1]
 				case 1:
 					h := r.uvarint()
 					if h == 0 || h > math.MaxInt64 {

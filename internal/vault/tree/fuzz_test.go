@@ -97,7 +97,8 @@ func TestBinaryRoundTripKeepsEveryByte(t *testing.T) {
 				t.Errorf("node %d:\n got %+v\nwant %+v", i, *got.Nodes[i], *want.Nodes[i])
 			}
 		}
-		// Canonical: decoding and encoding again gives the same bytes (tree ids dedup).
+		// The encoder's output decodes and re-encodes to the same bytes, so an
+		// unchanged directory keeps its tree id (dedup).
 		if again, _ := Encode(got); !bytes.Equal(again, enc) {
 			t.Errorf("re-encoding differs")
 		}
