@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
 )
 
 // Env is what a command may touch of the outside world.
@@ -58,6 +59,8 @@ func ExitCode(err error) int {
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, env Env) int {
 	env.stdinReader = bufio.NewReader(env.Stdin)
+	// A command is short-lived; serve says otherwise when it starts.
+	crypto.KeepKDFHugePages(true)
 	root := newRoot(env)
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)

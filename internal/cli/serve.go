@@ -16,6 +16,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/federation"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/server"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
 )
 
 // defaultDataDir is $LIFEBOAT_DATA_DIR, else $XDG_DATA_HOME/lifeboat, else
@@ -60,6 +61,7 @@ SIGTERM or SIGINT drains: the listener closes, running jobs are cancelled and
 queued again, so nothing acknowledged is lost.` + exitCodeHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			crypto.KeepKDFHugePages(false) // long-lived: see crypto.prepareKDFMemory
 			ctx := cmd.Context()
 			if dataDir == "" {
 				dataDir = defaultDataDir(env)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -161,7 +160,6 @@ func (v *Vault) writeSlot(ctx context.Context, passphrase []byte, kdf crypto.KDF
 	if err := v.be.Put(ctx, slotPrefix+slot.ID, sb); err != nil {
 		return "", storageError(v.be, fmt.Errorf("write key slot %s: %w", slot.ID, err))
 	}
-	debug.FreeOSMemory() // the KDF's buffer, as after Open
 	return slot.ID, nil
 }
 
@@ -256,7 +254,6 @@ func (v *Vault) verifySlot(ctx context.Context, id string, passphrase []byte) er
 		return storageError(v.be, &CorruptError{Object: name, Err: err})
 	}
 	k, err := s.Unwrap(passphrase)
-	debug.FreeOSMemory()
 	if err != nil || k.Master != v.ks.Load().keys.Master {
 		return lifeboat.Errorf(lifeboat.ECorrupt, "key slot %s at %s does not open to this vault's keys after being written", id, v.be.Location())
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,9 +226,6 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 			return nil, lifeboat.Errorf(lifeboat.ECorrupt, "key slot %s at %s: %v", s.ID, be.Location(), err)
 		}
 	}
-	// The key derivation's buffer (64 MiB) dwarfs what follows: give it back
-	// before loading indexes, so it does not set the process's peak memory.
-	debug.FreeOSMemory()
 	if keys == nil {
 		return nil, &lifeboat.Error{Code: lifeboat.EAuth, Message: fmt.Sprintf("wrong passphrase for the vault at %s", be.Location()), Err: crypto.ErrWrongPassphrase}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -51,11 +52,23 @@ func (p KDFParams) validate() error {
 	return nil
 }
 
-// DeriveKEK runs Argon2id.
+// testHookKDFDone runs after Argon2id, before its buffer is returned.
+var testHookKDFDone func()
+
+// DeriveKEK runs Argon2id. Its buffer (64 MiB by default) dwarfs what a
+// process does next: it goes back to the OS before DeriveKEK returns, so it
+// does not add to what comes after (indexes, trees) in the peak memory.
 func (p KDFParams) DeriveKEK(passphrase []byte) [32]byte {
 	done := prepareKDFMemory(p.MemoryKiB)
-	defer done()
-	return [32]byte(argon2.IDKey(passphrase, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32))
+	k := [32]byte(argon2.IDKey(passphrase, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32))
+	if testHookKDFDone != nil {
+		testHookKDFDone()
+	}
+	// Freed while still on huge pages (whole ones go cheaply), then the
+	// range is unmarked.
+	debug.FreeOSMemory()
+	done()
+	return k
 }
 
 // Slot is a key slot: the vault's Keys wrapped by a passphrase-derived key.
