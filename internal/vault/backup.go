@@ -339,31 +339,42 @@ const (
 // parentNodes finds, for each source, the node it had in the newest point of
 // this host that captured the same path.
 func (v *Vault) parentNodes(ctx context.Context, host, app, parentID string, srcs []Source) (map[string]*tree.Node, error) {
+	// Candidates, newest first: the one asked for, or the host's and app's
+	// points, read only as far as the sources need.
 	var cands []*manifest.Point
+	var more func() (*manifest.Point, error)
 	if parentID != "" {
 		p, err := v.LoadPoint(ctx, parentID)
 		if err != nil {
 			return nil, err
 		}
 		cands = []*manifest.Point{p}
+		more = func() (*manifest.Point, error) { return nil, nil }
 	} else {
-		pts, err := v.Points(ctx)
+		it, err := v.newestPoints(ctx, host, app)
 		if err != nil {
 			return nil, err
 		}
-		for i := len(pts) - 1; i >= 0; i-- {
-			if pts[i].Host == host && pts[i].App == app {
-				cands = append(cands, pts[i])
-			}
-		}
+		more = func() (*manifest.Point, error) { return it.next(ctx) }
 	}
 	out := map[string]*tree.Node{}
 	for _, src := range srcs {
-		for _, p := range cands {
+		for i := 0; ; i++ {
+			if i == len(cands) {
+				p, err := more()
+				if err != nil {
+					return nil, err
+				}
+				if p == nil {
+					break
+				}
+				cands = append(cands, p)
+			}
+			p := cands[i]
 			var comp *manifest.Component
-			for i := range p.Components {
-				if p.Components[i].Source == src.Describe {
-					comp = &p.Components[i]
+			for j := range p.Components {
+				if p.Components[j].Source == src.Describe {
+					comp = &p.Components[j]
 				}
 			}
 			if comp == nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -295,4 +296,84 @@ func (r *fileReader) Read(p []byte) (int, error) {
 	r.buf = r.buf[n:]
 	r.read += int64(n)
 	return n, nil
+}
+
+// newestPoints yields the points of one host and app, newest (by the
+// point's time) first, reading manifests only as far as needed: they are
+// read in batches, most recently written first, and a point is yielded once
+// no manifest left unread can be newer. That rests on a manifest being
+// written after its point's time (a point's time is when its backup
+// started); storage and writer clocks that disagree only make the search
+// read further or, at worst, pick an older parent, which costs re-reading
+// files and never correctness.
+type newestPoints struct {
+	v         *Vault
+	host, app string
+	pending   []writtenPoint    // unread, most recently written first
+	ready     []*manifest.Point // read and matching, newest first
+}
+
+type writtenPoint struct {
+	id      string
+	names   []string
+	written time.Time
+}
+
+// newestPointsBatch is how many manifests are read at once.
+const newestPointsBatch = 8
+
+func (v *Vault) newestPoints(ctx context.Context, host, app string) (*newestPoints, error) {
+	m, written, err := v.listPointsWritten(ctx)
+	if err != nil {
+		return nil, err
+	}
+	it := &newestPoints{v: v, host: host, app: app, pending: make([]writtenPoint, 0, len(m))}
+	for id, names := range m {
+		it.pending = append(it.pending, writtenPoint{id: id, names: names, written: written[id]})
+	}
+	sort.Slice(it.pending, func(i, j int) bool {
+		a, b := it.pending[i], it.pending[j]
+		if !a.written.Equal(b.written) {
+			return a.written.After(b.written)
+		}
+		return a.id < b.id
+	})
+	return it, nil
+}
+
+// next returns the next newest point, or nil when there is none.
+func (it *newestPoints) next(ctx context.Context) (*manifest.Point, error) {
+	for {
+		if len(it.ready) > 0 && (len(it.pending) == 0 || it.ready[0].Time.After(it.pending[0].written)) {
+			p := it.ready[0]
+			it.ready = it.ready[1:]
+			return p, nil
+		}
+		if len(it.pending) == 0 {
+			return nil, nil
+		}
+		batch := it.pending[:min(newestPointsBatch, len(it.pending))]
+		it.pending = it.pending[len(batch):]
+		pts := make([]*manifest.Point, len(batch))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, wp := range batch {
+			g.Go(func() error {
+				p, err := it.v.loadPointFrom(gctx, wp.id, wp.names)
+				if errors.Is(err, storage.ErrNotFound) {
+					return nil // purged or withdrawn since the listing
+				}
+				pts[i] = p
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, storageError(it.v.be, err)
+		}
+		for _, p := range pts {
+			if p != nil && p.Host == it.host && p.App == it.app {
+				it.ready = append(it.ready, p)
+			}
+		}
+		sort.SliceStable(it.ready, func(i, j int) bool { return it.ready[i].Time.After(it.ready[j].Time) })
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
@@ -70,21 +71,32 @@ func purgedName(id string) string { return purgedPrefix + id }
 // object and its re-encrypted copies), each group newest copy first,
 // keeping the base names that key accepts under the key it returns.
 func (v *Vault) listCopies(ctx context.Context, prefix string, key func(base string) (string, bool)) (map[string][]string, error) {
+	out, _, err := v.listCopiesWritten(ctx, prefix, key)
+	return out, err
+}
+
+// listCopiesWritten is listCopies that also gives, per key, the storage's
+// latest timestamp among the key's objects.
+func (v *Vault) listCopiesWritten(ctx context.Context, prefix string, key func(base string) (string, bool)) (map[string][]string, map[string]time.Time, error) {
 	out := map[string][]string{}
+	written := map[string]time.Time{}
 	err := v.be.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		base, _ := splitResealed(oi.Name)
 		if k, ok := key(base); ok {
 			out[k] = append(out[k], oi.Name)
+			if oi.ModTime.After(written[k]) {
+				written[k] = oi.ModTime
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, storageError(v.be, err)
+		return nil, nil, storageError(v.be, err)
 	}
 	for _, ns := range out {
 		sortCopies(ns)
 	}
-	return out, nil
+	return out, written, nil
 }
 
 // copiesOf lists the objects that are base or a re-encrypted copy of it,
@@ -107,7 +119,14 @@ func (v *Vault) copiesOf(ctx context.Context, base string) ([]string, error) {
 // listPoints lists every manifest object, grouped by point id, each
 // group's names newest copy first.
 func (v *Vault) listPoints(ctx context.Context) (map[string][]string, error) {
-	return v.listCopies(ctx, "points/", func(base string) (string, bool) {
+	out, _, err := v.listPointsWritten(ctx)
+	return out, err
+}
+
+// listPointsWritten is listPoints with when each point's manifest (or its
+// latest copy) was written, by the storage's clock.
+func (v *Vault) listPointsWritten(ctx context.Context) (map[string][]string, map[string]time.Time, error) {
+	return v.listCopiesWritten(ctx, "points/", func(base string) (string, bool) {
 		id := strings.TrimPrefix(base, "points/")
 		return id, manifest.ValidID(id) && manifest.ObjectName(id) == base
 	})
