@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 )
 
 // fdFlags reads the open flags of fd from /proc.
@@ -128,4 +132,53 @@ func TestDirectFileWriteErrorSurfaces(t *testing.T) {
 		t.Fatalf("sync after a failed background write: %v (write: %v), want the write's error", serr, werr)
 	}
 	f.Close()
+}
+
+// On a file system that refuses O_DIRECT (ramfs), streamed objects are
+// written the ordinary way: created once, committed, read back exactly.
+func TestDirectFallsBackWhereRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "mounting a ramfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("ramfs", dir, "ramfs", 0, ""); err != nil {
+		testenv.Skip(t, "cannot mount a ramfs: "+err.Error())
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if directSupported(t, dir) {
+		t.Fatal("ramfs took O_DIRECT: this test no longer tests the fallback")
+	}
+	f, err := OSFS{}.CreateExclDirect(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatalf("create where O_DIRECT is refused: %v", err)
+	}
+	if _, ok := f.(*directFile); ok {
+		t.Fatal("a direct file where O_DIRECT is refused")
+	}
+	f.Close()
+
+	b, err := Create(filepath.Join(dir, "vault"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want := make([]byte, 3*directBlock+5)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range want {
+		want[i] = byte(rng.Uint32())
+	}
+	w, err := b.Create(ctx, "data/ab/abcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := storage.ReadAll(ctx, b, "data/ab/abcd")
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
 }
