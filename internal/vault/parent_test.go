@@ -70,3 +70,21 @@ func TestParentFoundWithoutReadingEveryManifest(t *testing.T) {
 		last[host] = p.ID
 	}
 }
+
+// A source whose path is not UTF-8 keeps its parent: the second backup
+// reads nothing, and the point restores under the same name.
+func TestSourcePathNotUTF8IsIncremental(t *testing.T) {
+	v, _ := newTestVault(t)
+	src := filepath.Join(t.TempDir(), "src\xff")
+	writeFile(t, filepath.Join(src, "f\xfe"), []byte("content"), 0o644)
+	first := mustBackup(t, v, src)
+	second := mustBackup(t, v, src)
+	if second.Parent != first.ID || second.Stats.UnchangedFiles != 1 || second.Stats.BytesRead != 0 {
+		t.Fatalf("second backup: parent %q (want %s), %d unchanged, %d bytes read", second.Parent, first.ID, second.Stats.UnchangedFiles, second.Stats.BytesRead)
+	}
+	if c := second.Components[0]; c.Name != "src\xff" || c.Source != src {
+		t.Fatalf("component recorded as %q from %q", c.Name, c.Source)
+	}
+	dst, _ := mustRestore(t, reopen(t, v.Backend()), second.ID, "")
+	compareTrees(t, snapshot(t, filepath.Dir(src)), snapshot(t, dst))
+}

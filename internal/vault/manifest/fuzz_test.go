@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,4 +49,35 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted bad manifest %+v", p)
 		}
 	})
+}
+
+// Names and sources that are not UTF-8 survive the manifest; readers
+// without the raw fields see the U+FFFD form.
+func TestComponentKeepsBytesThatAreNotUTF8(t *testing.T) {
+	p := &Point{Version: Version, ID: strings.Repeat("a", 32), Root: blob.ID{1}, Components: []Component{
+		{Name: "src\xff", Kind: "files", Source: "/srv/\xfe/src\xff"},
+		{Name: "plain", Kind: "files", Source: "/srv/plain"},
+	}}
+	b, err := Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(b, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range back.Components {
+		if c.Name != p.Components[i].Name || c.Source != p.Components[i].Source {
+			t.Errorf("component %d back as %q %q, want %q %q", i, c.Name, c.Source, p.Components[i].Name, p.Components[i].Source)
+		}
+	}
+	if strings.Count(string(b), `"name_raw"`) != 1 || strings.Count(string(b), `"source_raw"`) != 1 {
+		t.Errorf("raw fields written for valid UTF-8 too, or missing: %s", b)
+	}
+	var old struct {
+		Components []struct{ Name, Source string }
+	}
+	if err := json.Unmarshal(b, &old); err != nil || old.Components[0].Source != "/srv/\uFFFD/src\uFFFD" {
+		t.Errorf("an older reader sees %+v, %v", old, err)
+	}
 }

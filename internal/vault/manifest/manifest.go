@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
@@ -33,6 +34,46 @@ type Component struct {
 	// Meta is what the capture recorded of the component (a database's
 	// engine, versions, size and row counts), as JSON; never a secret.
 	Meta json.RawMessage `json:"meta,omitempty"`
+}
+
+// componentJSON is Component as stored: JSON strings cannot carry bytes
+// that are not UTF-8 (encoding/json writes U+FFFD), so a name or source that
+// is not UTF-8 is also stored as its bytes (base64), which readers prefer.
+// Readers that do not know these fields see the U+FFFD form, as before.
+type componentJSON struct {
+	plainComponent
+	NameRaw   []byte `json:"name_raw,omitempty"`
+	SourceRaw []byte `json:"source_raw,omitempty"`
+}
+
+type plainComponent Component
+
+// MarshalJSON implements json.Marshaler.
+func (c Component) MarshalJSON() ([]byte, error) {
+	out := componentJSON{plainComponent: plainComponent(c)}
+	if !utf8.ValidString(c.Name) {
+		out.NameRaw = []byte(c.Name)
+	}
+	if !utf8.ValidString(c.Source) {
+		out.SourceRaw = []byte(c.Source)
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *Component) UnmarshalJSON(b []byte) error {
+	var in componentJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*c = Component(in.plainComponent)
+	if in.NameRaw != nil {
+		c.Name = string(in.NameRaw)
+	}
+	if in.SourceRaw != nil {
+		c.Source = string(in.SourceRaw)
+	}
+	return nil
 }
 
 // Stats counts what a capture did.
