@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
@@ -39,11 +40,11 @@ func TestConformanceOnCrashFS(t *testing.T) {
 // RENAME_NOREPLACE (EINVAL), so the backend falls back to link + unlink.
 type noRenameFS struct {
 	local.OSFS
-	renames int
+	renames atomic.Int64 // concurrent puts may all try before the first fails
 }
 
 func (f *noRenameFS) RenameNoReplace(oldname, newname string) error {
-	f.renames++
+	f.renames.Add(1)
 	return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: errors.ErrUnsupported}
 }
 
@@ -57,8 +58,8 @@ func TestConformanceWithLinkFallback(t *testing.T) {
 		}
 		return b
 	})
-	if fsys.renames != 1 {
-		t.Errorf("renameat2 tried %d times in the last subtest, want once (then remembered)", fsys.renames)
+	if n := fsys.renames.Load(); n != 1 {
+		t.Errorf("renameat2 tried %d times in the last subtest, want once (then remembered)", n)
 	}
 }
 
