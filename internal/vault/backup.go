@@ -756,20 +756,13 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 	node := b.nodeFromStat(name, st)
 	node.Type = tree.Dir
 	b.count(func(s *manifest.Stats) { s.Dirs++ })
-	f, err := os.Open(path)
-	var names []string
-	if err == nil {
-		names, err = f.Readdirnames(-1)
-		f.Close()
-	}
+	names, sts, err := readDirStat(path)
 	if err != nil {
 		b.warn(path, err)
-		names = nil
 	}
-	sort.Strings(names)
 	b.prefetchParentTrees(parent)
 	var children []<-chan result
-	for _, n := range names {
+	for i, n := range names {
 		if b.ctx.Err() != nil {
 			break
 		}
@@ -778,11 +771,11 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 		if rel != "" {
 			crel = rel + "/" + n
 		}
-		var cst unix.Stat_t
-		if err := unix.Lstat(cpath, &cst); err != nil {
-			b.warn(cpath, err)
+		if sts[i].err != nil { // vanished since the listing, or not stat-able
+			b.warn(cpath, sts[i].err)
 			continue
 		}
+		cst := &sts[i].st
 		isDir := cst.Mode&unix.S_IFMT == unix.S_IFDIR
 		if b.excluded(crel, n, isDir) || slices.Contains(b.opts.SkipPaths, cpath) {
 			continue
@@ -796,10 +789,10 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 			if pn != nil && pn.Type == tree.Dir {
 				pt = b.loadParentTree(pn)
 			}
-			children = append(children, b.walkSubdir(cpath, crel, n, &cst, pt))
+			children = append(children, b.walkSubdir(cpath, crel, n, cst, pt))
 			continue
 		}
-		if ch := b.entry(cpath, crel, n, &cst, pn); ch != nil {
+		if ch := b.entry(cpath, crel, n, cst, pn); ch != nil {
 			children = append(children, ch)
 		}
 	}
@@ -836,6 +829,34 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 		out <- result{node: node}
 	}()
 	return out
+}
+
+// entryStat is the lstat of one directory entry, or why it failed.
+type entryStat struct {
+	st  unix.Stat_t
+	err error
+}
+
+// readDirStat lists a directory, sorted, and lstats every entry relative
+// to it (one path component each, not the whole path again); the directory
+// is closed before returning, so a deep walk holds no descriptors.
+func readDirStat(path string) ([]string, []entryStat, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(names)
+	sts := make([]entryStat, len(names))
+	fd := int(f.Fd())
+	for i, n := range names {
+		sts[i].err = unix.Fstatat(fd, n, &sts[i].st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return names, sts, nil
 }
 
 // walkSubdir walks a subdirectory on another goroutine when a walker slot is
