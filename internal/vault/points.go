@@ -44,14 +44,25 @@ func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
 		return nil, err
 	}
 	ids := sortedIDs(m)
+	pts, err := v.loadPoints(ctx, ids, m)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
+	return pts, nil
+}
+
+// loadPoints reads the manifests of ids (names from a listing), 8 at a
+// time, leaving out points purged or withdrawn since the listing.
+func (v *Vault) loadPoints(ctx context.Context, ids []string, names map[string][]string) ([]*manifest.Point, error) {
 	pts := make([]*manifest.Point, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, id := range ids {
 		g.Go(func() error {
-			p, err := v.loadPointFrom(gctx, id, m[id])
+			p, err := v.loadPointFrom(gctx, id, names[id])
 			if errors.Is(err, storage.ErrNotFound) {
-				return nil // purged or withdrawn since the listing
+				return nil
 			}
 			pts[i] = p
 			return err
@@ -60,9 +71,7 @@ func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
 	if err := g.Wait(); err != nil {
 		return nil, storageError(v.be, err)
 	}
-	pts = slices.DeleteFunc(pts, func(p *manifest.Point) bool { return p == nil })
-	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
-	return pts, nil
+	return slices.DeleteFunc(pts, func(p *manifest.Point) bool { return p == nil }), nil
 }
 
 // loadPoint reads a point's manifest: the original object, or else (it was
@@ -309,13 +318,13 @@ func (r *fileReader) Read(p []byte) (int, error) {
 type newestPoints struct {
 	v         *Vault
 	host, app string
-	pending   []writtenPoint    // unread, most recently written first
-	ready     []*manifest.Point // read and matching, newest first
+	names     map[string][]string // manifest objects of every point listed
+	pending   []writtenPoint      // unread, most recently written first
+	ready     []*manifest.Point   // read and matching, newest first
 }
 
 type writtenPoint struct {
 	id      string
-	names   []string
 	written time.Time
 }
 
@@ -327,9 +336,9 @@ func (v *Vault) newestPoints(ctx context.Context, host, app string) (*newestPoin
 	if err != nil {
 		return nil, err
 	}
-	it := &newestPoints{v: v, host: host, app: app, pending: make([]writtenPoint, 0, len(m))}
-	for id, names := range m {
-		it.pending = append(it.pending, writtenPoint{id: id, names: names, written: written[id]})
+	it := &newestPoints{v: v, host: host, app: app, names: m, pending: make([]writtenPoint, 0, len(m))}
+	for id := range m {
+		it.pending = append(it.pending, writtenPoint{id: id, written: written[id]})
 	}
 	sort.Slice(it.pending, func(i, j int) bool {
 		a, b := it.pending[i], it.pending[j]
@@ -354,23 +363,16 @@ func (it *newestPoints) next(ctx context.Context) (*manifest.Point, error) {
 		}
 		batch := it.pending[:min(newestPointsBatch, len(it.pending))]
 		it.pending = it.pending[len(batch):]
-		pts := make([]*manifest.Point, len(batch))
-		g, gctx := errgroup.WithContext(ctx)
+		ids := make([]string, len(batch))
 		for i, wp := range batch {
-			g.Go(func() error {
-				p, err := it.v.loadPointFrom(gctx, wp.id, wp.names)
-				if errors.Is(err, storage.ErrNotFound) {
-					return nil // purged or withdrawn since the listing
-				}
-				pts[i] = p
-				return err
-			})
+			ids[i] = wp.id
 		}
-		if err := g.Wait(); err != nil {
-			return nil, storageError(it.v.be, err)
+		pts, err := it.v.loadPoints(ctx, ids, it.names)
+		if err != nil {
+			return nil, err
 		}
 		for _, p := range pts {
-			if p != nil && p.Host == it.host && p.App == it.app {
+			if p.Host == it.host && p.App == it.app {
 				it.ready = append(it.ready, p)
 			}
 		}

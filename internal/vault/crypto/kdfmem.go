@@ -29,17 +29,16 @@ import (
 // mark: what it allocates next (indexes, trees) then faults in fewer, larger
 // pages, worth ~15 ms to a no-change backup.
 func prepareKDFMemory(kib uint32) (done func()) {
+	const huge = 2 << 20
 	size := uint64(kib) * 1024
-	if size > math.MaxInt/2 {
-		return func() {}
+	if size < 2*huge || size > math.MaxInt/2 {
+		return func() {} // too small to hold a whole huge page for sure: no allocation, no GC
 	}
 	b := make([]byte, int(size))
-	const huge = 2 << 20
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	start := (base + huge - 1) &^ (huge - 1)
 	end := (base + uintptr(len(b))) &^ (huge - 1)
-	marked := end > start && // at least one whole huge page
-		unix.Madvise(b[start-base:end-base], unix.MADV_HUGEPAGE) == nil
+	marked := unix.Madvise(b[start-base:end-base], unix.MADV_HUGEPAGE) == nil
 	runtime.KeepAlive(b)
 	b = nil
 	runtime.GC() // the range goes back to the heap, for Argon2 to take
