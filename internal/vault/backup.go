@@ -839,12 +839,16 @@ type entryStat struct {
 
 // readDirStat lists a directory, sorted, and lstats every entry relative
 // to it (one path component each, not the whole path again); the directory
-// is closed before returning, so a deep walk holds no descriptors.
+// is closed before returning, so a deep walk holds no descriptors. The
+// descriptor is opened blocking (os.NewFile leaves it out of the runtime's
+// poller, which refuses directories anyway): os.Open would spend four fcntl
+// calls and a failing epoll_ctl on each of a tree's directories.
 func readDirStat(path string) ([]string, []entryStat, error) {
-	f, err := os.Open(path)
+	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
@@ -852,11 +856,20 @@ func readDirStat(path string) ([]string, []entryStat, error) {
 	}
 	sort.Strings(names)
 	sts := make([]entryStat, len(names))
-	fd := int(f.Fd())
 	for i, n := range names {
 		sts[i].err = unix.Fstatat(fd, n, &sts[i].st, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return names, sts, nil
+}
+
+// openRetry is unix.Open, retried when a signal interrupts it.
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 // walkSubdir walks a subdirectory on another goroutine when a walker slot is
