@@ -314,3 +314,41 @@ func TestPowerLossCatchesEachMissingFsync(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateDefersDirectorySync: creating an object fsyncs nothing (a backup
+// creates its packs under a lock every worker needs); the directories it
+// made become durable at commit instead. Two writers share a new directory
+// and the one created second commits first: its object must survive power
+// loss, though the directory was made by the other, which never commits.
+func TestCreateDefersDirectorySync(t *testing.T) {
+	ctx := context.Background()
+	for _, skip := range []string{"", "mkdir-parent"} {
+		c, b := newCrashVault(t, skip)
+		_, syncs0, _ := c.Counters()
+		first, err := b.Create(ctx, "data/cd/first") // makes data and data/cd
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := b.Create(ctx, "data/cd/second")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, syncs, _ := c.Counters(); syncs != syncs0 {
+			t.Fatalf("creating two objects in a new directory fsynced %d times; want none before commit", syncs-syncs0)
+		}
+		second.Write([]byte("second"))
+		if err := second.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		first.Write([]byte("first"))
+		c.Crash()
+		got, err := storage.ReadAll(ctx, b, "data/cd/second")
+		survived := err == nil && string(got) == "second"
+		if skip == "" && !survived {
+			t.Errorf("committed object in a directory another writer made is gone after power loss: %q, %v", got, err)
+		}
+		if skip != "" && survived {
+			t.Errorf("without the mkdir-parent fsync the object survived: the test shows nothing")
+		}
+	}
+}
