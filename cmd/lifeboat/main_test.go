@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 )
@@ -415,5 +416,65 @@ func TestCLIOnS3(t *testing.T) {
 	}
 	if strings.Contains(all, secret) {
 		t.Errorf("the S3 secret appeared in output")
+	}
+}
+
+// TestLsJSONKeepsNonUTF8Names: names and link targets that are not UTF-8
+// appear in `vault ls -o json` as U+FFFD in path/target (JSON strings cannot
+// hold the bytes) and exactly in path_raw/target_raw.
+func TestLsJSONKeepsNonUTF8Names(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app")
+	bad := "caf\xe9.txt" // Latin-1, as an old upload might be named
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, bad), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("to-\xff", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "plain.txt"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vlt := filepath.Join(dir, "vault")
+	env := passEnv()
+	mustRun(t, env, "vault", "backup", "--init", "--vault", vlt, src)
+	r := mustRun(t, env, "vault", "ls", "-o", "json", "--vault", vlt, "latest", "app")
+	var list []struct {
+		Path      string `json:"path"`
+		Target    string `json:"target"`
+		PathRaw   []byte `json:"path_raw"`
+		TargetRaw []byte `json:"target_raw"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("ls -o json: %v\n%s", err, r.stdout)
+	}
+	got := map[string]bool{}
+	for _, e := range list {
+		name := e.Path
+		if e.PathRaw != nil {
+			if !strings.ContainsRune(e.Path, utf8.RuneError) {
+				t.Errorf("%q has path_raw but its path shows no U+FFFD", e.Path)
+			}
+			name = string(e.PathRaw)
+		}
+		got[name] = true
+		switch name {
+		case "app/link":
+			if string(e.TargetRaw) != "to-\xff" {
+				t.Errorf("link target_raw = %q, want %q", e.TargetRaw, "to-\xff")
+			}
+		case "app/plain.txt":
+			if e.PathRaw != nil || e.TargetRaw != nil {
+				t.Errorf("a UTF-8 name got raw fields: %+v", e)
+			}
+		}
+	}
+	for _, want := range []string{"app/" + bad, "app/link", "app/plain.txt"} {
+		if !got[want] {
+			t.Errorf("ls -o json lost %q; got %v", want, got)
+		}
 	}
 }

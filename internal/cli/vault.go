@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -352,6 +353,11 @@ type lsEntry struct {
 	User   string    `json:"user,omitempty"`
 	Group  string    `json:"group,omitempty"`
 	Target string    `json:"target,omitempty"`
+	// PathRaw and TargetRaw carry the exact bytes (base64) of a path or
+	// link target that is not UTF-8: JSON strings cannot, and Path and
+	// Target then show U+FFFD in place of the bad bytes.
+	PathRaw   []byte `json:"path_raw,omitempty"`
+	TargetRaw []byte `json:"target_raw,omitempty"`
 }
 
 func newVaultLs(env Env) *cobra.Command {
@@ -362,7 +368,9 @@ func newVaultLs(env Env) *cobra.Command {
 		Use:   "ls --vault LOCATION POINT [PATH]",
 		Short: "List the files of a point",
 		Long: `List what a point holds at PATH (default: its root, one entry per component).
-POINT is "latest", a point id or a unique prefix of one.` + exitCodeHelp,
+POINT is "latest", a point id or a unique prefix of one. With -o json, a
+path or link target that is not UTF-8 shows U+FFFD in "path"/"target" and
+comes exactly, base64-encoded, in "path_raw"/"target_raw".` + exitCodeHelp,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
@@ -388,7 +396,14 @@ POINT is "latest", a point id or a unique prefix of one.` + exitCodeHelp,
 			}
 			var list []lsEntry
 			add := func(pth string, n *tree.Node) {
-				list = append(list, lsEntry{Path: pth, Type: n.Type, Mode: modeString(n), Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), User: n.User, Group: n.Group, Target: n.Target})
+				e := lsEntry{Path: pth, Type: n.Type, Mode: modeString(n), Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), User: n.User, Group: n.Group, Target: n.Target}
+				if !utf8.ValidString(pth) {
+					e.PathRaw = []byte(pth)
+				}
+				if !utf8.ValidString(n.Target) {
+					e.TargetRaw = []byte(n.Target)
+				}
+				list = append(list, e)
 			}
 			if n.Type != tree.Dir {
 				add(path, n)
