@@ -182,3 +182,62 @@ func TestDirectFallsBackWhereRefused(t *testing.T) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}
 }
+
+// A file system that took O_DIRECT at open but refuses a write with EINVAL
+// (after part of it, even) gets that block's rest and every later one
+// written the ordinary way: the file ends up exactly as written.
+func TestDirectFallsBackOnWriteEINVAL(t *testing.T) {
+	dir := t.TempDir()
+	if !directSupported(t, dir) {
+		testenv.Skip(t, "the test directory's file system refuses O_DIRECT; nothing to fall back from")
+	}
+	refused := 0
+	writeAt = func(f *os.File, b []byte, off int64) (int, error) {
+		fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+		if err == nil && fl&unix.O_DIRECT != 0 && off >= directBlock {
+			// The second block: half of it goes, then the refusal.
+			refused++
+			n, err := f.WriteAt(b[:len(b)/2], off)
+			if err != nil {
+				return n, err
+			}
+			return n, unix.EINVAL
+		}
+		return f.WriteAt(b, off)
+	}
+	defer func() { writeAt = (*os.File).WriteAt }()
+	name := filepath.Join(dir, "f")
+	f, err := OSFS{}.CreateExclDirect(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := f.(*directFile)
+	if !ok {
+		t.Fatal("not a direct file on a file system that takes O_DIRECT")
+	}
+	want := make([]byte, 4*directBlock+777)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range want {
+		want[i] = byte(rng.Uint32())
+	}
+	if _, err := f.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("sync: %v (the EINVAL must be taken as a refusal of O_DIRECT, not an error)", err)
+	}
+	if d.direct || fdFlags(t, d.f.Fd())&unix.O_DIRECT != 0 {
+		t.Error("O_DIRECT still set after the file system refused a direct write")
+	}
+	f.Close()
+	if refused != 1 {
+		t.Errorf("direct writes refused %d times; want 1 (later blocks go buffered)", refused)
+	}
+	got, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read back %d bytes, want %d, or not what was written", len(got), len(want))
+	}
+}
