@@ -210,10 +210,7 @@ func (b *Backend) makeDir(rel string) error {
 	if _, ok := b.made.Load(rel); ok {
 		return nil
 	}
-	parent := path.Dir(rel)
-	if parent == "." {
-		parent = ""
-	}
+	parent := relDir(rel)
 	if err := b.makeDir(parent); err != nil {
 		return err
 	}
@@ -231,6 +228,15 @@ func (b *Backend) makeDir(rel string) error {
 	}
 	b.made.Store(rel, true)
 	return nil
+}
+
+// relDir is the directory of a slash-separated relative name, "" for the
+// root.
+func relDir(name string) string {
+	if d := path.Dir(name); d != "." {
+		return d
+	}
+	return ""
 }
 
 // ensureDir makes sure directory rel ("" is the root) exists durably: every
@@ -256,10 +262,7 @@ func (b *Backend) ensureDirLocked(rel string) error {
 	if _, ok := b.dirs.Load(rel); ok {
 		return nil
 	}
-	parent := path.Dir(rel)
-	if parent == "." {
-		parent = ""
-	}
+	parent := relDir(rel)
 	if err := b.ensureDirLocked(parent); err != nil {
 		return err
 	}
@@ -318,10 +321,7 @@ func (b *Backend) create(ctx context.Context, name string, direct bool) (*object
 	if err != nil {
 		return nil, err
 	}
-	rel := path.Dir(name)
-	if rel == "." {
-		rel = ""
-	}
+	rel := relDir(name)
 	if err := b.makeDir(rel); err != nil {
 		return nil, b.fail("put", name, err, false)
 	}
@@ -422,7 +422,7 @@ func (b *Backend) exists(name, dir string) error {
 	if err := b.sync("dir", func() error { return b.fs.SyncDir(dir) }); err != nil {
 		return fmt.Errorf("put %s: exists; sync directory: %w", name, err)
 	}
-	if rel := path.Dir(name); rel != "." {
+	if rel := relDir(name); rel != "" {
 		if err := b.ensureDir(rel); err != nil {
 			return fmt.Errorf("put %s: exists; sync directories: %w", name, err)
 		}
