@@ -850,7 +850,9 @@ type entryStat struct {
 // poller, which refuses directories anyway): os.Open would spend four fcntl
 // calls and a failing epoll_ctl on each of a tree's directories.
 func readDirStat(path string) ([]string, []entryStat, error) {
-	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	// O_NOFOLLOW: path was lstat'ed as a directory; a symlink swapped in
+	// since then must not lead the walk elsewhere (ENOTDIR, a warning).
+	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -2,11 +2,14 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
@@ -195,5 +198,31 @@ func TestCommitRefusesCondemnedPack(t *testing.T) {
 	}
 	if _, err := v.be.Stat(context.Background(), manifest.ObjectName(p3.ID)); err == nil {
 		t.Errorf("manifest left behind")
+	}
+}
+
+// readDirStat lists only a real directory: a symlink swapped in for one
+// (after the walk lstat'ed it) is refused, not followed.
+func TestReadDirStatRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(real, "secret"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if names, _, err := readDirStat(real); err != nil || len(names) != 1 {
+		t.Fatalf("a real directory: %v, %v", names, err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	// Linux answers ENOTDIR (O_DIRECTORY on the unfollowed link); ELOOP
+	// would do as well.
+	names, _, err := readDirStat(link)
+	if !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ELOOP) {
+		t.Fatalf("a symlink to a directory: listed %v, error %v; want it refused", names, err)
 	}
 }

@@ -37,6 +37,25 @@ func fdFlags(t *testing.T, fd uintptr) int {
 	return 0
 }
 
+// directDir is a temporary directory on a file system that takes O_DIRECT:
+// the test's temp dir, else one next to the test's sources (where TMPDIR is
+// a tmpfs, the checkout is usually on disk).
+func directDir(t *testing.T) string {
+	t.Helper()
+	if dir := t.TempDir(); directSupported(t, dir) {
+		return dir
+	}
+	dir, err := os.MkdirTemp(".", ".direct-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if !directSupported(t, dir) {
+		testenv.Skip(t, "neither the temp dir nor the source dir takes O_DIRECT; nothing to fall back from")
+	}
+	return dir
+}
+
 // directSupported probes whether dir's file system takes O_DIRECT.
 func directSupported(t *testing.T, dir string) bool {
 	f, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_WRONLY|os.O_CREATE|unix.O_DIRECT, 0o600)
@@ -187,10 +206,7 @@ func TestDirectFallsBackWhereRefused(t *testing.T) {
 // (after part of it, even) gets that block's rest and every later one
 // written the ordinary way: the file ends up exactly as written.
 func TestDirectFallsBackOnWriteEINVAL(t *testing.T) {
-	dir := t.TempDir()
-	if !directSupported(t, dir) {
-		testenv.Skip(t, "the test directory's file system refuses O_DIRECT; nothing to fall back from")
-	}
+	dir := directDir(t)
 	refused := 0
 	writeAt = func(f *os.File, b []byte, off int64) (int, error) {
 		fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)

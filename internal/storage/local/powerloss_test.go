@@ -352,3 +352,52 @@ func TestCreateDefersDirectorySync(t *testing.T) {
 		}
 	}
 }
+
+// TestExistsMakesDirectoriesDurable: a writer died after its rename and the
+// fsync of the object's directory, but before that directory was fsynced
+// into its parent (a process crash). A later Put of the same name is told
+// ErrExists and takes the object as stored, so the backend must make every
+// directory level durable before saying so, though this process created
+// none of them.
+func TestExistsMakesDirectoriesDurable(t *testing.T) {
+	ctx := context.Background()
+	for _, skip := range []string{"", "mkdir-parent"} {
+		for _, streamed := range []bool{false, true} {
+			c, b := newCrashVault(t, skip)
+			for _, d := range []string{"/srv/vault/data", "/srv/vault/data/cd"} { // the dead process's mkdirs
+				if err := c.Mkdir(d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err := c.CreateExcl("/srv/vault/data/cd/.tmp-dead")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("content"))
+			f.Sync()
+			if err := c.RenameNoReplace("/srv/vault/data/cd/.tmp-dead", "/srv/vault/data/cd/obj"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.SyncDir("/srv/vault/data/cd"); err != nil {
+				t.Fatal(err)
+			}
+			if streamed {
+				// Create finds the object there already: ErrExists at once.
+				if _, err := b.Create(ctx, "data/cd/obj"); !errors.Is(err, storage.ErrExists) {
+					t.Fatalf("create: %v", err)
+				}
+			} else if err := b.Put(ctx, "data/cd/obj", []byte("content")); !errors.Is(err, storage.ErrExists) {
+				t.Fatalf("put: %v", err)
+			}
+			c.Crash()
+			got, err := storage.ReadAll(ctx, b, "data/cd/obj")
+			survived := err == nil && string(got) == "content"
+			if skip == "" && !survived {
+				t.Errorf("streamed=%v: the object answered ErrExists for is gone after power loss: %q, %v", streamed, got, err)
+			}
+			if skip != "" && survived {
+				t.Errorf("streamed=%v: without the mkdir-parent fsync the object survived: the test shows nothing", streamed)
+			}
+		}
+	}
+}
