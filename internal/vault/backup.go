@@ -139,6 +139,7 @@ type backup struct {
 	// (first backup 5.4-6.5% faster in two runs of 6 and 8 alternating pairs).
 	walkSem chan struct{}
 	walkers sync.WaitGroup
+	listed  atomic.Int64 // entries of the directory listings being walked
 
 	// Large files hand their chunks to blob workers through blobs.
 	blobs     chan blobJob
@@ -766,6 +767,9 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 	if err != nil {
 		b.warn(path, err)
 	}
+	// The listing is held until the loop below has handed every entry on.
+	b.listed.Add(int64(len(names)))
+	defer b.listed.Add(-int64(len(names)))
 	b.prefetchParentTrees(parent)
 	var children []<-chan result
 	for i, n := range names {
@@ -880,13 +884,29 @@ func openRetry(path string, flags int) (int, error) {
 	}
 }
 
+// walkListBudget: no walker goroutine starts while the listings being
+// walked hold this many entries (a listing costs about 200 bytes an entry:
+// sibling directories of millions of files each must not all be held at
+// once). testHookWalker runs when a walker goroutine starts.
+var (
+	walkListBudget int64 = 1 << 16
+	testHookWalker func()
+)
+
 // walkSubdir walks a subdirectory on another goroutine when a walker slot is
-// free (several directories are read and stat'ed at once), else inline.
+// free and the listings held are under walkListBudget (several directories
+// are read and stat'ed at once), else inline.
 func (b *backup) walkSubdir(path, rel, name string, st *unix.Stat_t, parent *tree.Tree) <-chan result {
+	if b.listed.Load() >= walkListBudget {
+		return b.walkDir(path, rel, name, st, parent)
+	}
 	select {
 	case b.walkSem <- struct{}{}:
 	default:
 		return b.walkDir(path, rel, name, st, parent)
+	}
+	if testHookWalker != nil {
+		testHookWalker()
 	}
 	st2 := *st
 	out := make(chan result, 1)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -224,5 +225,49 @@ func TestReadDirStatRefusesSymlink(t *testing.T) {
 	names, _, err := readDirStat(link)
 	if !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ELOOP) {
 		t.Fatalf("a symlink to a directory: listed %v, error %v; want it refused", names, err)
+	}
+}
+
+// Sibling directories are walked by extra goroutines only while the
+// listings held stay under walkListBudget; with no budget at all the walk
+// is inline, and either way the point is the same.
+func TestWalkerBudget(t *testing.T) {
+	src := t.TempDir()
+	for d := range 5 {
+		dir := filepath.Join(src, fmt.Sprintf("d%d", d), "sub")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range 200 {
+			if err := os.WriteFile(filepath.Join(filepath.Dir(dir), fmt.Sprintf("f%03d", f)), []byte(fmt.Sprint(d, f)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v := newInternalVault(t)
+	var walkers atomic.Int32
+	testHookWalker = func() { walkers.Add(1) }
+	defer func() { testHookWalker = nil }()
+	backup := func(budget int64) (manifest.Point, int32) {
+		old := walkListBudget
+		walkListBudget = budget
+		defer func() { walkListBudget = old }()
+		walkers.Store(0)
+		p, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}, NoParent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *p, walkers.Load()
+	}
+	free, n := backup(1 << 16)
+	if n == 0 {
+		t.Fatal("no walker goroutine started under the default budget: the test shows nothing")
+	}
+	none, n := backup(0)
+	if n != 0 {
+		t.Errorf("%d walker goroutines started with no budget", n)
+	}
+	if free.Root != none.Root || free.Stats.Files != 1000 || none.Stats.Files != 1000 {
+		t.Errorf("points differ: root %v (%d files) with walkers, %v (%d files) inline", free.Root, free.Stats.Files, none.Root, none.Stats.Files)
 	}
 }
