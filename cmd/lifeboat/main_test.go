@@ -478,3 +478,30 @@ func TestLsJSONKeepsNonUTF8Names(t *testing.T) {
 		}
 	}
 }
+
+// A PATH that is a symlink to a directory (a deploy's "current" link) is
+// captured as the link, and the user is told so instead of getting a point
+// of 0 files with no word.
+func TestBackupNotesSymlinkSource(t *testing.T) {
+	dir := t.TempDir()
+	release := filepath.Join(dir, "releases", "42")
+	if err := os.MkdirAll(release, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(release, "index.php"), []byte("<?php"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	current := filepath.Join(dir, "current")
+	if err := os.Symlink("releases/42", current); err != nil {
+		t.Fatal(err)
+	}
+	vlt := filepath.Join(dir, "vault")
+	r := mustRun(t, passEnv(), "vault", "backup", "--init", "-q", "--vault", vlt, current)
+	if !strings.Contains(r.stderr, "is a symlink to the directory") || !strings.Contains(r.stderr, release) {
+		t.Errorf("no note about the symlinked source; stderr:\n%s", r.stderr)
+	}
+	r = mustRun(t, passEnv(), "vault", "backup", "-q", "--vault", vlt, release)
+	if strings.Contains(r.stderr, "symlink") {
+		t.Errorf("a note for a real directory; stderr:\n%s", r.stderr)
+	}
+}

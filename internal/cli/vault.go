@@ -168,7 +168,9 @@ Unchanged files (same size, mtime, inode and ctime as in the parent point,
 by default the newest point of this host with the same path) are not read.
 A glob without "/" matches a file or directory name; with "/" it matches the
 path relative to the PATH given. Files that change or vanish while being read
-are reported and the point is marked partial (exit code 3).` + exitCodeHelp,
+are reported and the point is marked partial (exit code 3). A PATH that is a
+symlink is captured as the link (a note says so when it points to a
+directory): name the directory itself to back it up.` + exitCodeHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
@@ -186,6 +188,7 @@ are reported and the point is marked partial (exit code 3).` + exitCodeHelp,
 			var srcs []vault.Source
 			for _, a := range args {
 				srcs = append(srcs, vault.Source{Path: a})
+				noteSymlinkSource(env, a)
 			}
 			be, err := f.openBackend(ctx, env, initMissing)
 			if err != nil {
@@ -342,6 +345,25 @@ func fmtLabels(m map[string]string) string {
 		parts = append(parts, k+"="+m[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// noteSymlinkSource tells the user when a PATH given to backup is a
+// symlink to a directory (a deploy's "current" link, say): the link itself
+// is captured, as tar and restic do, which a point of "0 files" would
+// otherwise leave unexplained.
+func noteSymlinkSource(env Env, path string) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return
+	}
+	if ti, err := os.Stat(target); err != nil || !ti.IsDir() {
+		return
+	}
+	fmt.Fprintf(env.Stderr, "note: %s is a symlink to the directory %s: the link itself is captured, not what it points to; to back up the directory, name it\n", quoteName(path), quoteName(target))
 }
 
 type lsEntry struct {
