@@ -239,10 +239,11 @@ func relDir(name string) string {
 	return ""
 }
 
-// ensureDir makes sure directory rel ("" is the root) exists durably: every
-// level is created if missing and fsynced into its parent, once per
-// process. A level found already there is fsynced into its parent as well:
-// a process that died between its mkdir and that fsync left it volatile.
+// ensureDir makes directory rel ("" is the root), which exists (makeDir
+// made it, or an object in it was found), durable: every level is fsynced
+// into its parent, once per process. A level that was already there is
+// fsynced as well: a process that died between its mkdir and that fsync
+// left it volatile.
 func (b *Backend) ensureDir(rel string) error {
 	if rel == "" {
 		return nil
@@ -264,18 +265,6 @@ func (b *Backend) ensureDirLocked(rel string) error {
 	}
 	parent := relDir(rel)
 	if err := b.ensureDirLocked(parent); err != nil {
-		return err
-	}
-	full := b.root + "/" + rel
-	fi, err := b.fs.Stat(full)
-	switch {
-	case err == nil && !fi.IsDir:
-		return &fs.PathError{Op: "mkdir", Path: full, Err: syscall.ENOTDIR}
-	case errors.Is(err, fs.ErrNotExist):
-		if err := b.fs.Mkdir(full); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	case err != nil:
 		return err
 	}
 	pfull := b.root

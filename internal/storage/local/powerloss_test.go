@@ -29,6 +29,20 @@ func newCrashVault(t *testing.T, skip string) (*CrashFS, *Backend) {
 	return c, b
 }
 
+// wantSurvival judges an acknowledged object after power loss: with every
+// fsync (skip "") it must be intact; with the fsync site skip removed it
+// must be lost, or the test shows nothing. what names the case.
+func wantSurvival(t *testing.T, skip, what string, got []byte, err error, want string) {
+	t.Helper()
+	survived := err == nil && string(got) == want
+	if skip == "" && !survived {
+		t.Errorf("%s: the acknowledged object is gone after power loss: %q, %v", what, got, err)
+	}
+	if skip != "" && survived {
+		t.Errorf("%s: without the %q fsync the object survived: the test shows nothing", what, skip)
+	}
+}
+
 // TestEachFsyncIsNeeded: with any one fsync site skipped, a Put that
 // returned nil does not survive power loss intact; with none skipped it
 // does. So the randomized test below would notice the loss of any fsync.
@@ -132,13 +146,7 @@ func TestExistsMeansDurable(t *testing.T) {
 			c.Crash()
 			name := map[bool]string{false: "data/ab/obj", true: "data/ab/obj2"}[streamed]
 			got, err := storage.ReadAll(ctx, b, name)
-			survived := err == nil && string(got) == "content"
-			if skip == "" && !survived {
-				t.Errorf("streamed=%v: the object Put answered ErrExists for is gone after power loss: %q, %v", streamed, got, err)
-			}
-			if skip != "" && survived {
-				t.Errorf("streamed=%v: without the fsync the object survived: the test shows nothing", streamed)
-			}
+			wantSurvival(t, skip, fmt.Sprintf("streamed=%v, answered ErrExists", streamed), got, err, "content")
 		}
 	}
 }
@@ -343,13 +351,7 @@ func TestCreateDefersDirectorySync(t *testing.T) {
 		first.Write([]byte("first"))
 		c.Crash()
 		got, err := storage.ReadAll(ctx, b, "data/cd/second")
-		survived := err == nil && string(got) == "second"
-		if skip == "" && !survived {
-			t.Errorf("committed object in a directory another writer made is gone after power loss: %q, %v", got, err)
-		}
-		if skip != "" && survived {
-			t.Errorf("without the mkdir-parent fsync the object survived: the test shows nothing")
-		}
+		wantSurvival(t, skip, "committed in a directory another writer made", got, err, "second")
 	}
 }
 
@@ -391,13 +393,7 @@ func TestExistsMakesDirectoriesDurable(t *testing.T) {
 			}
 			c.Crash()
 			got, err := storage.ReadAll(ctx, b, "data/cd/obj")
-			survived := err == nil && string(got) == "content"
-			if skip == "" && !survived {
-				t.Errorf("streamed=%v: the object answered ErrExists for is gone after power loss: %q, %v", streamed, got, err)
-			}
-			if skip != "" && survived {
-				t.Errorf("streamed=%v: without the mkdir-parent fsync the object survived: the test shows nothing", streamed)
-			}
+			wantSurvival(t, skip, fmt.Sprintf("streamed=%v, answered ErrExists in a dead process's directories", streamed), got, err, "content")
 		}
 	}
 }
