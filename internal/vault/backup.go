@@ -856,7 +856,7 @@ type entryStat struct {
 func readDirStat(path string) ([]string, []entryStat, error) {
 	// O_NOFOLLOW: path was lstat'ed as a directory; a symlink swapped in
 	// since then must not lead the walk elsewhere (ENOTDIR, a warning).
-	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	fd, err := openat(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -869,19 +869,9 @@ func readDirStat(path string) ([]string, []entryStat, error) {
 	sort.Strings(names)
 	sts := make([]entryStat, len(names))
 	for i, n := range names {
-		sts[i].err = unix.Fstatat(fd, n, &sts[i].st, unix.AT_SYMLINK_NOFOLLOW)
+		sts[i].err = fstatat(fd, n, &sts[i].st, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return names, sts, nil
-}
-
-// openRetry is unix.Open, retried when a signal interrupts it.
-func openRetry(path string, flags int) (int, error) {
-	for {
-		fd, err := unix.Open(path, flags, 0)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
 }
 
 // walkListBudget: no walker goroutine starts while the listings being
@@ -951,9 +941,9 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 	if fixed := b.cur.Load().Fixed; fixed > 0 {
 		c = chunker.NewFixed(fixed)
 	}
-	fd, oerr := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	fd, oerr := openat(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
 	if oerr == unix.EPERM {
-		fd, oerr = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, oerr = openat(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
 	if oerr != nil {
 		b.warn(path, fmt.Errorf("open: %w", oerr))
@@ -962,7 +952,7 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	var fst unix.Stat_t
-	if err := unix.Fstat(fd, &fst); err != nil || fst.Ino != st.Ino || fst.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &fst) }); err != nil || fst.Ino != st.Ino || fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		b.warn(path, &fileChangedError{"replaced while being read; skipped"})
 		return false, nil
 	}
@@ -1026,7 +1016,7 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 		testHookAfterRead(path)
 	}
 	var after unix.Stat_t
-	if err := unix.Fstat(fd, &after); err == nil && (after.Size != size || after.Mtim != fst.Mtim) {
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &after) }); err == nil && (after.Size != size || after.Mtim != fst.Mtim) {
 		b.warn(path, &fileChangedError{"changed while being read; the copy may be inconsistent"})
 	} else if err := unix.Lstat(path, &after); err != nil {
 		b.warn(path, &fileChangedError{"vanished while being read; captured as read"})

@@ -76,3 +76,11 @@ func PackKeyVersions(ctx context.Context, v *Vault, name string) ([]uint32, erro
 
 // IsFeatureObject reports whether an object under keys/ is a feature object.
 var IsFeatureObject = isFeatureObject
+
+// SetPwrite replaces the pwrite(2) restores write files with, until the
+// returned function runs. f is called from several goroutines at once.
+func SetPwrite(f func(fd int, p []byte, off int64) (int, error)) (reset func()) {
+	old := pwrite
+	pwrite = f
+	return func() { pwrite = old }
+}

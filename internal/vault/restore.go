@@ -152,7 +152,7 @@ func prepareTarget(dir string) (int, error) {
 	} else if err != nil {
 		return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, errors.Unwrap(err))
 	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, err)
 	}
@@ -189,10 +189,10 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 	path := d.path + "/" + c.Name
 	switch c.Type {
 	case tree.Dir:
-		if err := unix.Mkdirat(d.fd, c.Name, 0o700); err != nil {
+		if err := ignoringEINTR(func() error { return unix.Mkdirat(d.fd, c.Name, 0o700) }); err != nil {
 			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: mkdir: %v", path, err)
 		}
-		fd, err := unix.Openat(d.fd, c.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err := openat(d.fd, c.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: open: %v", path, err)
 		}
@@ -216,12 +216,12 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 			}
 			r.inodes[key] = fi
 		}
-		fd, err := unix.Openat(d.fd, c.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err := openat(d.fd, c.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: create: %v", path, err)
 		}
 		if c.Size > 0 {
-			if err := unix.Ftruncate(fd, c.Size); err != nil {
+			if err := ignoringEINTR(func() error { return unix.Ftruncate(fd, c.Size) }); err != nil {
 				unix.Close(fd)
 				return lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: truncate: %v", path, err)
 			}
@@ -381,7 +381,7 @@ func (r *restorer) write(ref rref, plain []byte) error {
 		if err != nil {
 			return err
 		}
-		if _, err := unix.Pwrite(fd, plain, ref.off); err != nil {
+		if err := pwriteFull(fd, plain, ref.off); err != nil {
 			return lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: write: %v", f.path, err)
 		}
 		r.prog.Bytes.Add(int64(len(plain)))
@@ -400,7 +400,7 @@ func (r *restorer) fd(fi int) (int, error) {
 		return fd, nil
 	}
 	f := r.files[fi]
-	fd, err := unix.Openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: open: %v", f.path, err)
 	}
@@ -420,7 +420,7 @@ func (r *restorer) release(fi int) {
 	if !ok {
 		f := r.files[fi]
 		var err error
-		fd, err = unix.Openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err = openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			r.fail(fi, f.path, err)
 			return
@@ -440,14 +440,14 @@ func (r *restorer) finishFile(fi, fd int) {
 	}
 	n := f.node
 	if r.owners {
-		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
+		if err := ignoringEINTR(func() error { return unix.Fchown(fd, int(n.UID), int(n.GID)) }); err != nil {
 			r.warn(f.path, fmt.Errorf("chown: %w", err))
 		}
 	}
-	if err := unix.Fchmod(fd, n.Mode); err != nil {
+	if err := ignoringEINTR(func() error { return unix.Fchmod(fd, n.Mode) }); err != nil {
 		r.warn(f.path, fmt.Errorf("chmod: %w", err))
 	}
-	if err := futimens(fd, n.MTime); err != nil {
+	if err := ignoringEINTR(func() error { return futimens(fd, n.MTime) }); err != nil {
 		r.warn(f.path, fmt.Errorf("set times: %w", err))
 	}
 	r.prog.Files.Add(1)
@@ -468,7 +468,7 @@ func (r *restorer) finishLinks() {
 			r.fail(fi, f.path, fmt.Errorf("hard link to %s, which failed", src.path))
 			continue
 		}
-		if err := unix.Linkat(r.dirs[src.dir].fd, src.name, r.dirs[f.dir].fd, f.name, 0); err != nil {
+		if err := ignoringEINTR(func() error { return unix.Linkat(r.dirs[src.dir].fd, src.name, r.dirs[f.dir].fd, f.name, 0) }); err != nil {
 			r.fail(fi, f.path, fmt.Errorf("link: %w", err))
 			continue
 		}
@@ -478,17 +478,19 @@ func (r *restorer) finishLinks() {
 	for _, fi := range r.syms {
 		f := r.files[fi]
 		dfd := r.dirs[f.dir].fd
-		if err := unix.Symlinkat(f.node.Target, dfd, f.name); err != nil {
+		if err := ignoringEINTR(func() error { return unix.Symlinkat(f.node.Target, dfd, f.name) }); err != nil {
 			r.fail(fi, f.path, fmt.Errorf("symlink: %w", err))
 			continue
 		}
 		if r.owners {
-			if err := unix.Fchownat(dfd, f.name, int(f.node.UID), int(f.node.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := ignoringEINTR(func() error {
+				return unix.Fchownat(dfd, f.name, int(f.node.UID), int(f.node.GID), unix.AT_SYMLINK_NOFOLLOW)
+			}); err != nil {
 				r.warn(f.path, fmt.Errorf("chown: %w", err))
 			}
 		}
 		ts := []unix.Timespec{unix.NsecToTimespec(f.node.MTime), unix.NsecToTimespec(f.node.MTime)}
-		if err := unix.UtimesNanoAt(dfd, f.name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := ignoringEINTR(func() error { return unix.UtimesNanoAt(dfd, f.name, ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 			r.warn(f.path, fmt.Errorf("set times: %w", err))
 		}
 		r.res.Symlinks++
@@ -503,14 +505,14 @@ func (r *restorer) finishDirs() {
 			continue
 		}
 		if r.owners {
-			if err := unix.Fchown(d.fd, int(d.node.UID), int(d.node.GID)); err != nil {
+			if err := ignoringEINTR(func() error { return unix.Fchown(d.fd, int(d.node.UID), int(d.node.GID)) }); err != nil {
 				r.warn(d.path, fmt.Errorf("chown: %w", err))
 			}
 		}
-		if err := unix.Fchmod(d.fd, d.node.Mode); err != nil {
+		if err := ignoringEINTR(func() error { return unix.Fchmod(d.fd, d.node.Mode) }); err != nil {
 			r.warn(d.path, fmt.Errorf("chmod: %w", err))
 		}
-		if err := futimens(d.fd, d.node.MTime); err != nil {
+		if err := ignoringEINTR(func() error { return futimens(d.fd, d.node.MTime) }); err != nil {
 			r.warn(d.path, fmt.Errorf("set times: %w", err))
 		}
 	}
