@@ -352,15 +352,8 @@ func fmtLabels(m map[string]string) string {
 // is captured, as tar and restic do, which a point of "0 files" would
 // otherwise leave unexplained.
 func noteSymlinkSource(env Env, path string) {
-	fi, err := os.Lstat(path)
-	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		return
-	}
-	target, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return
-	}
-	if ti, err := os.Stat(target); err != nil || !ti.IsDir() {
+	target, ok := vault.LinkedDir(path)
+	if !ok {
 		return
 	}
 	fmt.Fprintf(env.Stderr, "note: %s is a symlink to the directory %s: the link itself is captured, not what it points to; to back up the directory, name it\n", quoteName(path), quoteName(target))

@@ -152,6 +152,11 @@ func (s *Server) backupApp(ctx context.Context, r *jobs.Run, a *lifeboat.App, la
 	stop := make(chan struct{})
 	defer close(stop)
 	go reportProgress(r, prog, &comp, stop)
+	for _, src := range prep.Sources {
+		if dir, ok := vault.LinkedDir(src.Path); ok {
+			r.Logf(ctx, "warn", "component %s: %s is a symlink to the directory %s: the link itself is captured, not what it points to; to back up the directory, register it as the component's path", src.Name, src.Path, dir)
+		}
+	}
 	host, _ := os.Hostname()
 	p, err := v.Backup(ctx, vault.BackupOptions{Sources: prep.Sources, Labels: labels, Host: host, App: a.Name, Progress: prog, Scan: true,
 		Warn: func(path string, err error) { r.Logf(ctx, "warn", "%s: %v", path, err) }})

@@ -907,3 +907,34 @@ func TestHooks(t *testing.T) {
 		t.Errorf("relative program: %v", err)
 	}
 }
+
+// A files component whose path is a symlink to a directory (a deploy's
+// "current" link) is captured as the link, as by the CLI; the job's log
+// says so, naming the directory, instead of a point of one symlink going
+// unexplained.
+func TestBackupNotesSymlinkComponent(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	current := filepath.Join(f.root, "shop", "current")
+	if err := os.Symlink(f.dataDir, current); err != nil {
+		t.Fatal(err)
+	}
+	doc := f.doc()
+	doc.Apps[0].Components[1].Path = current
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	j := ts.backup(t, "shop")
+	var logs struct{ Items []lifeboat.JobLog }
+	ts.must(t, "GET", "/api/v1/jobs/"+j.ID+"/logs", nil, &logs)
+	found := false
+	for _, l := range logs.Items {
+		if l.Level == "warn" && strings.Contains(l.Msg, "component data: "+current+" is a symlink to the directory "+f.dataDir) {
+			found = true
+		}
+		if strings.Contains(l.Msg, "config") && strings.Contains(l.Msg, "symlink") {
+			t.Errorf("the config component, no symlink, got a note: %s", l.Msg)
+		}
+	}
+	if !found {
+		t.Errorf("no warning about the symlinked component in the job log: %+v", logs.Items)
+	}
+}

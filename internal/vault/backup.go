@@ -53,6 +53,25 @@ type Source struct {
 	Streams []Stream
 }
 
+// LinkedDir reports whether path is a symlink to a directory, and that
+// directory. A backup captures such a path as the link itself (as tar and
+// restic do), not what it points to: a deploy's "current" link gives a
+// component of one symlink, which callers should explain.
+func LinkedDir(path string) (dir string, ok bool) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return "", false
+	}
+	dir, err = filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false
+	}
+	if di, err := os.Stat(dir); err != nil || !di.IsDir() {
+		return "", false
+	}
+	return dir, true
+}
+
 // Stream is a file of a stream component.
 type Stream struct {
 	Name string
