@@ -556,8 +556,16 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 				continue
 			}
 			fi, err := b.fs.Stat(b.root + "/" + name)
-			if err != nil || fi.IsDir {
-				continue // deleted meanwhile, or a link to a directory
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				continue // deleted meanwhile
+			case err != nil:
+				// An object that cannot be read now (EIO, ESTALE, EACCES)
+				// still exists: a listing without it would let a collection
+				// or a check take it for gone.
+				return b.fail("list", prefix, err, false)
+			case fi.IsDir:
+				continue // a link to a directory
 			}
 			if err := fn(storage.ObjectInfo{Name: name, Size: fi.Size, ModTime: fi.ModTime}); err != nil {
 				return err

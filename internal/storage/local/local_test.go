@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
@@ -225,5 +226,53 @@ func TestCreateIsDurable(t *testing.T) {
 	c.Crash()
 	if _, err := local.Open("/vault", local.Options{FS: c}); err != nil {
 		t.Fatalf("an existing, volatile vault directory did not survive power loss: %v", err)
+	}
+}
+
+// badStatFS fails Stat of one name with err: EIO as a disk going bad
+// answers, ENOENT as if it was deleted between the listing and the stat.
+type badStatFS struct {
+	local.OSFS
+	bad string
+	err error
+}
+
+func (f *badStatFS) Stat(name string) (local.Info, error) {
+	if f.bad != "" && strings.HasSuffix(name, "/"+f.bad) {
+		return local.Info{}, &fs.PathError{Op: "stat", Path: name, Err: f.err}
+	}
+	return f.OSFS.Stat(name)
+}
+
+// A listing fails when an object cannot be stat'ed, instead of leaving it
+// out: a collection or check would take a left-out object for gone. An
+// object deleted meanwhile (ENOENT) is left out without an error.
+func TestListFailsOnUnreadableObject(t *testing.T) {
+	ctx := context.Background()
+	fsys := &badStatFS{}
+	b, err := local.Create(filepath.Join(t.TempDir(), "vault"), local.Options{FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"points/a", "points/b"} {
+		if err := b.Put(ctx, n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	list := func() error {
+		names = nil
+		return b.List(ctx, "points/", func(oi storage.ObjectInfo) error {
+			names = append(names, oi.Name)
+			return nil
+		})
+	}
+	fsys.bad, fsys.err = "points/b", syscall.EIO
+	if err := list(); err == nil || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("list with points/b unreadable: %v (names %q), want an EIO error", err, names)
+	}
+	fsys.bad, fsys.err = "points/a", syscall.ENOENT
+	if err := list(); err != nil || len(names) != 1 || names[0] != "points/b" {
+		t.Fatalf("list with points/a deleted meanwhile: %q, %v; want [points/b] and no error", names, err)
 	}
 }

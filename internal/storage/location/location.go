@@ -70,8 +70,11 @@ func Open(ctx context.Context, sp Spec, create bool) (storage.Backend, error) {
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault %s: no S3 endpoint: use --s3-endpoint or set AWS_ENDPOINT_URL", loc)
 		}
 		u, err := url.Parse(sp.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "S3 endpoint %q: want http://host:port or https://host:port", sp.Endpoint)
+		if err == nil && u.User != nil {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "S3 endpoint %q: no credentials in the endpoint: they come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a 0600 file)", s3.RedactEndpoint(sp.Endpoint))
+		}
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "S3 endpoint %q: want http://host:port or https://host:port", s3.RedactEndpoint(sp.Endpoint))
 		}
 		cfg.Endpoint, cfg.UseTLS = u.Host, u.Scheme == "https"
 		if sp.AccessKey == "" || sp.SecretKey == "" {

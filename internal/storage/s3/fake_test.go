@@ -309,6 +309,39 @@ func TestPutWhoseAnswerWasLost(t *testing.T) {
 	}
 }
 
+// A put whose first answer was lost meets 412 on its retry; when the
+// object then cannot be read back, whether it is ours is unknown: the put
+// fails as unavailable (retried by its caller), never "exists", which
+// callers take for stored.
+func TestPutLostAnswerThenUnreadable(t *testing.T) {
+	ctx := context.Background()
+	f, cfg := newFake(t)
+	b, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.onPut = func(f *fakeS3, w http.ResponseWriter, key string, body []byte, attempt int) bool {
+		if !strings.HasSuffix(key, "/keys/k1") {
+			return false
+		}
+		switch attempt {
+		case 1:
+			f.store(key, body)
+			dropConnection(w)
+		default:
+			f.fail(w, http.StatusPreconditionFailed, "PreconditionFailed")
+			f.bucket = "gone-for-reads" // reads now fail: NoSuchBucket
+		}
+		return true
+	}
+	f.mu.Unlock()
+	err = b.Put(ctx, "keys/k1", []byte("slot"))
+	if err == nil || errors.Is(err, storage.ErrExists) || !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("put: %v; want unavailable, not exists", err)
+	}
+}
+
 func TestPutRetries(t *testing.T) {
 	ctx := context.Background()
 	f, cfg := newFake(t)

@@ -151,7 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if strings.Contains(endpoint, "://") {
 		u, err := url.Parse(endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.User != nil {
-			return nil, fmt.Errorf("open %s: endpoint %q: want host:port, http://host:port or https://host:port", loc, endpoint)
+			return nil, fmt.Errorf("open %s: endpoint %q: want host:port, http://host:port or https://host:port%s", loc, RedactEndpoint(endpoint), userinfoHint(u))
 		}
 		endpoint, tls = u.Host, u.Scheme == "https"
 	}
@@ -186,7 +186,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 			MaxRetries: retries,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("open %s: endpoint %q: %s", loc, endpoint, b.scrub(err.Error()))
+			return nil, fmt.Errorf("open %s: endpoint %q: %s", loc, RedactEndpoint(endpoint), b.scrub(err.Error()))
 		}
 		clients[i] = c
 	}
@@ -384,8 +384,19 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 		}
 		er := errorResponse(err)
 		if er.Code == minio.PreconditionFailed || er.StatusCode == http.StatusPreconditionFailed {
-			if ambiguous && b.holds(ctx, name, data) {
-				return nil // our earlier attempt stored it; its answer was lost
+			if ambiguous {
+				same, herr := b.holds(ctx, name, data)
+				if same {
+					return nil // our earlier attempt stored it; its answer was lost
+				}
+				if herr != nil {
+					// Ours or another's: unknown. "Exists" would pass for
+					// stored; unavailable is retried by the caller.
+					if !errors.Is(herr, storage.ErrUnavailable) {
+						herr = fmt.Errorf("%w: %w", storage.ErrUnavailable, herr)
+					}
+					return fmt.Errorf("put %s: it exists, and whether an earlier attempt of this put stored it is unknown: reading it back: %w", name, herr)
+				}
 			}
 			return fmt.Errorf("put %s: %w", name, storage.ErrExists)
 		}
@@ -444,10 +455,41 @@ func (b *Backend) putMultipart(ctx context.Context, key string, data []byte) (er
 	return err
 }
 
-// holds reports whether name exists with exactly data.
-func (b *Backend) holds(ctx context.Context, name string, data []byte) bool {
+// holds reports whether name exists with exactly data; an error when it
+// could not be read back.
+func (b *Backend) holds(ctx context.Context, name string, data []byte) (bool, error) {
 	got, err := storage.ReadAll(ctx, b, name)
-	return err == nil && bytes.Equal(got, data)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && bytes.Equal(got, data), err
+}
+
+// RedactEndpoint is an endpoint URL fit for messages: user information
+// (which may hold a password) is replaced by "[redacted]". It works on
+// strings that do not parse as URLs too.
+func RedactEndpoint(s string) string {
+	i := strings.Index(s, "://")
+	start := 0
+	if i >= 0 {
+		start = i + 3
+	}
+	end := len(s)
+	if j := strings.IndexAny(s[start:], "/?#"); j >= 0 {
+		end = start + j
+	}
+	if at := strings.LastIndex(s[start:end], "@"); at >= 0 {
+		return s[:start] + "[redacted]" + s[start+at:]
+	}
+	return s
+}
+
+// userinfoHint explains why an endpoint with user information is refused.
+func userinfoHint(u *url.URL) string {
+	if u != nil && u.User != nil {
+		return " (no credentials in the endpoint: they come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a 0600 file)"
+	}
+	return ""
 }
 
 // Get implements storage.Backend with a ranged GET.

@@ -88,6 +88,27 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// A password in an endpoint URL never reaches an error; the endpoint is
+// refused with where credentials come from instead.
+func TestEndpointUserinfoRedacted(t *testing.T) {
+	for _, ep := range []string{"https://AKID:TopSecretPW@s3.example:443", "htps://AKID:TopSecretPW@s3.example:443/x", "https://AKID:TopSecretPW@s3.example:443/path"} {
+		_, err := s3.Open(context.Background(), s3.Config{Endpoint: ep, Bucket: "abc", AccessKey: "AKID", SecretKey: "other"})
+		if err == nil || strings.Contains(err.Error(), "TopSecretPW") {
+			t.Errorf("open with endpoint %q: %v", ep, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"https://u:p@host:9000":     "https://[redacted]@host:9000",
+		"u:p@host:9000/a@b":         "[redacted]@host:9000/a@b",
+		"http://host:9000/x?y=a@b":  "http://host:9000/x?y=a@b",
+		"https://a@b:pw@host:9000/": "https://[redacted]@host:9000/",
+	} {
+		if got := s3.RedactEndpoint(in); got != want {
+			t.Errorf("RedactEndpoint(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // TestUnreachableEndpoint needs no server: nothing listens on port 1.
 func TestUnreachableEndpoint(t *testing.T) {
 	cfg := s3.Config{Endpoint: "127.0.0.1:1", Bucket: "vault-test", Prefix: "p", AccessKey: "ak", SecretKey: "sk-do-not-print"}

@@ -1,0 +1,33 @@
+package location_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage/location"
+)
+
+// Bad S3 endpoints are refused before anything is contacted, and a
+// password written into one never appears in the error.
+func TestOpenRefusesBadS3Endpoints(t *testing.T) {
+	for _, ep := range []string{
+		"https://AKID:TopSecretPW@s3.example:443",
+		"htps://AKID:TopSecretPW@s3.example:443",
+		"https://s3.example:443/some/path",
+		"s3.example:443",
+	} {
+		_, err := location.Open(context.Background(), location.Spec{Location: "s3://bucket/prefix", Endpoint: ep, AccessKey: "AKID", SecretKey: "sk"}, false)
+		if err == nil {
+			t.Errorf("endpoint %q accepted", ep)
+			continue
+		}
+		if lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+			t.Errorf("endpoint %q: %v, want an invalid-input error", ep, err)
+		}
+		if strings.Contains(err.Error(), "TopSecretPW") {
+			t.Errorf("endpoint %q: the password is in the error: %v", ep, err)
+		}
+	}
+}
