@@ -111,6 +111,11 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 				unix.Close(d.fd)
 			}
 		}
+		// Files left part-written by a failed or cancelled restore (the
+		// data workers have all returned).
+		for _, fd := range r.fds {
+			unix.Close(fd)
+		}
 	}()
 	if sel.Type == tree.Dir {
 		r.dirs = append(r.dirs, &rdir{fd: tfd, node: sel, path: opts.Target, parent: -1})
@@ -233,7 +238,14 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 				off += e.Hole
 				continue
 			}
-			loc, ok := r.v.idx.Lookup(*e.ID)
+			// A blob this handle does not know may have been written by
+			// another process since it loaded the index (a long-lived
+			// server's handle, a CLI backup): lookupFresh looks again.
+			loc, ok, err := r.v.lookupFresh(r.ctx, *e.ID)
+			if err != nil {
+				unix.Close(fd)
+				return err
+			}
 			if !ok {
 				f.failed.Store(true)
 				r.fail(fi, path, &CorruptError{Object: "index", Blob: e.ID.String(), Err: errors.New("blob not in any index")})
@@ -243,7 +255,6 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 			off += int64(loc.RawLength)
 			n++
 		}
-		r.res.Files++
 		if f.failed.Load() || n == 0 {
 			// Nothing to write: finish now (a failed file is removed).
 			r.finishFile(fi, fd)
@@ -338,6 +349,12 @@ func (r *restorer) restorePack(ctx context.Context, p blob.PackID, refs []rref) 
 				last = ref.loc.ID
 			}
 			if perr != nil {
+				var ce *CorruptError
+				if !errors.As(perr, &ce) {
+					// Not damage (a data key that could not be fetched,
+					// say): the file is fine, the restore stops.
+					return storageError(r.v.be, perr)
+				}
 				r.blobFailed(ref, perr)
 				continue
 			}
@@ -422,7 +439,9 @@ func (r *restorer) release(fi int) {
 		var err error
 		fd, err = openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
+			f.failed.Store(true)
 			r.fail(fi, f.path, err)
+			r.unlink(f)
 			return
 		}
 	}
@@ -435,7 +454,7 @@ func (r *restorer) finishFile(fi, fd int) {
 	f := r.files[fi]
 	defer unix.Close(fd)
 	if f.failed.Load() {
-		_ = unix.Unlinkat(r.dirs[f.dir].fd, f.name, 0)
+		r.unlink(f)
 		return
 	}
 	n := f.node
@@ -451,6 +470,17 @@ func (r *restorer) finishFile(fi, fd int) {
 		r.warn(f.path, fmt.Errorf("set times: %w", err))
 	}
 	r.prog.Files.Add(1)
+	r.mu.Lock()
+	r.res.Files++
+	r.mu.Unlock()
+}
+
+// unlink removes a failed file, which is listed in Failed as removed; when
+// it cannot be, a warning says that its content is not to be trusted.
+func (r *restorer) unlink(f *rfile) {
+	if err := ignoringEINTR(func() error { return unix.Unlinkat(r.dirs[f.dir].fd, f.name, 0) }); err != nil && err != unix.ENOENT {
+		r.warn(f.path, fmt.Errorf("damaged, and could not be removed: %w", err))
+	}
 }
 
 func (r *restorer) warn(path string, err error) {

@@ -249,6 +249,9 @@ func (s *saver) finish() error {
 		if err := s.v.be.Put(context.WithoutCancel(s.ctx), name, sealed); err != nil {
 			return fmt.Errorf("write index %s: %w", name, err)
 		}
+		s.v.mu.Lock()
+		s.v.indexSeen[name] = true
+		s.v.mu.Unlock()
 	}
 	// Replace, not Add: a blob stored again because its old pack is
 	// condemned must be read and deduped from its new copy from now on.

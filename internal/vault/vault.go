@@ -102,6 +102,10 @@ type Vault struct {
 	mu        sync.Mutex
 	condemned map[blob.PackID]bool // packs with a tombstone
 	missing   map[blob.PackID]bool // indexed packs absent from storage (no tombstone)
+	indexSeen map[string]bool      // index objects loaded or written by this handle
+
+	refreshMu   sync.Mutex // one index refresh at a time (lookupFresh)
+	refreshedAt time.Time  // under refreshMu
 
 	// badIndexes are index objects that did not open; their packs were
 	// indexed from their trailers instead, and check reports them.
@@ -261,7 +265,7 @@ func ReadConfig(ctx context.Context, be storage.Backend) (Config, error) {
 func newVault(ctx context.Context, be storage.Backend, cfg Config, keys *crypto.Keys, slotID string, features map[string]bool, opts Options) (*Vault, error) {
 	v := &Vault{be: be, cfg: cfg, opts: opts, slotID: slotID, features: features, idKey: keys.IDKey(), dk: newDataKeyLoader(),
 		params: chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max},
-		idx:    index.New(), condemned: map[blob.PackID]bool{}, missing: map[blob.PackID]bool{}, freePacks: make(chan []byte, 2)}
+		idx:    index.New(), condemned: map[blob.PackID]bool{}, missing: map[blob.PackID]bool{}, indexSeen: map[string]bool{}, freePacks: make(chan []byte, 2)}
 	v.table = chunker.NewTable(keys.ChunkerSeed())
 	v.hashers.New = func() any {
 		h, err := blake3.NewKeyed(v.idKey[:])
@@ -389,6 +393,11 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 	}); err != nil {
 		return storageError(v.be, err)
 	}
+	v.mu.Lock()
+	for _, n := range names {
+		v.indexSeen[n] = true
+	}
+	v.mu.Unlock()
 	present := map[blob.PackID]bool{}
 	if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
 		if p, err := blob.ParsePackName(oi.Name); err == nil {
@@ -461,6 +470,73 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 	}
 	if len(v.badIndexes) > 0 {
 		return v.indexOrphanPacks(ctx)
+	}
+	return nil
+}
+
+// indexRefreshEvery spaces the index refreshes that blobs missing from the
+// index cause: a damaged vault misses many, and each refresh lists index/.
+const indexRefreshEvery = 10 * time.Second
+
+// lookupFresh looks id up in the in-memory index, refreshing the index from
+// the storage first (at most once every indexRefreshEvery) when id is not
+// in it.
+func (v *Vault) lookupFresh(ctx context.Context, id blob.ID) (index.Location, bool, error) {
+	if loc, ok := v.idx.Lookup(id); ok {
+		return loc, true, nil
+	}
+	v.refreshMu.Lock()
+	defer v.refreshMu.Unlock()
+	if loc, ok := v.idx.Lookup(id); ok {
+		return loc, true, nil // another caller's refresh found it
+	}
+	if !v.refreshedAt.IsZero() && time.Since(v.refreshedAt) < indexRefreshEvery {
+		return index.Location{}, false, nil
+	}
+	if err := v.refreshIndex(ctx); err != nil {
+		return index.Location{}, false, err
+	}
+	v.refreshedAt = time.Now()
+	loc, ok := v.idx.Lookup(id)
+	return loc, ok, nil
+}
+
+// refreshIndex adds to the in-memory index the index objects written since
+// this handle loaded its own: by another process (a second server, a CLI
+// backup into the server's vault). A long-lived handle then finds the blobs
+// of points it did not write, instead of taking them for lost. Objects that
+// do not open are left to check, as at open.
+func (v *Vault) refreshIndex(ctx context.Context) error {
+	var fresh []string
+	if err := v.be.List(ctx, "index/", func(oi storage.ObjectInfo) error {
+		v.mu.Lock()
+		if !v.indexSeen[oi.Name] {
+			fresh = append(fresh, oi.Name)
+		}
+		v.mu.Unlock()
+		return nil
+	}); err != nil {
+		return storageError(v.be, err)
+	}
+	for _, name := range fresh {
+		plain, err := v.getSealed(ctx, name, "index "+name)
+		var ce *CorruptError
+		switch {
+		case errors.Is(err, storage.ErrNotFound) || errors.As(err, &ce):
+			continue // collected since the listing, or damaged
+		case err != nil:
+			return storageError(v.be, err)
+		}
+		pes, err := index.Decode(plain)
+		if err != nil {
+			continue
+		}
+		for _, pe := range pes {
+			v.idx.Add(pe.Pack, pe.Entries)
+		}
+		v.mu.Lock()
+		v.indexSeen[name] = true
+		v.mu.Unlock()
 	}
 	return nil
 }
@@ -585,6 +661,12 @@ func (v *Vault) readBlob(ctx context.Context, id blob.ID) ([]byte, error) {
 // readBlobIn is readBlob with the locations of idx.
 func (v *Vault) readBlobIn(ctx context.Context, idx *index.Index, id blob.ID) ([]byte, error) {
 	loc, ok := idx.Lookup(id)
+	if !ok && idx == v.idx {
+		var err error
+		if loc, ok, err = v.lookupFresh(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		return nil, &CorruptError{Object: "index", Blob: id.String(), Err: errors.New("blob not in any index")}
 	}
