@@ -608,14 +608,25 @@ func (b *backup) readStream(c cutter, r io.Reader, node *tree.Node) (int64, erro
 		n += int64(len(chunk))
 		b.prog.Bytes.Add(int64(len(chunk)))
 		if err := q.push(chunk); err != nil {
-			return n, err
+			return n, &storeError{err}
 		}
 		if err := q.drain(parallelChunks, node); err != nil {
-			return n, err
+			return n, &storeError{err}
 		}
 	}
-	return n, q.drain(0, node)
+	if err := q.drain(0, node); err != nil {
+		return n, &storeError{err}
+	}
+	return n, nil
 }
+
+// storeError is a failure to store what was read (the vault's storage, not
+// the file): it fails the backup. Taken for a warning about one file, it
+// left a point whose other files could name chunks never written.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
 
 // captureSource captures one source path into a node named src.Name.
 func (b *backup) captureSource(src Source, parent *tree.Node) (*tree.Node, error) {
@@ -987,11 +998,14 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 	var read int64
 	q := &chunkQueue{b: b}
 	defer q.drain(0, nil) // on early return: wait for (and drop) chunks in flight
-	pos := int64(0)
+	pos := int64(0)       // the end of what the extents so far describe
+	short := false        // a region ended early: the file shrank while being read
 	for _, r := range regions {
+		holeAt := len(node.Content)
 		if r[0] > pos {
 			node.Content = append(node.Content, tree.Extent{Hole: r[0] - pos})
 		}
+		start := read
 		c.Reset(io.NewSectionReader(f, r[0], r[1]-r[0]))
 		for {
 			chunk, cerr := c.Next()
@@ -1003,6 +1017,9 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 				return false, nil
 			}
 			read += int64(len(chunk))
+			if testHookChunk != nil {
+				testHookChunk(path, read)
+			}
 			if size < parallelFileSize {
 				id, n, err := b.s.save(blob.Data, chunk)
 				if err != nil {
@@ -1025,10 +1042,22 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 		if err := q.drain(0, node); err != nil {
 			return false, err
 		}
-		pos = r[0] + (r[1] - r[0])
+		got := read - start
+		if got == 0 && r[1] > r[0] {
+			// The file now ends before this region: its hole too.
+			node.Content = node.Content[:holeAt]
+			short = true
+			break
+		}
+		pos = r[0] + got
+		if got < r[1]-r[0] {
+			short = true
+			break
+		}
 	}
-	if pos < size {
+	if !short && pos < size {
 		node.Content = append(node.Content, tree.Extent{Hole: size - pos})
+		pos = size
 	}
 	b.count(func(s *manifest.Stats) { s.BytesRead += read })
 	if testHookAfterRead != nil {
@@ -1040,8 +1069,10 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 	} else if err := unix.Lstat(path, &after); err != nil {
 		b.warn(path, &fileChangedError{"vanished while being read; captured as read"})
 	}
-	if read != sumData(regions) {
-		b.warn(path, &fileChangedError{fmt.Sprintf("size changed while being read: read %d of %d bytes", read, sumData(regions))})
+	if short {
+		// What was read is what is kept: the size the extents describe,
+		// not the size at open (a restore would pad it with zeros).
+		b.warn(path, &fileChangedError{fmt.Sprintf("shrank while being read: read %d of %d bytes; captured as read, %d bytes long", read, sumData(regions), pos)})
 		node.Size = pos
 	}
 	return true, nil
@@ -1228,3 +1259,7 @@ func (c *idNames) group(id uint32) string {
 // testHookAfterRead runs after a file's data is read (tests change or remove
 // the file there).
 var testHookAfterRead func(path string)
+
+// testHookChunk runs after each chunk of a file is read, with the bytes read
+// so far (tests shrink the file part-way).
+var testHookChunk func(path string, read int64)

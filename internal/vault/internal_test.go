@@ -1,7 +1,9 @@
 package vault
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -161,6 +163,78 @@ func TestFileChangedOrVanishedWhileReading(t *testing.T) {
 			}
 			if p.Stats.Files != 2 {
 				t.Errorf("files %d", p.Stats.Files)
+			}
+		})
+	}
+}
+
+// A file truncated while being read is captured as read: its recorded size
+// is what its extents hold, so a restore gives the bytes read and no tail
+// of zeros; a warning says so. Small files (read whole) and large ones
+// (chunks in flight on the workers), plain and sparse.
+func TestFileShrinksWhileReading(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		size   int64
+		sparse bool
+	}{
+		{"small", 6 << 20, false},
+		{"large", 24 << 20, false},
+		{"sparse", 24 << 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			victim := filepath.Join(src, "victim")
+			data := make([]byte, tc.size)
+			rand.Read(data)
+			if tc.sparse {
+				clear(data[4<<20 : 8<<20]) // a hole after the first 4 MiB
+			}
+			f, err := os.Create(victim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := int64(0); off < tc.size; off += 1 << 20 {
+				if tc.sparse && off >= 4<<20 && off < 8<<20 {
+					continue
+				}
+				f.WriteAt(data[off:off+1<<20], off)
+			}
+			f.Truncate(tc.size)
+			f.Close()
+			cut := int64(2 << 20)
+			if tc.sparse {
+				cut = 12 << 20 // after the hole
+			}
+			testHookChunk = func(p string, read int64) {
+				if filepath.Base(p) == "victim" && read > 0 {
+					os.Truncate(p, cut) // a no-op after the first time
+				}
+			}
+			defer func() { testHookChunk = nil }()
+			v := newInternalVault(t)
+			var msgs []string
+			p, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}, NoParent: true,
+				Warn: func(path string, err error) { msgs = append(msgs, path+": "+err.Error()) }})
+			if err != nil {
+				t.Fatalf("backup failed: %v", err)
+			}
+			if !p.Partial || len(msgs) == 0 || !strings.Contains(strings.Join(msgs, "\n"), "shrank while being read") {
+				t.Fatalf("partial=%v warnings=%q", p.Partial, msgs)
+			}
+			dst := filepath.Join(t.TempDir(), "r")
+			if _, err := v.Restore(context.Background(), p, RestoreOptions{Target: dst}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dst, filepath.Base(src), "victim"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(len(got)) >= tc.size || int64(len(got)) < cut {
+				t.Fatalf("restored %d bytes of a %d-byte file cut to %d while read", len(got), tc.size, cut)
+			}
+			if !bytes.Equal(got, data[:len(got)]) {
+				t.Errorf("the %d bytes restored differ from the file's first %d", len(got), len(got))
 			}
 		})
 	}

@@ -181,7 +181,8 @@ func (b *backup) remoteFile(src Source, e RemoteEntry, name string, pn *tree.Nod
 			return nil, b.ctx.Err()
 		}
 		var le *lifeboat.Error
-		if errors.As(err, &le) && le.Code == lifeboat.EUnavailable {
+		var se *storeError
+		if errors.As(err, &se) || (errors.As(err, &le) && le.Code == lifeboat.EUnavailable) {
 			return nil, err // the storage, not the file
 		}
 		b.warn(where, fmt.Errorf("read: %w", err))

@@ -3,13 +3,17 @@ package vault_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/storage/local"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
@@ -112,5 +116,51 @@ func TestRemoteTree(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "r5", "a.txt")); string(b) != "hellO" {
 		t.Errorf("the recently changed file: %q", b)
+	}
+}
+
+// failCreate is a local backend whose next fail object creations fail, as
+// a disk out of descriptors or space does.
+type failCreate struct {
+	*local.Backend
+	fail atomic.Int64
+}
+
+func (b *failCreate) Create(ctx context.Context, name string) (storage.ObjectWriter, error) {
+	if b.fail.Add(-1) >= 0 {
+		return nil, errors.New("create: too many open files")
+	}
+	return b.Backend.Create(ctx, name)
+}
+
+// A failure to store a remote file's data fails the backup. Taken for a
+// warning about that file, it left a point whose other file with the same
+// content named a chunk never written.
+func TestRemoteStoreFailureFailsBackup(t *testing.T) {
+	ctx := context.Background()
+	lb, err := local.Create(filepath.Join(t.TempDir(), "vault"), local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &failCreate{Backend: lb}
+	v, err := vault.Init(ctx, be, testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := bytes.Repeat([]byte("x"), 4000)
+	fr := &fakeRemote{data: map[string][]byte{"a": same, "b": same}, entries: []vault.RemoteEntry{
+		{Path: ".", Type: 'd', Mode: 0o755, Precise: true},
+		{Path: "a", Type: 'f', Mode: 0o644, Size: 4000, MTime: 1, CTime: 1, Inode: 1, Precise: true},
+		{Path: "b", Type: 'f', Mode: 0o644, Size: 4000, MTime: 1, CTime: 1, Inode: 2, Precise: true},
+	}}
+	be.fail.Store(1)
+	var warned []string
+	p, err := v.Backup(ctx, vault.BackupOptions{Host: "h", Sources: []vault.Source{{Name: "r", Describe: "ssh://h/x", Remote: fr}},
+		Warn: func(path string, err error) { warned = append(warned, path+": "+err.Error()) }})
+	if err == nil {
+		t.Fatalf("backup succeeded (point %s, partial %v, warnings %q) although storing a chunk failed", p.ID, p.Partial, warned)
+	}
+	if !strings.Contains(err.Error(), "too many open files") {
+		t.Errorf("error does not say why: %v", err)
 	}
 }
