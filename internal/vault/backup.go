@@ -170,7 +170,7 @@ type backup struct {
 	partial  bool
 	cur      atomic.Pointer[Source] // the source being captured
 	// parentTime is when the current source's parent point was taken (ns;
-	// 0: none), for remote trees with whole-second times.
+	// 0: none): files changed that close to it are read again (racy).
 	parentTime int64
 }
 
@@ -737,7 +737,7 @@ func (b *backup) entry(path, rel, name string, st *unix.Stat_t, parent *tree.Nod
 		node.Size = st.Size
 		b.count(func(s *manifest.Stats) { s.Files++; s.Bytes += st.Size })
 		if parent != nil && parent.Type == tree.File && parent.Size == st.Size && parent.MTime == node.MTime &&
-			parent.Inode == node.Inode && parent.CTime == node.CTime && b.allKnown(parent.Content) {
+			parent.Inode == node.Inode && parent.CTime == node.CTime && !b.racy(node.CTime) && b.allKnown(parent.Content) {
 			node.Content = parent.Content
 			node.Sparse = parent.Sparse
 			b.count(func(s *manifest.Stats) { s.UnchangedFiles++ })
@@ -766,6 +766,26 @@ func (b *backup) entry(path, rel, name string, st *unix.Stat_t, parent *tree.Nod
 		b.warn(path, errors.New("skipped: not a regular file, directory or symlink"))
 		return nil
 	}
+}
+
+// racySlack is how close to the parent point's start a file's last change
+// must be for the unchanged test not to be trusted. File times advance in
+// ticks (a few ms on Linux before 6.13; whole seconds, and two on FAT,
+// where ctime has no fraction): a file the parent read, then rewritten at
+// the same size in the same tick, keeps size, times and inode.
+const (
+	racySlack       = 100 * time.Millisecond
+	racySlackSecond = 2 * time.Second
+)
+
+// racy reports whether a file changed at ctime (ns) may have changed again,
+// unseen, after the parent point read it: it is read again.
+func (b *backup) racy(ctime int64) bool {
+	slack := racySlack
+	if ctime%int64(time.Second) == 0 {
+		slack = racySlackSecond
+	}
+	return b.parentTime != 0 && ctime >= b.parentTime-int64(slack)
 }
 
 func (b *backup) allKnown(exts []tree.Extent) bool {

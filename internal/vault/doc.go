@@ -4,8 +4,10 @@
 // Backup (pipelined; memory bounded by the job queue and two open packs):
 //
 //	walker (one goroutine): readdir, lstat, exclude; unchanged file (same
-//	    size, mtime, inode, ctime as in the parent point) → reuse its extents,
-//	    read nothing; otherwise → job queue
+//	    size, mtime, inode, ctime as in the parent point, and last changed
+//	    more than racySlack before the parent started: a same-size rewrite
+//	    within one timestamp tick changes none of them) → reuse its
+//	    extents, read nothing; otherwise → job queue
 //	workers (GOMAXPROCS): read → chunk (keyed FastCDC) → id = keyed BLAKE3 →
 //	    dedup (index, session) → zstd unless incompressible → AES-GCM → pack
 //	directory futures: when all children are done, encode the tree → blob

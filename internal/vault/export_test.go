@@ -84,3 +84,7 @@ func SetPwrite(f func(fd int, p []byte, off int64) (int, error)) (reset func()) 
 	pwrite = f
 	return func() { pwrite = old }
 }
+
+// RacySlack is how long before a backup's start a file must have last
+// changed for the next backup to trust it unchanged.
+const RacySlack = racySlack

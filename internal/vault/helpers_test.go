@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -47,6 +48,10 @@ func reopen(t *testing.T, be storage.Backend) *vault.Vault {
 	}
 	return v
 }
+
+// settle waits until files just written are old enough for a backup's
+// successor to trust them unchanged (see vault.RacySlack).
+func settle() { time.Sleep(vault.RacySlack + 50*time.Millisecond) }
 
 func mustBackup(t *testing.T, v *vault.Vault, paths ...string) *manifest.Point {
 	t.Helper()

@@ -37,6 +37,7 @@ func TestParentFoundWithoutReadingEveryManifest(t *testing.T) {
 	}
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "f"), []byte("content"), 0o644)
+	settle()
 	backup := func(host string) string {
 		t.Helper()
 		p, err := v.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Host: host})
@@ -77,6 +78,7 @@ func TestSourcePathNotUTF8IsIncremental(t *testing.T) {
 	v, _ := newTestVault(t)
 	src := filepath.Join(t.TempDir(), "src\xff")
 	writeFile(t, filepath.Join(src, "f\xfe"), []byte("content"), 0o644)
+	settle()
 	first := mustBackup(t, v, src)
 	second := mustBackup(t, v, src)
 	if second.Parent != first.ID || second.Stats.UnchangedFiles != 1 || second.Stats.BytesRead != 0 {
