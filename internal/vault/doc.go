@@ -1,7 +1,9 @@
 // Package vault is the storage engine: it turns file trees into encrypted,
 // deduplicated blobs in pack files on a storage.Backend, and back.
 //
-// Backup (pipelined; memory bounded by the job queue and two open packs):
+// Backup (pipelined; memory bounded by the job queue, two open packs, the
+// listings being walked (walkListBudget) and the parent trees loaded ahead
+// of the walk (prefetchBudget); the in-memory index grows with the vault):
 //
 //	walker (one goroutine): readdir, lstat, exclude; unchanged file (same
 //	    size, mtime, inode, ctime as in the parent point, and last changed

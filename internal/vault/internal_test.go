@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -237,6 +238,55 @@ func TestFileShrinksWhileReading(t *testing.T) {
 				t.Errorf("the %d bytes restored differ from the file's first %d", len(got), len(got))
 			}
 		})
+	}
+}
+
+// Parent trees prefetched ahead of the walk stay within prefetchBudget
+// entries, whatever the number of subdirectories, and those of
+// subdirectories gone since the parent point are let go; every unchanged
+// file is still found unchanged.
+func TestPrefetchBounded(t *testing.T) {
+	src := t.TempDir()
+	for d := range 200 {
+		for f := range 5 {
+			p := filepath.Join(src, fmt.Sprintf("d%03d", d), fmt.Sprintf("f%d", f))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(p), 0o644)
+		}
+	}
+	time.Sleep(racySlack + 50*time.Millisecond)
+	v := newInternalVault(t)
+	if _, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}}); err != nil {
+		t.Fatal(err)
+	}
+	for d := range 50 {
+		os.RemoveAll(filepath.Join(src, fmt.Sprintf("d%03d", d*4)))
+	}
+	old := prefetchBudget
+	prefetchBudget = 30
+	var max, last atomic.Int64
+	testHookPrefetch = func(held int64) {
+		last.Store(held)
+		for m := max.Load(); held > m && !max.CompareAndSwap(m, held); m = max.Load() {
+		}
+	}
+	defer func() { prefetchBudget, testHookPrefetch = old, nil }()
+	p, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Stats.UnchangedFiles != 750 || p.Stats.BytesRead != 0 {
+		t.Errorf("%d unchanged files, %d bytes read; want 750 and 0", p.Stats.UnchangedFiles, p.Stats.BytesRead)
+	}
+	if limit := prefetchBudget + prefetchGuess + int64(v.opts.Workers+1)*5; max.Load() > limit || max.Load() == 0 {
+		t.Errorf("prefetched trees held up to %d entries; want some, at most %d", max.Load(), limit)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for last.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if last.Load() != 0 {
+		t.Errorf("%d entries of prefetched trees never let go", last.Load())
 	}
 }
 
