@@ -509,7 +509,8 @@ func newVaultRestore(env Env) *cobra.Command {
 The whole point restores as DIR/<component>/...; with --path, the directory at
 SUBPATH becomes DIR (a file restores as DIR/<name>). Modes, times, symlinks,
 sparse holes and hard links are restored; owners too when run as root. Files
-whose data is damaged are removed, listed, and the exit code is 7.
+whose data is damaged are removed, listed, and the exit code is 7; an owner,
+mode or time that could not be set is a warning, and the exit code is 3.
 --to-original puts each component back where the point's manifest says it was
 captured, on the same host, into a path that is missing or empty.` + exitCodeHelp,
 		Args: cobra.ExactArgs(1),
@@ -564,7 +565,8 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 			el := time.Since(t0)
 			if out.json() {
 				if err := writeJSON(env.Stdout, map[string]any{"point": p.ID, "target": to, "files": res.Files, "dirs": res.Dirs,
-					"symlinks": res.Symlinks, "hardlinks": res.HardLinks, "bytes": res.Bytes, "seconds": el.Seconds(), "failed": nonNil(res.Failed)}); err != nil {
+					"symlinks": res.Symlinks, "hardlinks": res.HardLinks, "bytes": res.Bytes, "seconds": el.Seconds(), "failed": nonNil(res.Failed),
+					"warnings": nonNil(res.Warnings)}); err != nil {
 					return err
 				}
 			} else {
@@ -579,6 +581,16 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 					fmt.Fprintf(env.Stderr, "error: %s\n", fl)
 				}
 				return lifeboat.Errorf(lifeboat.ECorrupt, "%d items could not be restored from point %s (damaged vault data; run lifeboat vault check --read-data)", len(res.Failed), p.ID[:8])
+			}
+			if len(res.Warnings) > 0 {
+				for i, w := range res.Warnings {
+					if i == 20 {
+						fmt.Fprintf(env.Stderr, "warning: %d more warnings not shown\n", len(res.Warnings)-20)
+						break
+					}
+					fmt.Fprintf(env.Stderr, "warning: %s\n", w)
+				}
+				return lifeboat.Errorf(lifeboat.EPartial, "point %s restored, but owners, modes or times of some items could not be set (see warnings)", p.ID[:8])
 			}
 			return nil
 		},
@@ -711,6 +723,7 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		total.HardLinks += res.HardLinks
 		total.Bytes += res.Bytes
 		total.Failed = append(total.Failed, res.Failed...)
+		total.Warnings = append(total.Warnings, res.Warnings...)
 	}
 	return total, nil
 }

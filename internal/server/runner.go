@@ -344,6 +344,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			res.Components = append(res.Components, rc)
 			continue
 		}
+		var warns []string // what restored incompletely (an owner, mode or time)
 		if hostName, _, remote := capture.RemoteSource(c); remote && req.To == "original" {
 			h := g.Hosts[hostName]
 			if h == nil || g.RemoteTarget == nil {
@@ -373,6 +374,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			}
 			swaps = append(swaps, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
+			warns = rr.Warnings
 		} else if req.To == "original" {
 			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, ac, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
 			close(stop)
@@ -381,6 +383,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			}
 			swaps = append(swaps, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
+			warns = rr.Warnings
 		} else {
 			rr, err := capture.RestoreToDir(ctx, v, p, c, g, dirHost(g, a, name), req.To, prog)
 			close(stop)
@@ -391,8 +394,16 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, lifeboat.Errorf(lifeboat.ECorrupt, "component %s: %d items failed to restore (first: %s)", name, len(rr.Failed), rr.Failed[0])
 			}
 			rc.Target, rc.Files, rc.Bytes = []string{filepath.Join(req.To, name)}, rr.Files, rr.Bytes
+			warns = rr.Warnings
 		}
 		r.Logf(ctx, "info", "component %s restored to %v: %d files, %d bytes", name, rc.Target, rc.Files, rc.Bytes)
+		for i, w := range warns {
+			if i == 20 {
+				r.Logf(ctx, "warn", "component %s: %d more warnings", name, len(warns)-20)
+				break
+			}
+			r.Logf(ctx, "warn", "component %s: %s", name, w)
+		}
 		res.Components = append(res.Components, rc)
 	}
 	// After the restore, before the health check: a post-restore hook

@@ -88,3 +88,11 @@ func SetPwrite(f func(fd int, p []byte, off int64) (int, error)) (reset func()) 
 // RacySlack is how long before a backup's start a file must have last
 // changed for the next backup to trust it unchanged.
 const RacySlack = racySlack
+
+// SetFchown replaces the fchown(2) restores set owners with, until the
+// returned function runs.
+func SetFchown(f func(fd, uid, gid int) error) (reset func()) {
+	old := fchown
+	fchown = f
+	return func() { fchown = old }
+}

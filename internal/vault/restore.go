@@ -39,7 +39,14 @@ type RestoreResult struct {
 	Files, Dirs, Symlinks, HardLinks, Bytes int64
 	// Failed lists the paths that could not be restored, with the reason.
 	Failed []string
+	// Warnings lists what was restored incompletely: an owner, mode or
+	// time that could not be set (a root restore onto NFS with root
+	// squashing, onto FAT), a damaged file that could not be removed. At
+	// most maxRestoreWarnings, then a count of the rest.
+	Warnings []string
 }
+
+const maxRestoreWarnings = 1000
 
 type rdir struct {
 	fd     int
@@ -83,6 +90,7 @@ type restorer struct {
 	mu     sync.Mutex
 	res    RestoreResult
 	failed map[int]string
+	nwarn  atomic.Int64 // warnings so far (res.Warnings keeps the first ones)
 }
 
 // Restore writes the node at opts.Path of point p into opts.Target. Files
@@ -138,6 +146,10 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 		r.res.Failed = append(r.res.Failed, r.files[i].path+": "+msg)
 	}
 	sort.Strings(r.res.Failed)
+	sort.Strings(r.res.Warnings)
+	if n := r.nwarn.Load(); n > maxRestoreWarnings {
+		r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("... and %d more", n-maxRestoreWarnings))
+	}
 	return &r.res, nil
 }
 
@@ -459,7 +471,7 @@ func (r *restorer) finishFile(fi, fd int) {
 	}
 	n := f.node
 	if r.owners {
-		if err := ignoringEINTR(func() error { return unix.Fchown(fd, int(n.UID), int(n.GID)) }); err != nil {
+		if err := ignoringEINTR(func() error { return fchown(fd, int(n.UID), int(n.GID)) }); err != nil {
 			r.warn(f.path, fmt.Errorf("chown: %w", err))
 		}
 	}
@@ -485,6 +497,11 @@ func (r *restorer) unlink(f *rfile) {
 
 func (r *restorer) warn(path string, err error) {
 	r.prog.Warnings.Add(1)
+	if n := r.nwarn.Add(1); n <= maxRestoreWarnings {
+		r.mu.Lock()
+		r.res.Warnings = append(r.res.Warnings, path+": "+err.Error())
+		r.mu.Unlock()
+	}
 	if r.opts.Warn != nil {
 		r.opts.Warn(path, err)
 	}
@@ -535,7 +552,7 @@ func (r *restorer) finishDirs() {
 			continue
 		}
 		if r.owners {
-			if err := ignoringEINTR(func() error { return unix.Fchown(d.fd, int(d.node.UID), int(d.node.GID)) }); err != nil {
+			if err := ignoringEINTR(func() error { return fchown(d.fd, int(d.node.UID), int(d.node.GID)) }); err != nil {
 				r.warn(d.path, fmt.Errorf("chown: %w", err))
 			}
 		}

@@ -75,3 +75,28 @@ func TestRestoreOntoFullDisk(t *testing.T) {
 		t.Errorf("error does not name the file: %v", err)
 	}
 }
+
+// Owners that cannot be set (NFS with root squashing) are warnings in the
+// result, each naming its path, not lost: the restore otherwise succeeds.
+func TestRestoreReportsOwnerFailures(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("a"), 0o644)
+	writeFile(t, filepath.Join(src, "sub", "b.txt"), []byte("b"), 0o600)
+	v, _ := newTestVault(t)
+	p := mustBackup(t, v, src)
+	defer vault.SetFchown(func(fd, uid, gid int) error { return unix.EPERM })()
+	yes := true
+	res, err := v.Restore(context.Background(), p, vault.RestoreOptions{Target: filepath.Join(t.TempDir(), "r"), Owners: &yes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(res.Warnings, "\n")
+	for _, want := range []string{"src/a.txt: chown: operation not permitted", "src/sub/b.txt: chown", "src/sub: chown"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings miss %q:\n%s", want, all)
+		}
+	}
+	if res.Files != 2 || len(res.Failed) != 0 {
+		t.Errorf("%d files restored, failed %q", res.Files, res.Failed)
+	}
+}

@@ -43,6 +43,10 @@ func fstatat(dirfd int, name string, st *unix.Stat_t, flags int) error {
 	}
 }
 
+// fchown is unix.Fchown; tests replace it to get the refusals of NFS with
+// root squashing.
+var fchown = unix.Fchown
+
 // pwrite is unix.Pwrite; tests replace it to get short and interrupted
 // writes.
 var pwrite = unix.Pwrite
