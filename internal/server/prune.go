@@ -139,6 +139,10 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 	res.Collect = rep
 	r.Logf(ctx, "info", "garbage collection: %d points purged, %d packs condemned, %d deleted, %d bytes freed",
 		len(rep.PointsPurged), rep.PacksCondemned, rep.PacksDeleted, rep.BytesFreed)
+	if rep.TempDeleted > 0 {
+		r.Logf(ctx, "info", "garbage collection: %d unfinished objects of writers dead for %s removed, %d bytes freed",
+			rep.TempDeleted, vault.TempAge, rep.TempBytesFreed)
+	}
 	if len(rep.PointsPurged) > 0 {
 		if _, err := s.syncVaultPoints(ctx, r.Job.RequestedBy, a.Vault); err != nil {
 			return res, err

@@ -79,6 +79,14 @@ type Streamer interface {
 	Create(ctx context.Context, name string) (ObjectWriter, error)
 }
 
+// Sweeper is implemented by backends where a writer that dies (killed,
+// power loss) leaves its unfinished object behind, invisible to List (the
+// local backend's temp files). Sweep removes those last written more than
+// olderThan ago, returning how many and their bytes.
+type Sweeper interface {
+	Sweep(ctx context.Context, olderThan time.Duration) (n int, bytes int64, err error)
+}
+
 // ObjectWriter is an object being written.
 type ObjectWriter interface {
 	io.Writer

@@ -27,6 +27,9 @@ const (
 	DefaultSoftDeleteRetention = 14 * 24 * time.Hour
 	DefaultGrace               = time.Hour
 	DefaultMaxClockSkew        = time.Hour
+	// TempAge: an unfinished object (a local temp file) not written for
+	// this long belongs to a writer that died; a collection removes it.
+	TempAge = 24 * time.Hour
 )
 
 // CollectOptions tune a garbage collection. Zero values take defaults; to
@@ -72,6 +75,8 @@ type CollectReport struct {
 	PacksDeleted    int       `json:"packs_deleted"`    // condemned packs deleted this run
 	BytesFreed      int64     `json:"bytes_freed"`      // their sizes
 	IndexesDeleted  int       `json:"indexes_deleted"`  // index objects all of whose packs are deleted
+	TempDeleted     int       `json:"temp_deleted"`     // unfinished objects of writers dead for TempAge (local vaults)
+	TempBytesFreed  int64     `json:"temp_bytes_freed"` // their sizes
 	MarkersDeleted  int       `json:"markers_deleted"`  // markers of purged (or vanished) points
 	MissingBlobs    int       `json:"missing_blobs"`    // referenced blobs in no pack present (check names them)
 	Unreadable      int       `json:"unreadable"`       // manifests and trees that did not open: nothing was deleted
@@ -198,6 +203,12 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 	packs, tombs, err := v.listPacks(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// Unfinished objects of writers that died (killed backups).
+	if sw, ok := v.be.(storage.Sweeper); ok {
+		if rep.TempDeleted, rep.TempBytesFreed, err = sw.Sweep(ctx, TempAge); err != nil {
+			return nil, storageError(v.be, err)
+		}
 	}
 
 	// 3 and 4. Manifests again, then the indexes that serve them, then

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 )
@@ -574,6 +575,51 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 		return nil
 	}
 	return walk(base)
+}
+
+// Sweep implements storage.Sweeper: it removes the temp files that writers
+// killed or cut by power loss left behind, last written more than
+// olderThan ago (a live writer writes its temp file as it goes). Without
+// it, each dead backup's unfinished pack stayed on disk, invisible to List
+// and so to the collector. No fsync: a removal lost to power loss is done
+// again next time.
+func (b *Backend) Sweep(ctx context.Context, olderThan time.Duration) (n int, bytes int64, err error) {
+	cutoff := time.Now().Add(-olderThan)
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := b.fs.ReadDir(dir)
+		if err != nil {
+			if dir != b.root && errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			return b.fail("sweep", dir, err, false)
+		}
+		for _, e := range ents {
+			p := dir + "/" + e.Name
+			switch {
+			case e.IsDir:
+				if err := walk(p); err != nil {
+					return err
+				}
+			case strings.HasPrefix(e.Name, tmpPrefix):
+				fi, err := b.fs.Stat(p)
+				if err != nil || fi.IsDir || !fi.ModTime.Before(cutoff) {
+					continue // gone meanwhile, or a live writer's
+				}
+				if err := b.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return b.fail("sweep", p, err, false)
+				}
+				n++
+				bytes += fi.Size
+			}
+		}
+		return nil
+	}
+	err = walk(b.root)
+	return n, bytes, err
 }
 
 // Delete implements storage.Backend: remove, then fsync the directory so

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/local"
@@ -274,5 +275,47 @@ func TestListFailsOnUnreadableObject(t *testing.T) {
 	fsys.bad, fsys.err = "points/a", syscall.ENOENT
 	if err := list(); err != nil || len(names) != 1 || names[0] != "points/b" {
 		t.Fatalf("list with points/a deleted meanwhile: %q, %v; want [points/b] and no error", names, err)
+	}
+}
+
+// Sweep removes the temp files of dead writers (last written more than the
+// age ago), keeps a live writer's and every object, and reports what it
+// freed.
+func TestSweepRemovesOnlyOldTempFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "vault")
+	b, err := local.Create(dir, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "data/ab/abcd", []byte("object")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.Create(ctx, "data/cd/live") // a writer still at work
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	w.Write([]byte("in progress"))
+	dead := filepath.Join(dir, "data", "ab", ".tmp-0123456789abcdef")
+	if err := os.WriteFile(dead, []byte("unfinished pack"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(dead, old, old); err != nil {
+		t.Fatal(err)
+	}
+	n, bytes, err := b.Sweep(ctx, 24*time.Hour)
+	if err != nil || n != 1 || bytes != int64(len("unfinished pack")) {
+		t.Fatalf("sweep: %d files, %d bytes, %v; want 1, %d", n, bytes, err, len("unfinished pack"))
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dead writer's temp file is still there: %v", err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Errorf("the live writer's object after the sweep: %v", err)
+	}
+	if got, err := storage.ReadAll(ctx, b, "data/ab/abcd"); err != nil || string(got) != "object" {
+		t.Errorf("object after the sweep: %q, %v", got, err)
 	}
 }
