@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -330,4 +331,54 @@ func TestGCCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "Exit codes") {
 		t.Errorf("gc help lists no exit codes")
 	}
+}
+
+// A backup killed while writing a pack leaves its temp file, which no
+// listing shows; once it has not been written for a day, `vault gc`
+// removes it and says so, and the vault still checks clean.
+func TestGCRemovesKilledBackupsTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	vlt := filepath.Join(dir, "vault")
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	big := make([]byte, 96<<20)
+	cc := rand.NewChaCha8([32]byte{3, 4})
+	cc.Read(big)
+	if err := os.WriteFile(filepath.Join(src, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, passEnv(), "vault", "init", "--vault", vlt)
+	temps := func() []string {
+		var out []string
+		filepath.WalkDir(vlt, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), ".tmp-") {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	p := gcStart(t, passEnv(), "vault", "backup", "--vault", vlt, src)
+	deadline := time.Now().Add(time.Minute)
+	for len(temps()) == 0 && !p.exited() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	p.cmd.Process.Kill()
+	p.wait(t)
+	left := temps()
+	if len(left) == 0 {
+		t.Fatal("the killed backup left no temp file to collect (it finished first?)")
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	for _, f := range left {
+		os.Chtimes(f, old, old)
+	}
+	r := mustRun(t, passEnv(), "vault", "gc", "--vault", vlt)
+	if !strings.Contains(r.stdout, fmt.Sprintf("removed %d unfinished objects of killed writers", len(left))) {
+		t.Errorf("gc output: %s", r.stdout)
+	}
+	if still := temps(); len(still) > 0 {
+		t.Errorf("temp files left after gc: %q", still)
+	}
+	mustRun(t, passEnv(), "vault", "check", "--vault", vlt)
 }

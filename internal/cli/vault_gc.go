@@ -69,6 +69,9 @@ pack condemned meanwhile fail with exit code 6 and can be run again.` + gcExitCo
 			for _, id := range rep.PointsPurged {
 				fmt.Fprintf(env.Stdout, "purged point %s\n", id[:8])
 			}
+			if rep.TempDeleted > 0 {
+				fmt.Fprintf(env.Stdout, "removed %d unfinished objects of killed writers (%s)\n", rep.TempDeleted, fmtBytes(rep.TempBytesFreed))
+			}
 			if rep.Unreadable > 0 {
 				fmt.Fprintf(env.Stderr, "warning: %d manifests or trees did not open, so nothing was deleted; run lifeboat vault check\n", rep.Unreadable)
 			}
