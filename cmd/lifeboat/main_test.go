@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -503,5 +504,34 @@ func TestBackupNotesSymlinkSource(t *testing.T) {
 	r = mustRun(t, passEnv(), "vault", "backup", "-q", "--vault", vlt, release)
 	if strings.Contains(r.stderr, "symlink") {
 		t.Errorf("a note for a real directory; stderr:\n%s", r.stderr)
+	}
+}
+
+// A vault inside the tree it backs up is never captured into itself, even
+// when --vault names it through a symlink (or a bind mount) and the walk
+// reaches it by its real path.
+func TestBackupSkipsVaultReachedByAnotherPath(t *testing.T) {
+	base := t.TempDir()
+	src := filepath.Join(base, "real", "app")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644)
+	if err := os.Symlink(filepath.Join(base, "real"), filepath.Join(base, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	vlt := filepath.Join(base, "alias", "app", "vault")
+	mustRun(t, passEnv(), "vault", "backup", "--init", "--vault", vlt, src)
+	r := mustRun(t, passEnv(), "vault", "ls", "--vault", vlt, "-o", "json", "latest", "app")
+	var list []struct{ Path string }
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("ls: %v\n%s", err, r.stdout)
+	}
+	var paths []string
+	for _, e := range list {
+		paths = append(paths, e.Path)
+	}
+	if !slices.Contains(paths, "app/a.txt") || slices.ContainsFunc(paths, func(p string) bool { return strings.HasPrefix(p, "app/vault") }) {
+		t.Errorf("point holds %q; want app/a.txt and nothing of the vault", paths)
 	}
 }

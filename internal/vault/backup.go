@@ -160,6 +160,10 @@ type backup struct {
 	walkSem chan struct{}
 	walkers sync.WaitGroup
 	listed  atomic.Int64 // entries of the directory listings being walked
+	// skipIDs are the device and inode of each SkipPaths directory: a
+	// source named through a symlink or a bind mount reaches the vault by
+	// another path than the one given.
+	skipIDs map[[2]uint64]bool
 
 	// Large files hand their chunks to blob workers through blobs.
 	blobs     chan blobJob
@@ -227,6 +231,15 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		blobs: make(chan blobJob), treeFutures: map[blob.ID]chan *tree.Tree{}, treeSem: make(chan struct{}, v.opts.Workers),
 		walkSem: make(chan struct{}, 4*v.opts.Workers)}
 	b.chunkBufs.New = func() any { return new([]byte) }
+	for _, p := range opts.SkipPaths {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil {
+			if b.skipIDs == nil {
+				b.skipIDs = map[[2]uint64]bool{}
+			}
+			b.skipIDs[[2]uint64{st.Dev, st.Ino}] = true
+		}
+	}
 	var bwg sync.WaitGroup
 	for range v.opts.Workers {
 		bwg.Add(1)
@@ -899,7 +912,7 @@ func (b *backup) walkDir(path, rel, name string, st *unix.Stat_t, parent *tree.T
 		}
 		cst := &sts[i].st
 		isDir := cst.Mode&unix.S_IFMT == unix.S_IFDIR
-		if b.excluded(crel, n, isDir) || slices.Contains(b.opts.SkipPaths, cpath) {
+		if b.excluded(crel, n, isDir) || slices.Contains(b.opts.SkipPaths, cpath) || (isDir && b.skipIDs[[2]uint64{cst.Dev, cst.Ino}]) {
 			continue
 		}
 		var pn *tree.Node
