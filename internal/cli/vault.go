@@ -166,8 +166,12 @@ func newVaultBackup(env Env) *cobra.Command {
 
 Unchanged files (same size, mtime, inode and ctime as in the parent point,
 by default the newest point of this host with the same path) are not read.
-A glob without "/" matches a file or directory name; with "/" it matches the
-path relative to the PATH given. Files that change or vanish while being read
+A glob without "/" matches a file or directory name at any depth; with "/"
+it matches the path relative to the PATH given; a trailing "/" matches
+directories only; "*" stays within a name, "**" spans directories, {a,b} is
+either (--exclude cache/ --exclude '**/node_modules' --exclude 'logs/*.gz').
+--include keeps only the files it matches or that lie under a directory it
+matches (--include config takes all of config/). Files that change or vanish while being read
 are reported and the point is marked partial (exit code 3). A PATH that is a
 symlink is captured as the link (a note says so when it points to a
 directory): name the directory itself to back it up.` + exitCodeHelp,
@@ -254,7 +258,7 @@ directory): name the directory itself to back it up.` + exitCodeHelp,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&labels, "label", nil, "label the point with key=value (repeatable)")
 	fl.StringArrayVar(&excludes, "exclude", nil, "skip files and directories matching GLOB (repeatable)")
-	fl.StringArrayVar(&includes, "include", nil, "capture only files matching GLOB (repeatable)")
+	fl.StringArrayVar(&includes, "include", nil, "capture only files matching GLOB, or under a directory matching it (repeatable)")
 	fl.StringVar(&parent, "parent", "", "point whose unchanged files are reused (default: newest of this host and path)")
 	fl.BoolVar(&noParent, "no-parent", false, "read every file, ignoring earlier points")
 	fl.StringVar(&host, "host", "", "host name recorded in the point (default: this machine's)")

@@ -24,6 +24,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/retention"
 	"github.com/lifeboat-vault/lifeboat/internal/schedule"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/location"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
@@ -142,8 +143,8 @@ func (s *Server) validateApp(ctx context.Context, tx *catalog.Tx, a *lifeboat.Ap
 		}
 		where := fmt.Sprintf("app %s, component %s", a.Name, c.Name)
 		for _, glob := range append(append([]string{}, c.Include...), c.Exclude...) {
-			if _, err := filepath.Match(glob, ""); err != nil {
-				return lifeboat.Errorf(lifeboat.EInvalid, "%s: bad glob %q", where, glob)
+			if err := vault.CheckGlob(glob); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
 			}
 		}
 		switch c.Kind {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -91,9 +92,14 @@ type cutter interface {
 
 // BackupOptions describe one backup.
 type BackupOptions struct {
-	Sources  []Source
-	Excludes []string // globs: without "/" they match a base name, with "/" the path relative to the source
-	Includes []string // if set, only files matching one of these are captured (directories are always walked)
+	Sources []Source
+	// Globs (see match): without "/" they match a base name at any depth,
+	// with "/" the path relative to the source; a trailing "/" matches
+	// directories only; "**" spans directories.
+	Excludes []string
+	// Includes, if set, capture only the files matching one, or under a
+	// directory matching one (directories are always walked).
+	Includes []string
 	// SkipPaths are absolute paths never captured (the vault's own directory
 	// when it lies inside a source).
 	SkipPaths []string
@@ -190,8 +196,8 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		globs = append(append(globs, s.Excludes...), s.Includes...)
 	}
 	for _, g := range globs {
-		if _, err := filepath.Match(g, ""); err != nil {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad glob %q: %v", g, err)
+		if err := CheckGlob(g); err != nil {
+			return nil, err
 		}
 	}
 	if opts.Host == "" {
@@ -534,13 +540,13 @@ func (b *backup) count(f func(s *manifest.Stats)) {
 func (b *backup) excluded(rel, name string, isDir bool) bool {
 	src := b.cur.Load()
 	for _, g := range src.Excludes {
-		if match(g, rel, name) {
+		if match(g, rel, name, isDir) {
 			return true
 		}
 	}
 	if len(src.Includes) > 0 && !isDir {
 		for _, g := range src.Includes {
-			if match(g, rel, name) {
+			if includes(g, rel, name) {
 				return false
 			}
 		}
@@ -549,13 +555,53 @@ func (b *backup) excluded(rel, name string, isDir bool) bool {
 	return false
 }
 
-func match(g, rel, name string) bool {
-	if strings.Contains(g, "/") {
-		ok, _ := filepath.Match(strings.TrimPrefix(g, "/"), rel)
-		return ok
+// match reports whether glob g matches the entry at rel (relative to the
+// source, "/"-separated) whose base name is name. Without a "/" (other than
+// a trailing one) g matches base names at any depth; with one, the whole
+// relative path (a leading "/" is the source's root). A trailing "/"
+// matches directories only. "*" stays within a name, "**" spans
+// directories, "{a,b}" is either; CheckGlob tells a bad pattern.
+func match(g, rel, name string, isDir bool) bool {
+	if strings.HasSuffix(g, "/") {
+		if !isDir {
+			return false
+		}
+		g = strings.TrimSuffix(g, "/")
 	}
-	ok, _ := filepath.Match(g, name)
-	return ok
+	if strings.Contains(g, "/") {
+		return doublestar.MatchUnvalidated(strings.TrimPrefix(g, "/"), rel)
+	}
+	return doublestar.MatchUnvalidated(g, name)
+}
+
+// includes reports whether include glob g takes the file at rel: the file
+// matches, or one of the directories above it does ("--include config"
+// takes all of config/).
+func includes(g, rel, name string) bool {
+	if match(g, rel, name, false) {
+		return true
+	}
+	for dir := rel; ; {
+		i := strings.LastIndexByte(dir, '/')
+		if i < 0 {
+			return false
+		}
+		dir = dir[:i]
+		if match(g, dir, dir[strings.LastIndexByte(dir, '/')+1:], true) {
+			return true
+		}
+	}
+}
+
+// CheckGlob reports a pattern that can never match as written (an
+// unclosed "[" or "{", a trailing "\\"), which would otherwise silently
+// exclude or include nothing.
+func CheckGlob(g string) error {
+	p := strings.TrimPrefix(strings.TrimSuffix(g, "/"), "/")
+	if p == "" || !doublestar.ValidatePattern(p) {
+		return lifeboat.Errorf(lifeboat.EInvalid, "bad glob %q: want a pattern such as *.log, cache/, logs/*.gz or **/node_modules", g)
+	}
+	return nil
 }
 
 // captureStreams reads a stream component: a directory of produced files.

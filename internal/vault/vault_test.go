@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -194,6 +196,60 @@ func TestExcludeInclude(t *testing.T) {
 	_, err = v.Backup(context.Background(), vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Excludes: []string{"[bad"}})
 	if lifeboat.ErrorCode(err) != lifeboat.EInvalid {
 		t.Errorf("bad glob: %v", err)
+	}
+}
+
+// The glob forms a user writes: a trailing "/" for directories only, "**"
+// across directories, an include naming a directory taking what is under
+// it; patterns that can never match are refused, not silently ignored.
+func TestGlobForms(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "app")
+	for _, f := range []string{"cache/x.txt", "a/cache/y.txt", "cache.txt", "web/node_modules/m.js", "web/app.js",
+		"config/app.yml", "config/sub/db.yml", "README.md", "logs/old/a.gz", "logs/b.gz"} {
+		writeFile(t, filepath.Join(src, f), []byte(f), 0o644)
+	}
+	v, _ := newTestVault(t)
+	for _, tc := range []struct {
+		name               string
+		excludes, includes []string
+		want               []string
+	}{
+		{"dir only", []string{"cache/"}, nil,
+			[]string{"cache.txt", "web/node_modules/m.js", "web/app.js", "config/app.yml", "config/sub/db.yml", "README.md", "logs/old/a.gz", "logs/b.gz"}},
+		{"double star", []string{"**/node_modules", "logs/**/*.gz"}, nil,
+			[]string{"cache/x.txt", "a/cache/y.txt", "cache.txt", "web/app.js", "config/app.yml", "config/sub/db.yml", "README.md"}},
+		{"include a directory", nil, []string{"config"},
+			[]string{"config/app.yml", "config/sub/db.yml"}},
+		{"include a directory, slash", nil, []string{"config/", "*.md"},
+			[]string{"config/app.yml", "config/sub/db.yml", "README.md"}},
+		{"include anchored", nil, []string{"/logs/*.gz"},
+			[]string{"logs/b.gz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := v.Backup(context.Background(), vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Excludes: tc.excludes, Includes: tc.includes, NoParent: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst, _ := mustRestore(t, v, p.ID, "app")
+			var got []string
+			for k, e := range snapshot(t, dst) {
+				if e.Type == "file" {
+					got = append(got, k)
+				}
+			}
+			sort.Strings(got)
+			want := append([]string{}, tc.want...)
+			sort.Strings(want)
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("captured %q\nwant     %q", got, want)
+			}
+		})
+	}
+	for _, bad := range []string{"[abc", "{a,b", "/", "logs\\"} {
+		_, err := v.Backup(context.Background(), vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Excludes: []string{bad}})
+		if lifeboat.ErrorCode(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), bad) {
+			t.Errorf("bad glob %q: %v", bad, err)
+		}
 	}
 }
 
