@@ -342,6 +342,39 @@ func TestPutLostAnswerThenUnreadable(t *testing.T) {
 	}
 }
 
+// A bucket gone (or a 404 without a body, all a HEAD can carry) is never
+// taken for a missing object, which a collector or a check would act on:
+// Stat, Delete and Get say the storage is unavailable; a key really
+// missing from a present bucket stays "not found".
+func TestMissingBucketIsNotMissingObject(t *testing.T) {
+	ctx := context.Background()
+	f, cfg := newFake(t)
+	b, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "points/p1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, "points/absent"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("stat of a missing key: %v, want not found", err)
+	}
+	f.mu.Lock()
+	f.bucket = "gone-bucket"
+	f.mu.Unlock()
+	check := func(what string, err error) {
+		t.Helper()
+		if errors.Is(err, storage.ErrNotFound) || !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("%s with the bucket gone: %v; want unavailable, not not-found", what, err)
+		}
+	}
+	_, err = b.Stat(ctx, "points/p1")
+	check("stat", err)
+	check("delete", b.Delete(ctx, "points/p1"))
+	_, err = b.Get(ctx, "points/p1", 0, 0)
+	check("empty get", err)
+}
+
 func TestPutRetries(t *testing.T) {
 	ctx := context.Background()
 	f, cfg := newFake(t)

@@ -524,9 +524,27 @@ func (b *Backend) Get(ctx context.Context, name string, offset, length int64) (i
 			}
 			return empty, nil
 		}
-		return nil, b.wrap("get", name, err)
+		return nil, b.confirmMissing(ctx, "get", name, b.wrap("get", name, err))
 	}
 	return &reader{rc: rc, b: b, name: name}, nil
+}
+
+// confirmMissing turns an ErrNotFound into ErrUnavailable unless the bucket
+// is there: a HEAD answered 404 without a body (all a missing bucket gives
+// some servers) or a proxy's 404 page reads as "no such key" to the client,
+// and callers take a missing object for one deleted (a collector, a check).
+func (b *Backend) confirmMissing(ctx context.Context, op, name string, err error) error {
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	ok, berr := b.c.BucketExists(ctx, b.bucket)
+	switch {
+	case berr != nil:
+		return b.wrap(op, name, berr)
+	case !ok:
+		return fmt.Errorf("%s %s at %s: %w: bucket %q does not exist", op, name, b.loc, storage.ErrUnavailable, b.bucket)
+	}
+	return err
 }
 
 // reader translates the errors of a GET body.
@@ -553,7 +571,7 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.ObjectInfo, er
 	}
 	oi, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{})
 	if err != nil {
-		return storage.ObjectInfo{}, b.wrap("stat", name, err)
+		return storage.ObjectInfo{}, b.confirmMissing(ctx, "stat", name, b.wrap("stat", name, err))
 	}
 	return storage.ObjectInfo{Name: name, Size: oi.Size, ModTime: oi.LastModified}, nil
 }
@@ -594,7 +612,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	if _, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{}); err != nil {
-		return b.wrap("delete", name, err)
+		return b.confirmMissing(ctx, "delete", name, b.wrap("delete", name, err))
 	}
 	if err := b.c.RemoveObject(ctx, b.bucket, b.key(name), minio.RemoveObjectOptions{}); err != nil {
 		return b.wrap("delete", name, err)
