@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -167,7 +168,14 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		return nil, err
 	}
 	if err := be.Put(ctx, ConfigName, cb); err != nil {
-		_ = be.Delete(ctx, slotPrefix+slot.ID)
+		// The slot goes only if the config is not ours: a put that failed
+		// after its object became visible (a directory fsync, a lost
+		// answer) left a vault whose one key slot must stay.
+		if got, rerr := storage.ReadAll(ctx, be, ConfigName); rerr == nil && bytes.Equal(got, cb) {
+			return nil, storageError(be, fmt.Errorf("vault created at %s, but writing its config reported: %w; open it to check", be.Location(), err))
+		} else if errors.Is(rerr, storage.ErrNotFound) || (rerr == nil && !bytes.Equal(got, cb)) {
+			_ = be.Delete(ctx, slotPrefix+slot.ID)
+		}
 		if errors.Is(err, storage.ErrExists) {
 			return nil, lifeboat.Errorf(lifeboat.EExists, "a vault already exists at %s", be.Location())
 		}

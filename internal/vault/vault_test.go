@@ -3,6 +3,7 @@ package vault_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -280,5 +281,37 @@ func TestMissingSourceIsNotFound(t *testing.T) {
 	var le *lifeboat.Error
 	if !errors.As(err, &le) {
 		t.Errorf("not a lifeboat error: %T", err)
+	}
+}
+
+// putThenFail stores an object and then reports a failure, as a local put
+// whose directory fsync fails after the rename, or an S3 put whose answer
+// is lost, does.
+type putThenFail struct {
+	*memory.Backend
+	name string
+}
+
+func (b *putThenFail) Put(ctx context.Context, name string, data []byte) error {
+	if name == b.name {
+		if err := b.Backend.Put(ctx, name, data); err != nil {
+			return err
+		}
+		return fmt.Errorf("put %s: sync directory: %w", name, unix.EIO)
+	}
+	return b.Backend.Put(ctx, name, data)
+}
+
+// An init whose config put failed after the config became visible keeps
+// its key slot: removing it left a vault that could neither be created
+// again ("already exists") nor opened (no key slot).
+func TestInitConfigPutFailedAfterWriting(t *testing.T) {
+	ctx := context.Background()
+	be := &putThenFail{Backend: memory.New(), name: vault.ConfigName}
+	if _, err := vault.Init(ctx, be, testPass, testOpts()); err == nil {
+		t.Fatal("init reported success although its config put failed")
+	}
+	if _, err := vault.Open(ctx, be.Backend, testPass, testOpts()); err != nil {
+		t.Fatalf("the vault the failed init left does not open: %v", err)
 	}
 }
