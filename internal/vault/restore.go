@@ -87,6 +87,10 @@ type restorer struct {
 	fdmu sync.Mutex
 	fds  map[int]int
 
+	// Descriptor budgets (from RLIMIT_NOFILE): directories kept open after
+	// they are planned, and files kept open between their writes.
+	keepDirs, keepFiles int
+
 	mu     sync.Mutex
 	res    RestoreResult
 	failed map[int]string
@@ -105,6 +109,7 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 	}
 	r := &restorer{v: v, ctx: ctx, opts: opts, prog: opts.Progress, packs: map[blob.PackID][]rref{},
 		inodes: map[[2]uint64]int{}, fds: map[int]int{}, failed: map[int]string{}}
+	r.keepDirs, r.keepFiles = fdBudgets()
 	r.owners = os.Geteuid() == 0
 	if opts.Owners != nil {
 		r.owners = *opts.Owners
@@ -215,7 +220,18 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 		}
 		r.dirs = append(r.dirs, &rdir{fd: fd, node: c, path: path, parent: di})
 		r.res.Dirs++
-		return r.plan(len(r.dirs) - 1)
+		nd := len(r.dirs) - 1
+		if err := r.plan(nd); err != nil {
+			return err
+		}
+		if nd > r.keepDirs {
+			// Over the budget of open directories: dirFD opens it
+			// again when needed (a tree of more directories than
+			// descriptors failed with "too many open files").
+			unix.Close(fd)
+			r.dirs[nd].fd = -1
+		}
+		return nil
 	case tree.Symlink:
 		r.files = append(r.files, &rfile{dir: di, name: c.Name, path: path, node: c, linkOf: -1})
 		r.syms = append(r.syms, len(r.files)-1)
@@ -406,11 +422,15 @@ func (r *restorer) blobFailed(ref rref, err error) {
 func (r *restorer) write(ref rref, plain []byte) error {
 	f := r.files[ref.file]
 	if !f.failed.Load() {
-		fd, err := r.fd(ref.file)
+		fd, owned, err := r.fd(ref.file)
 		if err != nil {
 			return err
 		}
-		if err := pwriteFull(fd, plain, ref.off); err != nil {
+		err = pwriteFull(fd, plain, ref.off)
+		if owned {
+			unix.Close(fd)
+		}
+		if err != nil {
 			return lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: write: %v", f.path, err)
 		}
 		r.prog.Bytes.Add(int64(len(plain)))
@@ -422,19 +442,71 @@ func (r *restorer) write(ref rref, plain []byte) error {
 	return nil
 }
 
-func (r *restorer) fd(fi int) (int, error) {
+// fd returns a descriptor of file fi for writing, and whether the caller
+// must close it: up to keepFiles stay open until their file is finished
+// (a file whose blobs lie in several packs is written piece by piece),
+// others are opened for one write.
+func (r *restorer) fd(fi int) (int, bool, error) {
 	r.fdmu.Lock()
 	defer r.fdmu.Unlock()
 	if fd, ok := r.fds[fi]; ok {
-		return fd, nil
+		return fd, false, nil
 	}
-	f := r.files[fi]
-	fd, err := openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := r.openFile(fi)
 	if err != nil {
-		return -1, lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: open: %v", f.path, err)
+		return -1, false, lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: open: %v", r.files[fi].path, err)
+	}
+	if len(r.fds) >= r.keepFiles {
+		return fd, true, nil
 	}
 	r.fds[fi] = fd
-	return fd, nil
+	return fd, false, nil
+}
+
+// openFile opens the (created) file fi for writing.
+func (r *restorer) openFile(fi int) (int, error) {
+	f := r.files[fi]
+	fd := -1
+	err := r.inDir(f.dir, func(dfd int) (err error) {
+		fd, err = openat(dfd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return err
+	})
+	return fd, err
+}
+
+// dirFD returns a descriptor of directory di, and whether the caller must
+// close it. The first keepDirs directories stay open for the whole restore;
+// the others are opened again from their nearest open ancestor, a component
+// at a time, never following a symlink.
+func (r *restorer) dirFD(di int) (fd int, owned bool, err error) {
+	d := r.dirs[di]
+	if d.fd >= 0 {
+		return d.fd, false, nil
+	}
+	pfd, powned, err := r.dirFD(d.parent)
+	if err != nil {
+		return -1, false, err
+	}
+	fd, err = openat(pfd, d.node.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if powned {
+		unix.Close(pfd)
+	}
+	if err != nil {
+		return -1, false, fmt.Errorf("open %s: %w", d.path, err)
+	}
+	return fd, true, nil
+}
+
+// inDir runs fn with a descriptor of directory di.
+func (r *restorer) inDir(di int, fn func(dfd int) error) error {
+	fd, owned, err := r.dirFD(di)
+	if err != nil {
+		return err
+	}
+	if owned {
+		defer unix.Close(fd)
+	}
+	return fn(fd)
 }
 
 // release counts one blob of a file as done; the last one finishes the file.
@@ -449,7 +521,7 @@ func (r *restorer) release(fi int) {
 	if !ok {
 		f := r.files[fi]
 		var err error
-		fd, err = openat(r.dirs[f.dir].fd, f.name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err = r.openFile(fi)
 		if err != nil {
 			f.failed.Store(true)
 			r.fail(fi, f.path, err)
@@ -490,7 +562,10 @@ func (r *restorer) finishFile(fi, fd int) {
 // unlink removes a failed file, which is listed in Failed as removed; when
 // it cannot be, a warning says that its content is not to be trusted.
 func (r *restorer) unlink(f *rfile) {
-	if err := ignoringEINTR(func() error { return unix.Unlinkat(r.dirs[f.dir].fd, f.name, 0) }); err != nil && err != unix.ENOENT {
+	err := r.inDir(f.dir, func(dfd int) error {
+		return ignoringEINTR(func() error { return unix.Unlinkat(dfd, f.name, 0) })
+	})
+	if err != nil && err != unix.ENOENT {
 		r.warn(f.path, fmt.Errorf("damaged, and could not be removed: %w", err))
 	}
 }
@@ -515,7 +590,12 @@ func (r *restorer) finishLinks() {
 			r.fail(fi, f.path, fmt.Errorf("hard link to %s, which failed", src.path))
 			continue
 		}
-		if err := ignoringEINTR(func() error { return unix.Linkat(r.dirs[src.dir].fd, src.name, r.dirs[f.dir].fd, f.name, 0) }); err != nil {
+		err := r.inDir(src.dir, func(sfd int) error {
+			return r.inDir(f.dir, func(dfd int) error {
+				return ignoringEINTR(func() error { return unix.Linkat(sfd, src.name, dfd, f.name, 0) })
+			})
+		})
+		if err != nil {
 			r.fail(fi, f.path, fmt.Errorf("link: %w", err))
 			continue
 		}
@@ -524,8 +604,15 @@ func (r *restorer) finishLinks() {
 	// Symlinks last, after every sibling exists: nothing is ever opened through them.
 	for _, fi := range r.syms {
 		f := r.files[fi]
-		dfd := r.dirs[f.dir].fd
+		dfd, owned, err := r.dirFD(f.dir)
+		if err != nil {
+			r.fail(fi, f.path, err)
+			continue
+		}
 		if err := ignoringEINTR(func() error { return unix.Symlinkat(f.node.Target, dfd, f.name) }); err != nil {
+			if owned {
+				unix.Close(dfd)
+			}
 			r.fail(fi, f.path, fmt.Errorf("symlink: %w", err))
 			continue
 		}
@@ -540,6 +627,9 @@ func (r *restorer) finishLinks() {
 		if err := ignoringEINTR(func() error { return unix.UtimesNanoAt(dfd, f.name, ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 			r.warn(f.path, fmt.Errorf("set times: %w", err))
 		}
+		if owned {
+			unix.Close(dfd)
+		}
 		r.res.Symlinks++
 	}
 }
@@ -551,18 +641,38 @@ func (r *restorer) finishDirs() {
 		if d.node == nil {
 			continue
 		}
+		fd, owned, err := r.dirFD(i)
+		if err != nil {
+			r.warn(d.path, err)
+			continue
+		}
 		if r.owners {
-			if err := ignoringEINTR(func() error { return fchown(d.fd, int(d.node.UID), int(d.node.GID)) }); err != nil {
+			if err := ignoringEINTR(func() error { return fchown(fd, int(d.node.UID), int(d.node.GID)) }); err != nil {
 				r.warn(d.path, fmt.Errorf("chown: %w", err))
 			}
 		}
-		if err := ignoringEINTR(func() error { return unix.Fchmod(d.fd, d.node.Mode) }); err != nil {
+		if err := ignoringEINTR(func() error { return unix.Fchmod(fd, d.node.Mode) }); err != nil {
 			r.warn(d.path, fmt.Errorf("chmod: %w", err))
 		}
-		if err := ignoringEINTR(func() error { return futimens(d.fd, d.node.MTime) }); err != nil {
+		if err := ignoringEINTR(func() error { return futimens(fd, d.node.MTime) }); err != nil {
 			r.warn(d.path, fmt.Errorf("set times: %w", err))
 		}
+		if owned {
+			unix.Close(fd)
+		}
 	}
+}
+
+// fdBudgets divides the process's descriptor limit: a quarter for the
+// directories a restore keeps open, a quarter for its files, at most 4096
+// and 1024; the rest is for everything else (storage, other jobs).
+func fdBudgets() (dirs, files int) {
+	var lim unix.Rlimit
+	n := 1024
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 1<<30 {
+		n = int(lim.Cur)
+	}
+	return max(min(n/4, 4096), 8), max(min(n/4, 1024), 8)
 }
 
 // futimens sets atime and mtime of an open descriptor (utimensat(fd, NULL)).

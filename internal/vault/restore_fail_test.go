@@ -135,3 +135,76 @@ func TestRestoreCountsOnlyRestoredFiles(t *testing.T) {
 		t.Errorf("result says %d files restored; %d are there (failed: %q)", res.Files, present, res.Failed)
 	}
 }
+
+// A tree with more directories than the process may open descriptors
+// restores exactly: directories over the budget are opened again when
+// needed instead of held ("too many open files" failed the restore).
+func TestRestoreMoreDirectoriesThanDescriptors(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "app")
+	for i := range 400 {
+		d := filepath.Join(src, "d"+strconv.Itoa(i%20), "e"+strconv.Itoa(i))
+		os.MkdirAll(d, 0o750)
+		os.WriteFile(filepath.Join(d, "f"), []byte(d), 0o640)
+		if i%50 == 0 {
+			os.Symlink("f", filepath.Join(d, "link"))
+			os.Link(filepath.Join(d, "f"), filepath.Join(d, "hard"))
+		}
+	}
+	big := make([]byte, 3<<20) // blobs in several packs: written piece by piece
+	rand.Read(big)
+	os.WriteFile(filepath.Join(src, "d7", "big"), big, 0o600)
+	v, err := Init(context.Background(), memory.New(), []byte("pw"), Options{KDF: &weakKDF, PackSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 128
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "r")
+	res, err := v.Restore(context.Background(), p, RestoreOptions{Target: dst, Path: "app"})
+	unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	if err != nil {
+		t.Fatalf("restore with 128 descriptors: %v", err)
+	}
+	if len(res.Failed) > 0 || len(res.Warnings) > 0 || res.Dirs != 421 {
+		t.Fatalf("restore: %d dirs, failed %q, warnings %q", res.Dirs, res.Failed, res.Warnings)
+	}
+	for _, rel := range []string{"d7/big", "d0/e0/f", "d19/e399/f"} {
+		want, _ := os.ReadFile(filepath.Join(src, rel))
+		got, err := os.ReadFile(filepath.Join(dst, rel))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s restored wrong: %v", rel, err)
+		}
+	}
+	for _, rel := range []string{"d0/e0", "d19/e399"} {
+		st, err := os.Stat(filepath.Join(dst, rel))
+		if err != nil || st.Mode().Perm() != 0o750 {
+			t.Errorf("%s: mode %v, %v; want 0750 (directory metadata is set through a reopened descriptor)", rel, st.Mode(), err)
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(dst, "d10/e50/link")); err != nil || l != "f" {
+		t.Errorf("symlink: %q, %v", l, err)
+	}
+	if a, b := statIno(t, filepath.Join(dst, "d0/e100/f")), statIno(t, filepath.Join(dst, "d0/e100/hard")); a != b {
+		t.Error("hard link restored as two files")
+	}
+}
+
+func statIno(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
