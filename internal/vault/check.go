@@ -161,7 +161,11 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 	rep.Points = len(ids)
 	treeOK := map[blob.ID]error{}
 	for _, id := range ids {
-		p, err := v.loadPointFrom(ctx, id, points[id])
+		plain, from, _, err := v.readCopies(ctx, points[id], manifest.Context(id))
+		var p *manifest.Point
+		if err == nil {
+			p, err = decodePoint(from, plain, id)
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			rep.Points--
 			continue // purged since the listing
@@ -173,6 +177,24 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			}
 			objProblems = append(objProblems, Problem{Object: manifest.ObjectName(id), What: ce.Err.Error(), Points: []string{id}})
 			continue
+		}
+		// Other copies (re-encryption's) must open too: a later
+		// re-encryption keeps the newest copy and deletes the others.
+		for _, n := range points[id] {
+			if n == from {
+				continue
+			}
+			b, err := storage.ReadAll(ctx, v.be, n)
+			if err == nil {
+				_, err = v.openSealed(ctx, n, b, manifest.Context(id))
+			}
+			var ce *CorruptError
+			switch {
+			case errors.As(err, &ce):
+				objProblems = append(objProblems, Problem{Object: n, What: "copy of the manifest does not open: " + ce.Err.Error() + " (the point reads from " + from + ")", Points: []string{id}})
+			case err != nil && !errors.Is(err, storage.ErrNotFound):
+				return nil, storageError(v.be, err)
+			}
 		}
 		root := &tree.Node{Type: tree.Dir, Subtree: &p.Root}
 		if err := v.checkTree(ctx, id, root, "", bad, treeOK); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,4 +219,49 @@ func TestCorruptTreeManifestIndexSlot(t *testing.T) {
 			t.Fatalf("open with damaged config: %v", err)
 		}
 	})
+}
+
+// A re-encryption cut short leaves a manifest and its copy under the new
+// key; when that copy is damaged, check names it, and a re-encryption
+// keeps the good older copy instead of deleting it (it took the damaged
+// copy for a concurrent run's and deleted the only readable one).
+func TestDamagedManifestCopy(t *testing.T) {
+	ctx := context.Background()
+	f := newCorruptFixture(t)
+	if _, err := f.v.RotateDataKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := f.p.ID
+	base := manifest.ObjectName(id)
+	orig, _ := storage.ReadAll(ctx, f.be, base)
+	plain, err := f.v.openSealed(ctx, base, orig, manifest.Context(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := resealedName(base, 2)
+	if err := f.be.Put(ctx, cp, f.v.sealer().Seal(nil, plain, manifest.Context(id))); err != nil {
+		t.Fatal(err)
+	}
+	f.be.Mutate(cp, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+
+	rep := f.check(t, false)
+	found := false
+	for _, p := range rep.Problems {
+		found = found || p.Object == cp
+	}
+	if rep.OK() || !found {
+		t.Errorf("check does not name the damaged copy %s: %+v", cp, rep.Problems)
+	}
+	w, _ := f.reopen(t)
+	res, err := w.Reencrypt(ctx, ReencryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(res.Problems, func(p Problem) bool { return p.Object == cp }) {
+		t.Errorf("re-encryption does not report the damaged copy %s: %+v", cp, res.Problems)
+	}
+	w, _ = f.reopen(t)
+	if _, err := w.LoadPoint(ctx, id); err != nil {
+		t.Fatalf("the point after the re-encryption: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -207,7 +208,26 @@ func (v *Vault) reseal(ctx context.Context, base string, names []string, context
 	if ver < min {
 		res = resealDone
 		err := v.be.Put(ctx, target, s.Seal(nil, plain, context))
-		if err != nil && !errors.Is(err, storage.ErrExists) { // exists: a concurrent re-encryption wrote it
+		if errors.Is(err, storage.ErrExists) {
+			// A concurrent re-encryption wrote it, or an earlier run did
+			// and the copy is damaged (readCopies passed over it): the
+			// older copies go only if it opens as this very object.
+			b, rerr := storage.ReadAll(ctx, v.be, target)
+			var got []byte
+			if rerr == nil {
+				got, rerr = v.openSealed(ctx, target, b, context)
+			}
+			if rerr != nil {
+				var ce *CorruptError
+				if errors.As(rerr, &ce) {
+					return 0, &CorruptError{Object: target, Err: fmt.Errorf("a copy under the current key exists and does not open (%v); the older copies are kept: delete it and run again", ce.Err)}
+				}
+				return 0, fmt.Errorf("read %s: %w", target, rerr)
+			}
+			if !bytes.Equal(got, plain) {
+				return 0, &CorruptError{Object: target, Err: fmt.Errorf("a copy under the current key holds another content than %s; the older copies are kept", from)}
+			}
+		} else if err != nil {
 			return 0, fmt.Errorf("write %s: %w", target, err)
 		}
 		if purged != nil {
