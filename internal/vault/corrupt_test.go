@@ -265,3 +265,33 @@ func TestDamagedManifestCopy(t *testing.T) {
 		t.Fatalf("the point after the re-encryption: %v", err)
 	}
 }
+
+// A data key object that is missing is reported even by a key slot that
+// holds the key itself (made after the rotation): slots made before it,
+// a disaster kit's among them, cannot open what that key sealed.
+func TestCheckMissingDataKeyObjectHeldBySlot(t *testing.T) {
+	ctx := context.Background()
+	be := memory.New()
+	v, err := Init(ctx, be, []byte("disaster kit pass"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.RotateDataKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.AddKeySlot(ctx, []byte("server pass")); err != nil {
+		t.Fatal(err)
+	}
+	be.Delete(ctx, dataKeyObject(2))
+	w, err := Open(ctx, be, []byte("server pass"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.Check(ctx, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || !slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Object == dataKeyObject(2) }) {
+		t.Errorf("check through the newer slot does not report %s missing: %+v", dataKeyObject(2), rep.Problems)
+	}
+}

@@ -320,10 +320,16 @@ func (v *Vault) dataKeyProblems(ctx context.Context) ([]Problem, error) {
 		hi = max(hi, ver)
 	}
 	for ver := uint32(1); ver <= hi && ver != 0; ver++ {
-		if _, ok := known[ver]; ok {
+		if _, ok := v.dk.bad[ver]; ok {
 			continue
 		}
-		if _, ok := v.dk.bad[ver]; ok {
+		if _, ok := known[ver]; ok {
+			// Version 1 is in every key slot; a later one is in the
+			// slots made after it only: older slots (a disaster kit's)
+			// need its object.
+			if ver > 1 && !v.dk.loaded[ver] {
+				out = append(out, Problem{Object: dataKeyObject(ver), What: fmt.Sprintf("data key object for version %d is missing: this key slot holds the key, but key slots made before it (a disaster kit's copy) cannot open what it sealed", ver)})
+			}
 			continue
 		}
 		out = append(out, Problem{Object: dataKeyObject(ver), What: fmt.Sprintf("data key version %d is missing: no key slot holds it and its object is absent; whatever it sealed cannot be opened", ver)})
