@@ -117,3 +117,40 @@ func TestPrepareConfig(t *testing.T) {
 		t.Error("staging left after a failure")
 	}
 }
+
+// A restore to the original place carries over what the backup left out,
+// matched by the backup's own glob rules (a trailing "/", "**", an
+// included directory): with rules of its own it dropped live cache/ and
+// node_modules/ directories, which the swap then deleted.
+func TestCarryOverUsesBackupGlobs(t *testing.T) {
+	base := t.TempDir()
+	target, staging := filepath.Join(base, "live"), filepath.Join(base, "staging")
+	for _, f := range []string{"cache/x", "web/node_modules/m.js", "web/app.js", "config/app.yml", "notes.txt"} {
+		p := filepath.Join(target, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(f), 0o644)
+	}
+	os.MkdirAll(staging, 0o755)
+	if err := carryOver(target, staging, []string{"cache/", "**/node_modules"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"cache/x", "web/node_modules/m.js"} {
+		if _, err := os.Stat(filepath.Join(staging, f)); err != nil {
+			t.Errorf("excluded %s not carried over: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(staging, "web/app.js")); err == nil {
+		t.Error("web/app.js, which the backup captured, was carried over")
+	}
+	staging2 := filepath.Join(base, "staging2")
+	os.MkdirAll(staging2, 0o755)
+	if err := carryOver(target, staging2, nil, []string{"config"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(staging2, "config/app.yml")); err == nil {
+		t.Error("config/app.yml, which --include config captures, was carried over")
+	}
+	if _, err := os.Stat(filepath.Join(staging2, "notes.txt")); err != nil {
+		t.Errorf("notes.txt, which the include leaves out, not carried over: %v", err)
+	}
+}

@@ -493,22 +493,13 @@ func CompareCounts(want, got *lifeboat.DatabaseInfo) string {
 // component does not capture (matching an exclude glob, or no include glob)
 // into the restored tree at staging, at the same place, so that the swap
 // does not drop them: a restore puts back what was captured and leaves the
-// rest alone. A glob without "/" matches a name, with "/" the relative path
-// (as in backups).
+// rest alone. The globs are matched as in backups (vault.Excluded).
 func carryOver(target, staging string, excludes, includes []string) error {
 	if len(excludes) == 0 && len(includes) == 0 {
 		return nil
 	}
 	if st, err := os.Lstat(target); err != nil || !st.IsDir() {
 		return nil
-	}
-	match := func(g, rel, name string) bool {
-		if strings.Contains(g, "/") {
-			ok, _ := filepath.Match(strings.TrimPrefix(g, "/"), rel)
-			return ok
-		}
-		ok, _ := filepath.Match(g, name)
-		return ok
 	}
 	var moves [][2]string
 	err := filepath.WalkDir(target, func(path string, d fs.DirEntry, err error) error {
@@ -520,21 +511,7 @@ func carryOver(target, staging string, excludes, includes []string) error {
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
-		kept := false
-		for _, g := range excludes {
-			if match(g, rel, d.Name()) {
-				kept = true
-			}
-		}
-		if !kept && len(includes) > 0 && !d.IsDir() {
-			kept = true
-			for _, g := range includes {
-				if match(g, rel, d.Name()) {
-					kept = false
-				}
-			}
-		}
-		if kept {
+		if vault.Excluded(excludes, includes, rel, d.Name(), d.IsDir()) {
 			moves = append(moves, [2]string{path, filepath.Join(staging, rel)})
 			if d.IsDir() {
 				return fs.SkipDir

@@ -539,13 +539,21 @@ func (b *backup) count(f func(s *manifest.Stats)) {
 
 func (b *backup) excluded(rel, name string, isDir bool) bool {
 	src := b.cur.Load()
-	for _, g := range src.Excludes {
+	return Excluded(src.Excludes, src.Includes, rel, name, isDir)
+}
+
+// Excluded reports whether a backup with these exclude and include globs
+// leaves out the entry at rel (relative to the source, "/"-separated)
+// named name. A restore to the original place uses it to keep what the
+// backup did not capture.
+func Excluded(excludes, includeGlobs []string, rel, name string, isDir bool) bool {
+	for _, g := range excludes {
 		if match(g, rel, name, isDir) {
 			return true
 		}
 	}
-	if len(src.Includes) > 0 && !isDir {
-		for _, g := range src.Includes {
+	if len(includeGlobs) > 0 && !isDir {
+		for _, g := range includeGlobs {
 			if includes(g, rel, name) {
 				return false
 			}
