@@ -100,6 +100,12 @@ type restorer struct {
 // Restore writes the node at opts.Path of point p into opts.Target. Files
 // whose data is damaged are removed and listed in Failed; the rest restore.
 func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOptions) (*RestoreResult, error) {
+	// The point may come from another process since this handle loaded
+	// its index (a long-lived server's handle, a CLI backup): its index
+	// objects exist, since they were written before its manifest.
+	if _, err := v.refreshIndex(ctx); err != nil {
+		return nil, err
+	}
 	sel, err := v.Lookup(ctx, p, opts.Path)
 	if err != nil {
 		return nil, err
@@ -523,9 +529,16 @@ func (r *restorer) release(fi int) {
 		var err error
 		fd, err = r.openFile(fi)
 		if err != nil {
-			f.failed.Store(true)
-			r.fail(fi, f.path, err)
-			r.unlink(f)
+			if f.failed.Load() {
+				r.unlink(f) // damaged: the failure is reported already
+				return
+			}
+			// Every byte is written: a local failure to open it again
+			// (out of descriptors) is no damage; its metadata is not set.
+			r.warn(f.path, fmt.Errorf("written, but owner, mode and times not set: %w", err))
+			r.mu.Lock()
+			r.res.Files++
+			r.mu.Unlock()
 			return
 		}
 	}

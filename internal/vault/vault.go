@@ -106,7 +106,7 @@ type Vault struct {
 	indexSeen map[string]bool      // index objects loaded or written by this handle
 
 	refreshMu   sync.Mutex // one index refresh at a time (lookupFresh)
-	refreshedAt time.Time  // under refreshMu
+	fruitlessAt time.Time  // the last refresh that found nothing new (under refreshMu)
 
 	// badIndexes are index objects that did not open; their packs were
 	// indexed from their trailers instead, and check reports them.
@@ -483,7 +483,9 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 }
 
 // indexRefreshEvery spaces the index refreshes that blobs missing from the
-// index cause: a damaged vault misses many, and each refresh lists index/.
+// index cause once one found nothing new: a damaged vault misses many, and
+// each refresh lists index/. (A refresh that found new index objects does
+// not hold back the next one; a restore refreshes when it starts.)
 const indexRefreshEvery = 10 * time.Second
 
 // lookupFresh looks id up in the in-memory index, refreshing the index from
@@ -498,14 +500,17 @@ func (v *Vault) lookupFresh(ctx context.Context, id blob.ID) (index.Location, bo
 	if loc, ok := v.idx.Lookup(id); ok {
 		return loc, true, nil // another caller's refresh found it
 	}
-	if !v.refreshedAt.IsZero() && time.Since(v.refreshedAt) < indexRefreshEvery {
+	if !v.fruitlessAt.IsZero() && time.Since(v.fruitlessAt) < indexRefreshEvery {
 		return index.Location{}, false, nil
 	}
-	if err := v.refreshIndex(ctx); err != nil {
+	n, err := v.refreshIndex(ctx)
+	if err != nil {
 		return index.Location{}, false, err
 	}
-	v.refreshedAt = time.Now()
 	loc, ok := v.idx.Lookup(id)
+	if n == 0 && !ok {
+		v.fruitlessAt = time.Now()
+	}
 	return loc, ok, nil
 }
 
@@ -514,7 +519,7 @@ func (v *Vault) lookupFresh(ctx context.Context, id blob.ID) (index.Location, bo
 // backup into the server's vault). A long-lived handle then finds the blobs
 // of points it did not write, instead of taking them for lost. Objects that
 // do not open are left to check, as at open.
-func (v *Vault) refreshIndex(ctx context.Context) error {
+func (v *Vault) refreshIndex(ctx context.Context) (loaded int, err error) {
 	var fresh []string
 	if err := v.be.List(ctx, "index/", func(oi storage.ObjectInfo) error {
 		v.mu.Lock()
@@ -524,7 +529,7 @@ func (v *Vault) refreshIndex(ctx context.Context) error {
 		v.mu.Unlock()
 		return nil
 	}); err != nil {
-		return storageError(v.be, err)
+		return 0, storageError(v.be, err)
 	}
 	for _, name := range fresh {
 		plain, err := v.getSealed(ctx, name, "index "+name)
@@ -533,7 +538,7 @@ func (v *Vault) refreshIndex(ctx context.Context) error {
 		case errors.Is(err, storage.ErrNotFound) || errors.As(err, &ce):
 			continue // collected since the listing, or damaged
 		case err != nil:
-			return storageError(v.be, err)
+			return loaded, storageError(v.be, err)
 		}
 		pes, err := index.Decode(plain)
 		if err != nil {
@@ -545,8 +550,9 @@ func (v *Vault) refreshIndex(ctx context.Context) error {
 		v.mu.Lock()
 		v.indexSeen[name] = true
 		v.mu.Unlock()
+		loaded++
 	}
-	return nil
+	return loaded, nil
 }
 
 // indexOrphanPacks adds to the in-memory index the blobs of every pack no

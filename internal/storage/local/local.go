@@ -579,7 +579,9 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 
 // Sweep implements storage.Sweeper: it removes the temp files that writers
 // killed or cut by power loss left behind, last written more than
-// olderThan ago (a live writer writes its temp file as it goes). Without
+// olderThan ago (a live writer writes its temp file as it goes; one
+// suspended that long loses its object and fails, losing nothing else).
+// Directories it cannot read and files it cannot remove are passed over. Without
 // it, each dead backup's unfinished pack stayed on disk, invisible to List
 // and so to the collector. No fsync: a removal lost to power loss is done
 // again next time.
@@ -592,8 +594,10 @@ func (b *Backend) Sweep(ctx context.Context, olderThan time.Duration) (n int, by
 		}
 		ents, err := b.fs.ReadDir(dir)
 		if err != nil {
-			if dir != b.root && errors.Is(err, fs.ErrNotExist) {
-				return nil // removed meanwhile
+			if dir != b.root {
+				// Removed meanwhile, or not ours to read (a lost+found
+				// at the root of a mounted disk): nothing to sweep there.
+				return nil
 			}
 			return b.fail("sweep", dir, err, false)
 		}
@@ -609,8 +613,8 @@ func (b *Backend) Sweep(ctx context.Context, olderThan time.Duration) (n int, by
 				if err != nil || fi.IsDir || !fi.ModTime.Before(cutoff) {
 					continue // gone meanwhile, or a live writer's
 				}
-				if err := b.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return b.fail("sweep", p, err, false)
+				if err := b.fs.Remove(p); err != nil {
+					continue // gone meanwhile, or not ours to remove
 				}
 				n++
 				bytes += fi.Size

@@ -319,3 +319,38 @@ func TestSweepRemovesOnlyOldTempFiles(t *testing.T) {
 		t.Errorf("object after the sweep: %q, %v", got, err)
 	}
 }
+
+// noReadDirFS refuses to list one directory, as a root-owned lost+found at
+// the root of a mounted disk does to any other user.
+type noReadDirFS struct {
+	local.OSFS
+	deny string
+}
+
+func (f *noReadDirFS) ReadDir(name string) ([]local.DirEntry, error) {
+	if strings.HasSuffix(name, "/"+f.deny) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+	}
+	return f.OSFS.ReadDir(name)
+}
+
+// A directory Sweep may not read is passed over: it does not stop the
+// sweep (nor, so, every collection of the vault).
+func TestSweepPassesOverUnreadableDirectory(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "vault")
+	fsys := &noReadDirFS{deny: "lost+found"}
+	b, err := local.Create(dir, local.Options{FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "lost+found"), 0o700)
+	dead := filepath.Join(dir, "data", "ab", ".tmp-0123456789abcdef")
+	os.MkdirAll(filepath.Dir(dead), 0o700)
+	os.WriteFile(dead, []byte("x"), 0o600)
+	old := time.Now().Add(-25 * time.Hour)
+	os.Chtimes(dead, old, old)
+	if n, _, err := b.Sweep(ctx, 24*time.Hour); err != nil || n != 1 {
+		t.Fatalf("sweep with an unreadable lost+found: %d removed, %v; want 1 and no error", n, err)
+	}
+}

@@ -539,6 +539,8 @@ func (b *Backend) confirmMissing(ctx context.Context, op, name string, err error
 	}
 	ok, berr := b.c.BucketExists(ctx, b.bucket)
 	switch {
+	case berr != nil && errorResponse(berr).StatusCode == http.StatusForbidden:
+		return err // a key that may use objects but not check the bucket: as answered
 	case berr != nil:
 		return b.wrap(op, name, berr)
 	case !ok:
