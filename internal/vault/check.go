@@ -13,8 +13,10 @@ import (
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/marker"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
 )
 
@@ -228,6 +230,11 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		return nil, err
 	}
 	rep.Problems = append(rep.Problems, dkp...)
+	mp, err := v.markerAndSlotProblems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Problems = append(rep.Problems, mp...)
 	sort.Slice(rep.Problems, func(i, j int) bool {
 		a, b := rep.Problems[i], rep.Problems[j]
 		if a.Object != b.Object {
@@ -360,4 +367,62 @@ func (v *Vault) checkPack(ctx context.Context, p blob.PackID, locs []index.Locat
 		}
 	}
 	return probs, n, nil
+}
+
+// markerAndSlotProblems reads every point marker and key slot: a marker
+// that does not open makes the point's state unknown (listing points and
+// "latest" fail), and a key slot that does not parse opens nothing.
+func (v *Vault) markerAndSlotProblems(ctx context.Context) ([]Problem, error) {
+	var out []Problem
+	var names []string
+	if err := v.be.List(ctx, marker.Prefix, func(oi storage.ObjectInfo) error {
+		names = append(names, oi.Name)
+		return nil
+	}); err != nil {
+		return nil, storageError(v.be, err)
+	}
+	for _, obj := range names {
+		base, _ := splitResealed(obj)
+		n, err := marker.ParseName(base)
+		if err != nil {
+			out = append(out, Problem{Object: obj, What: "not a point marker: " + err.Error()})
+			continue
+		}
+		plain, err := v.getSealed(ctx, obj, marker.Context(n.Object()))
+		if err == nil {
+			_, err = marker.Decode(plain, n)
+			if err != nil {
+				err = &CorruptError{Object: obj, Err: err}
+			}
+		}
+		var ce *CorruptError
+		switch {
+		case errors.As(err, &ce):
+			out = append(out, Problem{Object: obj, What: "point marker does not open (the point's state is unknown; listing points fails): " + ce.Err.Error(), Points: []string{n.Point}})
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return nil, storageError(v.be, err)
+		}
+	}
+	var slots []string
+	if err := v.be.List(ctx, slotPrefix, func(oi storage.ObjectInfo) error {
+		if !isFeatureObject(oi.Name) {
+			slots = append(slots, oi.Name)
+		}
+		return nil
+	}); err != nil {
+		return nil, storageError(v.be, err)
+	}
+	for _, name := range slots {
+		b, err := storage.ReadAll(ctx, v.be, name)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, storageError(v.be, err)
+		}
+		if _, err := crypto.ParseSlot(b); err != nil {
+			out = append(out, Problem{Object: name, What: "key slot does not parse: " + err.Error()})
+		}
+	}
+	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/marker"
 )
 
 type corruptFixture struct {
@@ -293,5 +294,50 @@ func TestCheckMissingDataKeyObjectHeldBySlot(t *testing.T) {
 	}
 	if rep.OK() || !slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Object == dataKeyObject(2) }) {
 		t.Errorf("check through the newer slot does not report %s missing: %+v", dataKeyObject(2), rep.Problems)
+	}
+}
+
+// A point marker that does not open is named by check (listing points and
+// "latest" fail on it).
+func TestCheckDamagedMarker(t *testing.T) {
+	ctx := context.Background()
+	f := newCorruptFixture(t)
+	if err := f.v.Mark(ctx, f.p.ID, MarkHold, "legal", "me"); err != nil {
+		t.Fatal(err)
+	}
+	var m string
+	f.be.List(ctx, marker.Prefix, func(oi storage.ObjectInfo) error { m = oi.Name; return nil })
+	f.be.Mutate(m, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+	rep := f.check(t, false)
+	if rep.OK() || !slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Object == m && slices.Contains(p.Points, f.p.ID) }) {
+		t.Errorf("check does not name the damaged marker %s: %+v", m, rep.Problems)
+	}
+}
+
+// A garbled key slot does not keep the vault shut when another slot (or
+// the disaster kit's copy) opens it; check names the garbled one. With no
+// other slot opening, the error names it.
+func TestGarbledKeySlot(t *testing.T) {
+	ctx := context.Background()
+	f := newCorruptFixture(t)
+	id, err := f.v.AddKeySlot(ctx, []byte("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.be.Mutate(slotPrefix+id, func(b []byte) []byte { return b[:len(b)/2] })
+	v, err := Open(ctx, f.be, []byte("pw"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatalf("open through the intact slot: %v", err)
+	}
+	rep, err := v.Check(ctx, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Object == slotPrefix+id }) {
+		t.Errorf("check does not name the garbled slot: %+v", rep.Problems)
+	}
+	_, err = Open(ctx, f.be, []byte("other"), Options{KDF: &weakKDF})
+	if lifeboat.ErrorCode(err) != lifeboat.ECorrupt || !strings.Contains(err.Error(), id) {
+		t.Errorf("open whose only slot is garbled: %v; want corruption naming %s", err, id)
 	}
 }

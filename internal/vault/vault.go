@@ -192,6 +192,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		return nil, err
 	}
 	var slots []*crypto.Slot
+	var damaged []error // key slots that do not parse or unwrap: tried last, reported if none opens
 	features := map[string]bool{}
 	err = be.List(ctx, slotPrefix, func(oi storage.ObjectInfo) error {
 		if isFeatureObject(oi.Name) {
@@ -199,12 +200,18 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 			return checkFeature(be, oi.Name)
 		}
 		b, err := storage.ReadAll(ctx, be, oi.Name)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil // retired since the listing
+		}
 		if err != nil {
 			return err
 		}
 		s, err := crypto.ParseSlot(b)
 		if err != nil {
-			return &CorruptError{Object: oi.Name, Err: err}
+			// Another slot, or the disaster kit's copy, may still open
+			// the vault; check reports this one.
+			damaged = append(damaged, &CorruptError{Object: oi.Name, Err: err})
+			return nil
 		}
 		slots = append(slots, s)
 		return nil
@@ -223,7 +230,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		}
 		slots = append([]*crypto.Slot{s}, slots...)
 	}
-	if len(slots) == 0 {
+	if len(slots) == 0 && len(damaged) == 0 {
 		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "vault at %s has no key slot (a disaster kit's copy of one opens it: --key-slot-file)", be.Location())
 	}
 	var keys *crypto.Keys
@@ -235,8 +242,11 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 			break
 		}
 		if !errors.Is(err, crypto.ErrWrongPassphrase) {
-			return nil, lifeboat.Errorf(lifeboat.ECorrupt, "key slot %s at %s: %v", s.ID, be.Location(), err)
+			damaged = append(damaged, fmt.Errorf("key slot %s: %w", s.ID, err))
 		}
+	}
+	if keys == nil && len(damaged) > 0 {
+		return nil, lifeboat.Errorf(lifeboat.ECorrupt, "%v at %s, and no other key slot opens with this passphrase (a disaster kit's copy of a slot may: --key-slot-file)", damaged[0], be.Location())
 	}
 	if keys == nil {
 		return nil, &lifeboat.Error{Code: lifeboat.EAuth, Message: fmt.Sprintf("wrong passphrase for the vault at %s", be.Location()), Err: crypto.ErrWrongPassphrase}
