@@ -154,6 +154,27 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		}
 	}
 
+	// Packs no index object names: leftovers of interrupted backups
+	// (harmless), or the packs of an index object that is lost. Their
+	// trailers say what they hold; a point that needs one is reported (it
+	// restores, from the trailer).
+	orphanPacks, err := v.indexOrphans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	orphan := map[blob.ID]*Problem{}
+	for p, es := range orphanPacks {
+		pr := &Problem{Object: p.ObjectName(), What: "pack named by no index object (an index object is lost): points restore from the pack's own trailer"}
+		for _, e := range es {
+			// Only blobs that are in no indexed pack: a copy of a blob
+			// an indexed pack holds (an interrupted backup's) is never
+			// read.
+			if loc, ok := v.idx.Lookup(e.ID); ok && loc.Pack == p {
+				orphan[e.ID] = pr
+			}
+		}
+	}
+
 	// Points: walk every tree, attribute damage to points and paths.
 	points, err := v.listPoints(ctx)
 	if err != nil {
@@ -199,12 +220,19 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			}
 		}
 		root := &tree.Node{Type: tree.Dir, Subtree: &p.Root}
-		if err := v.checkTree(ctx, id, root, "", bad, treeOK); err != nil {
+		if err := v.checkTree(ctx, id, root, "", bad, orphan, treeOK); err != nil {
 			return nil, err
 		}
 	}
 	for _, pr := range bad {
 		if len(pr.Points) > 0 {
+			rep.Problems = append(rep.Problems, *pr)
+		}
+	}
+	seen := map[*Problem]bool{}
+	for _, pr := range orphan {
+		if len(pr.Points) > 0 && !seen[pr] {
+			seen[pr] = true
 			rep.Problems = append(rep.Problems, *pr)
 		}
 	}
@@ -260,7 +288,7 @@ func (pr *Problem) note(point, path string) {
 	}
 }
 
-func (v *Vault) checkTree(ctx context.Context, point string, n *tree.Node, path string, bad map[blob.ID]*Problem, treeOK map[blob.ID]error) error {
+func (v *Vault) checkTree(ctx context.Context, point string, n *tree.Node, path string, bad, orphan map[blob.ID]*Problem, treeOK map[blob.ID]error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -274,6 +302,9 @@ func (v *Vault) checkTree(ctx context.Context, point string, n *tree.Node, path 
 				pr.note(point, path)
 				continue
 			}
+			if pr := orphan[*e.ID]; pr != nil {
+				pr.note(point, path)
+			}
 			if !v.idx.Has(*e.ID) {
 				pr := &Problem{Object: "index", Blob: e.ID.String(), What: "blob not in any index"}
 				bad[*e.ID] = pr
@@ -285,6 +316,9 @@ func (v *Vault) checkTree(ctx context.Context, point string, n *tree.Node, path 
 		if pr := bad[id]; pr != nil {
 			pr.note(point, nonEmpty(path))
 			return nil
+		}
+		if pr := orphan[id]; pr != nil {
+			pr.note(point, nonEmpty(path))
 		}
 		t, err := v.LoadTree(ctx, id)
 		if err != nil {
@@ -305,7 +339,7 @@ func (v *Vault) checkTree(ctx context.Context, point string, n *tree.Node, path 
 			if path != "" {
 				cp = path + "/" + c.Name
 			}
-			if err := v.checkTree(ctx, point, c, cp, bad, treeOK); err != nil {
+			if err := v.checkTree(ctx, point, c, cp, bad, orphan, treeOK); err != nil {
 				return err
 			}
 		}

@@ -341,3 +341,34 @@ func TestGarbledKeySlot(t *testing.T) {
 		t.Errorf("open whose only slot is garbled: %v; want corruption naming %s", err, id)
 	}
 }
+
+// A lost index object with its packs intact: the points restore (the packs'
+// trailers say what they hold), and check names the packs no index object
+// names that points need, instead of "blob not in any index".
+func TestLostIndexObject(t *testing.T) {
+	ctx := context.Background()
+	f := newCorruptFixture(t)
+	var idx []string
+	f.be.List(ctx, "index/", func(oi storage.ObjectInfo) error { idx = append(idx, oi.Name); return nil })
+	for _, n := range idx {
+		f.be.Delete(ctx, n)
+	}
+	rep := f.check(t, false)
+	if rep.OK() || !slices.ContainsFunc(rep.Problems, func(p Problem) bool {
+		return strings.HasPrefix(p.Object, "data/") && strings.Contains(p.What, "no index object") && slices.Contains(p.Points, f.p.ID)
+	}) {
+		t.Errorf("check: %+v", rep.Problems)
+	}
+	v, _ := f.reopen(t)
+	dst := filepath.Join(t.TempDir(), "r")
+	res, err := v.Restore(ctx, f.p, RestoreOptions{Target: dst, Path: "app"})
+	if err != nil || len(res.Failed) > 0 {
+		t.Fatalf("restore with the index lost: %v, failed %q", err, res.Failed)
+	}
+	for _, n := range []string{"a", "b", "sub/c"} {
+		want, _ := os.ReadFile(filepath.Join(f.src, n))
+		if got, _ := os.ReadFile(filepath.Join(dst, n)); string(got) != string(want) {
+			t.Errorf("%s restored wrong", n)
+		}
+	}
+}

@@ -107,6 +107,9 @@ type Vault struct {
 
 	refreshMu   sync.Mutex // one index refresh at a time (lookupFresh)
 	fruitlessAt time.Time  // the last refresh that found nothing new (under refreshMu)
+	// orphansIndexed: packs no index object names were read from their
+	// trailers for a blob no index had (under refreshMu).
+	orphansIndexed bool
 
 	// badIndexes are index objects that did not open; their packs were
 	// indexed from their trailers instead, and check reports them.
@@ -518,6 +521,15 @@ func (v *Vault) lookupFresh(ctx context.Context, id blob.ID) (index.Location, bo
 		return index.Location{}, false, err
 	}
 	loc, ok := v.idx.Lookup(id)
+	if !ok && !v.orphansIndexed {
+		// An index object may be lost while its packs are intact: their
+		// own trailers say what they hold (once per handle).
+		v.orphansIndexed = true
+		if err := v.indexOrphanPacks(ctx); err != nil {
+			return index.Location{}, false, err
+		}
+		loc, ok = v.idx.Lookup(id)
+	}
 	if n == 0 && !ok {
 		v.fruitlessAt = time.Now()
 	}
@@ -569,6 +581,14 @@ func (v *Vault) refreshIndex(ctx context.Context) (loaded int, err error) {
 // index object names, read from the packs' own trailers. It runs when an
 // index object is damaged, so that the points it served still restore.
 func (v *Vault) indexOrphanPacks(ctx context.Context) error {
+	_, err := v.indexOrphans(ctx)
+	return err
+}
+
+// indexOrphans is indexOrphanPacks, returning the packs it added and their
+// entries.
+func (v *Vault) indexOrphans(ctx context.Context) (map[blob.PackID][]blob.Entry, error) {
+	added := map[blob.PackID][]blob.Entry{}
 	known := map[blob.PackID]bool{}
 	for _, p := range v.idx.Packs() {
 		known[p] = true
@@ -580,7 +600,7 @@ func (v *Vault) indexOrphanPacks(ctx context.Context) error {
 		}
 		return nil
 	}); err != nil {
-		return storageError(v.be, err)
+		return nil, storageError(v.be, err)
 	}
 	for _, oi := range orphans {
 		p, _ := blob.ParsePackName(oi.Name)
@@ -608,8 +628,9 @@ func (v *Vault) indexOrphanPacks(ctx context.Context) error {
 			continue // check reports the pack
 		}
 		v.idx.Add(p, es)
+		added[p] = es
 	}
-	return nil
+	return added, nil
 }
 
 func readRange(ctx context.Context, be storage.Backend, name string, off, n int64) ([]byte, error) {
