@@ -577,23 +577,11 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 				fmt.Fprintf(env.Stdout, "restored point %s to %s: %d files, %d dirs, %d symlinks, %s in %s\n", p.ID[:8], to, res.Files, res.Dirs, res.Symlinks, fmtBytes(res.Bytes), el.Round(time.Millisecond))
 			}
 			if len(res.Failed) > 0 {
-				for i, fl := range res.Failed {
-					if i == 20 {
-						fmt.Fprintf(env.Stderr, "error: %d more not shown\n", len(res.Failed)-20)
-						break
-					}
-					fmt.Fprintf(env.Stderr, "error: %s\n", fl)
-				}
+				printCapped(env.Stderr, "error", res.Failed)
 				return lifeboat.Errorf(lifeboat.ECorrupt, "%d items could not be restored from point %s (damaged vault data; run lifeboat vault check --read-data)", len(res.Failed), p.ID[:8])
 			}
 			if len(res.Warnings) > 0 {
-				for i, w := range res.Warnings {
-					if i == 20 {
-						fmt.Fprintf(env.Stderr, "warning: %d more warnings not shown\n", len(res.Warnings)-20)
-						break
-					}
-					fmt.Fprintf(env.Stderr, "warning: %s\n", w)
-				}
+				printCapped(env.Stderr, "warning", res.Warnings)
 				return lifeboat.Errorf(lifeboat.EPartial, "point %s restored, but owners, modes or times of some items could not be set (see warnings)", p.ID[:8])
 			}
 			return nil
@@ -606,6 +594,18 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 	cmd.Flags().StringVar(&path, "path", "", "restore only this path of the point")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line")
 	return cmd
+}
+
+// printCapped prints the first 20 lines of a list, each after "kind: ",
+// and how many more there are.
+func printCapped(w io.Writer, kind string, lines []string) {
+	for i, l := range lines {
+		if i == 20 {
+			fmt.Fprintf(w, "%s: %d more not shown\n", kind, len(lines)-20)
+			return
+		}
+		fmt.Fprintf(w, "%s: %s\n", kind, l)
+	}
 }
 
 func nonNil(s []string) []string {
