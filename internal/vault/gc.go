@@ -570,7 +570,7 @@ func (v *Vault) referencedBlobs(ctx context.Context, idx *index.Index, points ma
 	g.SetLimit(8)
 	for id, names := range points {
 		g.Go(func() error {
-			p, err := v.loadPointFrom(gctx, id, names)
+			p, err := v.loadListedPoint(gctx, id, names)
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil // purged or withdrawn since the listing
 			}

@@ -3,6 +3,7 @@ package vault_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -621,4 +622,66 @@ func TestCollectSweepsDeadWritersTempFiles(t *testing.T) {
 		t.Fatalf("restore after the collection: %q", res.Failed)
 	}
 	compareTrees(t, snapshot(t, src), snapshot(t, dst))
+}
+
+// resealRace: the first Get of points/<id> (while armed) behaves as if a
+// re-encryption resealed the manifest between the collector's listing and
+// its read: the copy points/<id>.0000000N is written, the original deleted.
+type resealRace struct {
+	*memory.Backend
+	target string
+	ver    atomic.Int32
+	armed  atomic.Bool
+}
+
+func (r *resealRace) Get(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
+	base := "points/" + r.target
+	if r.armed.Load() && (name == base || strings.HasPrefix(name, base+".")) {
+		r.armed.Store(false)
+		b, err := storage.ReadAll(ctx, r.Backend, name)
+		if err != nil {
+			return nil, err
+		}
+		v := r.ver.Add(1) + 1
+		if err := r.Backend.Put(ctx, base+"."+[]string{"", "", "00000002", "00000003", "00000004"}[v], b); err != nil {
+			return nil, err
+		}
+		if err := r.Backend.Delete(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return r.Backend.Get(ctx, name, off, n)
+}
+
+// A re-encryption replacing a manifest (copy written, original deleted)
+// between a collection's listing and its read: the collection lists the
+// point's copies again and keeps its packs. It took the point for purged,
+// condemned every pack of it, and a later run deleted them.
+func TestCollectSurvivesResealRace(t *testing.T) {
+	_, mem, c, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	randomTree(t, src, 7)
+	want := snapshot(t, src)
+	be := &resealRace{Backend: mem}
+	v := reopen2(t, be, o)
+	p := mustBackup(t, v, src)
+	be.target = p.ID
+	c.Add(2 * time.Hour)
+
+	// Run 1: the manifest is resealed mid-collection.
+	be.armed.Store(true)
+	rep := mustCollect(t, v, vault.CollectOptions{})
+	if rep.PacksCondemned != 0 {
+		t.Errorf("run 1 condemned %d packs of a live point: %v", rep.PacksCondemned, listNames(t, mem, "condemned/"))
+	}
+	c.Add(2 * time.Hour)
+	// Run 2: no race.
+	mustCollect(t, v, vault.CollectOptions{})
+	c.Add(2 * time.Hour)
+	// Run 3: resealed again (another re-encryption) mid-collection.
+	be.armed.Store(true)
+	if rep = mustCollect(t, v, vault.CollectOptions{}); rep.PacksDeleted != 0 {
+		t.Errorf("run 3 deleted %d packs of a live point", rep.PacksDeleted)
+	}
+	mustRestoreEqual(t, reopen2(t, mem, o), p.ID, filepath.Base(src), want)
 }

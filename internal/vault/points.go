@@ -96,6 +96,27 @@ func (v *Vault) loadPoint(ctx context.Context, id string) (*manifest.Point, erro
 	return v.loadPointFrom(ctx, id, names)
 }
 
+// loadListedPoint reads a point's manifest from the copies a listing found
+// (names). When none of them is there any more, the copies are listed
+// again: a re-encryption may have replaced them since (written a copy,
+// deleted the original). Only a point with no copy left is not found
+// (purged or withdrawn); a collector that took a re-encrypted point for
+// purged left its packs unreferenced.
+func (v *Vault) loadListedPoint(ctx context.Context, id string, names []string) (*manifest.Point, error) {
+	p, err := v.loadPointFrom(ctx, id, names)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return p, err
+	}
+	again, lerr := v.pointCopies(ctx, id)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if len(again) == 0 {
+		return nil, err
+	}
+	return v.loadPointFrom(ctx, id, again)
+}
+
 // loadPointFrom reads a point's manifest from the newest of its copies
 // names that opens.
 func (v *Vault) loadPointFrom(ctx context.Context, id string, names []string) (*manifest.Point, error) {
