@@ -183,8 +183,12 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		if !expired(st, now, opts.SoftDeleteRetention) {
 			continue
 		}
-		if err := v.purgePoint(ctx, id); err != nil {
+		done, err := v.purgePoint(ctx, id, func(st PointState) bool { return expired(st, now, opts.SoftDeleteRetention) })
+		if err != nil {
 			return nil, err
+		}
+		if !done {
+			continue
 		}
 		rep.PointsPurged = append(rep.PointsPurged, id)
 		exists[id] = false
@@ -337,21 +341,35 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 // purgePoint deletes a point's manifest and its copies. The purge
 // tombstone comes first, so that a re-encryption writing a copy meanwhile
 // either sees it and withdraws its copy, or wrote the copy before the
-// tombstone, hence before the listing here, which deletes it.
-func (v *Vault) purgePoint(ctx context.Context, id string) error {
+// tombstone, hence before the listing here, which deletes it. Then the
+// point's markers are read once more: a hold or undelete (Mark checks for
+// the tombstone after writing its marker) wins, the tombstone is removed
+// and nothing is purged (done false). still tells whether a state is
+// still to be purged.
+func (v *Vault) purgePoint(ctx context.Context, id string, still func(PointState) bool) (done bool, err error) {
 	if err := v.be.Put(ctx, purgedName(id), nil); err != nil && !errors.Is(err, storage.ErrExists) {
-		return storageError(v.be, fmt.Errorf("purge point %s: write %s: %w", id, purgedName(id), err))
+		return false, storageError(v.be, fmt.Errorf("purge point %s: write %s: %w", id, purgedName(id), err))
+	}
+	st, err := v.pointState(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if still != nil && !still(st) {
+		if err := v.be.Delete(ctx, purgedName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return false, storageError(v.be, fmt.Errorf("purge point %s given up (a hold or undelete came first): delete %s: %w", id, purgedName(id), err))
+		}
+		return false, nil
 	}
 	names, err := v.pointCopies(ctx, id)
 	if err != nil {
-		return storageError(v.be, fmt.Errorf("purge point %s: %w", id, err))
+		return false, storageError(v.be, fmt.Errorf("purge point %s: %w", id, err))
 	}
 	for _, n := range names {
 		if err := v.be.Delete(ctx, n); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return storageError(v.be, fmt.Errorf("purge point %s: delete %s: %w", id, n, err))
+			return false, storageError(v.be, fmt.Errorf("purge point %s: delete %s: %w", id, n, err))
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func expired(st PointState, now time.Time, retention time.Duration) bool {

@@ -685,3 +685,80 @@ func TestCollectSurvivesResealRace(t *testing.T) {
 	}
 	mustRestoreEqual(t, reopen2(t, mem, o), p.ID, filepath.Base(src), want)
 }
+
+// holdRace runs onPurge once, just before a collection writes a purge
+// tombstone: another process placing a hold on the point at that moment.
+type holdRace struct {
+	*memory.Backend
+	onPurge func()
+}
+
+func (h *holdRace) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, "purged/") && h.onPurge != nil {
+		f := h.onPurge
+		h.onPurge = nil
+		f()
+	}
+	return h.Backend.Put(ctx, name, data)
+}
+
+// A hold placed while a collection purges the point: the collection reads
+// the markers again after its purge tombstone and gives up. (The hold
+// returned success, and the point was purged anyway.)
+func TestHoldRacingPurgeWins(t *testing.T) {
+	ctx := context.Background()
+	_, mem, c, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("evidence"), 0o644)
+	be := &holdRace{Backend: mem}
+	v := reopen2(t, be, o)
+	p := mustBackup(t, v, src)
+	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "old", "t"); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(15 * 24 * time.Hour)
+	other := reopen2(t, mem, o) // the server placing a legal hold
+	var holdErr error
+	be.onPurge = func() { holdErr = other.Mark(ctx, p.ID, vault.MarkHold, "legal", "lawyer") }
+	rep := mustCollect(t, v, vault.CollectOptions{})
+	if holdErr != nil {
+		t.Fatalf("hold: %v", holdErr)
+	}
+	if len(rep.PointsPurged) != 0 {
+		t.Fatalf("the held point was purged: %v", rep.PointsPurged)
+	}
+	if _, err := other.LoadPoint(ctx, p.ID); err != nil {
+		t.Fatalf("the held point: %v", err)
+	}
+	if names := listNames(t, mem, "purged/"); len(names) != 0 {
+		t.Errorf("purge tombstone left after the purge was given up: %v", names)
+	}
+}
+
+// An undelete from a writer whose clock is behind the one that deleted the
+// point still comes after the delete. (It sorted first and lost: the point
+// stayed deleted and was purged.)
+func TestMarkerOrderIgnoresClocks(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
+	p := mustBackup(t, v, src)
+	c.Add(time.Hour)
+	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "prune", "server"); err != nil {
+		t.Fatal(err)
+	}
+	behind := o
+	behind.Now = func() time.Time { return c.Now().Add(-2 * time.Minute) }
+	c.Add(time.Minute)
+	if err := reopen2(t, be, behind).Mark(ctx, p.ID, vault.MarkUndelete, "oops", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := v.PointState(ctx, p.ID); err != nil || st.Deleted {
+		t.Fatalf("state after the undelete: %+v, %v; want not deleted", st, err)
+	}
+	c.Add(15 * 24 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); len(rep.PointsPurged) != 0 {
+		t.Errorf("the undeleted point was purged: %v", rep.PointsPurged)
+	}
+}

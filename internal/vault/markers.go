@@ -83,7 +83,19 @@ func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason,
 			}
 		}
 	}
+	// A marker written after another must sort after it, whatever the
+	// writers' clocks (a CLI's clock behind the server's made an undelete
+	// lose to the delete it followed, and the point was purged).
 	now := v.opts.Now()
+	ms, err := v.loadMarkers(ctx, marker.Prefix+pointID+"/")
+	if err != nil {
+		return err
+	}
+	for _, lm := range ms {
+		if lm.name.Nanos >= now.UnixNano() {
+			now = time.Unix(0, lm.name.Nanos+1)
+		}
+	}
 	var rnd [4]byte
 	if _, err := randRead(rnd[:]); err != nil {
 		return err
@@ -99,6 +111,16 @@ func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason,
 	obj := n.Object()
 	if err := v.putSealed(ctx, obj, marker.Context(obj), body); err != nil {
 		return storageError(v.be, err)
+	}
+	if kind == MarkHold || kind == MarkUndelete {
+		// A collection purging the point writes its purge tombstone, then
+		// reads the markers: either it sees this marker and gives up, or
+		// this sees its tombstone. Never both miss.
+		if _, err := v.be.Stat(ctx, purgedName(pointID)); err == nil {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "point %s was being purged by a garbage collection as the %s was written: run the command again to see whether the point is still there", pointID[:8], kind)
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return storageError(v.be, err)
+		}
 	}
 	return nil
 }
