@@ -231,6 +231,14 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		return nil, err
 	}
 
+	// A collection leaves the packs of a live session alone, however long
+	// it runs (session.go).
+	sess, err := v.startSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.end(ctx)
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &backup{v: v, opts: opts, ctx: ctx, jobs: make(chan fileJob, 64), prog: opts.Progress, names: newIDNames(),

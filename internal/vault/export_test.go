@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
@@ -95,4 +96,13 @@ func SetFchown(f func(fd, uid, gid int) error) (reset func()) {
 	old := fchown
 	fchown = f
 	return func() { fchown = old }
+}
+
+// SetSessionBeat sets how often write sessions write a heartbeat (in real
+// time; staleness stays measured in storage time) until the returned
+// function runs.
+func SetSessionBeat(d time.Duration) (reset func()) {
+	old := sessionBeat
+	sessionBeat = d
+	return func() { sessionBeat = old }
 }

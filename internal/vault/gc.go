@@ -208,6 +208,16 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 	if err != nil {
 		return nil, err
 	}
+	// Live write sessions (listed before the manifests: a session that
+	// ends after this listing wrote its manifest before it ended, so the
+	// manifest listing below finds it, or is protected here).
+	sessionsFrom, staleSessions, err := v.liveSessions(ctx, stNow)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.deleteStale(ctx, staleSessions); err != nil {
+		return nil, err
+	}
 	// Unfinished objects of writers that died (killed backups).
 	if sw, ok := v.be.(storage.Sweeper); ok {
 		if rep.TempDeleted, rep.TempBytesFreed, err = sw.Sweep(ctx, TempAge); err != nil {
@@ -282,6 +292,9 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 	for p, pi := range sortedPacks(packs) {
 		if ref[p] || !tombs[p].IsZero() || stNow.Sub(pi.mod) < opts.Grace {
 			continue
+		}
+		if !sessionsFrom.IsZero() && !pi.mod.Before(sessionsFrom) {
+			continue // may belong to a live write session
 		}
 		if err := v.be.Put(ctx, tombstoneName(p), nil); err != nil && !errors.Is(err, storage.ErrExists) {
 			return nil, storageError(v.be, fmt.Errorf("condemn pack %s: %w", p, err))

@@ -762,3 +762,74 @@ func TestMarkerOrderIgnoresClocks(t *testing.T) {
 		t.Errorf("the undeleted point was purged: %v", rep.PointsPurged)
 	}
 }
+
+// stallReader gives first, then runs mid once, then gives rest: a backup
+// paused in the middle (a slow remote host, a large first backup).
+type stallReader struct {
+	first, rest []byte
+	mid         func()
+	done        bool
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if len(s.first) > 0 {
+		n := copy(p[:min(len(p), 64<<10)], s.first)
+		s.first = s.first[n:]
+		return n, nil
+	}
+	if !s.done {
+		s.done = true
+		time.Sleep(300 * time.Millisecond) // let the uploader store the full packs
+		s.mid()
+	}
+	if len(s.rest) > 0 {
+		n := copy(p, s.rest)
+		s.rest = s.rest[n:]
+		return n, nil
+	}
+	return 0, io.EOF
+}
+
+func (s *stallReader) Close() error { return nil }
+
+// A backup running longer than the grace period while collections run
+// finishes: its write session keeps a collection off its packs. (They were
+// condemned after an hour, and the backup failed at commit, again on every
+// retry.) A session whose writer died is let go.
+func TestLongBackupSurvivesCollection(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, o := newClockVault(t)
+	defer vault.SetSessionBeat(20 * time.Millisecond)()
+	gcv := reopen2(t, be, o)
+	a := make([]byte, 24<<20)
+	b := make([]byte, 64<<10)
+	rand.NewChaCha8([32]byte{1}).Read(a)
+	rand.NewChaCha8([32]byte{2}).Read(b)
+	var rep *vault.CollectReport
+	mid := func() {
+		for range 9 { // 90 minutes, with the writer's heartbeats in between
+			c.Add(10 * time.Minute)
+			time.Sleep(60 * time.Millisecond)
+		}
+		var err error
+		if rep, err = gcv.Collect(ctx, vault.CollectOptions{}); err != nil {
+			t.Errorf("collect: %v", err)
+		}
+	}
+	src := vault.Source{Name: "db", Streams: []vault.Stream{{Name: "dump", Open: func(context.Context) (io.ReadCloser, error) {
+		return &stallReader{first: a, rest: b, mid: mid}, nil
+	}}}}
+	p, err := v.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{src}, Host: "h"})
+	if err != nil {
+		t.Fatalf("a backup of 90 minutes with a collection in between: %v", err)
+	}
+	if rep == nil || rep.PacksCondemned != 0 {
+		t.Fatalf("the collection condemned the live backup's packs: %+v", rep)
+	}
+	if names := listNames(t, be, "sessions/"); len(names) != 0 {
+		t.Errorf("session objects left after the backup: %v", names)
+	}
+	if _, err := reopen2(t, be, o).LoadPoint(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+}
