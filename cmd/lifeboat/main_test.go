@@ -535,3 +535,42 @@ func TestBackupSkipsVaultReachedByAnotherPath(t *testing.T) {
 		t.Errorf("point holds %q; want app/a.txt and nothing of the vault", paths)
 	}
 }
+
+// One damaged manifest does not hide the other points: `points` lists
+// them, names the damaged one on stderr and exits 7; `restore latest`
+// restores the newest point that opens; a forgotten point is marked.
+func TestPointsListedPastDamagedManifest(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("one"), 0o644)
+	vlt := filepath.Join(dir, "vault")
+	env := passEnv()
+	first := gcBackupID(t, mustRun(t, env, "vault", "backup", "--init", "--vault", vlt, "-q", "-o", "json", src).stdout)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("two"), 0o644)
+	second := gcBackupID(t, mustRun(t, env, "vault", "backup", "--vault", vlt, "-q", "-o", "json", src).stdout)
+	third := gcBackupID(t, mustRun(t, env, "vault", "backup", "--vault", vlt, "-q", "-o", "json", src).stdout)
+	mustRun(t, env, "vault", "forget", "--vault", vlt, third)
+	m := filepath.Join(vlt, "points", first)
+	b, err := os.ReadFile(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	os.Chmod(m, 0o600)
+	if err := os.WriteFile(m, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := lifeboat(t, env, "vault", "points", "--vault", vlt)
+	if r.code != 7 || !strings.Contains(r.stdout, second[:8]) || !strings.Contains(r.stderr, first[:8]) {
+		t.Fatalf("points with a damaged manifest: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, third[:8]+" (forgotten)") {
+		t.Errorf("the forgotten point is not marked:\n%s", r.stdout)
+	}
+	to := filepath.Join(dir, "restored")
+	mustRun(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", to)
+	if got, _ := os.ReadFile(filepath.Join(to, "app", "a.txt")); string(got) != "two" {
+		t.Errorf("restore latest gave %q, want the newest point that opens and is not forgotten", got)
+	}
+}

@@ -279,6 +279,8 @@ type pointOut struct {
 	Warnings   []string             `json:"warnings,omitempty"`
 	Components []manifest.Component `json:"components"`
 	Stats      manifest.Stats       `json:"stats"`
+	Deleted    bool                 `json:"deleted,omitempty"` // soft-deleted (forget): restorable until collected; "latest" skips it
+	Held       bool                 `json:"held,omitempty"`
 }
 
 func pointJSON(p *manifest.Point) pointOut {
@@ -292,9 +294,12 @@ func newVaultPoints(env Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "points --vault LOCATION [-o json]",
 		Short: "List the recovery points, oldest first",
-		Long:  "List the recovery points in the vault, oldest first." + exitCodeHelp,
+		Long: `List the recovery points in the vault, oldest first. A point marked
+"(forgotten)" is soft-deleted: restorable by id until a collection purges it,
+and "latest" skips it. Manifests that do not open are listed on stderr after
+the others, and the exit code is 7.` + exitCodeHelp,
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if err := out.check(); err != nil {
 				return err
 			}
@@ -303,14 +308,30 @@ func newVaultPoints(env Env) *cobra.Command {
 				return err
 			}
 			defer be.Close()
-			pts, err := v.Points(cmd.Context())
+			pts, damaged, err := v.ReadablePoints(cmd.Context())
 			if err != nil {
 				return err
 			}
+			states, serr := v.PointStates(cmd.Context())
+			if serr != nil {
+				fmt.Fprintf(env.Stderr, "warning: soft-delete and hold states unknown: %v\n", serr)
+			}
+			// Damage is listed after the points it did not hide, and sets
+			// the exit code.
+			defer func() {
+				if err == nil && len(damaged) > 0 {
+					for _, pr := range damaged {
+						fmt.Fprintf(env.Stderr, "error: point %s: %s: %s\n", pr.Points[0][:8], pr.Object, pr.What)
+					}
+					err = lifeboat.Errorf(lifeboat.ECorrupt, "%d manifests do not open (run lifeboat vault check)", len(damaged))
+				}
+			}()
 			if out.json() {
 				list := make([]pointOut, 0, len(pts))
 				for _, p := range pts {
-					list = append(list, pointJSON(p))
+					po := pointJSON(p)
+					po.Deleted, po.Held = states[p.ID].Deleted, states[p.ID].Held
+					list = append(list, po)
 				}
 				return writeJSON(env.Stdout, list)
 			}
@@ -324,6 +345,12 @@ func newVaultPoints(env Env) *cobra.Command {
 				id := p.ID[:8]
 				if p.Partial {
 					id += " (partial)"
+				}
+				if states[p.ID].Deleted {
+					id += " (forgotten)"
+				}
+				if states[p.ID].Held {
+					id += " (held)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", id, p.Time.Local().Format("2006-01-02 15:04:05"), p.Host,
 					strings.Join(comps, ","), p.Stats.Files, fmtBytes(p.Stats.Bytes), fmtLabels(p.Labels))

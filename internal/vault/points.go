@@ -52,6 +52,48 @@ func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
 	return pts, nil
 }
 
+// ReadablePoints loads every manifest that opens, oldest first, and names
+// those that do not: one damaged manifest must not hide every point (and
+// their ids) in a disaster.
+func (v *Vault) ReadablePoints(ctx context.Context) ([]*manifest.Point, []Problem, error) {
+	m, err := v.listPoints(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := sortedIDs(m)
+	pts := make([]*manifest.Point, len(ids))
+	bad := make([]*Problem, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, id := range ids {
+		g.Go(func() error {
+			p, err := v.loadListedPoint(gctx, id, m[id])
+			var ce *CorruptError
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				return nil // purged since the listing
+			case errors.As(err, &ce):
+				bad[i] = &Problem{Object: ce.Object, What: "manifest does not open: " + ce.Err.Error(), Points: []string{id}}
+				return nil
+			}
+			pts[i] = p
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, storageError(v.be, err)
+	}
+	pts = slices.DeleteFunc(pts, func(p *manifest.Point) bool { return p == nil })
+	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
+	var problems []Problem
+	for _, pr := range bad {
+		if pr != nil {
+			problems = append(problems, *pr)
+		}
+	}
+	return pts, problems, nil
+}
+
 // loadPoints reads the manifests of ids (names from a listing), 8 at a
 // time, leaving out points purged or withdrawn since the listing.
 func (v *Vault) loadPoints(ctx context.Context, ids []string, names map[string][]string) ([]*manifest.Point, error) {
@@ -135,12 +177,15 @@ func decodePoint(name string, plain []byte, id string) (*manifest.Point, error) 
 	return p, nil
 }
 
-// LoadPoint resolves "latest" (the newest point not soft-deleted), a full id
+// LoadPoint resolves "latest" (the newest point not soft-deleted whose
+// manifest opens), a full id
 // or a unique id prefix (4+ hex digits; soft-deleted points included: they
 // stay restorable until collected).
 func (v *Vault) LoadPoint(ctx context.Context, ref string) (*manifest.Point, error) {
 	if ref == "latest" {
-		pts, err := v.Points(ctx)
+		// The newest point whose manifest opens: a damaged manifest (check
+		// names it) must not stand between a restore and the others.
+		pts, _, err := v.ReadablePoints(ctx)
 		if err != nil {
 			return nil, err
 		}
