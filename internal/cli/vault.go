@@ -298,7 +298,7 @@ func newVaultPoints(env Env) *cobra.Command {
 "(forgotten)" is soft-deleted: restorable by id until a collection purges it,
 and "latest" skips it. Manifests that do not open are listed on stderr after
 the others, and the exit code is 7.` + exitCodeHelp,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if err := out.check(); err != nil {
 				return err
