@@ -591,6 +591,10 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 			}
 			bar.done()
 			if err != nil {
+				if ents, rerr := os.ReadDir(to); !toOriginal && rerr == nil && len(ents) > 0 && lifeboat.ErrorCode(err) != lifeboat.EExists {
+					// It got as far as writing: say what is left.
+					return fmt.Errorf("%w; the restore is incomplete: %s holds part of the point (files not finished were removed); restore again into a new directory", err, to)
+				}
 				return err
 			}
 			el := time.Since(t0)

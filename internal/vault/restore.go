@@ -99,7 +99,7 @@ type restorer struct {
 
 // Restore writes the node at opts.Path of point p into opts.Target. Files
 // whose data is damaged are removed and listed in Failed; the rest restore.
-func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOptions) (*RestoreResult, error) {
+func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOptions) (_ *RestoreResult, err error) {
 	// The point may come from another process since this handle loaded
 	// its index (a long-lived server's handle, a CLI backup): its index
 	// objects exist, since they were written before its manifest.
@@ -125,15 +125,23 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 		return nil, err
 	}
 	defer func() {
+		// Files left part-written by a failed or cancelled restore (the
+		// data workers have all returned): closed, and removed, since at
+		// their full size they would pass for restored with zeros in them.
+		for _, fd := range r.fds {
+			unix.Close(fd)
+		}
+		if err != nil {
+			for _, f := range r.files {
+				if f.node.Type == tree.File && f.linkOf < 0 && f.remaining.Load() > 0 {
+					r.inDir(f.dir, func(dfd int) error { return unix.Unlinkat(dfd, f.name, 0) })
+				}
+			}
+		}
 		for _, d := range r.dirs {
 			if d.fd >= 0 {
 				unix.Close(d.fd)
 			}
-		}
-		// Files left part-written by a failed or cancelled restore (the
-		// data workers have all returned).
-		for _, fd := range r.fds {
-			unix.Close(fd)
 		}
 	}()
 	if sel.Type == tree.Dir {

@@ -67,6 +67,16 @@ func TestRestoreCancelledClosesFiles(t *testing.T) {
 	if left := openUnder(t, dst); len(left) > 0 {
 		t.Errorf("descriptors left open after the restore returned: %q", left)
 	}
+	// Every file left is whole: part-written ones (at their full size,
+	// zeros where blobs were still to come) are removed.
+	ents, _ := os.ReadDir(dst)
+	for _, e := range ents {
+		got, _ := os.ReadFile(filepath.Join(dst, e.Name()))
+		want, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		if string(got) != string(want) {
+			t.Errorf("%s left part-written after the cancelled restore", e.Name())
+		}
+	}
 }
 
 // A handle opened before another process's backup (a long-lived server's,
