@@ -486,6 +486,8 @@ func TestEndToEndStory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tmp, "no-slots", "config", "files", "0", "notes.env")); err != nil {
 		t.Errorf("restore with the kit's key slot: %v", err)
 	}
+	// A backup through the kit too (it ignored --key-slot-file).
+	cli(0, "vault", "backup", "--vault", vaultCopy, "--passphrase-file", passFile, "--key-slot-file", kitFile, "-q", filepath.Join(tmp, "no-slots"))
 	kc = exec.Command(bin, "key", "export", "--vault", "default")
 	kc.Env = env
 	kc.Stdin = strings.NewReader("one passphrase xx\nanother one xxx\n")

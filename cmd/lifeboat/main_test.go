@@ -574,3 +574,41 @@ func TestPointsListedPastDamagedManifest(t *testing.T) {
 		t.Errorf("restore latest gave %q, want the newest point that opens and is not forgotten", got)
 	}
 }
+
+// Bad input to backup --init is refused before a vault is created, and
+// --to-original checks every target before it writes any.
+func TestRefusalsChangeNothing(t *testing.T) {
+	dir := t.TempDir()
+	env := passEnv()
+	for i, args := range [][]string{
+		{filepath.Join(dir, "does-not-exist")},
+		{"--exclude", "[", dir},
+		{"--parent", "zzzz", dir},
+	} {
+		vlt := filepath.Join(dir, fmt.Sprintf("v%d", i))
+		r := lifeboat(t, env, append([]string{"vault", "backup", "--init", "--vault", vlt}, args...)...)
+		if r.code == 0 {
+			t.Fatalf("backup %q succeeded", args)
+		}
+		if _, err := os.Stat(vlt); err == nil {
+			t.Errorf("backup %q (exit %d: %s) created a vault anyway", args, r.code, strings.TrimSpace(r.stderr))
+		}
+	}
+
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.MkdirAll(a, 0o755)
+	os.MkdirAll(b, 0o755)
+	os.WriteFile(filepath.Join(a, "fa"), []byte("a"), 0o644)
+	os.WriteFile(filepath.Join(b, "fb"), []byte("b"), 0o644)
+	vlt := filepath.Join(dir, "vault")
+	mustRun(t, env, "vault", "backup", "--init", "--vault", vlt, a, b)
+	os.RemoveAll(a)
+	os.WriteFile(filepath.Join(b, "new"), []byte("n"), 0o644)
+	r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "latest", "--to-original")
+	if r.code != 8 || !strings.Contains(r.stderr, b) {
+		t.Fatalf("--to-original onto a non-empty %s: exit %d: %s", b, r.code, r.stderr)
+	}
+	if _, err := os.Stat(a); err == nil {
+		t.Errorf("%s was restored although the restore was refused", a)
+	}
+}

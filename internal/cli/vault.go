@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -189,17 +190,34 @@ directory): name the directory itself to back it up.` + exitCodeHelp,
 			if err != nil {
 				return err
 			}
+			// Input is checked before anything is opened, let alone a vault
+			// created (--init).
 			var srcs []vault.Source
 			for _, a := range args {
+				if _, err := os.Lstat(a); err != nil {
+					return lifeboat.Errorf(lifeboat.ENotFound, "cannot back up %s: %v", a, errors.Unwrap(err))
+				}
 				srcs = append(srcs, vault.Source{Path: a})
 				noteSymlinkSource(env, a)
+			}
+			for _, g := range append(append([]string{}, excludes...), includes...) {
+				if err := vault.CheckGlob(g); err != nil {
+					return err
+				}
+			}
+			if parent != "" && parent != "latest" && (len(parent) < 4 || strings.Trim(strings.ToLower(parent), "0123456789abcdef") != "") {
+				return lifeboat.Errorf(lifeboat.EInvalid, "--parent %q: want \"latest\" or 4 or more hex digits of a point id", parent)
+			}
+			slot, err := f.keySlot()
+			if err != nil {
+				return err
 			}
 			be, err := f.openBackend(ctx, env, initMissing)
 			if err != nil {
 				return err
 			}
 			defer be.Close()
-			v, err := vault.Open(ctx, be, pass, vault.Options{})
+			v, err := vault.Open(ctx, be, pass, vault.Options{KeySlot: slot})
 			if initMissing && lifeboat.ErrorCode(err) == lifeboat.ENotFound {
 				v, err = vault.Init(ctx, be, pass, vault.Options{})
 				if err == nil && !out.json() {
@@ -734,6 +752,8 @@ they break; the exit code is then 7.` + exitCodeHelp,
 func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, prog *vault.Progress) (*vault.RestoreResult, error) {
 	host, _ := os.Hostname()
 	total := &vault.RestoreResult{}
+	// Every component is checked, its target included, before anything is
+	// written: a refusal half-way left the first components restored.
 	for _, c := range p.Components {
 		if c.Host != host {
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s was captured on host %q, this is %q: restore it with --to", c.Name, p.ID[:8], c.Host, host)
@@ -748,6 +768,14 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		if n.Type != tree.Dir {
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s is a single %s; restore it with --to", c.Name, p.ID[:8], n.Type)
 		}
+		if st, err := os.Lstat(c.Source); err == nil && !st.IsDir() {
+			return nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not a directory; nothing was restored", c.Source, c.Name)
+		}
+		if ents, err := os.ReadDir(c.Source); err == nil && len(ents) > 0 {
+			return nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not empty; nothing was restored: restore into a new or empty directory", c.Source, c.Name)
+		}
+	}
+	for _, c := range p.Components {
 		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: c.Source, Path: c.Name, Progress: prog})
 		if err != nil {
 			return nil, err
