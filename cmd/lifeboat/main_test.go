@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -15,7 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lifeboat-vault/lifeboat/internal/storage/local"
 	"github.com/lifeboat-vault/lifeboat/internal/testenv"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 // These tests run the real binary, built once, as a user would.
@@ -611,4 +614,32 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	if _, err := os.Stat(a); err == nil {
 		t.Errorf("%s was restored although the restore was refused", a)
 	}
+}
+
+// A LIFEBOAT_PASSPHRASE ending in a line break (a secret file mounted into
+// the variable) is the passphrase without it, as from --passphrase-file;
+// a vault created before that, with the break, still opens with it.
+func TestPassphraseEnvTrailingNewline(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	vlt := filepath.Join(dir, "vault")
+	mustRun(t, []string{"LIFEBOAT_PASSPHRASE=test passphrase\n"}, "vault", "backup", "--init", "--vault", vlt, src)
+	pf := filepath.Join(dir, "pass")
+	os.WriteFile(pf, []byte("test passphrase\n"), 0o600)
+	mustRun(t, nil, "vault", "points", "--vault", vlt, "--passphrase-file", pf)
+	mustRun(t, passEnv(), "vault", "points", "--vault", vlt)
+
+	// A vault whose key slot was made with the line break (before it was
+	// cut), through the engine: the variable with the break still opens it.
+	old := filepath.Join(dir, "old")
+	be, err := local.Create(old, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vault.Init(context.Background(), be, []byte("test passphrase\n"), vault.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, []string{"LIFEBOAT_PASSPHRASE=test passphrase\n"}, "vault", "points", "--vault", old)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/location"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 // vaultFlags are shared by every vault command.
@@ -23,6 +24,9 @@ type vaultFlags struct {
 	location       string
 	passphraseFile string
 	passphraseCmd  string
+	// untrimmed is LIFEBOAT_PASSPHRASE as given when a trailing newline was
+	// cut from it: a vault created before it was cut opens with it.
+	untrimmed []byte
 	s3Endpoint     string
 	s3CredsFile    string
 	keySlotFile    string
@@ -153,7 +157,16 @@ func (f *vaultFlags) passphrase(env Env) ([]byte, error) {
 		return b, nil
 	}
 	if p := env.Getenv("LIFEBOAT_PASSPHRASE"); p != "" {
-		return []byte(p), nil
+		// As from a file: a secret mounted from a file into the variable
+		// keeps the file's newline, which would become part of the key.
+		b := bytes.TrimRight([]byte(p), "\r\n")
+		if len(b) == 0 {
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "LIFEBOAT_PASSPHRASE holds only a line break")
+		}
+		if len(b) != len(p) {
+			f.untrimmed = []byte(p)
+		}
+		return b, nil
 	}
 	return nil, lifeboat.Errorf(lifeboat.EInvalid, "no passphrase: set LIFEBOAT_PASSPHRASE or use --passphrase-file FILE")
 }
@@ -194,4 +207,16 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	}
 	l.n -= len(p)
 	return l.w.Write(p)
+}
+
+// open opens the vault with pass, and with LIFEBOAT_PASSPHRASE as given
+// (its trailing newline kept) when pass is wrong and that differs.
+func (f *vaultFlags) open(ctx context.Context, be storage.Backend, pass []byte, o vault.Options) (*vault.Vault, error) {
+	v, err := vault.Open(ctx, be, pass, o)
+	if lifeboat.ErrorCode(err) == lifeboat.EAuth && f.untrimmed != nil {
+		if v2, err2 := vault.Open(ctx, be, f.untrimmed, o); err2 == nil {
+			return v2, nil
+		}
+	}
+	return v, err
 }

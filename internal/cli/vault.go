@@ -90,7 +90,7 @@ func openVault(ctx context.Context, env Env, f *vaultFlags) (*vault.Vault, stora
 		be.Close()
 		return nil, nil, err
 	}
-	v, err := vault.Open(ctx, be, pass, vault.Options{KeySlot: slot})
+	v, err := f.open(ctx, be, pass, vault.Options{KeySlot: slot})
 	if err != nil {
 		be.Close()
 		return nil, nil, err
@@ -217,7 +217,7 @@ directory): name the directory itself to back it up.` + exitCodeHelp,
 				return err
 			}
 			defer be.Close()
-			v, err := vault.Open(ctx, be, pass, vault.Options{KeySlot: slot})
+			v, err := f.open(ctx, be, pass, vault.Options{KeySlot: slot})
 			if initMissing && lifeboat.ErrorCode(err) == lifeboat.ENotFound {
 				v, err = vault.Init(ctx, be, pass, vault.Options{})
 				if err == nil && !out.json() {
