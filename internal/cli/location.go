@@ -26,10 +26,10 @@ type vaultFlags struct {
 	passphraseCmd  string
 	// untrimmed is LIFEBOAT_PASSPHRASE as given when a trailing newline was
 	// cut from it: a vault created before it was cut opens with it.
-	untrimmed []byte
-	s3Endpoint     string
-	s3CredsFile    string
-	keySlotFile    string
+	untrimmed   []byte
+	s3Endpoint  string
+	s3CredsFile string
+	keySlotFile string
 }
 
 func (f *vaultFlags) register(cmd *cobra.Command) {
