@@ -576,6 +576,11 @@ func TestPointsListedPastDamagedManifest(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(to, "app", "a.txt")); string(got) != "two" {
 		t.Errorf("restore latest gave %q, want the newest point that opens and is not forgotten", got)
 	}
+	// A collection that deletes nothing because a manifest does not open
+	// says so in its exit code, for the cron job that runs it.
+	if r := lifeboat(t, env, "vault", "gc", "--vault", vlt); r.code != 7 || !strings.Contains(r.stderr, "nothing was deleted") {
+		t.Errorf("gc with a damaged manifest: exit %d: %s", r.code, r.stderr)
+	}
 }
 
 // Bad input to backup --init is refused before a vault is created, and

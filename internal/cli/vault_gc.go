@@ -6,14 +6,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 const gcExitCodeHelp = `
 Exit codes: 0 success, 1 internal error, 2 bad usage or input (also: the
 server and storage clocks differ by more than an hour), 4 vault not found,
-5 wrong passphrase, 6 storage unreachable, 7 a marker does not open
-(nothing was deleted), 130 interrupted.`
+5 wrong passphrase, 6 storage unreachable, 7 a marker, manifest or tree
+does not open (nothing was deleted), 130 interrupted.`
 
 const markExitCodeHelp = `
 Exit codes: 0 success, 1 internal error, 2 bad usage or input (also: the
@@ -62,7 +63,10 @@ pack condemned meanwhile fail with exit code 6 and can be run again.` + gcExitCo
 				return err
 			}
 			if out.json() {
-				return writeJSON(env.Stdout, rep)
+				if err := writeJSON(env.Stdout, rep); err != nil || rep.Unreadable == 0 {
+					return err
+				}
+				return lifeboat.Errorf(lifeboat.ECorrupt, "%d manifests or trees did not open, so nothing was deleted; run lifeboat vault check", rep.Unreadable)
 			}
 			fmt.Fprintf(env.Stdout, "%d points kept, %d purged; %d packs referenced, %d condemned, %d waiting for the grace period, %d deleted (%s freed)\n",
 				rep.Points, len(rep.PointsPurged), rep.PacksReferenced, rep.PacksCondemned, rep.PacksWaiting, rep.PacksDeleted, fmtBytes(rep.BytesFreed))
@@ -73,7 +77,7 @@ pack condemned meanwhile fail with exit code 6 and can be run again.` + gcExitCo
 				fmt.Fprintf(env.Stdout, "removed %d unfinished objects of killed writers (%s)\n", rep.TempDeleted, fmtBytes(rep.TempBytesFreed))
 			}
 			if rep.Unreadable > 0 {
-				fmt.Fprintf(env.Stderr, "warning: %d manifests or trees did not open, so nothing was deleted; run lifeboat vault check\n", rep.Unreadable)
+				return lifeboat.Errorf(lifeboat.ECorrupt, "%d manifests or trees did not open, so nothing was deleted; run lifeboat vault check", rep.Unreadable)
 			}
 			return nil
 		},
