@@ -38,6 +38,9 @@ func Check(loc string) (string, error) {
 	case loc == "":
 		return "", lifeboat.Errorf(lifeboat.EInvalid, "empty vault location")
 	case IsS3(loc):
+		if bucket, _, _ := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/"); strings.Contains(bucket, "@") {
+			return "", lifeboat.Errorf(lifeboat.EInvalid, "vault location %q: no credentials in the location: they come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a 0600 file)", s3.RedactEndpoint(loc))
+		}
 		if _, _, err := s3.ParseLocation(loc); err != nil {
 			return "", lifeboat.Errorf(lifeboat.EInvalid, "vault location %q: %v", loc, err)
 		}

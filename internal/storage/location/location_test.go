@@ -31,3 +31,12 @@ func TestOpenRefusesBadS3Endpoints(t *testing.T) {
 		}
 	}
 }
+
+// Credentials typed into an s3:// location are refused without being
+// echoed.
+func TestCheckRefusesCredentialsInLocation(t *testing.T) {
+	_, err := location.Check("s3://AKID:TopSecretPW@bucket/prefix")
+	if lifeboat.ErrorCode(err) != lifeboat.EInvalid || strings.Contains(err.Error(), "TopSecretPW") {
+		t.Errorf("check: %v", err)
+	}
+}
