@@ -603,6 +603,17 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		}
 	}
 
+	// init into live data: refused, nothing written there.
+	live := filepath.Join(dir, "live")
+	os.MkdirAll(live, 0o755)
+	os.WriteFile(filepath.Join(live, "app.db"), []byte("data"), 0o644)
+	if r := lifeboat(t, env, "vault", "init", "--vault", live); r.code != 8 {
+		t.Errorf("init into a non-empty directory: exit %d: %s", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(live); len(ents) != 1 {
+		t.Errorf("init into a non-empty directory wrote into it: %v", ents)
+	}
+
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	os.MkdirAll(a, 0o755)
 	os.MkdirAll(b, 0o755)

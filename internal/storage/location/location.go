@@ -91,6 +91,13 @@ func Open(ctx context.Context, sp Spec, create bool) (storage.Backend, error) {
 		return be, nil
 	}
 	if create {
+		// A new vault goes into a new or empty directory, never into live
+		// data (whose next backup would capture the vault).
+		if ents, err := os.ReadDir(loc); err == nil && len(ents) > 0 {
+			if _, err := os.Stat(filepath.Join(loc, "lifeboat.json")); err != nil {
+				return nil, lifeboat.Errorf(lifeboat.EExists, "%s is not empty and holds no vault: a vault is created in a new or empty directory", loc)
+			}
+		}
 		be, err := local.Create(loc, local.Options{})
 		if err != nil {
 			return nil, Error(loc, err)
