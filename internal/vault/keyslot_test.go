@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -32,5 +33,36 @@ func TestAddKeySlot(t *testing.T) {
 	}
 	if _, err := v.AddKeySlot(ctx, nil); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
 		t.Errorf("empty passphrase: %v", err)
+	}
+}
+
+// Another vault's key slot, given as a disaster kit's, is refused by name:
+// it opened with the passphrase, and every object then looked damaged (and
+// a backup through it would have written what the vault's own slots cannot
+// open). The vault's own kit opens it.
+func TestKitOfAnotherVaultRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newCorruptFixture(t)
+	other, err := Init(ctx, memory.New(), []byte("pw"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongKit, err := other.KeySlotData(ctx, other.OpenedSlot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The vault's own slot opens with the same passphrase: it is used.
+	if _, err := Open(ctx, f.be, []byte("pw"), Options{KDF: &weakKDF, KeySlot: wrongKit}); err != nil {
+		t.Fatalf("open with another vault's kit and the vault's own slot: %v", err)
+	}
+	// With the vault's slots gone, as in a disaster, the wrong kit is named.
+	ownKit, _ := f.v.KeySlotData(ctx, f.v.OpenedSlot())
+	f.be.Delete(ctx, slotPrefix+f.v.OpenedSlot())
+	_, err = Open(ctx, f.be, []byte("pw"), Options{KDF: &weakKDF, KeySlot: wrongKit})
+	if lifeboat.ErrorCode(err) != lifeboat.EAuth || !strings.Contains(err.Error(), "not this vault's") {
+		t.Errorf("open with another vault's kit: %v", err)
+	}
+	if _, err := Open(ctx, f.be, []byte("pw"), Options{KDF: &weakKDF, KeySlot: ownKit}); err != nil {
+		t.Errorf("open with the vault's own kit: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/vault/compress"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
 )
 
@@ -196,6 +197,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 	}
 	var slots []*crypto.Slot
 	var damaged []error // key slots that do not parse or unwrap: tried last, reported if none opens
+	fromStorage := map[string]bool{}
 	features := map[string]bool{}
 	err = be.List(ctx, slotPrefix, func(oi storage.ObjectInfo) error {
 		if isFeatureObject(oi.Name) {
@@ -217,6 +219,7 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 			return nil
 		}
 		slots = append(slots, s)
+		fromStorage[s.ID] = true
 		return nil
 	})
 	if err != nil {
@@ -254,7 +257,61 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 	if keys == nil {
 		return nil, &lifeboat.Error{Code: lifeboat.EAuth, Message: fmt.Sprintf("wrong passphrase for the vault at %s", be.Location()), Err: crypto.ErrWrongPassphrase}
 	}
-	return newVault(ctx, be, cfg, keys, slotID, features, opts)
+	v, err := newVault(ctx, be, cfg, keys, slotID, features, opts)
+	if err != nil || opts.KeySlot == nil || slots[0].ID != slotID || fromStorage[slotID] {
+		return v, err
+	}
+	// The slot given (a disaster kit's) opened, but it may be another
+	// vault's: then every object would look damaged, and a backup through
+	// it would write what this vault's own slots cannot open.
+	if err := v.keysOpenSomething(ctx); err != nil {
+		if len(fromStorage) > 0 {
+			// One of the vault's own slots may open with this passphrase.
+			own := opts
+			own.KeySlot = nil
+			if v2, err2 := Open(ctx, be, passphrase, own); err2 == nil {
+				return v2, nil
+			}
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+// keysOpenSomething opens one sealed object of the vault (an index, else a
+// manifest) with this value's keys: an authentication failure there means
+// the keys are not this vault's. A vault with neither says nothing.
+func (v *Vault) keysOpenSomething(ctx context.Context) error {
+	for _, prefix := range []string{"index/", "points/"} {
+		var first string
+		err := v.be.List(ctx, prefix, func(oi storage.ObjectInfo) error {
+			if first == "" {
+				first = oi.Name
+			}
+			return nil
+		})
+		if err != nil {
+			return storageError(v.be, err)
+		}
+		if first == "" {
+			continue
+		}
+		context := "index " + first
+		if prefix == "points/" {
+			base, _ := splitResealed(first)
+			context = manifest.Context(strings.TrimPrefix(base, "points/"))
+		}
+		_, err = v.getSealed(ctx, first, context)
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			return lifeboat.Errorf(lifeboat.EAuth, "the key slot given is not this vault's: its keys do not open %s at %s (is the kit another vault's?)", first, v.be.Location())
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storageError(v.be, err)
+		}
+		return nil
+	}
+	return nil
 }
 
 // ReadConfig reads and checks lifeboat.json.
