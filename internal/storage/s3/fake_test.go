@@ -50,6 +50,17 @@ func newFake(t *testing.T) (*fakeS3, Config) {
 	return f, Config{Endpoint: srv.URL, Bucket: f.bucket, Prefix: "vault", AccessKey: "ak", SecretKey: "fake-secret-key-42"}
 }
 
+// openFake opens the backend on a new fake server.
+func openFake(t *testing.T) (*fakeS3, *Backend) {
+	t.Helper()
+	f, cfg := newFake(t)
+	b, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, b
+}
+
 func (f *fakeS3) fail(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(status)
@@ -279,11 +290,7 @@ func TestOpenRefusesStorageThatListsLate(t *testing.T) {
 // succeeded, and must say so, but only if the stored bytes are ours.
 func TestPutWhoseAnswerWasLost(t *testing.T) {
 	ctx := context.Background()
-	f, cfg := newFake(t)
-	b, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, b := openFake(t)
 	f.mu.Lock()
 	f.onPut = func(f *fakeS3, w http.ResponseWriter, key string, body []byte, attempt int) bool {
 		if attempt == 1 && strings.Contains(key, "/data/") {
@@ -315,11 +322,7 @@ func TestPutWhoseAnswerWasLost(t *testing.T) {
 // callers take for stored.
 func TestPutLostAnswerThenUnreadable(t *testing.T) {
 	ctx := context.Background()
-	f, cfg := newFake(t)
-	b, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, b := openFake(t)
 	f.mu.Lock()
 	f.onPut = func(f *fakeS3, w http.ResponseWriter, key string, body []byte, attempt int) bool {
 		if !strings.HasSuffix(key, "/keys/k1") {
@@ -336,7 +339,7 @@ func TestPutLostAnswerThenUnreadable(t *testing.T) {
 		return true
 	}
 	f.mu.Unlock()
-	err = b.Put(ctx, "keys/k1", []byte("slot"))
+	err := b.Put(ctx, "keys/k1", []byte("slot"))
 	if err == nil || errors.Is(err, storage.ErrExists) || !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("put: %v; want unavailable, not exists", err)
 	}
@@ -348,11 +351,7 @@ func TestPutLostAnswerThenUnreadable(t *testing.T) {
 // missing from a present bucket stays "not found".
 func TestMissingBucketIsNotMissingObject(t *testing.T) {
 	ctx := context.Background()
-	f, cfg := newFake(t)
-	b, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, b := openFake(t)
 	if err := b.Put(ctx, "points/p1", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +367,7 @@ func TestMissingBucketIsNotMissingObject(t *testing.T) {
 			t.Errorf("%s with the bucket gone: %v; want unavailable, not not-found", what, err)
 		}
 	}
-	_, err = b.Stat(ctx, "points/p1")
+	_, err := b.Stat(ctx, "points/p1")
 	check("stat", err)
 	check("delete", b.Delete(ctx, "points/p1"))
 	_, err = b.Get(ctx, "points/p1", 0, 0)
@@ -377,11 +376,7 @@ func TestMissingBucketIsNotMissingObject(t *testing.T) {
 
 func TestPutRetries(t *testing.T) {
 	ctx := context.Background()
-	f, cfg := newFake(t)
-	b, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, b := openFake(t)
 	f.mu.Lock()
 	f.onPut = func(f *fakeS3, w http.ResponseWriter, key string, body []byte, attempt int) bool {
 		switch {
@@ -405,7 +400,7 @@ func TestPutRetries(t *testing.T) {
 		}
 	}
 	t0 := time.Now()
-	err = b.Put(ctx, "index/down", []byte("x"))
+	err := b.Put(ctx, "index/down", []byte("x"))
 	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "s3://fake-bucket/vault") {
 		t.Errorf("put to a failing server: %v", err)
 	}
