@@ -613,6 +613,10 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	if ents, _ := os.ReadDir(live); len(ents) != 1 {
 		t.Errorf("init into a non-empty directory wrote into it: %v", ents)
 	}
+	// The root of a fresh disk holds lost+found: that is fine.
+	disk := filepath.Join(dir, "disk")
+	os.MkdirAll(filepath.Join(disk, "lost+found"), 0o700)
+	mustRun(t, env, "vault", "init", "--vault", disk)
 
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	os.MkdirAll(a, 0o755)

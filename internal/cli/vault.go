@@ -768,7 +768,7 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		if n.Type != tree.Dir {
 			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s is a single %s; restore it with --to", c.Name, p.ID[:8], n.Type)
 		}
-		if st, err := os.Lstat(c.Source); err == nil && !st.IsDir() {
+		if st, err := os.Stat(c.Source); err == nil && !st.IsDir() {
 			return nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not a directory; nothing was restored", c.Source, c.Name)
 		}
 		if ents, err := os.ReadDir(c.Source); err == nil && len(ents) > 0 {

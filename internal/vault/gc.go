@@ -183,7 +183,7 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		if !expired(st, now, opts.SoftDeleteRetention) {
 			continue
 		}
-		done, err := v.purgePoint(ctx, id, func(st PointState) bool { return expired(st, now, opts.SoftDeleteRetention) })
+		done, err := v.purgePoint(ctx, id, func(st PointState) bool { return expired(st, now, opts.SoftDeleteRetention) }, opts.Grace, stNow)
 		if err != nil {
 			return nil, err
 		}
@@ -359,8 +359,15 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 // the tombstone after writing its marker) wins, the tombstone is removed
 // and nothing is purged (done false). still tells whether a state is
 // still to be purged.
-func (v *Vault) purgePoint(ctx context.Context, id string, still func(PointState) bool) (done bool, err error) {
-	if err := v.be.Put(ctx, purgedName(id), nil); err != nil && !errors.Is(err, storage.ErrExists) {
+func (v *Vault) purgePoint(ctx context.Context, id string, still func(PointState) bool, abandoned time.Duration, stNow time.Time) (done bool, err error) {
+	if err := v.be.Put(ctx, purgedName(id), nil); errors.Is(err, storage.ErrExists) {
+		// Another collection is purging it (only the tombstone's writer
+		// may give up and remove it), unless that one died long ago.
+		oi, serr := v.be.Stat(ctx, purgedName(id))
+		if serr != nil || stNow.Sub(oi.ModTime) < abandoned {
+			return false, nil
+		}
+	} else if err != nil {
 		return false, storageError(v.be, fmt.Errorf("purge point %s: write %s: %w", id, purgedName(id), err))
 	}
 	st, err := v.pointState(ctx, id)

@@ -833,3 +833,51 @@ func TestLongBackupSurvivesCollection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A purge tombstone another collection wrote (it is purging the point) is
+// left to it: this collection neither purges the point nor, giving up,
+// removes that tombstone (which let the other purge a point just held). A
+// tombstone older than the grace period is an abandoned purge and taken
+// over.
+func TestPurgeLeftToTheCollectionPurging(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, _ := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
+	p := mustBackup(t, v, src)
+	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "old", "t"); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(15 * 24 * time.Hour)
+	if err := be.Put(ctx, "purged/"+p.ID, nil); err != nil { // the other collection's
+		t.Fatal(err)
+	}
+	if rep := mustCollect(t, v, vault.CollectOptions{}); len(rep.PointsPurged) != 0 {
+		t.Fatalf("purged a point another collection is purging: %v", rep.PointsPurged)
+	}
+	if !listNames(t, be, "purged/")["purged/"+p.ID] {
+		t.Fatal("the other collection's tombstone was removed")
+	}
+	c.Add(2 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); len(rep.PointsPurged) != 1 {
+		t.Fatalf("an abandoned purge was not taken over: %v", rep.PointsPurged)
+	}
+}
+
+// A damaged marker does not stop a hold from being written.
+func TestHoldDespiteDamagedMarker(t *testing.T) {
+	ctx := context.Background()
+	v, be, _, _ := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
+	p := mustBackup(t, v, src)
+	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "old", "t"); err != nil {
+		t.Fatal(err)
+	}
+	for n := range listNames(t, be, "markers/") {
+		be.Mutate(n, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+	}
+	if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "lawyer"); err != nil {
+		t.Fatalf("hold with a damaged marker beside it: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 )
 
@@ -64,5 +65,12 @@ func TestKitOfAnotherVaultRefused(t *testing.T) {
 	}
 	if _, err := Open(ctx, f.be, []byte("pw"), Options{KDF: &weakKDF, KeySlot: ownKit}); err != nil {
 		t.Errorf("open with the vault's own kit: %v", err)
+	}
+	// A damaged index is damage, not a sign of another vault's kit.
+	var idx string
+	f.be.List(ctx, "index/", func(oi storage.ObjectInfo) error { idx = oi.Name; return nil })
+	f.be.Mutate(idx, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+	if _, err := Open(ctx, f.be, []byte("pw"), Options{KDF: &weakKDF, KeySlot: ownKit}); err != nil {
+		t.Errorf("open with the vault's own kit and a damaged index: %v", err)
 	}
 }

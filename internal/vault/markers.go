@@ -86,15 +86,18 @@ func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason,
 	// A marker written after another must sort after it, whatever the
 	// writers' clocks (a CLI's clock behind the server's made an undelete
 	// lose to the delete it followed, and the point was purged).
+	// The names alone say when (a damaged marker does not block this); a
+	// name more than a day ahead of the clock is not followed.
 	now := v.opts.Now()
-	ms, err := v.loadMarkers(ctx, marker.Prefix+pointID+"/")
-	if err != nil {
-		return err
-	}
-	for _, lm := range ms {
-		if lm.name.Nanos >= now.UnixNano() {
-			now = time.Unix(0, lm.name.Nanos+1)
+	err := v.be.List(ctx, marker.Prefix+pointID+"/", func(oi storage.ObjectInfo) error {
+		base, _ := splitResealed(oi.Name)
+		if n, err := marker.ParseName(base); err == nil && n.Nanos >= now.UnixNano() && n.Nanos-now.UnixNano() < int64(24*time.Hour) {
+			now = time.Unix(0, n.Nanos+1)
 		}
+		return nil
+	})
+	if err != nil {
+		return storageError(v.be, err)
 	}
 	var rnd [4]byte
 	if _, err := randRead(rnd[:]); err != nil {

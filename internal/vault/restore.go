@@ -286,6 +286,7 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 			loc, ok, err := r.v.lookupFresh(r.ctx, *e.ID)
 			if err != nil {
 				unix.Close(fd)
+				unix.Unlinkat(d.fd, c.Name, 0) // created at full size: never left looking restored
 				return err
 			}
 			if !ok {

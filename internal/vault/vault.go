@@ -278,38 +278,48 @@ func Open(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 	return v, nil
 }
 
-// keysOpenSomething opens one sealed object of the vault (an index, else a
-// manifest) with this value's keys: an authentication failure there means
-// the keys are not this vault's. A vault with neither says nothing.
+// keysOpenSomething opens a few sealed objects of the vault (indexes, then
+// manifests) with this value's keys. When one opens, the keys are the
+// vault's; when two or more were tried and none opened, they are taken for
+// another vault's (damage that wide is for check to name). One object
+// alone that does not open, or none at all, says nothing.
 func (v *Vault) keysOpenSomething(ctx context.Context) error {
+	failed := 0
+	var first string
 	for _, prefix := range []string{"index/", "points/"} {
-		var first string
+		var names []string
 		err := v.be.List(ctx, prefix, func(oi storage.ObjectInfo) error {
-			if first == "" {
-				first = oi.Name
+			if len(names) < 4 {
+				names = append(names, oi.Name)
 			}
 			return nil
 		})
 		if err != nil {
 			return storageError(v.be, err)
 		}
-		if first == "" {
-			continue
+		for _, name := range names {
+			context := "index " + name
+			if prefix == "points/" {
+				base, _ := splitResealed(name)
+				context = manifest.Context(strings.TrimPrefix(base, "points/"))
+			}
+			_, err := v.getSealed(ctx, name, context)
+			var ce *CorruptError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &ce):
+				failed++
+				if first == "" {
+					first = name
+				}
+			case !errors.Is(err, storage.ErrNotFound):
+				return storageError(v.be, err)
+			}
 		}
-		context := "index " + first
-		if prefix == "points/" {
-			base, _ := splitResealed(first)
-			context = manifest.Context(strings.TrimPrefix(base, "points/"))
-		}
-		_, err = v.getSealed(ctx, first, context)
-		var ce *CorruptError
-		if errors.As(err, &ce) {
-			return lifeboat.Errorf(lifeboat.EAuth, "the key slot given is not this vault's: its keys do not open %s at %s (is the kit another vault's?)", first, v.be.Location())
-		}
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return storageError(v.be, err)
-		}
-		return nil
+	}
+	if failed >= 2 {
+		return lifeboat.Errorf(lifeboat.EAuth, "the key slot given is not this vault's: its keys open none of %d of its objects (%s first) at %s (is the kit another vault's?)", failed, first, v.be.Location())
 	}
 	return nil
 }

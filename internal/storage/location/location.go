@@ -59,6 +59,12 @@ func Check(loc string) (string, error) {
 	return dir, nil
 }
 
+// vaultEntry names what a directory may hold for a vault to be created in
+// it: what a vault holds, and a file system's lost+found.
+var vaultEntry = map[string]bool{"lost+found": true, "lifeboat.json": true, "keys": true, "datakeys": true, "data": true,
+	"index": true, "points": true, "markers": true, "condemned": true, "purged": true, "audit": true, "settings": true,
+	"locks": true, "sessions": true}
+
 // Open opens the backend. create makes a local directory that does not
 // exist yet.
 func Open(ctx context.Context, sp Spec, create bool) (storage.Backend, error) {
@@ -93,9 +99,13 @@ func Open(ctx context.Context, sp Spec, create bool) (storage.Backend, error) {
 	if create {
 		// A new vault goes into a new or empty directory, never into live
 		// data (whose next backup would capture the vault).
-		if ents, err := os.ReadDir(loc); err == nil && len(ents) > 0 {
-			if _, err := os.Stat(filepath.Join(loc, "lifeboat.json")); err != nil {
-				return nil, lifeboat.Errorf(lifeboat.EExists, "%s is not empty and holds no vault: a vault is created in a new or empty directory", loc)
+		if ents, err := os.ReadDir(loc); err == nil {
+			for _, e := range ents {
+				// The root of a fresh disk, or an init cut short before
+				// its config (keys/ first), is fine.
+				if !vaultEntry[e.Name()] {
+					return nil, lifeboat.Errorf(lifeboat.EExists, "%s holds %s and no vault: a vault is created in a new or empty directory", loc, e.Name())
+				}
 			}
 		}
 		be, err := local.Create(loc, local.Options{})
