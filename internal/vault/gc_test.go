@@ -826,7 +826,7 @@ func TestLongBackupSurvivesCollection(t *testing.T) {
 	if rep == nil || rep.PacksCondemned != 0 {
 		t.Fatalf("the collection condemned the live backup's packs: %+v", rep)
 	}
-	if names := listNames(t, be, "sessions/"); len(names) != 0 {
+	if names := listNames(t, be, "locks/session-"); len(names) != 0 {
 		t.Errorf("session objects left after the backup: %v", names)
 	}
 	if _, err := reopen2(t, be, o).LoadPoint(ctx, p.ID); err != nil {

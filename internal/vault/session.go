@@ -17,14 +17,15 @@ import (
 // a collection would condemn those older than its grace period: a backup
 // running longer than that (a first backup of a large tree, a slow remote
 // host) failed at commit, and again on every retry. A backup therefore
-// announces itself: sessions/<id>.start when it begins, then a heartbeat
-// object sessions/<id>.<n> every sessionBeat (the previous one deleted),
-// all deleted when it ends. A collection never condemns a pack written
+// announces itself: locks/session-<id>.start when it begins, then a
+// heartbeat object locks/session-<id>.<n> every sessionBeat (the previous
+// one deleted), all deleted when it ends (locks/ holds no object a point
+// needs: a vault lock retains none of them). A collection never condemns a pack written
 // (by the storage's clock) at or after the start object of a session
 // whose newest object is younger than sessionStale: the session's packs
 // are all written after its start object is durable.
 
-const sessionPrefix = "sessions/"
+const sessionPrefix = "locks/session-"
 
 var (
 	// sessionBeat is how often a live session writes a heartbeat object

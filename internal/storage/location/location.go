@@ -63,7 +63,7 @@ func Check(loc string) (string, error) {
 // it: what a vault holds, and a file system's lost+found.
 var vaultEntry = map[string]bool{"lost+found": true, "lifeboat.json": true, "keys": true, "datakeys": true, "data": true,
 	"index": true, "points": true, "markers": true, "condemned": true, "purged": true, "audit": true, "settings": true,
-	"locks": true, "sessions": true}
+	"locks": true}
 
 // Open opens the backend. create makes a local directory that does not
 // exist yet.
