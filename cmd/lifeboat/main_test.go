@@ -603,6 +603,10 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		}
 	}
 
+	if r := lifeboat(t, nil, "key", "list"); r.code != 2 || !strings.Contains(r.stderr, "--vault") {
+		t.Errorf("key list without --vault: exit %d: %s", r.code, r.stderr)
+	}
+
 	// init into live data: refused, nothing written there.
 	live := filepath.Join(dir, "live")
 	os.MkdirAll(live, 0o755)

@@ -215,6 +215,9 @@ and does not protect against.` + serverExitHelp,
 	list := &cobra.Command{
 		Use: "list --vault NAME", Short: "A vault's key slots and data key versions", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if vaultName == "" {
+				return usagef("--vault NAME is required")
+			}
 			c, err := lf.client(env)
 			if err != nil {
 				return err
