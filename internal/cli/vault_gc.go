@@ -105,8 +105,9 @@ func newVaultMark(env Env, use, short, long string, kind vault.MarkKind) *cobra.
 	cmd := &cobra.Command{
 		Use:   use + " --vault LOCATION POINT [--reason TEXT]",
 		Short: short,
-		Long:  long + "\nPOINT is a point id or a unique prefix of one (4+ hex digits)." + markExitCodeHelp,
-		Args:  cobra.ExactArgs(1),
+		Long: long + "\nPOINT is a point id or a unique prefix of one (4+ hex digits); forget also takes\n" +
+			"latest, the newest point not yet forgotten (so each forget latest takes the next)." + markExitCodeHelp,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
 				return err
