@@ -708,14 +708,9 @@ func (h *holdRace) Put(ctx context.Context, name string, data []byte) error {
 func TestHoldRacingPurgeWins(t *testing.T) {
 	ctx := context.Background()
 	_, mem, c, o := newClockVault(t)
-	src := filepath.Join(t.TempDir(), "s")
-	writeFile(t, filepath.Join(src, "f"), []byte("evidence"), 0o644)
 	be := &holdRace{Backend: mem}
 	v := reopen2(t, be, o)
-	p := mustBackup(t, v, src)
-	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "old", "t"); err != nil {
-		t.Fatal(err)
-	}
+	p := forgottenPoint(t, v)
 	c.Add(15 * 24 * time.Hour)
 	other := reopen2(t, mem, o) // the server placing a legal hold
 	var holdErr error
@@ -842,12 +837,7 @@ func TestLongBackupSurvivesCollection(t *testing.T) {
 func TestPurgeLeftToTheCollectionPurging(t *testing.T) {
 	ctx := context.Background()
 	v, be, c, _ := newClockVault(t)
-	src := filepath.Join(t.TempDir(), "s")
-	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
-	p := mustBackup(t, v, src)
-	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "old", "t"); err != nil {
-		t.Fatal(err)
-	}
+	p := forgottenPoint(t, v)
 	c.Add(15 * 24 * time.Hour)
 	if err := be.Put(ctx, "purged/"+p.ID, nil); err != nil { // the other collection's
 		t.Fatal(err)
@@ -868,16 +858,23 @@ func TestPurgeLeftToTheCollectionPurging(t *testing.T) {
 func TestHoldDespiteDamagedMarker(t *testing.T) {
 	ctx := context.Background()
 	v, be, _, _ := newClockVault(t)
-	src := filepath.Join(t.TempDir(), "s")
-	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
-	p := mustBackup(t, v, src)
-	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "old", "t"); err != nil {
-		t.Fatal(err)
-	}
+	p := forgottenPoint(t, v)
 	for n := range listNames(t, be, "markers/") {
 		be.Mutate(n, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
 	}
 	if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "lawyer"); err != nil {
 		t.Fatalf("hold with a damaged marker beside it: %v", err)
 	}
+}
+
+// forgottenPoint backs up a one-file tree and soft-deletes the point.
+func forgottenPoint(t *testing.T, v *vault.Vault) *manifest.Point {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
+	p := mustBackup(t, v, src)
+	if err := v.Mark(context.Background(), p.ID, vault.MarkDelete, "old", "t"); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
