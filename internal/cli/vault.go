@@ -205,8 +205,10 @@ directory): name the directory itself to back it up.` + exitCodeHelp,
 					return err
 				}
 			}
-			if parent != "" && parent != "latest" && (len(parent) < 4 || strings.Trim(strings.ToLower(parent), "0123456789abcdef") != "") {
-				return lifeboat.Errorf(lifeboat.EInvalid, "--parent %q: want \"latest\" or 4 or more hex digits of a point id", parent)
+			if parent != "" {
+				if err := vault.CheckPointRef(parent); err != nil {
+					return fmt.Errorf("--parent: %w", err)
+				}
 			}
 			slot, err := f.keySlot()
 			if err != nil {

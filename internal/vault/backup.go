@@ -1140,7 +1140,7 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	var fst unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &fst) }); err != nil || fst.Ino != st.Ino || fst.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err := fstat(fd, &fst); err != nil || fst.Ino != st.Ino || fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		b.warn(path, &fileChangedError{"replaced while being read; skipped"})
 		return false, nil
 	}
@@ -1222,7 +1222,7 @@ func (b *backup) readFile(cdc *chunker.Chunker, path string, node *tree.Node, st
 		testHookAfterRead(path)
 	}
 	var after unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &after) }); err == nil && (after.Size != size || after.Mtim != fst.Mtim) {
+	if err := fstat(fd, &after); err == nil && (after.Size != size || after.Mtim != fst.Mtim) {
 		b.warn(path, &fileChangedError{"changed while being read; the copy may be inconsistent"})
 	} else if err := unix.Lstat(path, &after); err != nil {
 		b.warn(path, &fileChangedError{"vanished while being read; captured as read"})

@@ -207,10 +207,7 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			if n == from {
 				continue
 			}
-			b, err := storage.ReadAll(ctx, v.be, n)
-			if err == nil {
-				_, err = v.openSealed(ctx, n, b, manifest.Context(id))
-			}
+			_, err := v.getSealed(ctx, n, manifest.Context(id))
 			var ce *CorruptError
 			switch {
 			case errors.As(err, &ce):
@@ -422,13 +419,7 @@ func (v *Vault) markerAndSlotProblems(ctx context.Context) ([]Problem, error) {
 			out = append(out, Problem{Object: obj, What: "not a point marker: " + err.Error()})
 			continue
 		}
-		plain, err := v.getSealed(ctx, obj, marker.Context(n.Object()))
-		if err == nil {
-			_, err = marker.Decode(plain, n)
-			if err != nil {
-				err = &CorruptError{Object: obj, Err: err}
-			}
-		}
+		_, err = v.openMarker(ctx, obj, n)
 		var ce *CorruptError
 		switch {
 		case errors.As(err, &ce):

@@ -187,19 +187,14 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 	g.SetLimit(8)
 	for i, n := range names {
 		g.Go(func() error {
-			obj := objs[i]
-			plain, err := v.getSealed(gctx, obj, marker.Context(n.Object()))
+			m, err := v.openMarker(gctx, objs[i], n)
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil // its point was purged since the listing
 			}
 			if err != nil {
 				return err
 			}
-			m, err := marker.Decode(plain, n)
-			if err != nil {
-				return &CorruptError{Object: obj, Err: err}
-			}
-			out[i] = loadedMarker{name: n, obj: obj, m: m}
+			out[i] = loadedMarker{name: n, obj: objs[i], m: m}
 			return nil
 		})
 	}
@@ -207,6 +202,20 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 		return nil, storageError(v.be, err)
 	}
 	return slices.DeleteFunc(out, func(lm loadedMarker) bool { return lm.name.Point == "" }), nil
+}
+
+// openMarker reads the marker object obj (the marker n, or a resealed copy
+// of it); one that does not open or decode is a CorruptError.
+func (v *Vault) openMarker(ctx context.Context, obj string, n marker.Name) (marker.Marker, error) {
+	plain, err := v.getSealed(ctx, obj, marker.Context(n.Object()))
+	if err != nil {
+		return marker.Marker{}, err
+	}
+	m, err := marker.Decode(plain, n)
+	if err != nil {
+		return marker.Marker{}, &CorruptError{Object: obj, Err: err}
+	}
+	return m, nil
 }
 
 func statesOf(ms []loadedMarker) map[string]PointState {

@@ -39,16 +39,13 @@ func sortedIDs(m map[string][]string) []string {
 // Points loads every manifest, oldest first. A manifest that does not open
 // is an error naming it (check reports all of them).
 func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
-	m, err := v.listPoints(ctx)
+	pts, damaged, err := v.allPoints(ctx)
+	if err == nil && len(damaged) > 0 {
+		err = storageError(v.be, damaged[0].CorruptError)
+	}
 	if err != nil {
 		return nil, err
 	}
-	ids := sortedIDs(m)
-	pts, err := v.loadPoints(ctx, ids, m)
-	if err != nil {
-		return nil, err
-	}
-	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
 	return pts, nil
 }
 
@@ -56,24 +53,56 @@ func (v *Vault) Points(ctx context.Context) ([]*manifest.Point, error) {
 // those that do not: one damaged manifest must not hide every point (and
 // their ids) in a disaster.
 func (v *Vault) ReadablePoints(ctx context.Context) ([]*manifest.Point, []Problem, error) {
+	pts, damaged, err := v.allPoints(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var problems []Problem
+	for _, ce := range damaged {
+		problems = append(problems, Problem{Object: ce.Object, What: "manifest does not open: " + ce.Err.Error(), Points: []string{ce.point}})
+	}
+	return pts, problems, nil
+}
+
+// damagedPoint is a manifest that does not open.
+type damagedPoint struct {
+	*CorruptError
+	point string
+}
+
+// allPoints loads every manifest that opens, oldest first, and returns
+// those that do not.
+func (v *Vault) allPoints(ctx context.Context) ([]*manifest.Point, []damagedPoint, error) {
 	m, err := v.listPoints(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	ids := sortedIDs(m)
+	pts, damaged, err := v.loadPoints(ctx, sortedIDs(m), m, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
+	return pts, damaged, nil
+}
+
+// loadPoints reads the manifests of ids (names from a listing), 8 at a
+// time, leaving out points purged or withdrawn since the listing. A
+// manifest that does not open fails the call, or with lenient is returned
+// among the damaged.
+func (v *Vault) loadPoints(ctx context.Context, ids []string, names map[string][]string, lenient bool) ([]*manifest.Point, []damagedPoint, error) {
 	pts := make([]*manifest.Point, len(ids))
-	bad := make([]*Problem, len(ids))
+	bad := make([]*CorruptError, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, id := range ids {
 		g.Go(func() error {
-			p, err := v.loadListedPoint(gctx, id, m[id])
+			p, err := v.loadListedPoint(gctx, id, names[id])
 			var ce *CorruptError
 			switch {
 			case errors.Is(err, storage.ErrNotFound):
 				return nil // purged since the listing
-			case errors.As(err, &ce):
-				bad[i] = &Problem{Object: ce.Object, What: "manifest does not open: " + ce.Err.Error(), Points: []string{id}}
+			case lenient && errors.As(err, &ce):
+				bad[i] = ce
 				return nil
 			}
 			pts[i] = p
@@ -83,37 +112,13 @@ func (v *Vault) ReadablePoints(ctx context.Context) ([]*manifest.Point, []Proble
 	if err := g.Wait(); err != nil {
 		return nil, nil, storageError(v.be, err)
 	}
-	pts = slices.DeleteFunc(pts, func(p *manifest.Point) bool { return p == nil })
-	sort.SliceStable(pts, func(i, j int) bool { return pts[i].Time.Before(pts[j].Time) })
-	var problems []Problem
-	for _, pr := range bad {
-		if pr != nil {
-			problems = append(problems, *pr)
+	var damaged []damagedPoint
+	for i, ce := range bad {
+		if ce != nil {
+			damaged = append(damaged, damagedPoint{ce, ids[i]})
 		}
 	}
-	return pts, problems, nil
-}
-
-// loadPoints reads the manifests of ids (names from a listing), 8 at a
-// time, leaving out points purged or withdrawn since the listing.
-func (v *Vault) loadPoints(ctx context.Context, ids []string, names map[string][]string) ([]*manifest.Point, error) {
-	pts := make([]*manifest.Point, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i, id := range ids {
-		g.Go(func() error {
-			p, err := v.loadPointFrom(gctx, id, names[id])
-			if errors.Is(err, storage.ErrNotFound) {
-				return nil
-			}
-			pts[i] = p
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, storageError(v.be, err)
-	}
-	return slices.DeleteFunc(pts, func(p *manifest.Point) bool { return p == nil }), nil
+	return slices.DeleteFunc(pts, func(p *manifest.Point) bool { return p == nil }), damaged, nil
 }
 
 // loadPoint reads a point's manifest: the original object, or else (it was
@@ -200,8 +205,8 @@ func (v *Vault) LoadPoint(ctx context.Context, ref string) (*manifest.Point, err
 		}
 		return nil, lifeboat.Errorf(lifeboat.ENotFound, "the vault at %s has no point yet (or every point is deleted)", v.be.Location())
 	}
-	if len(ref) < 4 || strings.Trim(strings.ToLower(ref), "0123456789abcdef") != "" {
-		return nil, lifeboat.Errorf(lifeboat.EInvalid, "bad point id %q: want \"latest\" or 4 or more hex digits", ref)
+	if err := CheckPointRef(ref); err != nil {
+		return nil, err
 	}
 	ref = strings.ToLower(ref)
 	ids, err := v.PointIDs(ctx)
@@ -225,6 +230,18 @@ func (v *Vault) LoadPoint(ctx context.Context, ref string) (*manifest.Point, err
 		return p, nil
 	}
 	return nil, lifeboat.Errorf(lifeboat.EInvalid, "point id %s is ambiguous: %d points start with it", ref, len(match))
+}
+
+// CheckPointRef checks the shape of a point reference LoadPoint takes:
+// "latest", or 4 or more hex digits of an id.
+func CheckPointRef(ref string) error {
+	if ref == "latest" {
+		return nil
+	}
+	if len(ref) < 4 || strings.Trim(strings.ToLower(ref), "0123456789abcdef") != "" {
+		return lifeboat.Errorf(lifeboat.EInvalid, "bad point id %q: want \"latest\" or 4 or more hex digits", ref)
+	}
+	return nil
 }
 
 // LoadTree reads and decodes a tree blob.
@@ -433,7 +450,7 @@ func (it *newestPoints) next(ctx context.Context) (*manifest.Point, error) {
 		for i, wp := range batch {
 			ids[i] = wp.id
 		}
-		pts, err := it.v.loadPoints(ctx, ids, it.names)
+		pts, _, err := it.v.loadPoints(ctx, ids, it.names, false)
 		if err != nil {
 			return nil, err
 		}

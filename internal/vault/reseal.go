@@ -212,11 +212,7 @@ func (v *Vault) reseal(ctx context.Context, base string, names []string, context
 			// A concurrent re-encryption wrote it, or an earlier run did
 			// and the copy is damaged (readCopies passed over it): the
 			// older copies go only if it opens as this very object.
-			b, rerr := storage.ReadAll(ctx, v.be, target)
-			var got []byte
-			if rerr == nil {
-				got, rerr = v.openSealed(ctx, target, b, context)
-			}
+			got, rerr := v.getSealed(ctx, target, context)
 			if rerr != nil {
 				var ce *CorruptError
 				if errors.As(rerr, &ce) {

@@ -545,9 +545,7 @@ func (r *restorer) release(fi int) {
 			// Every byte is written: a local failure to open it again
 			// (out of descriptors) is no damage; its metadata is not set.
 			r.warn(f.path, fmt.Errorf("written, but owner, mode and times not set: %w", err))
-			r.mu.Lock()
-			r.res.Files++
-			r.mu.Unlock()
+			r.restored()
 			return
 		}
 	}
@@ -575,6 +573,11 @@ func (r *restorer) finishFile(fi, fd int) {
 	if err := ignoringEINTR(func() error { return futimens(fd, n.MTime) }); err != nil {
 		r.warn(f.path, fmt.Errorf("set times: %w", err))
 	}
+	r.restored()
+}
+
+// restored counts one file restored.
+func (r *restorer) restored() {
 	r.prog.Files.Add(1)
 	r.mu.Lock()
 	r.res.Files++
@@ -626,31 +629,26 @@ func (r *restorer) finishLinks() {
 	// Symlinks last, after every sibling exists: nothing is ever opened through them.
 	for _, fi := range r.syms {
 		f := r.files[fi]
-		dfd, owned, err := r.dirFD(f.dir)
+		err := r.inDir(f.dir, func(dfd int) error {
+			if err := ignoringEINTR(func() error { return unix.Symlinkat(f.node.Target, dfd, f.name) }); err != nil {
+				return fmt.Errorf("symlink: %w", err)
+			}
+			if r.owners {
+				if err := ignoringEINTR(func() error {
+					return unix.Fchownat(dfd, f.name, int(f.node.UID), int(f.node.GID), unix.AT_SYMLINK_NOFOLLOW)
+				}); err != nil {
+					r.warn(f.path, fmt.Errorf("chown: %w", err))
+				}
+			}
+			ts := []unix.Timespec{unix.NsecToTimespec(f.node.MTime), unix.NsecToTimespec(f.node.MTime)}
+			if err := ignoringEINTR(func() error { return unix.UtimesNanoAt(dfd, f.name, ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+				r.warn(f.path, fmt.Errorf("set times: %w", err))
+			}
+			return nil
+		})
 		if err != nil {
 			r.fail(fi, f.path, err)
 			continue
-		}
-		if err := ignoringEINTR(func() error { return unix.Symlinkat(f.node.Target, dfd, f.name) }); err != nil {
-			if owned {
-				unix.Close(dfd)
-			}
-			r.fail(fi, f.path, fmt.Errorf("symlink: %w", err))
-			continue
-		}
-		if r.owners {
-			if err := ignoringEINTR(func() error {
-				return unix.Fchownat(dfd, f.name, int(f.node.UID), int(f.node.GID), unix.AT_SYMLINK_NOFOLLOW)
-			}); err != nil {
-				r.warn(f.path, fmt.Errorf("chown: %w", err))
-			}
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(f.node.MTime), unix.NsecToTimespec(f.node.MTime)}
-		if err := ignoringEINTR(func() error { return unix.UtimesNanoAt(dfd, f.name, ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-			r.warn(f.path, fmt.Errorf("set times: %w", err))
-		}
-		if owned {
-			unix.Close(dfd)
 		}
 		r.res.Symlinks++
 	}
@@ -663,24 +661,22 @@ func (r *restorer) finishDirs() {
 		if d.node == nil {
 			continue
 		}
-		fd, owned, err := r.dirFD(i)
+		err := r.inDir(i, func(fd int) error {
+			if r.owners {
+				if err := ignoringEINTR(func() error { return fchown(fd, int(d.node.UID), int(d.node.GID)) }); err != nil {
+					r.warn(d.path, fmt.Errorf("chown: %w", err))
+				}
+			}
+			if err := ignoringEINTR(func() error { return unix.Fchmod(fd, d.node.Mode) }); err != nil {
+				r.warn(d.path, fmt.Errorf("chmod: %w", err))
+			}
+			if err := ignoringEINTR(func() error { return futimens(fd, d.node.MTime) }); err != nil {
+				r.warn(d.path, fmt.Errorf("set times: %w", err))
+			}
+			return nil
+		})
 		if err != nil {
 			r.warn(d.path, err)
-			continue
-		}
-		if r.owners {
-			if err := ignoringEINTR(func() error { return fchown(fd, int(d.node.UID), int(d.node.GID)) }); err != nil {
-				r.warn(d.path, fmt.Errorf("chown: %w", err))
-			}
-		}
-		if err := ignoringEINTR(func() error { return unix.Fchmod(fd, d.node.Mode) }); err != nil {
-			r.warn(d.path, fmt.Errorf("chmod: %w", err))
-		}
-		if err := ignoringEINTR(func() error { return futimens(fd, d.node.MTime) }); err != nil {
-			r.warn(d.path, fmt.Errorf("set times: %w", err))
-		}
-		if owned {
-			unix.Close(fd)
 		}
 	}
 }

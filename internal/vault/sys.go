@@ -47,6 +47,15 @@ func fstatat(dirfd int, name string, st *unix.Stat_t, flags int) error {
 // root squashing.
 var fchown = unix.Fchown
 
+// fstat is unix.Fstat, retried when a signal interrupts it.
+func fstat(fd int, st *unix.Stat_t) error {
+	for {
+		if err := unix.Fstat(fd, st); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // pwrite is unix.Pwrite; tests replace it to get short and interrupted
 // writes.
 var pwrite = unix.Pwrite

@@ -175,9 +175,11 @@ func Init(ctx context.Context, be storage.Backend, passphrase []byte, opts Optio
 		// The slot goes only if the config is not ours: a put that failed
 		// after its object became visible (a directory fsync, a lost
 		// answer) left a vault whose one key slot must stay.
-		if got, rerr := storage.ReadAll(ctx, be, ConfigName); rerr == nil && bytes.Equal(got, cb) {
+		got, rerr := storage.ReadAll(ctx, be, ConfigName)
+		switch {
+		case rerr == nil && bytes.Equal(got, cb):
 			return nil, storageError(be, fmt.Errorf("vault created at %s, but writing its config reported: %w; open it to check", be.Location(), err))
-		} else if errors.Is(rerr, storage.ErrNotFound) || (rerr == nil && !bytes.Equal(got, cb)) {
+		case rerr == nil || errors.Is(rerr, storage.ErrNotFound):
 			_ = be.Delete(ctx, slotPrefix+slot.ID)
 		}
 		if errors.Is(err, storage.ErrExists) {
@@ -298,12 +300,12 @@ func (v *Vault) keysOpenSomething(ctx context.Context) error {
 			return storageError(v.be, err)
 		}
 		for _, name := range names {
-			context := "index " + name
+			aad := "index " + name
 			if prefix == "points/" {
 				base, _ := splitResealed(name)
-				context = manifest.Context(strings.TrimPrefix(base, "points/"))
+				aad = manifest.Context(strings.TrimPrefix(base, "points/"))
 			}
-			_, err := v.getSealed(ctx, name, context)
+			_, err := v.getSealed(ctx, name, aad)
 			var ce *CorruptError
 			switch {
 			case err == nil:
@@ -501,16 +503,12 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 	g.SetLimit(8)
 	for _, name := range names {
 		g.Go(func() error {
-			plain, err := v.getSealed(gctx, name, "index "+name)
+			pes, err := v.readIndexObject(gctx, name)
 			if err == nil {
-				var pes []index.PackEntries
-				if pes, err = index.Decode(plain); err == nil {
-					mu.Lock()
-					all = append(all, pes...)
-					mu.Unlock()
-					return nil
-				}
-				err = &CorruptError{Object: name, Err: err}
+				mu.Lock()
+				all = append(all, pes...)
+				mu.Unlock()
+				return nil
 			}
 			var ce *CorruptError
 			if errors.As(err, &ce) || errors.Is(err, storage.ErrNotFound) {
@@ -557,9 +555,24 @@ func (v *Vault) loadIndex(ctx context.Context) error {
 		}
 	}
 	if len(v.badIndexes) > 0 {
-		return v.indexOrphanPacks(ctx)
+		_, err := v.indexOrphans(ctx)
+		return err
 	}
 	return nil
+}
+
+// readIndexObject reads, opens and decodes one index object; one that does
+// not open or decode is a CorruptError.
+func (v *Vault) readIndexObject(ctx context.Context, name string) ([]index.PackEntries, error) {
+	plain, err := v.getSealed(ctx, name, "index "+name)
+	if err != nil {
+		return nil, err
+	}
+	pes, err := index.Decode(plain)
+	if err != nil {
+		return nil, &CorruptError{Object: name, Err: err}
+	}
+	return pes, nil
 }
 
 // indexRefreshEvery spaces the index refreshes that blobs missing from the
@@ -592,7 +605,7 @@ func (v *Vault) lookupFresh(ctx context.Context, id blob.ID) (index.Location, bo
 		// An index object may be lost while its packs are intact: their
 		// own trailers say what they hold (once per handle).
 		v.orphansIndexed = true
-		if err := v.indexOrphanPacks(ctx); err != nil {
+		if _, err := v.indexOrphans(ctx); err != nil {
 			return index.Location{}, false, err
 		}
 		loc, ok = v.idx.Lookup(id)
@@ -621,17 +634,13 @@ func (v *Vault) refreshIndex(ctx context.Context) (loaded int, err error) {
 		return 0, storageError(v.be, err)
 	}
 	for _, name := range fresh {
-		plain, err := v.getSealed(ctx, name, "index "+name)
+		pes, err := v.readIndexObject(ctx, name)
 		var ce *CorruptError
 		switch {
 		case errors.Is(err, storage.ErrNotFound) || errors.As(err, &ce):
 			continue // collected since the listing, or damaged
 		case err != nil:
 			return loaded, storageError(v.be, err)
-		}
-		pes, err := index.Decode(plain)
-		if err != nil {
-			continue
 		}
 		for _, pe := range pes {
 			v.idx.Add(pe.Pack, pe.Entries)
@@ -644,16 +653,10 @@ func (v *Vault) refreshIndex(ctx context.Context) (loaded int, err error) {
 	return loaded, nil
 }
 
-// indexOrphanPacks adds to the in-memory index the blobs of every pack no
-// index object names, read from the packs' own trailers. It runs when an
-// index object is damaged, so that the points it served still restore.
-func (v *Vault) indexOrphanPacks(ctx context.Context) error {
-	_, err := v.indexOrphans(ctx)
-	return err
-}
-
-// indexOrphans is indexOrphanPacks, returning the packs it added and their
-// entries.
+// indexOrphans adds to the in-memory index the blobs of every pack no
+// index object names, read from the packs' own trailers, and returns those
+// packs with their entries. It runs when an index object is damaged or
+// lost, so that the points it served still restore.
 func (v *Vault) indexOrphans(ctx context.Context) (map[blob.PackID][]blob.Entry, error) {
 	added := map[blob.PackID][]blob.Entry{}
 	known := map[blob.PackID]bool{}
