@@ -151,28 +151,71 @@ func (c *Chunker) cut(data []byte) int {
 	if n <= c.p.Min {
 		return n
 	}
-	if n > c.p.Max {
-		n = c.p.Max
+	n = min(n, c.p.Max)
+	normal := min(c.p.Avg, n)
+	at, fp := c.scan(data, c.p.Min, normal, 0, c.maskS)
+	if at < 0 {
+		at, _ = c.scan(data, normal, n, fp, c.maskL)
 	}
-	normal := c.p.Avg
-	if normal > n {
-		normal = n
+	if at < 0 {
+		return n
 	}
+	return at + 1
+}
+
+// scan looks for the first position i in [from, to) whose fingerprint
+// matches mask (fp&mask == 0), given fp, the fingerprint after the bytes
+// before from. It returns i, or -1 and the fingerprint after data[to-1].
+//
+// The gear hash is one serial chain of a shift and an add per byte, so a
+// plain loop runs at that chain's latency. A fingerprint depends only on the
+// last 64 bytes, so the range is taken in windows whose second half gets its
+// own chain, primed on the 64 bytes before it; the two chains run side by
+// side and the first half still decides first (BenchmarkChunker).
+func (c *Chunker) scan(data []byte, from, to int, fp uint64, mask uint64) (int, uint64) {
+	const window = 16 << 10
 	gear := &c.t.gear
-	var fp uint64
-	i := c.p.Min
-	d := data[:n]
-	for ; i < normal; i++ {
-		fp = fp<<1 + gear[d[i]]
-		if fp&c.maskS == 0 {
-			return i + 1
+	for to-from >= 1024 {
+		half := min(window, to-from) / 2
+		mid := from + half
+		var fpB uint64
+		for _, b := range data[mid-64 : mid] {
+			fpB = fpB<<1 + gear[b]
+		}
+		j, inA, fpA, fpB := twoChains(gear, data[from:mid], data[mid:mid+half], fp, fpB, mask)
+		switch {
+		case inA:
+			return from + j, fpA
+		case j < half:
+			// The second chain matched; the first half may still hold an
+			// earlier match.
+			if at, _ := c.scan(data, from+j+1, mid, fpA, mask); at >= 0 {
+				return at, 0
+			}
+			return mid + j, fpB
+		}
+		from, fp = mid+half, fpB
+	}
+	for i, b := range data[from:to] {
+		fp = fp<<1 + gear[b]
+		if fp&mask == 0 {
+			return from + i, fp
 		}
 	}
-	for ; i < n; i++ {
-		fp = fp<<1 + gear[d[i]]
-		if fp&c.maskL == 0 {
-			return i + 1
+	return -1, fp
+}
+
+// twoChains advances the fingerprints of a and b side by side and stops at
+// the first j where one matches mask (inA says which, a winning a tie), or
+// at len(a). A leaf function, so that both chains stay in registers.
+func twoChains(gear *[256]uint64, a, b []byte, fpA, fpB, mask uint64) (j int, inA bool, _, _ uint64) {
+	b = b[:len(a)]
+	for j = range a {
+		fpA = fpA<<1 + gear[a[j]]
+		fpB = fpB<<1 + gear[b[j]]
+		if (fpA&mask == 0) || (fpB&mask == 0) {
+			return j, fpA&mask == 0, fpA, fpB
 		}
 	}
-	return n
+	return len(a), false, fpA, fpB
 }

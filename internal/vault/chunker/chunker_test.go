@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"testing/iotest"
 )
@@ -151,6 +152,14 @@ func FuzzChunker(f *testing.F) {
 		for i, c := range cs {
 			if len(c) > p.Max || (i < len(cs)-1 && len(c) < p.Min) {
 				t.Fatalf("chunk %d: %d bytes", i, len(c))
+			}
+		}
+		// Windows of the two-chain scan need ranges of 1 KiB and more.
+		for _, p := range []Params{p, {Min: 64, Avg: 2048, Max: 8192}} {
+			got := boundaries(data, [32]byte{k}, p, (*Chunker).cut)
+			want := boundaries(data, [32]byte{k}, p, refCut)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%+v: boundaries %v, reference %v", p, got, want)
 			}
 		}
 	})
