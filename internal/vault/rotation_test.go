@@ -525,6 +525,64 @@ func TestReencrypt(t *testing.T) {
 	mustCheckClean(t, reopen2(t, f.be, f.o))
 }
 
+// afterPut runs fn once, after the n-th put of an object under prefix.
+type afterPut struct {
+	*memory.Backend
+	prefix string
+	n      int
+	fn     func()
+	mu     sync.Mutex
+}
+
+func (a *afterPut) Put(ctx context.Context, name string, data []byte) error {
+	err := a.Backend.Put(ctx, name, data)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if strings.HasPrefix(name, a.prefix) {
+		if a.n--; a.n == 0 {
+			a.fn()
+		}
+	}
+	return err
+}
+
+// A re-encryption whose batch outlasts the collector's grace period keeps
+// its new packs, though no index names them yet and no write session covers
+// them: they hold only blobs that points reference, and the collector reads
+// the trailers of packs no index names. (Were they condemned, the points'
+// only copies would go once the old packs are deleted too.)
+func TestLongReencryptSurvivesCollection(t *testing.T) {
+	ctx := context.Background()
+	f := newRotFixture(t)
+	gcv := reopen2(t, f.be, f.o)
+	var rep *vault.CollectReport
+	hook := &afterPut{Backend: f.be, prefix: "data/", n: 6, fn: func() { // inside the first batch: not yet indexed
+		f.c.Add(2 * time.Hour)
+		var err error
+		if rep, err = gcv.Collect(ctx, vault.CollectOptions{}); err != nil {
+			t.Errorf("collect: %v", err)
+		}
+	}}
+	res, err := reopen2(t, hook, f.o).Reencrypt(ctx, vault.ReencryptOptions{})
+	if err != nil {
+		t.Fatalf("re-encrypt: %v", err)
+	}
+	if rep == nil || rep.PacksCondemned != 0 {
+		t.Fatalf("the collection during the re-encryption condemned packs: %+v", rep)
+	}
+	if rep.PacksReferenced <= res.PacksCondemned {
+		t.Errorf("the collection counted %d referenced packs, the old ones alone are %d", rep.PacksReferenced, res.PacksCondemned)
+	}
+	for range 2 {
+		f.c.Add(2 * time.Hour)
+		mustCollect(t, f.v, vault.CollectOptions{})
+	}
+	if res.PacksCondemned == 0 || len(oldObjects(t, f.v, f.be, 2)) != 0 {
+		t.Fatalf("re-encryption incomplete: %+v", res)
+	}
+	f.verify(t)
+}
+
 // faultyOps fails every mutating call (Put or Delete) after the first n.
 type faultyOps struct {
 	*memory.Backend
