@@ -76,6 +76,9 @@ pack condemned meanwhile fail with exit code 6 and can be run again.` + gcExitCo
 			if rep.TempDeleted > 0 {
 				fmt.Fprintf(env.Stdout, "removed %d unfinished objects of killed writers (%s)\n", rep.TempDeleted, fmtBytes(rep.TempBytesFreed))
 			}
+			if rep.AbandonedPurges > 0 {
+				fmt.Fprintf(env.Stdout, "removed %d purge tombstones of points a hold or undelete saved after an interrupted collection\n", rep.AbandonedPurges)
+			}
 			if rep.Unreadable > 0 {
 				return lifeboat.Errorf(lifeboat.ECorrupt, "%d manifests or trees did not open, so nothing was deleted; run lifeboat vault check", rep.Unreadable)
 			}

@@ -143,6 +143,9 @@ func (s *Server) runPrune(ctx context.Context, r *jobs.Run) (any, error) {
 		r.Logf(ctx, "info", "garbage collection: %d unfinished objects of writers dead for %s removed, %d bytes freed",
 			rep.TempDeleted, vault.TempAge, rep.TempBytesFreed)
 	}
+	if rep.AbandonedPurges > 0 {
+		r.Logf(ctx, "info", "garbage collection: %d purge tombstones removed from points a hold or undelete saved after an interrupted collection", rep.AbandonedPurges)
+	}
 	if len(rep.PointsPurged) > 0 {
 		if _, err := s.syncVaultPoints(ctx, r.Job.RequestedBy, a.Vault); err != nil {
 			return res, err

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -67,19 +68,22 @@ func (o *CollectOptions) defaults(v *Vault) {
 
 // CollectReport is what a collection did.
 type CollectReport struct {
-	PointsPurged    []string  `json:"points_purged"`    // soft-deleted past the retention: manifest and markers deleted
-	Points          int       `json:"points"`           // points whose data is kept (live or soft-deleted)
-	PacksReferenced int       `json:"packs_referenced"` // packs kept for them
-	PacksCondemned  int       `json:"packs_condemned"`  // tombstones written this run
-	PacksWaiting    int       `json:"packs_waiting"`    // condemned, tombstone younger than the grace period
-	PacksDeleted    int       `json:"packs_deleted"`    // condemned packs deleted this run
-	BytesFreed      int64     `json:"bytes_freed"`      // their sizes
-	IndexesDeleted  int       `json:"indexes_deleted"`  // index objects all of whose packs are deleted
-	TempDeleted     int       `json:"temp_deleted"`     // unfinished objects of writers dead for TempAge (local vaults)
-	TempBytesFreed  int64     `json:"temp_bytes_freed"` // their sizes
-	MarkersDeleted  int       `json:"markers_deleted"`  // markers of purged (or vanished) points
-	MissingBlobs    int       `json:"missing_blobs"`    // referenced blobs in no pack present (check names them)
-	Unreadable      int       `json:"unreadable"`       // manifests and trees that did not open: nothing was deleted
+	PointsPurged    []string `json:"points_purged"`    // soft-deleted past the retention: manifest and markers deleted
+	Points          int      `json:"points"`           // points whose data is kept (live or soft-deleted)
+	PacksReferenced int      `json:"packs_referenced"` // packs kept for them
+	PacksCondemned  int      `json:"packs_condemned"`  // tombstones written this run
+	PacksWaiting    int      `json:"packs_waiting"`    // condemned, tombstone younger than the grace period
+	PacksDeleted    int      `json:"packs_deleted"`    // condemned packs deleted this run
+	BytesFreed      int64    `json:"bytes_freed"`      // their sizes
+	IndexesDeleted  int      `json:"indexes_deleted"`  // index objects all of whose packs are deleted
+	TempDeleted     int      `json:"temp_deleted"`     // unfinished objects of writers dead for TempAge (local vaults)
+	TempBytesFreed  int64    `json:"temp_bytes_freed"` // their sizes
+	MarkersDeleted  int      `json:"markers_deleted"`  // markers of purged (or vanished) points
+	// AbandonedPurges: purge tombstones removed from points a hold or an
+	// undelete saved after the purge's collection stopped half-way.
+	AbandonedPurges int       `json:"abandoned_purges"`
+	MissingBlobs    int       `json:"missing_blobs"` // referenced blobs in no pack present (check names them)
+	Unreadable      int       `json:"unreadable"`    // manifests and trees that did not open: nothing was deleted
 	ServerTime      time.Time `json:"server_time"`
 	StorageTime     time.Time `json:"storage_time"`
 }
@@ -192,6 +196,9 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		}
 		rep.PointsPurged = append(rep.PointsPurged, id)
 		exists[id] = false
+	}
+	if rep.AbandonedPurges, err = v.clearAbandonedPurges(ctx, exists, now, stNow, opts); err != nil {
+		return nil, err
 	}
 	for _, lm := range markers {
 		if exists[lm.name.Point] {
@@ -392,6 +399,44 @@ func (v *Vault) purgePoint(ctx context.Context, id string, still func(PointState
 	return true, nil
 }
 
+// clearAbandonedPurges deletes the purge tombstones of points that are no
+// longer to be purged: a collection stopped between its tombstone and its
+// give-up, then a hold or an undelete saved the point (and reported that it
+// failed). Left there, every later hold or undelete of the point fails and
+// re-encryption withdraws its copy of the manifest. Only when the tombstone
+// and every marker of the point are older than the grace period: a
+// collection taking that purge over reads the state after the marker that
+// saved the point, and gives up, unless it stalled for that long. A point
+// without markers is left alone: its manifest may be a re-encryption's copy
+// of a purged point, which the tombstone keeps from coming back.
+func (v *Vault) clearAbandonedPurges(ctx context.Context, exists map[string]bool, now, stNow time.Time, opts CollectOptions) (int, error) {
+	var candidates []string
+	if err := v.be.List(ctx, purgedPrefix, func(oi storage.ObjectInfo) error {
+		if id := strings.TrimPrefix(oi.Name, purgedPrefix); exists[id] && stNow.Sub(oi.ModTime) >= opts.Grace {
+			candidates = append(candidates, id)
+		}
+		return nil
+	}); err != nil {
+		return 0, storageError(v.be, err)
+	}
+	n := 0
+	for _, id := range candidates {
+		ms, err := v.loadMarkers(ctx, marker.Prefix+id+"/")
+		if err != nil {
+			return n, err
+		}
+		if len(ms) == 0 || expired(statesOf(ms)[id], now, opts.SoftDeleteRetention) ||
+			slices.ContainsFunc(ms, func(lm loadedMarker) bool { return stNow.Sub(lm.mod) < opts.Grace }) {
+			continue
+		}
+		if err := v.be.Delete(ctx, purgedName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return n, storageError(v.be, fmt.Errorf("remove the abandoned purge tombstone of point %s: %w", id, err))
+		}
+		n++
+	}
+	return n, nil
+}
+
 func expired(st PointState, now time.Time, retention time.Duration) bool {
 	return st.Deleted && !st.Held && now.Sub(st.DeletedAt) >= retention
 }
@@ -436,14 +481,6 @@ func sortedPacks(m map[blob.PackID]packInfo) func(func(blob.PackID, packInfo) bo
 	}
 }
 
-// collectIndexes reads every index object, and the trailers of present
-// packs no index names (leftovers, or packs of a damaged index object). It
-// returns the packs each index object names, every pack's entries, and the
-// data key version of each pack (its index object's: a write session seals
-// its packs and its index under one version; or its trailer's). The packs
-// of an index object that does not open are read from their trailers, as
-// the index loader does; a pack whose trailer does not open either holds
-// nothing any reader can find, and is garbage.
 // listPacks lists the packs and the tombstones, with their storage times.
 func (v *Vault) listPacks(ctx context.Context) (map[blob.PackID]packInfo, map[blob.PackID]time.Time, error) {
 	packs := map[blob.PackID]packInfo{}

@@ -878,3 +878,67 @@ func forgottenPoint(t *testing.T, v *vault.Vault) *manifest.Point {
 	}
 	return p
 }
+
+// A collection stopped between its purge tombstone and its give-up, then an
+// undelete that saved the point (and reported a failure): a later
+// collection, once the tombstone and the markers are older than the grace
+// period, removes the tombstone. (It stayed for good: every hold or undelete
+// of the point failed, and re-encryption withdrew its manifest copy.)
+func TestCollectClearsAbandonedPurge(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, _ := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("kept"), 0o644)
+	p := mustBackup(t, v, src)
+	writeFile(t, filepath.Join(src, "g"), []byte("other"), 0o644)
+	q := mustBackup(t, v, src)
+	writeFile(t, filepath.Join(src, "h"), []byte("third"), 0o644)
+	r := mustBackup(t, v, src)
+	for _, m := range []struct {
+		id   string
+		kind vault.MarkKind
+	}{{p.ID, vault.MarkDelete}, {r.ID, vault.MarkDelete}, {r.ID, vault.MarkUndelete}} {
+		if err := v.Mark(ctx, m.id, m.kind, "", "server"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Add(15 * 24 * time.Hour)
+	tomb := "purged/" + p.ID
+	if err := be.Put(ctx, tomb, nil); err != nil { // the stopped collection's
+		t.Fatal(err)
+	}
+	c.Add(2 * time.Hour)
+	if err := v.Mark(ctx, p.ID, vault.MarkUndelete, "oops", "admin"); lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
+		t.Fatalf("undelete racing the purge: %v, want EUnavailable", err)
+	}
+	// The undelete's marker is younger than the grace period: kept.
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.AbandonedPurges != 0 || !listNames(t, be, "purged/")[tomb] {
+		t.Fatalf("tombstone removed while the marker that saved the point is new: %+v", rep)
+	}
+	// A fresh tombstone on a live point (a collection about to give up by
+	// itself) stays, and so does one on a point without markers (a purged
+	// point's manifest copy left by a re-encryption).
+	c.Add(2 * time.Hour)
+	for _, id := range []string{q.ID, r.ID} {
+		if err := be.Put(ctx, "purged/"+id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := mustCollect(t, v, vault.CollectOptions{})
+	names := listNames(t, be, "purged/")
+	if rep.AbandonedPurges != 1 || names[tomb] || !names["purged/"+q.ID] || !names["purged/"+r.ID] || len(rep.PointsPurged) != 0 {
+		t.Fatalf("collection: %+v, tombstones %v; want only %s removed", rep, names, tomb)
+	}
+	if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); err != nil {
+		t.Fatalf("hold after the cleanup: %v", err)
+	}
+	c.Add(2 * time.Hour)
+	rep = mustCollect(t, v, vault.CollectOptions{})
+	if names := listNames(t, be, "purged/"); rep.AbandonedPurges != 1 || names["purged/"+r.ID] || !names["purged/"+q.ID] {
+		t.Fatalf("collection: %+v, tombstones %v; want %s removed, the one of a point without markers kept", rep, names, r.ID)
+	}
+	dst, _ := mustRestore(t, v, p.ID, "s")
+	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "kept" {
+		t.Fatalf("restore of the saved point: %q %v", b, err)
+	}
+}

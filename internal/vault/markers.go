@@ -159,7 +159,8 @@ func (v *Vault) pointState(ctx context.Context, pointID string) (PointState, err
 
 type loadedMarker struct {
 	name marker.Name
-	obj  string // the object read: the marker's name, or a re-encrypted copy's
+	obj  string    // the object read: the marker's name, or a re-encrypted copy's
+	mod  time.Time // obj's storage time
 	m    marker.Marker
 }
 
@@ -168,7 +169,7 @@ type loadedMarker struct {
 // changes no state.
 func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker, error) {
 	var names []marker.Name
-	var objs []string
+	var objs []storage.ObjectInfo
 	err := v.be.List(ctx, prefix, func(oi storage.ObjectInfo) error {
 		base, _ := splitResealed(oi.Name)
 		n, err := marker.ParseName(base)
@@ -176,7 +177,7 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 			return &CorruptError{Object: oi.Name, Err: err}
 		}
 		names = append(names, n)
-		objs = append(objs, oi.Name)
+		objs = append(objs, oi)
 		return nil
 	})
 	if err != nil {
@@ -187,14 +188,14 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 	g.SetLimit(8)
 	for i, n := range names {
 		g.Go(func() error {
-			m, err := v.openMarker(gctx, objs[i], n)
+			m, err := v.openMarker(gctx, objs[i].Name, n)
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil // its point was purged since the listing
 			}
 			if err != nil {
 				return err
 			}
-			out[i] = loadedMarker{name: n, obj: objs[i], m: m}
+			out[i] = loadedMarker{name: n, obj: objs[i].Name, mod: objs[i].ModTime, m: m}
 			return nil
 		})
 	}
