@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"strings"
@@ -128,7 +129,7 @@ is rotated (lifeboat key rotate), never destroyed.`,
 			}
 			var out map[string]string
 			err := c.Do(cmd.Context(), "DELETE", api.Path("/api/v1/vaults/%s/keys/%s", vaultName, args[0])+"?reason="+url.QueryEscape(reason), nil, &out)
-			return fmt.Sprintf("Key slot %s of vault %s destroyed.", args[0], vaultName), out, err
+			return fmt.Sprintf("Key slot %s of vault %s destroyed.", cmp.Or(out["destroyed"], args[0]), vaultName), out, err
 		})
 	cmd.Flags().StringVar(&vaultName, "vault", "", "vault name")
 	return cmd

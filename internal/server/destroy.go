@@ -354,15 +354,15 @@ func (s *Server) destroyKeySlot(w http.ResponseWriter, r *http.Request, p *lifeb
 	if err != nil {
 		return err
 	}
-	if slot == server {
-		return lifeboat.Errorf(lifeboat.EInvalid, "key slot %s is the server's own: rotate it (lifeboat key rotate --vault %s) instead", slot, name)
-	}
 	slots, err := v.KeySlots(ctx)
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(slots, func(x vault.SlotInfo) bool { return x.ID == slot }) {
-		return lifeboat.Errorf(lifeboat.ENotFound, "vault %s has no key slot %s", name, slot)
+	if slot, err = resolveSlot(slots, slot, name); err != nil {
+		return err
+	}
+	if slot == server {
+		return lifeboat.Errorf(lifeboat.EInvalid, "key slot %s is the server's own: rotate it (lifeboat key rotate --vault %s) instead", slot, name)
 	}
 	if err := s.needApproval(r, p, approvers, "key.destroy", "vault:"+name, fmt.Sprintf("destroys key slot %s of vault %s: %s", slot, name, reason)); err != nil {
 		return err
@@ -377,6 +377,28 @@ func (s *Server) destroyKeySlot(w http.ResponseWriter, r *http.Request, p *lifeb
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"vault": name, "destroyed": slot})
+}
+
+// resolveSlot returns the id of the slot that id names: the whole id, or
+// the first 8 characters or more of it, as key list and key export show it.
+func resolveSlot(slots []vault.SlotInfo, id, vaultName string) (string, error) {
+	var found []string
+	for _, x := range slots {
+		if x.ID == id {
+			return id, nil
+		}
+		if len(id) >= 8 && strings.HasPrefix(x.ID, id) {
+			found = append(found, x.ID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", lifeboat.Errorf(lifeboat.ENotFound, "vault %s has no key slot %s (give its id as lifeboat key list shows it, 8 characters or more)", vaultName, id)
+	case 1:
+		return found[0], nil
+	default:
+		return "", lifeboat.Errorf(lifeboat.EInvalid, "key slot %s of vault %s is ambiguous: %d slots' ids start with it; give more of the id", id, vaultName, len(found))
+	}
 }
 
 // ApproversRequest sets a vault's approvers group ("": the server's).

@@ -163,10 +163,17 @@ func TestDestructiveOperations(t *testing.T) {
 	if err := ts.do(t, "DELETE", "/api/v1/vaults/default/keys/"+keys.ServerSlot+"?reason=x", nil, nil); codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), "the server's own") {
 		t.Errorf("destroying the server's slot: %v", err)
 	}
+	if err := ts.do(t, "DELETE", "/api/v1/vaults/default/keys/"+keys.ServerSlot[:8]+"?reason=x", nil, nil); codeOf(err) != lifeboat.EInvalid || !strings.Contains(err.Error(), "the server's own") {
+		t.Errorf("destroying the server's slot by its short id: %v", err)
+	}
 	if err := ts.do(t, "DELETE", "/api/v1/vaults/default/keys/0123456789abcdef0123456789abcdef?reason=x", nil, nil); codeOf(err) != lifeboat.ENotFound {
 		t.Errorf("destroying no slot: %v", err)
 	}
-	if err := ts.do(t, "DELETE", "/api/v1/vaults/default/keys/"+kr.Slot+"?reason=kit+lost", nil, nil); codeOf(err) != lifeboat.EApproval {
+	if err := ts.do(t, "DELETE", "/api/v1/vaults/default/keys/"+kr.Slot[:4]+"?reason=x", nil, nil); codeOf(err) != lifeboat.ENotFound || !strings.Contains(err.Error(), "8 characters") {
+		t.Errorf("destroying by 4 characters of an id: %v", err)
+	}
+	// The short id key export and key list show is enough.
+	if err := ts.do(t, "DELETE", "/api/v1/vaults/default/keys/"+kr.Slot[:8]+"?reason=kit+lost", nil, nil); codeOf(err) != lifeboat.EApproval {
 		t.Fatalf("destroying the kit's slot: %v", err)
 	}
 	approve("key.destroy")
