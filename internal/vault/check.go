@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/marker"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
 )
 
@@ -92,8 +94,18 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 			rep.Unreferenced++
 		}
 	}
+	// A pack whose size is not what its entry list says: its trailer is cut
+	// short or damaged, or bytes follow it. Its blobs still read, but an
+	// index rebuilt from the packs would miss them. (Read-data names the
+	// trailer's damage itself; this is for packs it does not read.)
+	sizeBad := map[blob.PackID]Problem{}
 	for p, locs := range byPack {
 		sz, ok := sizes[p]
+		if n, end, known := v.idx.PackExtent(p); ok && known && sz >= end {
+			if want := pack.Size(n, end); sz != want {
+				sizeBad[p] = Problem{Object: p.ObjectName(), What: fmt.Sprintf("pack is %d bytes where its entry list makes %d: its trailer is cut short or damaged (its blobs still read; the pack no longer describes itself)", sz, want)}
+			}
+		}
 		switch {
 		case !ok:
 			for _, l := range locs {
@@ -151,6 +163,12 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		}
 		if err := g.Wait(); err != nil {
 			return nil, storageError(v.be, err)
+		}
+	}
+
+	for _, pr := range sizeBad {
+		if !slices.ContainsFunc(objProblems, func(x Problem) bool { return x.Object == pr.Object }) {
+			objProblems = append(objProblems, pr)
 		}
 	}
 

@@ -372,3 +372,41 @@ func TestLostIndexObject(t *testing.T) {
 		}
 	}
 }
+
+// A pack cut short inside its trailer, or with bytes after it, keeps its
+// blobs: structure-only check names it all the same (it passed), read-data
+// names it once, and everything restores.
+func TestCheckPackTrailerDamage(t *testing.T) {
+	for _, how := range []string{"cut", "appended"} {
+		t.Run(how, func(t *testing.T) {
+			f := newCorruptFixture(t)
+			pk := f.packOf["a"]
+			switch how {
+			case "cut":
+				f.be.Mutate(pk, func(b []byte) []byte { return b[:len(b)-20] })
+			case "appended":
+				f.be.Mutate(pk, func(b []byte) []byte { return append(b, "junk"...) })
+			}
+			for _, readData := range []bool{false, true} {
+				rep := f.check(t, readData)
+				n := 0
+				for _, pr := range rep.Problems {
+					if pr.Object == pk && pr.Blob == "" {
+						n++
+					} else {
+						t.Errorf("read data %v: problem with something else: %+v", readData, pr)
+					}
+				}
+				if n != 1 {
+					t.Errorf("read data %v: %d problems name %s, want 1: %+v", readData, n, pk, rep.Problems)
+				}
+			}
+			v, _ := f.reopen(t)
+			dst := filepath.Join(t.TempDir(), "r")
+			res, err := v.Restore(context.Background(), f.p, RestoreOptions{Target: dst, Path: "app"})
+			if err != nil || len(res.Failed) != 0 {
+				t.Fatalf("restore: %v %v", err, res.Failed)
+			}
+		})
+	}
+}

@@ -130,3 +130,18 @@ func TestReplaceTakesOver(t *testing.T) {
 		t.Fatalf("Replace of a new blob: %+v %v", l, ok)
 	}
 }
+
+// A pack's extent counts every entry of the list it was added with, blobs
+// known from another pack too (they are in it all the same).
+func TestPackExtent(t *testing.T) {
+	x := New()
+	x.Add(blob.PackID{1}, []blob.Entry{{ID: blob.ID{7}, Type: blob.Data, Offset: 0, Length: 10}})
+	x.Add(blob.PackID{2}, []blob.Entry{{ID: blob.ID{8}, Offset: 0, Length: 30}, {ID: blob.ID{7}, Offset: 30, Length: 10}, {ID: blob.ID{9}, Offset: 40, Length: 5}})
+	x.Replace(blob.PackID{2}, []blob.Entry{{ID: blob.ID{8}, Offset: 0, Length: 30}})
+	if n, end, ok := x.PackExtent(blob.PackID{2}); !ok || n != 3 || end != 45 {
+		t.Fatalf("extent of pack 2: %d blobs to %d (%v), want 3 to 45", n, end, ok)
+	}
+	if _, _, ok := x.PackExtent(blob.PackID{5}); ok {
+		t.Fatal("extent of a pack never added")
+	}
+}

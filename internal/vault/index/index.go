@@ -96,6 +96,13 @@ type entry struct {
 	typ       blob.Type
 }
 
+// extent is what a pack's entry list says of the pack: how many blobs it
+// holds and where the last one ends.
+type extent struct {
+	blobs uint32
+	end   int64
+}
+
 // tailMax is how many recent additions stay in a map before being merged
 // into the sorted array.
 const tailMax = 1 << 16
@@ -106,6 +113,7 @@ const tailMax = 1 << 16
 type Index struct {
 	mu      sync.RWMutex
 	packs   []blob.PackID
+	extents []extent // by pack number, as packs
 	packNum map[blob.PackID]uint32
 	sorted  []entry
 	tail    map[blob.ID]entry
@@ -131,12 +139,7 @@ func (x *Index) find(id blob.ID) (entry, bool) {
 func (x *Index) Add(p blob.PackID, es []blob.Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	n, ok := x.packNum[p]
-	if !ok {
-		n = uint32(len(x.packs))
-		x.packs = append(x.packs, p)
-		x.packNum[p] = n
-	}
+	n := x.number(p, es)
 	for _, e := range es {
 		if _, dup := x.find(e.ID); dup {
 			continue
@@ -154,12 +157,7 @@ func (x *Index) Add(p blob.PackID, es []blob.Entry) {
 func (x *Index) Replace(p blob.PackID, es []blob.Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	n, ok := x.packNum[p]
-	if !ok {
-		n = uint32(len(x.packs))
-		x.packs = append(x.packs, p)
-		x.packNum[p] = n
-	}
+	n := x.number(p, es)
 	for _, e := range es {
 		ne := entry{id: e.ID, pack: n, offset: e.Offset, length: e.Length, rawLength: e.RawLength, typ: e.Type}
 		if _, ok := x.tail[e.ID]; ok {
@@ -176,6 +174,36 @@ func (x *Index) Replace(p blob.PackID, es []blob.Entry) {
 			x.merge()
 		}
 	}
+}
+
+// number returns pack p's number, giving it one (and its extent, from es:
+// every caller passes a pack's whole entry list) when p is new.
+func (x *Index) number(p blob.PackID, es []blob.Entry) uint32 {
+	if n, ok := x.packNum[p]; ok {
+		return n
+	}
+	n := uint32(len(x.packs))
+	x.packs = append(x.packs, p)
+	x.packNum[p] = n
+	ext := extent{blobs: uint32(len(es))}
+	for _, e := range es {
+		ext.end = max(ext.end, int64(e.Offset)+int64(e.Length))
+	}
+	x.extents = append(x.extents, ext)
+	return n
+}
+
+// PackExtent returns what the entry list pack p was added with says of
+// it: how many blobs it holds, and where the last one ends (pack.Size
+// gives the pack's size from them).
+func (x *Index) PackExtent(p blob.PackID) (blobs int, end int64, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	n, ok := x.packNum[p]
+	if !ok {
+		return 0, 0, false
+	}
+	return int(x.extents[n].blobs), x.extents[n].end, true
 }
 
 // merge moves the tail into the sorted array.

@@ -36,6 +36,9 @@ func TestPackRoundTrip(t *testing.T) {
 	if sink.Len() != len(data) || !bytes.Equal(sink.Bytes()[:w.Size()], data[:w.Size()]) {
 		t.Fatalf("streamed pack differs")
 	}
+	if got := Size(w.Count(), int64(w.Size())); got != int64(len(data)) {
+		t.Fatalf("Size says %d bytes, the pack has %d", got, len(data))
+	}
 	tl := TrailerLength(data[len(data)-4:])
 	es, err := ParseTrailer(s, w.ID, data[len(data)-4-int(tl):len(data)-4], int64(len(data)))
 	if err != nil {

@@ -175,6 +175,12 @@ func (w *Writer) Finish(s *crypto.Sealer) ([]byte, error) {
 	return w.buf, nil
 }
 
+// Size is the size of a pack of blobs blobs whose sealed blobs end at end:
+// the trailer and its length follow them.
+func Size(blobs int, end int64) int64 {
+	return end + int64(crypto.Overhead+5+blobs*EntrySize) + 4
+}
+
 // TrailerLength reads the final 4 bytes of a pack.
 func TrailerLength(last4 []byte) uint32 { return binary.LittleEndian.Uint32(last4) }
 
