@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -115,6 +116,16 @@ func TestCLIRoundTripAndErrors(t *testing.T) {
 	// No passphrase: exit 2.
 	if r := lifeboat(t, nil, "vault", "init", "--vault", vlt); r.code != 2 || !strings.Contains(r.stderr, "LIFEBOAT_PASSPHRASE") {
 		t.Fatalf("init without passphrase: %d %q", r.code, r.stderr)
+	}
+	// A new vault wants 12 characters or more; nothing is created.
+	short := []string{"LIFEBOAT_PASSPHRASE=hunter2"}
+	for _, args := range [][]string{{"vault", "init", "--vault", vlt}, {"vault", "backup", "--init", "--vault", vlt, src}} {
+		if r := lifeboat(t, short, args...); r.code != 2 || !strings.Contains(r.stderr, "at least 12 characters") {
+			t.Fatalf("%v with a 7-character passphrase: %d %q", args[:2], r.code, r.stderr)
+		}
+		if _, err := os.Stat(vlt); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%v with a short passphrase created %s: %v", args[:2], vlt, err)
+		}
 	}
 	mustRun(t, env, "vault", "init", "--vault", vlt)
 	if r := lifeboat(t, env, "vault", "init", "--vault", vlt); r.code != 8 {
@@ -666,4 +677,17 @@ func TestPassphraseEnvTrailingNewline(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, []string{"LIFEBOAT_PASSPHRASE=test passphrase\n"}, "vault", "points", "--vault", old)
+
+	// A vault made with a short passphrase (before new vaults needed 12
+	// characters) still opens with it, --init or not.
+	shortVault := filepath.Join(dir, "short")
+	be, err = local.Create(shortVault, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vault.Init(context.Background(), be, []byte("pw"), vault.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, []string{"LIFEBOAT_PASSPHRASE=pw"}, "vault", "backup", "--init", "--vault", shortVault, src)
+	mustRun(t, []string{"LIFEBOAT_PASSPHRASE=pw"}, "vault", "points", "--vault", shortVault)
 }

@@ -38,7 +38,7 @@ func TestQuietInPipes(t *testing.T) {
 	var out, errb bytes.Buffer
 	env := Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
 		if k == "LIFEBOAT_PASSPHRASE" {
-			return "pw"
+			return "pipe passphrase"
 		}
 		return ""
 	}}

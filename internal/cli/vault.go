@@ -115,6 +115,9 @@ func newVaultInit(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := newPassphraseCheck(pass); err != nil {
+				return err
+			}
 			be, err := f.openBackend(ctx, env, true)
 			if err != nil {
 				return err
@@ -152,6 +155,20 @@ func parseLabels(in []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// MinNewPassphrase is the shortest passphrase a new vault takes, in
+// characters: anyone who can read the storage can try passphrases against
+// its key slot offline, so it is held to what a kit export asks.
+const MinNewPassphrase = 12
+
+// newPassphraseCheck says why pass may not protect a new vault, or nil.
+// Existing vaults open with whatever passphrase made them.
+func newPassphraseCheck(pass []byte) error {
+	if n := utf8.RuneCount(pass); n < MinNewPassphrase {
+		return lifeboat.Errorf(lifeboat.EInvalid, "the passphrase of a new vault must be at least %d characters (it has %d): whoever reads the storage can try passphrases against it offline", MinNewPassphrase, n)
+	}
+	return nil
 }
 
 func newVaultBackup(env Env) *cobra.Command {
@@ -214,13 +231,22 @@ directory): name the directory itself to back it up.` + exitCodeHelp,
 			if err != nil {
 				return err
 			}
-			be, err := f.openBackend(ctx, env, initMissing)
+			// A passphrase too short for a new vault still opens an existing
+			// one: only then is nothing created first.
+			weak := newPassphraseCheck(pass)
+			be, err := f.openBackend(ctx, env, initMissing && weak == nil)
+			if initMissing && weak != nil && lifeboat.ErrorCode(err) == lifeboat.ENotFound {
+				return fmt.Errorf("backup --init: %w", weak)
+			}
 			if err != nil {
 				return err
 			}
 			defer be.Close()
 			v, err := f.open(ctx, be, pass, vault.Options{KeySlot: slot})
 			if initMissing && lifeboat.ErrorCode(err) == lifeboat.ENotFound {
+				if weak != nil {
+					return fmt.Errorf("backup --init: %w", weak)
+				}
 				v, err = vault.Init(ctx, be, pass, vault.Options{})
 				if err == nil && !out.json() {
 					fmt.Fprintf(env.Stderr, "created vault %s at %s\n", v.Config().ID[:8], be.Location())
