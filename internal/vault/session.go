@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
@@ -34,24 +33,34 @@ var (
 	// sessionStale: a session whose newest object is older is dead (its
 	// writer was killed, or stalled that long).
 	sessionStale = 30 * time.Minute
+	// sessionEndWait is how long end waits for a heartbeat put in flight
+	// before cancelling it: on storage that hangs, a cancelled backup
+	// would otherwise wait for the storage too.
+	sessionEndWait = 10 * time.Second
+	// sessionCleanup bounds end's deletes, for the same reason.
+	sessionCleanup = time.Minute
 )
 
 // session is a live write session.
 type session struct {
-	v    *Vault
-	id   string
-	stop chan struct{}
-	done sync.WaitGroup
+	v      *Vault
+	id     string
+	stop   chan struct{}
+	cancel context.CancelFunc // the heartbeat's storage calls
+	done   chan struct{}      // closed when the heartbeat has stopped
 }
 
 // startSession writes the session's start object and starts its heartbeat.
 func (v *Vault) startSession(ctx context.Context) (*session, error) {
-	s := &session{v: v, id: hex.EncodeToString(randBytes(16)), stop: make(chan struct{})}
+	s := &session{v: v, id: hex.EncodeToString(randBytes(16)), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := v.be.Put(ctx, s.name("start"), nil); err != nil {
 		return nil, storageError(v.be, fmt.Errorf("write session %s: %w", s.name("start"), err))
 	}
-	s.done.Add(1)
-	go s.beat(context.WithoutCancel(ctx))
+	// The heartbeat outlives a cancelled backup until end, which cancels
+	// it only if it does not stop by itself.
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	go s.beat(bctx)
 	return s, nil
 }
 
@@ -61,7 +70,7 @@ func (s *session) name(suffix string) string { return sessionPrefix + s.id + "."
 // is tried again at the next beat (a collection may then take the session
 // for dead, and the backup fail at commit, as without sessions).
 func (s *session) beat(ctx context.Context) {
-	defer s.done.Done()
+	defer close(s.done)
 	t := time.NewTicker(sessionBeat)
 	defer t.Stop()
 	prev := ""
@@ -89,8 +98,18 @@ func (s *session) beat(ctx context.Context) {
 // whose objects could not be deleted goes stale and a collection removes it.
 func (s *session) end(ctx context.Context) {
 	close(s.stop)
-	s.done.Wait()
-	s.v.be.Delete(context.WithoutCancel(ctx), s.name("start"))
+	t := time.NewTimer(sessionEndWait)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.cancel()
+		<-s.done
+	}
+	s.cancel()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCleanup)
+	defer cancel()
+	s.v.be.Delete(dctx, s.name("start"))
 }
 
 // liveSessions lists the write sessions and returns the earliest start of

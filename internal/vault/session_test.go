@@ -1,0 +1,57 @@
+package vault
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
+)
+
+// hangingBeats is storage on which heartbeat puts hang until cancelled.
+type hangingBeats struct {
+	*memory.Backend
+	started chan struct{}
+}
+
+func (h *hangingBeats) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, sessionPrefix) && !strings.HasSuffix(name, ".start") {
+		select {
+		case h.started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return h.Backend.Put(ctx, name, data)
+}
+
+// A session ends though a heartbeat put hangs on the storage: end cancels
+// it after a while. (A cancelled backup waited for the storage forever.)
+func TestSessionEndsDespiteHangingHeartbeat(t *testing.T) {
+	be := &hangingBeats{Backend: memory.New(), started: make(chan struct{}, 1)}
+	v, err := Init(context.Background(), be, []byte("pw"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(b, w time.Duration) { sessionBeat, sessionEndWait = b, w }(sessionBeat, sessionEndWait)
+	sessionBeat, sessionEndWait = 10*time.Millisecond, 100*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := v.startSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-be.started // a heartbeat put is hanging
+	cancel()     // the backup is cancelled
+	ended := make(chan struct{})
+	go func() { s.end(ctx); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("session end still waiting for a hanging heartbeat put after 10 s")
+	}
+	if _, err := be.Stat(context.Background(), s.name("start")); err == nil {
+		t.Error("the session's start object is left")
+	}
+}
