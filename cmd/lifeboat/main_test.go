@@ -649,6 +649,22 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	if _, err := os.Stat(a); err == nil {
 		t.Errorf("%s was restored although the restore was refused", a)
 	}
+
+	// Components from nested paths: refused before anything is written.
+	outer := filepath.Join(dir, "site")
+	inner := filepath.Join(outer, "config")
+	os.MkdirAll(inner, 0o755)
+	os.WriteFile(filepath.Join(inner, "app.yaml"), []byte("x"), 0o644)
+	nested := filepath.Join(dir, "nested-vault")
+	mustRun(t, env, "vault", "backup", "--init", "--vault", nested, outer, inner)
+	os.RemoveAll(outer)
+	r = lifeboat(t, env, "vault", "restore", "--vault", nested, "latest", "--to-original")
+	if r.code != 2 || !strings.Contains(r.stderr, "nested paths") {
+		t.Fatalf("--to-original of nested components: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(outer); err == nil {
+		t.Errorf("%s was restored although the restore was refused", outer)
+	}
 }
 
 // A LIFEBOAT_PASSPHRASE ending in a line break (a secret file mounted into

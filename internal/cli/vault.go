@@ -775,6 +775,12 @@ they break; the exit code is then 7.` + exitCodeHelp,
 	return cmd
 }
 
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
 // restoreToOriginal restores every component of p to the source path its
 // manifest records: the vault alone says where things go.
 func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, prog *vault.Progress) (*vault.RestoreResult, error) {
@@ -801,6 +807,15 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		}
 		if ents, err := os.ReadDir(c.Source); err == nil && len(ents) > 0 {
 			return nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not empty; nothing was restored: restore into a new or empty directory", c.Source, c.Name)
+		}
+	}
+	// Components captured from nested paths: the outer one's restore fills
+	// the inner one's target, whose restore then fails half-way.
+	for i, c := range p.Components {
+		for _, d := range p.Components[i+1:] {
+			if within(c.Source, d.Source) || within(d.Source, c.Source) {
+				return nil, lifeboat.Errorf(lifeboat.EInvalid, "components %s (%s) and %s (%s) of point %s were captured from nested paths; nothing was restored: restore each with --to DIR --path COMPONENT", c.Name, c.Source, d.Name, d.Source, p.ID[:8])
+			}
 		}
 	}
 	for _, c := range p.Components {
