@@ -68,22 +68,20 @@ func (o *CollectOptions) defaults(v *Vault) {
 
 // CollectReport is what a collection did.
 type CollectReport struct {
-	PointsPurged    []string `json:"points_purged"`    // soft-deleted past the retention: manifest and markers deleted
-	Points          int      `json:"points"`           // points whose data is kept (live or soft-deleted)
-	PacksReferenced int      `json:"packs_referenced"` // packs kept for them
-	PacksCondemned  int      `json:"packs_condemned"`  // tombstones written this run
-	PacksWaiting    int      `json:"packs_waiting"`    // condemned, tombstone younger than the grace period
-	PacksDeleted    int      `json:"packs_deleted"`    // condemned packs deleted this run
-	BytesFreed      int64    `json:"bytes_freed"`      // their sizes
-	IndexesDeleted  int      `json:"indexes_deleted"`  // index objects all of whose packs are deleted
-	TempDeleted     int      `json:"temp_deleted"`     // unfinished objects of writers dead for TempAge (local vaults)
-	TempBytesFreed  int64    `json:"temp_bytes_freed"` // their sizes
-	MarkersDeleted  int      `json:"markers_deleted"`  // markers of purged (or vanished) points
-	// AbandonedPurges: purge tombstones removed from points a hold or an
-	// undelete saved after the purge's collection stopped half-way.
-	AbandonedPurges int       `json:"abandoned_purges"`
-	MissingBlobs    int       `json:"missing_blobs"` // referenced blobs in no pack present (check names them)
-	Unreadable      int       `json:"unreadable"`    // manifests and trees that did not open: nothing was deleted
+	PointsPurged    []string  `json:"points_purged"`    // soft-deleted past the retention: manifest and markers deleted
+	Points          int       `json:"points"`           // points whose data is kept (live or soft-deleted)
+	PacksReferenced int       `json:"packs_referenced"` // packs kept for them
+	PacksCondemned  int       `json:"packs_condemned"`  // tombstones written this run
+	PacksWaiting    int       `json:"packs_waiting"`    // condemned, tombstone younger than the grace period
+	PacksDeleted    int       `json:"packs_deleted"`    // condemned packs deleted this run
+	BytesFreed      int64     `json:"bytes_freed"`      // their sizes
+	IndexesDeleted  int       `json:"indexes_deleted"`  // index objects all of whose packs are deleted
+	TempDeleted     int       `json:"temp_deleted"`     // unfinished objects of writers dead for TempAge (local vaults)
+	TempBytesFreed  int64     `json:"temp_bytes_freed"` // their sizes
+	MarkersDeleted  int       `json:"markers_deleted"`  // markers of purged (or vanished) points
+	AbandonedPurges int       `json:"abandoned_purges"` // purge tombstones removed from points saved after a collection stopped half-way
+	MissingBlobs    int       `json:"missing_blobs"`    // referenced blobs in no pack present (check names them)
+	Unreadable      int       `json:"unreadable"`       // manifests and trees that did not open: nothing was deleted
 	ServerTime      time.Time `json:"server_time"`
 	StorageTime     time.Time `json:"storage_time"`
 }
