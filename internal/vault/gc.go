@@ -195,8 +195,14 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		rep.PointsPurged = append(rep.PointsPurged, id)
 		exists[id] = false
 	}
-	if rep.AbandonedPurges, err = v.clearAbandonedPurges(ctx, exists, now, stNow, opts); err != nil {
+	cleared, finished, err := v.settleAbandonedPurges(ctx, exists, now, stNow, opts.SoftDeleteRetention)
+	if err != nil {
 		return nil, err
+	}
+	rep.AbandonedPurges = cleared
+	for _, id := range finished {
+		rep.PointsPurged = append(rep.PointsPurged, id)
+		exists[id] = false
 	}
 	for _, lm := range markers {
 		if exists[lm.name.Point] {
@@ -389,6 +395,13 @@ func (v *Vault) purgePoint(ctx context.Context, id string, still func(PointState
 	if err != nil {
 		return false, storageError(v.be, fmt.Errorf("purge point %s: %w", id, err))
 	}
+	// A tombstone gone by now was taken for abandoned (settleAbandonedPurges)
+	// once a hold or undelete had saved the point: give up.
+	if _, err := v.be.Stat(ctx, purgedName(id)); errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, storageError(v.be, fmt.Errorf("purge point %s: %w", id, err))
+	}
 	for _, n := range names {
 		if err := v.be.Delete(ctx, n); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return false, storageError(v.be, fmt.Errorf("purge point %s: delete %s: %w", id, n, err))
@@ -397,42 +410,63 @@ func (v *Vault) purgePoint(ctx context.Context, id string, still func(PointState
 	return true, nil
 }
 
-// clearAbandonedPurges deletes the purge tombstones of points that are no
-// longer to be purged: a collection stopped between its tombstone and its
-// give-up, then a hold or an undelete saved the point (and reported that it
-// failed). Left there, every later hold or undelete of the point fails and
-// re-encryption withdraws its copy of the manifest. Only when the tombstone
-// and every marker of the point are older than the grace period: a
-// collection taking that purge over reads the state after the marker that
-// saved the point, and gives up, unless it stalled for that long. A point
-// without markers is left alone: its manifest may be a re-encryption's copy
-// of a purged point, which the tombstone keeps from coming back.
-func (v *Vault) clearAbandonedPurges(ctx context.Context, exists map[string]bool, now, stNow time.Time, opts CollectOptions) (int, error) {
+// settleAbandonedPurges deals with purge tombstones older than TempAge (24
+// h, whatever the grace period: a collection run with --grace 0 must not
+// take a purge in progress for abandoned) on points that still have a
+// manifest, when every marker of the point is that old too:
+//
+//   - The point was soft-deleted but is no longer to be purged: a
+//     collection stopped between its tombstone and its give-up, then a hold
+//     or an undelete saved the point (and reported that it failed). The
+//     tombstone is deleted: left there, every later hold or undelete of the
+//     point would fail, and re-encryption withdraw its manifest copy.
+//   - The point has no delete marker: its purge went through (its markers,
+//     the delete among them, go last), and what is left is a manifest copy
+//     a re-encryption wrote and could not withdraw. The purge is finished.
+//   - Still expired: the purge loop above takes it over.
+//
+// The collection that wrote a tombstone checks it is still there before
+// deleting anything (purgePoint), so one still running gives up; one
+// stalled for a day between those two steps is beyond what the collector
+// guards against, as for condemned packs. It returns how many tombstones
+// it deleted and which points it purged.
+func (v *Vault) settleAbandonedPurges(ctx context.Context, exists map[string]bool, now, stNow time.Time, retention time.Duration) (int, []string, error) {
 	var candidates []string
 	if err := v.be.List(ctx, purgedPrefix, func(oi storage.ObjectInfo) error {
-		if id := strings.TrimPrefix(oi.Name, purgedPrefix); exists[id] && stNow.Sub(oi.ModTime) >= opts.Grace {
+		if id := strings.TrimPrefix(oi.Name, purgedPrefix); exists[id] && stNow.Sub(oi.ModTime) >= TempAge {
 			candidates = append(candidates, id)
 		}
 		return nil
 	}); err != nil {
-		return 0, storageError(v.be, err)
+		return 0, nil, storageError(v.be, err)
 	}
-	n := 0
+	cleared, purged := 0, []string{}
 	for _, id := range candidates {
 		ms, err := v.loadMarkers(ctx, marker.Prefix+id+"/")
 		if err != nil {
-			return n, err
+			return cleared, purged, err
 		}
-		if len(ms) == 0 || expired(statesOf(ms)[id], now, opts.SoftDeleteRetention) ||
-			slices.ContainsFunc(ms, func(lm loadedMarker) bool { return stNow.Sub(lm.mod) < opts.Grace }) {
+		if slices.ContainsFunc(ms, func(lm loadedMarker) bool { return stNow.Sub(lm.mod) < TempAge }) {
 			continue
 		}
-		if err := v.be.Delete(ctx, purgedName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return n, storageError(v.be, fmt.Errorf("remove the abandoned purge tombstone of point %s: %w", id, err))
+		switch {
+		case !slices.ContainsFunc(ms, func(lm loadedMarker) bool { return lm.name.Kind == marker.Delete }):
+			done, err := v.purgePoint(ctx, id, nil, TempAge, stNow)
+			if err != nil {
+				return cleared, purged, err
+			}
+			if done {
+				purged = append(purged, id)
+			}
+		case expired(statesOf(ms)[id], now, retention):
+		default:
+			if err := v.be.Delete(ctx, purgedName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return cleared, purged, storageError(v.be, fmt.Errorf("remove the abandoned purge tombstone of point %s: %w", id, err))
+			}
+			cleared++
 		}
-		n++
 	}
-	return n, nil
+	return cleared, purged, nil
 }
 
 func expired(st PointState, now time.Time, retention time.Duration) bool {
@@ -522,6 +556,14 @@ func (v *Vault) freshIndex(ctx context.Context, packs map[blob.PackID]packInfo, 
 	return fresh, idxPacks, all, nil
 }
 
+// collectIndexes reads every index object, and the trailers of present
+// packs no index names (leftovers, or packs of a damaged index object). It
+// returns the packs each index object names, every pack's entries, and the
+// data key version of each pack (its index object's: a write session seals
+// its packs and its index under one version; or its trailer's). The packs
+// of an index object that does not open are read from their trailers, as
+// the index loader does; a pack whose trailer does not open either holds
+// nothing any reader can find, and is garbage.
 func (v *Vault) collectIndexes(ctx context.Context, packs map[blob.PackID]packInfo) (map[string][]blob.PackID, []index.PackEntries, map[blob.PackID]uint32, error) {
 	var names []string
 	if err := v.be.List(ctx, "index/", func(oi storage.ObjectInfo) error {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -881,10 +882,12 @@ func forgottenPoint(t *testing.T, v *vault.Vault) *manifest.Point {
 
 // A collection stopped between its purge tombstone and its give-up, then an
 // undelete that saved the point (and reported a failure): a later
-// collection, once the tombstone and the markers are older than the grace
-// period, removes the tombstone. (It stayed for good: every hold or undelete
-// of the point failed, and re-encryption withdrew its manifest copy.)
-func TestCollectClearsAbandonedPurge(t *testing.T) {
+// collection, once the tombstone and the markers are a day old, removes the
+// tombstone. (It stayed for good: every hold or undelete of the point
+// failed, and re-encryption withdrew its manifest copy.) A tombstoned point
+// without a delete marker is what a finished purge leaves when a
+// re-encryption could not withdraw its copy: that purge is finished.
+func TestCollectSettlesAbandonedPurges(t *testing.T) {
 	ctx := context.Background()
 	v, be, c, _ := newClockVault(t)
 	src := filepath.Join(t.TempDir(), "s")
@@ -907,18 +910,22 @@ func TestCollectClearsAbandonedPurge(t *testing.T) {
 	if err := be.Put(ctx, tomb, nil); err != nil { // the stopped collection's
 		t.Fatal(err)
 	}
-	c.Add(2 * time.Hour)
+	c.Add(25 * time.Hour)
 	if err := v.Mark(ctx, p.ID, vault.MarkUndelete, "oops", "admin"); lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
 		t.Fatalf("undelete racing the purge: %v, want EUnavailable", err)
 	}
-	// The undelete's marker is younger than the grace period: kept.
-	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.AbandonedPurges != 0 || !listNames(t, be, "purged/")[tomb] {
-		t.Fatalf("tombstone removed while the marker that saved the point is new: %+v", rep)
-	}
-	// A fresh tombstone on a live point (a collection about to give up by
-	// itself) stays, and so does one on a point without markers (a purged
-	// point's manifest copy left by a re-encryption).
+	// The undelete's marker is younger than a day: kept, with the default
+	// grace period or none (a collection run with --grace 0 must not take a
+	// purge in progress for abandoned).
 	c.Add(2 * time.Hour)
+	for _, o := range []vault.CollectOptions{{Grace: time.Nanosecond}, {}} {
+		if rep := mustCollect(t, v, o); rep.AbandonedPurges != 0 || !listNames(t, be, "purged/")[tomb] {
+			t.Fatalf("tombstone removed while the marker that saved the point is new: %+v", rep)
+		}
+	}
+	// A fresh tombstone stays, on a saved point (a collection about to give
+	// up by itself) and on one without markers.
+	c.Add(23 * time.Hour)
 	for _, id := range []string{q.ID, r.ID} {
 		if err := be.Put(ctx, "purged/"+id, nil); err != nil {
 			t.Fatal(err)
@@ -932,13 +939,81 @@ func TestCollectClearsAbandonedPurge(t *testing.T) {
 	if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); err != nil {
 		t.Fatalf("hold after the cleanup: %v", err)
 	}
-	c.Add(2 * time.Hour)
+	// A day later: r's tombstone goes; q, tombstoned without a delete
+	// marker, is purged.
+	c.Add(25 * time.Hour)
 	rep = mustCollect(t, v, vault.CollectOptions{})
-	if names := listNames(t, be, "purged/"); rep.AbandonedPurges != 1 || names["purged/"+r.ID] || !names["purged/"+q.ID] {
-		t.Fatalf("collection: %+v, tombstones %v; want %s removed, the one of a point without markers kept", rep, names, r.ID)
+	names = listNames(t, be, "purged/")
+	if rep.AbandonedPurges != 1 || names["purged/"+r.ID] || !names["purged/"+q.ID] || !slices.Equal(rep.PointsPurged, []string{q.ID}) {
+		t.Fatalf("collection: %+v, tombstones %v; want %s's removed and %s purged", rep, names, r.ID, q.ID)
+	}
+	if _, err := v.LoadPoint(ctx, q.ID); lifeboat.ErrorCode(err) != lifeboat.ENotFound {
+		t.Errorf("the leftover point %s still loads: %v", q.ID[:8], err)
+	}
+	for _, id := range []string{p.ID, r.ID} {
+		if _, err := v.LoadPoint(ctx, id); err != nil {
+			t.Errorf("saved point %s: %v", id[:8], err)
+		}
 	}
 	dst, _ := mustRestore(t, v, p.ID, "s")
 	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "kept" {
 		t.Fatalf("restore of the saved point: %q %v", b, err)
+	}
+}
+
+// listHook runs hook once, when prefix is first listed.
+type listHook struct {
+	*memory.Backend
+	prefix string
+	once   sync.Once
+	hook   func()
+}
+
+func (h *listHook) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if prefix == h.prefix {
+		h.once.Do(h.hook)
+	}
+	return h.Backend.List(ctx, prefix, fn)
+}
+
+// A collection that has read an expired point's state and is about to
+// delete its manifest while a hold is written: the hold fails and keeps
+// failing, whatever another collection does meanwhile (one with no grace
+// period, or one a day later), unless the purge gives up. Never both: a
+// hold that succeeds keeps the point.
+func TestHoldNeverLosesToPurgeInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pause time.Duration
+		other vault.CollectOptions
+	}{{"grace 0", time.Second, vault.CollectOptions{Grace: time.Nanosecond}}, {"stalled a day", 25 * time.Hour, vault.CollectOptions{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			v, be, c, o := newClockVault(t)
+			src := filepath.Join(t.TempDir(), "s")
+			writeFile(t, filepath.Join(src, "f"), []byte("kept"), 0o644)
+			p := mustBackup(t, v, src)
+			if err := v.Mark(ctx, p.ID, vault.MarkDelete, "", "server"); err != nil {
+				t.Fatal(err)
+			}
+			c.Add(15 * 24 * time.Hour)
+			var holdErr error
+			h := &listHook{Backend: be, prefix: manifest.ObjectName(p.ID), hook: func() {
+				if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
+					t.Errorf("hold during the purge: %v, want EUnavailable", err)
+				}
+				c.Add(tc.pause)
+				mustCollect(t, v, tc.other)
+				holdErr = v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol")
+			}}
+			if _, err := reopen2(t, h, o).Collect(ctx, vault.CollectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_, lerr := v.LoadPoint(ctx, p.ID)
+			t.Logf("hold retried: %v; point: %v", holdErr, lerr)
+			if holdErr == nil && lerr != nil {
+				t.Fatal("the hold reported success, but the point was purged")
+			}
+		})
 	}
 }

@@ -61,9 +61,10 @@ func sortCopies(names []string) {
 }
 
 // purgedPrefix holds the collector's purge tombstones: purged/<point id>,
-// empty, written before a purged point's manifests are deleted and never
-// deleted, so that a re-encryption racing with the purge withdraws the copy
-// it wrote instead of bringing the point back.
+// empty, written before a purged point's manifests are deleted and kept
+// once they are, so that a re-encryption racing with the purge withdraws
+// the copy it wrote instead of bringing the point back. (A tombstone is
+// deleted only when its purge is given up: gc.go.)
 const purgedPrefix = "purged/"
 
 func purgedName(id string) string { return purgedPrefix + id }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -938,4 +939,76 @@ func TestCollectKeepsCondemnedPackWhoseCopyIsUnindexed(t *testing.T) {
 	v = reopen2(t, be, o)
 	mustRestoreEqual(t, v, p.ID, "s", want)
 	mustCheckClean(t, v)
+}
+
+// reencryptLeftover runs before the first put of a manifest copy, then
+// fails the first delete of one: a re-encryption that cannot withdraw the
+// copy it wrote of a point purged meanwhile.
+type reencryptLeftover struct {
+	*memory.Backend
+	copyPrefix string
+	before     sync.Once
+	beforeFn   func()
+	failDel    atomic.Bool
+}
+
+func (h *reencryptLeftover) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, h.copyPrefix) {
+		h.before.Do(h.beforeFn)
+	}
+	return h.Backend.Put(ctx, name, data)
+}
+
+func (h *reencryptLeftover) Delete(ctx context.Context, name string) error {
+	if strings.HasPrefix(name, h.copyPrefix) && h.failDel.CompareAndSwap(true, false) {
+		return errInjected
+	}
+	return h.Backend.Delete(ctx, name)
+}
+
+// A point purged while a re-encryption writes a copy of its manifest, the
+// copy's withdrawal failing, and a hold written during the purge (which
+// failed): the copy would bring the point back. A collection a day later
+// finishes the purge: the point has no delete marker left.
+func TestPurgedPointStaysPurgedAfterFailedWithdrawal(t *testing.T) {
+	ctx := context.Background()
+	v, be, c, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("doomed"), 0o644)
+	p := mustBackup(t, v, src)
+	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.RotateDataKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(15 * 24 * time.Hour)
+	h := &reencryptLeftover{Backend: be, copyPrefix: manifest.ObjectName(p.ID) + "."}
+	h.beforeFn = func() {
+		during := &listHook{Backend: be, prefix: manifest.ObjectName(p.ID), hook: func() {
+			if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
+				t.Errorf("hold during the purge: %v, want EUnavailable", err)
+			}
+		}}
+		if rep := mustCollect(t, reopen2(t, during, o), vault.CollectOptions{}); len(rep.PointsPurged) != 1 {
+			t.Errorf("the purge: %+v", rep)
+		}
+		h.failDel.Store(true)
+	}
+	if _, err := reopen2(t, h, o).Reencrypt(ctx, vault.ReencryptOptions{}); err == nil {
+		t.Fatal("re-encryption succeeded though it could not withdraw its copy")
+	}
+	if ids, _ := v.PointIDs(ctx); !slices.Contains(ids, p.ID) {
+		t.Fatal("setup: no copy of the purged point was left")
+	}
+	c.Add(25 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); !slices.Equal(rep.PointsPurged, []string{p.ID}) {
+		t.Fatalf("collection a day later: %+v; want %s purged", rep, p.ID[:8])
+	}
+	if ids, _ := reopen2(t, be, o).PointIDs(ctx); slices.Contains(ids, p.ID) {
+		t.Errorf("purged point %s is back", p.ID[:8])
+	}
+	if n := len(listNames(t, be, "markers/"+p.ID)); n != 0 {
+		t.Errorf("%d markers of the purged point left", n)
+	}
 }
