@@ -78,7 +78,11 @@ func (s *session) beat(ctx context.Context) {
 		select {
 		case <-s.stop:
 			if prev != "" {
-				s.v.be.Delete(ctx, prev)
+				// Not with ctx: end may have cancelled it to stop a put
+				// that hung, and the last heartbeat would stay.
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCleanup)
+				s.v.be.Delete(dctx, prev)
+				cancel()
 			}
 			return
 		case <-t.C:
@@ -104,7 +108,12 @@ func (s *session) end(ctx context.Context) {
 	case <-s.done:
 	case <-t.C:
 		s.cancel()
-		<-s.done
+		// A storage call that ignores its context (a local fsync that
+		// hangs) is left behind: the session goes stale.
+		select {
+		case <-s.done:
+		case <-time.After(sessionEndWait):
+		}
 	}
 	s.cancel()
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionCleanup)

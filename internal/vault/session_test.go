@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 )
 
@@ -53,5 +54,55 @@ func TestSessionEndsDespiteHangingHeartbeat(t *testing.T) {
 	}
 	if _, err := be.Stat(context.Background(), s.name("start")); err == nil {
 		t.Error("the session's start object is left")
+	}
+}
+
+// ctxDeletes is storage whose deletes honour their context, as S3's do, and
+// whose second heartbeat put hangs until cancelled.
+type ctxDeletes struct {
+	*memory.Backend
+	beats   int
+	started chan struct{}
+}
+
+func (h *ctxDeletes) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, sessionPrefix) && !strings.HasSuffix(name, ".start") {
+		if h.beats++; h.beats == 2 {
+			h.started <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		}
+	}
+	return h.Backend.Put(ctx, name, data)
+}
+
+func (h *ctxDeletes) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return h.Backend.Delete(ctx, name)
+}
+
+// The heartbeat written before the one that hung is deleted too, though end
+// cancelled the heartbeat's context. (It stayed, and the ended session
+// looked alive to collections for half an hour.)
+func TestSessionEndDeletesLastHeartbeat(t *testing.T) {
+	be := &ctxDeletes{Backend: memory.New(), started: make(chan struct{}, 1)}
+	v, err := Init(context.Background(), be, []byte("pw"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(b, w time.Duration) { sessionBeat, sessionEndWait = b, w }(sessionBeat, sessionEndWait)
+	sessionBeat, sessionEndWait = 10*time.Millisecond, 100*time.Millisecond
+	s, err := v.startSession(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-be.started
+	s.end(context.Background())
+	var left []string
+	be.Backend.List(context.Background(), sessionPrefix, func(oi storage.ObjectInfo) error { left = append(left, oi.Name); return nil })
+	if len(left) != 0 {
+		t.Fatalf("session objects left after end: %v", left)
 	}
 }
