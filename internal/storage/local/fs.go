@@ -63,6 +63,7 @@ type Info struct {
 	Size    int64
 	ModTime time.Time
 	IsDir   bool
+	Special bool // neither a regular file nor a directory: a FIFO, a device, a socket
 }
 
 // OSFS is the real file system.
@@ -81,7 +82,7 @@ func (f osFile) Stat() (Info, error) {
 }
 
 func info(fi os.FileInfo) Info {
-	return Info{Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
+	return Info{Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir(), Special: !fi.IsDir() && !fi.Mode().IsRegular()}
 }
 
 // CreateExcl implements FS.
@@ -93,17 +94,24 @@ func (OSFS) CreateExcl(name string) (File, error) {
 	return osFile{f}, nil
 }
 
-// Open implements FS. The descriptor is opened blocking and left out of the
-// runtime's poller (os.NewFile), which refuses regular files anyway: os.Open
-// would spend four fcntl calls and a failing epoll_ctl on every read of an
-// object, and a backup or restore reads thousands.
+// Open implements FS. The descriptor is left out of the runtime's poller
+// (os.NewFile of a blocking descriptor), which refuses regular files
+// anyway: os.Open would spend four fcntl calls and a failing epoll_ctl on
+// every read of an object, and a backup or restore reads thousands. It is
+// opened non-blocking, then made blocking: opening a FIFO put where an
+// object was would otherwise wait forever for a writer (callers refuse
+// what is not a regular file: Info.Special).
 func (OSFS) Open(name string) (File, error) {
 	for {
-		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_RDONLY); err != nil {
+			unix.Close(fd)
 			return nil, &os.PathError{Op: "open", Path: name, Err: err}
 		}
 		return osFile{os.NewFile(uintptr(fd), name)}, nil

@@ -474,8 +474,8 @@ func (b *Backend) Get(ctx context.Context, name string, offset, length int64) (i
 		return nil, b.fail("get", name, err, true)
 	}
 	fi, err := f.Stat()
-	if err == nil && fi.IsDir {
-		err = syscall.ENOENT // a directory is no object
+	if err == nil && (fi.IsDir || fi.Special) {
+		err = syscall.ENOENT // a directory or a FIFO is no object
 	}
 	if err != nil {
 		f.Close()
@@ -495,7 +495,7 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.ObjectInfo, er
 		return storage.ObjectInfo{}, err
 	}
 	fi, err := b.fs.Stat(p)
-	if err == nil && fi.IsDir {
+	if err == nil && (fi.IsDir || fi.Special) {
 		err = syscall.ENOENT
 	}
 	if err != nil {

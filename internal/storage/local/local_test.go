@@ -354,3 +354,49 @@ func TestSweepPassesOverUnreadableDirectory(t *testing.T) {
 		t.Fatalf("sweep with an unreadable lost+found: %d removed, %v; want 1 and no error", n, err)
 	}
 }
+
+// A FIFO where an object was (a mistake, or a prank) is no object: Get and
+// Stat say so at once. (Get opened it blocking and waited forever for a
+// writer, Ctrl-C or not.)
+func TestFIFOIsNoObject(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := local.Open(dir, local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "data/ab/abcd", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "data", "ab", "abcd")
+	os.Remove(p)
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		r, err := b.Get(ctx, "data/ab/abcd", 0, -1)
+		if err == nil {
+			r.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("get of a FIFO: %v, want not found", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("get of a FIFO still waiting after 10 s")
+	}
+	if _, err := b.Stat(ctx, "data/ab/abcd"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("stat of a FIFO: %v, want not found", err)
+	}
+	// Objects still read as before.
+	if err := b.Put(ctx, "data/ab/abce", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := storage.ReadAll(ctx, b, "data/ab/abce"); err != nil || string(got) != "y" {
+		t.Fatalf("read after: %q %v", got, err)
+	}
+}
