@@ -618,6 +618,15 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		t.Errorf("key list without --vault: exit %d: %s", r.code, r.stderr)
 	}
 
+	// A vault location that is a file: bad input (exit 2), for every command.
+	afile := filepath.Join(dir, "afile")
+	os.WriteFile(afile, []byte("not a vault"), 0o644)
+	for _, args := range [][]string{{"vault", "init", "--vault", afile}, {"vault", "points", "--vault", afile}, {"vault", "backup", "--init", "--vault", afile, dir}} {
+		if r := lifeboat(t, env, args...); r.code != 2 || !strings.Contains(r.stderr, "is a file, not a directory") {
+			t.Errorf("%v onto a file: exit %d: %s", args[:2], r.code, r.stderr)
+		}
+	}
+
 	// init into live data: refused, nothing written there.
 	live := filepath.Join(dir, "live")
 	os.MkdirAll(live, 0o755)

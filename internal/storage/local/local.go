@@ -178,7 +178,8 @@ func (b *Backend) rootErr() error {
 // fail wraps err from operation op on name. A name that does not exist is
 // ErrNotFound (if notFound) — unless the root itself is gone, which is
 // ErrUnavailable: a vault must never conclude that objects are missing when
-// the whole vault is. Permission errors are ErrUnavailable too.
+// the whole vault is. Permission errors and a full or read-only file system
+// are ErrUnavailable too: the storage cannot serve the call now.
 func (b *Backend) fail(op, name string, err error, notFound bool) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		if rerr := b.rootErr(); rerr != nil {
@@ -188,10 +189,16 @@ func (b *Backend) fail(op, name string, err error, notFound bool) error {
 			return fmt.Errorf("%s %s: %w", op, name, storage.ErrNotFound)
 		}
 	}
-	if errors.Is(err, fs.ErrPermission) {
+	if errors.Is(err, fs.ErrPermission) || isFull(err) || errors.Is(err, syscall.EROFS) {
 		return fmt.Errorf("%s %s: %w: %w", op, name, storage.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, name, err)
+}
+
+// isFull reports whether err says the file system has no room left (space,
+// inodes or quota).
+func isFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // makeDir makes sure directory rel ("" is the root) and its parents exist,

@@ -400,3 +400,54 @@ func TestFIFOIsNoObject(t *testing.T) {
 		t.Fatalf("read after: %q %v", got, err)
 	}
 }
+
+// fullFS is a file system with no room left: every write fails with ENOSPC.
+type fullFS struct{ local.OSFS }
+
+type fullFile struct{ local.File }
+
+func (f fullFile) Write(p []byte) (int, error) { return 0, syscall.ENOSPC }
+
+func (f fullFS) CreateExcl(name string) (local.File, error) {
+	file, err := f.OSFS.CreateExcl(name)
+	if err != nil {
+		return nil, err
+	}
+	return fullFile{file}, nil
+}
+
+func (f fullFS) CreateExclDirect(name string) (local.File, error) {
+	file, err := f.OSFS.CreateExclDirect(name)
+	if err != nil {
+		return nil, err
+	}
+	return fullFile{file}, nil
+}
+
+// A full file system makes puts fail as storage unavailable (the CLI's exit
+// 6, naming the storage), not as an unknown error (exit 1, "internal
+// error"); no temp file is left.
+func TestFullFileSystemIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := local.Open(dir, local.Options{FS: fullFS{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Put(ctx, "data/ab/abcd", []byte("x"))
+	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("put on a full file system: %v, want unavailable (ENOSPC)", err)
+	}
+	w, err := b.Create(ctx, "data/ab/streamed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("z"))
+	if err := w.Commit(); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("streamed put on a full file system: %v, want unavailable", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "data", "ab"))
+	if len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}

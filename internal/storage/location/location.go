@@ -96,6 +96,9 @@ func Open(ctx context.Context, sp Spec, create bool) (storage.Backend, error) {
 		}
 		return be, nil
 	}
+	if fi, err := os.Stat(loc); err == nil && !fi.IsDir() {
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "vault location %s is a file, not a directory", loc)
+	}
 	if create {
 		// A new vault goes into a new or empty directory, never into live
 		// data (whose next backup would capture the vault).
