@@ -629,19 +629,16 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 			bar := startProgress(env, "restore", prog, quiet)
 			t0 := time.Now()
 			var res *vault.RestoreResult
+			targets := []string{to}
 			if toOriginal {
-				res, err = restoreToOriginal(ctx, v, p, prog)
+				res, targets, err = restoreToOriginal(ctx, v, p, prog)
 				to = "original paths"
 			} else {
 				res, err = v.Restore(ctx, p, vault.RestoreOptions{Target: to, Path: path, Progress: prog})
 			}
 			bar.done()
 			if err != nil {
-				if ents, rerr := os.ReadDir(to); !toOriginal && rerr == nil && len(ents) > 0 && lifeboat.ErrorCode(err) != lifeboat.EExists {
-					// It got as far as writing: say what is left.
-					return fmt.Errorf("%w; the restore is incomplete: %s holds part of the point (files not finished were removed); restore again into a new directory", err, to)
-				}
-				return err
+				return incompleteRestore(err, targets)
 			}
 			el := time.Since(t0)
 			if out.json() {
@@ -781,32 +778,60 @@ func within(path, dir string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
+// incompleteRestore adds to a restore's error what it left behind: the
+// targets that hold part of the point (unfinished files were removed, and
+// directories left empty). Interrupted, it stays an interruption (exit 130).
+func incompleteRestore(err error, targets []string) error {
+	if lifeboat.ErrorCode(err) == lifeboat.EExists {
+		return err // refused before writing
+	}
+	var partial []string
+	for _, t := range targets {
+		if ents, rerr := os.ReadDir(t); rerr == nil && len(ents) > 0 {
+			partial = append(partial, t)
+		}
+	}
+	if len(partial) == 0 {
+		return err
+	}
+	holds := "holds"
+	if len(partial) > 1 {
+		holds = "hold"
+	}
+	note := fmt.Sprintf("the restore is incomplete: %s %s part of the point (files not finished were removed); restore again into a new or empty directory", strings.Join(partial, ", "), holds)
+	if errors.Is(err, context.Canceled) {
+		return &lifeboat.Error{Code: lifeboat.EInterrupted, Message: "interrupted; " + note, Err: err}
+	}
+	return &lifeboat.Error{Code: lifeboat.ErrorCode(err), Message: oneLine(err.Error()) + "; " + note, Err: err}
+}
+
 // restoreToOriginal restores every component of p to the source path its
-// manifest records: the vault alone says where things go.
-func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, prog *vault.Progress) (*vault.RestoreResult, error) {
+// manifest records: the vault alone says where things go. It returns the
+// targets it began to write.
+func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, prog *vault.Progress) (*vault.RestoreResult, []string, error) {
 	host, _ := os.Hostname()
 	total := &vault.RestoreResult{}
 	// Every component is checked, its target included, before anything is
 	// written: a refusal half-way left the first components restored.
 	for _, c := range p.Components {
 		if c.Host != host {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s was captured on host %q, this is %q: restore it with --to", c.Name, p.ID[:8], c.Host, host)
+			return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s was captured on host %q, this is %q: restore it with --to", c.Name, p.ID[:8], c.Host, host)
 		}
 		if !filepath.IsAbs(c.Source) {
-			return nil, lifeboat.Errorf(lifeboat.ECorrupt, "component %s of point %s records no absolute source path", c.Name, p.ID[:8])
+			return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "component %s of point %s records no absolute source path", c.Name, p.ID[:8])
 		}
 		n, err := v.Lookup(ctx, p, c.Name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if n.Type != tree.Dir {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s is a single %s; restore it with --to", c.Name, p.ID[:8], n.Type)
+			return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "component %s of point %s is a single %s; restore it with --to", c.Name, p.ID[:8], n.Type)
 		}
 		if st, err := os.Stat(c.Source); err == nil && !st.IsDir() {
-			return nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not a directory; nothing was restored", c.Source, c.Name)
+			return nil, nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not a directory; nothing was restored", c.Source, c.Name)
 		}
 		if ents, err := os.ReadDir(c.Source); err == nil && len(ents) > 0 {
-			return nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not empty; nothing was restored: restore into a new or empty directory", c.Source, c.Name)
+			return nil, nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not empty; nothing was restored: restore into a new or empty directory", c.Source, c.Name)
 		}
 	}
 	// Components captured from nested paths: the outer one's restore fills
@@ -814,14 +839,16 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 	for i, c := range p.Components {
 		for _, d := range p.Components[i+1:] {
 			if within(c.Source, d.Source) || within(d.Source, c.Source) {
-				return nil, lifeboat.Errorf(lifeboat.EInvalid, "components %s (%s) and %s (%s) of point %s were captured from nested paths; nothing was restored: restore each with --to DIR --path COMPONENT", c.Name, c.Source, d.Name, d.Source, p.ID[:8])
+				return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "components %s (%s) and %s (%s) of point %s were captured from nested paths; nothing was restored: restore each with --to DIR --path COMPONENT", c.Name, c.Source, d.Name, d.Source, p.ID[:8])
 			}
 		}
 	}
+	var started []string
 	for _, c := range p.Components {
+		started = append(started, c.Source)
 		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: c.Source, Path: c.Name, Progress: prog})
 		if err != nil {
-			return nil, err
+			return nil, started, err
 		}
 		total.Files += res.Files
 		total.Dirs += res.Dirs
@@ -831,5 +858,5 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		total.Failed = append(total.Failed, res.Failed...)
 		total.Warnings = append(total.Warnings, res.Warnings...)
 	}
-	return total, nil
+	return total, started, nil
 }

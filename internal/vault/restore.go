@@ -120,7 +120,7 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 	if opts.Owners != nil {
 		r.owners = *opts.Owners
 	}
-	tfd, err := prepareTarget(opts.Target)
+	tfd, created, err := prepareTarget(opts.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -137,11 +137,22 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 					r.inDir(f.dir, func(dfd int) error { return unix.Unlinkat(dfd, f.name, 0) })
 				}
 			}
+			// Directories left empty go too, deepest first, and the
+			// target if this restore made it: when nothing was restored,
+			// nothing is left, and running it again into the same place
+			// works (a skeleton of empty directories made it "not empty").
+			for di := len(r.dirs) - 1; di > 0; di-- {
+				d := r.dirs[di]
+				r.inDir(d.parent, func(dfd int) error { return unix.Unlinkat(dfd, d.node.Name, unix.AT_REMOVEDIR) })
+			}
 		}
 		for _, d := range r.dirs {
 			if d.fd >= 0 {
 				unix.Close(d.fd)
 			}
+		}
+		if err != nil && created {
+			unix.Rmdir(opts.Target)
 		}
 	}()
 	if sel.Type == tree.Dir {
@@ -172,27 +183,45 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 	return &r.res, nil
 }
 
-func prepareTarget(dir string) (int, error) {
+// prepareTarget makes or checks the target directory and opens it; created
+// says this call made it.
+func prepareTarget(dir string) (fd int, created bool, err error) {
 	if dir == "" {
-		return -1, lifeboat.Errorf(lifeboat.EInvalid, "no restore target given")
+		return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "no restore target given")
 	}
-	err := os.Mkdir(dir, 0o700)
+	err = os.Mkdir(dir, 0o700)
+	created = err == nil
 	if errors.Is(err, os.ErrExist) {
 		ents, rerr := os.ReadDir(dir)
 		if rerr != nil {
-			return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, rerr)
+			return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, rerr)
 		}
 		if len(ents) > 0 {
-			return -1, lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory", dir)
+			return -1, false, lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory", dir)
 		}
 	} else if err != nil {
-		return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, errors.Unwrap(err))
+		return -1, false, targetError(fmt.Sprintf("restore target %s", dir), errors.Unwrap(err))
 	}
-	fd, err := openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err = openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, err)
+		if created {
+			os.Remove(dir)
+		}
+		return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, err)
 	}
-	return fd, nil
+	return fd, created, nil
+}
+
+// targetError is a failure to write what into the restore target: a full
+// or read-only file system is the target being unavailable (exit 6), as a
+// failed write is; anything else (a name the file system refuses, a
+// permission) is bad input.
+func targetError(what string, err error) error {
+	code := lifeboat.EInvalid
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EIO) {
+		code = lifeboat.EUnavailable
+	}
+	return lifeboat.Errorf(code, "%s: %v", what, err)
 }
 
 // plan creates the directory tree under dirs[di] and the (empty) files, and
@@ -226,11 +255,11 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 	switch c.Type {
 	case tree.Dir:
 		if err := ignoringEINTR(func() error { return unix.Mkdirat(d.fd, c.Name, 0o700) }); err != nil {
-			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: mkdir: %v", path, err)
+			return targetError("restore "+path+": mkdir", err)
 		}
 		fd, err := openat(d.fd, c.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: open: %v", path, err)
+			return targetError("restore "+path+": open", err)
 		}
 		r.dirs = append(r.dirs, &rdir{fd: fd, node: c, path: path, parent: di})
 		r.res.Dirs++
@@ -265,7 +294,7 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 		}
 		fd, err := openat(d.fd, c.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
-			return lifeboat.Errorf(lifeboat.EInvalid, "restore %s: create: %v", path, err)
+			return targetError("restore "+path+": create", err)
 		}
 		if c.Size > 0 {
 			if err := ignoringEINTR(func() error { return unix.Ftruncate(fd, c.Size) }); err != nil {

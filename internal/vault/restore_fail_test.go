@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 )
@@ -223,4 +224,62 @@ func statIno(t *testing.T, p string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
+}
+
+// A restore that fails before any file is whole leaves nothing: the files
+// begun are removed, then the directories left empty, then the target if
+// the restore made it; one given empty stays, empty. So running it again
+// into the same place works. (A skeleton of empty directories was left,
+// and the retry was refused as "not empty".) A full target is the target
+// unavailable (exit 6), not bad input.
+func TestFailedRestoreLeavesNoSkeleton(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "app")
+	for _, d := range []string{"a/b/c", "a/d", "e"} {
+		os.MkdirAll(filepath.Join(src, d), 0o755)
+		b := make([]byte, 100<<10)
+		rand.Read(b)
+		os.WriteFile(filepath.Join(src, d, "f"), b, 0o644)
+	}
+	v, err := Init(context.Background(), memory.New(), []byte("pw"), Options{KDF: &weakKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := v.Backup(context.Background(), BackupOptions{Sources: []Source{{Path: src}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := pwrite
+	defer func() { pwrite = old }()
+	pwrite = func(fd int, b []byte, off int64) (int, error) { return 0, unix.ENOSPC }
+	given := filepath.Join(t.TempDir(), "given")
+	os.Mkdir(given, 0o755)
+	made := filepath.Join(t.TempDir(), "made")
+	for _, dst := range []string{made, given} {
+		_, err := v.Restore(context.Background(), p, RestoreOptions{Target: dst, Path: "app"})
+		if lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
+			t.Fatalf("restore into a full %s: %v, want EUnavailable", dst, err)
+		}
+	}
+	if _, err := os.Stat(made); !os.IsNotExist(err) {
+		t.Errorf("the target the failed restore made is still there: %v", err)
+	}
+	if ents, err := os.ReadDir(given); err != nil || len(ents) != 0 {
+		t.Errorf("the target given: %v %v; want it there and empty", ents, err)
+	}
+	for _, c := range []struct {
+		err  error
+		code lifeboat.Code
+	}{{unix.ENOSPC, lifeboat.EUnavailable}, {unix.EDQUOT, lifeboat.EUnavailable}, {unix.EROFS, lifeboat.EUnavailable}, {unix.ENAMETOOLONG, lifeboat.EInvalid}, {unix.EACCES, lifeboat.EInvalid}} {
+		if got := lifeboat.ErrorCode(targetError("restore x: mkdir", c.err)); got != c.code {
+			t.Errorf("a target failing with %v: %v, want %v", c.err, got, c.code)
+		}
+	}
+	// Again, with room: it works into the same place.
+	pwrite = old
+	if _, err := v.Restore(context.Background(), p, RestoreOptions{Target: given, Path: "app"}); err != nil {
+		t.Fatalf("restore again: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(given, "a/b/c/f")); len(b) != 100<<10 {
+		t.Errorf("restored file: %d bytes", len(b))
+	}
 }
