@@ -515,6 +515,11 @@ func TestBackupNotesSymlinkSource(t *testing.T) {
 	if !strings.Contains(r.stderr, "is a symlink to the directory") || !strings.Contains(r.stderr, release) {
 		t.Errorf("no note about the symlinked source; stderr:\n%s", r.stderr)
 	}
+	// With a trailing slash too: the link is what is captured.
+	r = mustRun(t, passEnv(), "vault", "backup", "-q", "--vault", vlt, current+"/")
+	if !strings.Contains(r.stderr, "is a symlink to the directory") {
+		t.Errorf("no note about the symlinked source given as %s/; stderr:\n%s", current, r.stderr)
+	}
 	r = mustRun(t, passEnv(), "vault", "backup", "-q", "--vault", vlt, release)
 	if strings.Contains(r.stderr, "symlink") {
 		t.Errorf("a note for a real directory; stderr:\n%s", r.stderr)

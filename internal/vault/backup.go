@@ -59,6 +59,7 @@ type Source struct {
 // restic do), not what it points to: a deploy's "current" link gives a
 // component of one symlink, which callers should explain.
 func LinkedDir(path string) (dir string, ok bool) {
+	path = filepath.Clean(path) // "link/" is captured as the link too
 	fi, err := os.Lstat(path)
 	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		return "", false

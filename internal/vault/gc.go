@@ -73,6 +73,7 @@ type CollectReport struct {
 	PacksReferenced int       `json:"packs_referenced"` // packs kept for them
 	PacksCondemned  int       `json:"packs_condemned"`  // tombstones written this run
 	PacksWaiting    int       `json:"packs_waiting"`    // condemned, tombstone younger than the grace period
+	PacksRecent     int       `json:"packs_recent"`     // unreferenced, but younger than the grace period or a live session: a later run decides
 	PacksDeleted    int       `json:"packs_deleted"`    // condemned packs deleted this run
 	BytesFreed      int64     `json:"bytes_freed"`      // their sizes
 	IndexesDeleted  int       `json:"indexes_deleted"`  // index objects all of whose packs are deleted
@@ -301,11 +302,12 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 	// 6. Condemn unreferenced packs older than the grace period.
 	testStop("gc-before-condemn")
 	for p, pi := range sortedPacks(packs) {
-		if ref[p] || !tombs[p].IsZero() || stNow.Sub(pi.mod) < opts.Grace {
+		if ref[p] || !tombs[p].IsZero() {
 			continue
 		}
-		if !sessionsFrom.IsZero() && !pi.mod.Before(sessionsFrom) {
-			continue // may belong to a live write session
+		if stNow.Sub(pi.mod) < opts.Grace || (!sessionsFrom.IsZero() && !pi.mod.Before(sessionsFrom)) {
+			rep.PacksRecent++ // may belong to a backup in flight, or a live write session
+			continue
 		}
 		if err := v.be.Put(ctx, tombstoneName(p), nil); err != nil && !errors.Is(err, storage.ErrExists) {
 			return nil, storageError(v.be, fmt.Errorf("condemn pack %s: %w", p, err))

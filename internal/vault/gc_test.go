@@ -419,8 +419,8 @@ func TestLeftoversAreCollected(t *testing.T) {
 	leftover := "data/ee/ee" + strings.Repeat("0", 30)
 	be.Put(ctx, leftover, append([]byte{}, b[:len(b)/2]...)) // not a valid pack
 	c.Add(30 * time.Minute)
-	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksCondemned != 0 {
-		t.Fatalf("young leftover condemned: %+v", rep)
+	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksCondemned != 0 || rep.PacksRecent != 1 {
+		t.Fatalf("young leftover condemned, or not counted as recent: %+v", rep)
 	}
 	c.Add(time.Hour)
 	if rep := mustCollect(t, v, vault.CollectOptions{}); rep.PacksCondemned != 1 {
@@ -819,8 +819,8 @@ func TestLongBackupSurvivesCollection(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a backup of 90 minutes with a collection in between: %v", err)
 	}
-	if rep == nil || rep.PacksCondemned != 0 {
-		t.Fatalf("the collection condemned the live backup's packs: %+v", rep)
+	if rep == nil || rep.PacksCondemned != 0 || rep.PacksRecent == 0 {
+		t.Fatalf("the collection condemned the live backup's packs, or did not count them as recent: %+v", rep)
 	}
 	if names := listNames(t, be, "locks/session-"); len(names) != 0 {
 		t.Errorf("session objects left after the backup: %v", names)
