@@ -37,8 +37,9 @@ var (
 	// before cancelling it: on storage that hangs, a cancelled backup
 	// would otherwise wait for the storage too.
 	sessionEndWait = 10 * time.Second
-	// sessionCleanup bounds end's deletes, for the same reason.
-	sessionCleanup = time.Minute
+	// sessionCleanup bounds end's deletes, for the same reason: Ctrl-C on
+	// a frozen server waited a minute. A session left behind goes stale.
+	sessionCleanup = 15 * time.Second
 )
 
 // session is a live write session.

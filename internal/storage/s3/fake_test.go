@@ -41,6 +41,9 @@ type fakeS3 struct {
 	// counts the PUTs of that key so far, from 1.
 	onPut  func(f *fakeS3, w http.ResponseWriter, key string, body []byte, attempt int) bool
 	perKey map[string]int
+	// intercept, if set, sees each request first, without f.mu held, and
+	// may answer it itself (returning true): a server that stalls.
+	intercept func(w http.ResponseWriter, r *http.Request, key string) bool
 }
 
 func newFake(t *testing.T) (*fakeS3, Config) {
@@ -85,6 +88,12 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if bucket != f.bucket {
 		f.fail(w, http.StatusNotFound, "NoSuchBucket")
+		return
+	}
+	f.mu.Lock()
+	intercept := f.intercept
+	f.mu.Unlock()
+	if intercept != nil && intercept(w, r, key) {
 		return
 	}
 	f.mu.Lock()
@@ -456,7 +465,7 @@ func TestErrorsNameLocationNotSecret(t *testing.T) {
 		}
 	}
 	// Even an error text that would contain the secret loses it.
-	serr := b.wrap("get", "x", fmt.Errorf("weird server said %s", cfg.SecretKey))
+	serr := b.wrap(ctx, "get", "x", fmt.Errorf("weird server said %s", cfg.SecretKey))
 	if strings.Contains(serr.Error(), cfg.SecretKey) || errors.Unwrap(serr) == nil {
 		t.Errorf("scrubbed error: %v", serr)
 	}

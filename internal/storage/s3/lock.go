@@ -25,14 +25,14 @@ func (b *Backend) ObjectLock(ctx context.Context) error {
 		if er.Code == "ObjectLockConfigurationNotFoundError" || er.Code == "ObjectLockConfigurationNotFound" || er.StatusCode == 404 {
 			return fmt.Errorf("bucket %q has no object lock: create a bucket with object lock enabled (it cannot be turned on for an existing bucket on most S3 services)", b.bucket)
 		}
-		return b.wrap("get object lock configuration of bucket "+b.bucket, "", err)
+		return b.wrap(ctx, "get object lock configuration of bucket "+b.bucket, "", err)
 	}
 	if !strings.EqualFold(enabled, "Enabled") {
 		return fmt.Errorf("bucket %q: object lock is %q, not Enabled", b.bucket, enabled)
 	}
 	vc, err := b.c.GetBucketVersioning(ctx, b.bucket)
 	if err != nil {
-		return b.wrap("get versioning of bucket "+b.bucket, "", err)
+		return b.wrap(ctx, "get versioning of bucket "+b.bucket, "", err)
 	}
 	if !vc.Enabled() {
 		return fmt.Errorf("bucket %q has object lock but versioning is %q: object lock needs versioning enabled", b.bucket, vc.Status)
@@ -49,7 +49,7 @@ func (b *Backend) Retention(ctx context.Context, name string) (time.Time, error)
 	}
 	oi, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{})
 	if err != nil {
-		return time.Time{}, b.wrap("get retention of", name, err)
+		return time.Time{}, b.wrap(ctx, "get retention of", name, err)
 	}
 	v := oi.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date")
 	if v == "" {
@@ -72,7 +72,7 @@ func (b *Backend) Retain(ctx context.Context, name string, until time.Time) erro
 	until = until.UTC().Truncate(time.Second)
 	err := b.c.PutObjectRetention(ctx, b.bucket, b.key(name), minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until})
 	if err != nil {
-		return b.wrap("retain", name, err)
+		return b.wrap(ctx, "retain", name, err)
 	}
 	return nil
 }
@@ -86,7 +86,7 @@ func (b *Backend) ListVersions(ctx context.Context, prefix string, fn func(stora
 	defer cancel()
 	for oi := range b.c.ListObjects(lctx, b.bucket, minio.ListObjectsOptions{Prefix: b.key(prefix), Recursive: true, WithVersions: true}) {
 		if oi.Err != nil {
-			return b.wrap("list versions", prefix, oi.Err)
+			return b.wrap(ctx, "list versions", prefix, oi.Err)
 		}
 		name, ok := strings.CutPrefix(oi.Key, b.prefix)
 		if !ok || storage.CheckName(name) != nil {
@@ -112,7 +112,7 @@ func (b *Backend) DeleteVersion(ctx context.Context, name, versionID string) err
 		return fmt.Errorf("delete version of %s: no version id", name)
 	}
 	if err := b.c.RemoveObject(ctx, b.bucket, b.key(name), minio.RemoveObjectOptions{VersionID: versionID}); err != nil {
-		return b.wrap("delete version "+versionID+" of", name, err)
+		return b.wrap(ctx, "delete version "+versionID+" of", name, err)
 	}
 	return nil
 }

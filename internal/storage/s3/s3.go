@@ -2,6 +2,7 @@ package s3
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -68,16 +69,53 @@ func redacted(s string) string {
 const (
 	dialTimeout   = 3 * time.Second
 	headerTimeout = 60 * time.Second
-	readRetries   = 3 // attempts per request minio-go makes for reads
+	readRetries   = 6 // attempts per request minio-go makes for reads (about 3 s of backoff)
 	putAttempts   = 4 // attempts per put, made by Put itself
 	putBackoff    = 100 * time.Millisecond
-	openTimeout   = 30 * time.Second
+	// A server that asks to slow down (429, 503, SlowDown) gets longer:
+	// throttling is routine on hosted S3, and one second of it failed a
+	// whole backup.
+	throttledAttempts = 8 // throttleBackoff doubling up to 8 s: about 24 s in all
+	throttleCap       = 8 * time.Second
+	openTimeout       = 30 * time.Second
 	// Objects from this size on are multipart uploads (in parts of
 	// partSize), conditional at CompleteMultipartUpload; smaller ones go in
 	// one conditional PutObject.
 	multipartThreshold = 128 << 20
 	partSize           = 64 << 20
 )
+
+// throttleBackoff is the first wait after a server asked to slow down (a
+// variable for tests).
+var throttleBackoff = 250 * time.Millisecond
+
+// ioIdle bounds how long a connection may make no progress reading or
+// writing: a server (or proxy) that stops reading a request body, or stops
+// sending a response body, holds the connection open, and TCP alone never
+// gives up on it. (A backup waited forever on a frozen server.) A variable
+// for tests.
+var ioIdle = 60 * time.Second
+
+// idleConn is a connection whose every read and write must progress within
+// idle.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
 
 // Backend is a bucket prefix.
 type Backend struct {
@@ -90,6 +128,9 @@ type Backend struct {
 	secret string // only to scrub it from error texts
 
 	multipartAt, partSize int // multipartThreshold and partSize; tests lower them
+	// readOnly, if set, is why every write is refused: the key may not
+	// write (found when the vault was opened).
+	readOnly error
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -162,9 +203,16 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if region == "" {
 		region = "us-east-1"
 	}
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &idleConn{Conn: c, idle: ioIdle}, nil
+		},
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -198,10 +246,18 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err == nil && !ok {
 		err = fmt.Errorf("open %s: %w: bucket %q does not exist", loc, storage.ErrUnavailable, cfg.Bucket)
 	} else if err != nil {
-		err = b.wrap("open", "", err)
+		err = b.wrap(pctx, "open", "", err)
 	}
 	if err == nil {
 		err = b.probe(pctx)
+		var de deniedError
+		if errors.As(err, &de) && pctx.Err() == nil {
+			// A key that may read but not write (for restores, checks,
+			// audits): the vault opens for reading, and every write says
+			// why it is refused. Writes need the probe's verdict.
+			b.readOnly = fmt.Errorf("%w: this access key may not write at %s (the storage answered %s when the vault was opened): reading works; backups, collections and key changes need a key that may write", storage.ErrUnavailable, loc, de)
+			err = nil
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil && pctx.Err() != nil {
@@ -307,7 +363,11 @@ func errorResponse(err error) minio.ErrorResponse {
 
 // wrap translates a minio-go error into the storage sentinels, naming the
 // operation, the object and the location.
-func (b *Backend) wrap(op, name string, err error) error {
+//
+// A cancelled or expired ctx is the caller's doing; any other timeout (the
+// transport's, a connection's: since Go 1.23 they too match
+// context.DeadlineExceeded) is the storage not answering.
+func (b *Backend) wrap(ctx context.Context, op, name string, err error) error {
 	what := op
 	if name != "" {
 		what += " " + name
@@ -315,7 +375,7 @@ func (b *Backend) wrap(op, name string, err error) error {
 	er := errorResponse(err)
 	var out error
 	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		out = fmt.Errorf("%s at %s: %w", what, b.loc, err)
 	case er.Code == minio.NoSuchKey:
 		out = fmt.Errorf("%s: %w", what, storage.ErrNotFound)
@@ -325,7 +385,7 @@ func (b *Backend) wrap(op, name string, err error) error {
 		out = fmt.Errorf("%s at %s: %w: bucket %q does not exist", what, b.loc, storage.ErrUnavailable, b.bucket)
 	case er.Code == minio.AccessDenied || er.Code == "InvalidAccessKeyId" || er.Code == "SignatureDoesNotMatch" ||
 		er.Code == "AllAccessDisabled" || er.StatusCode == http.StatusForbidden:
-		out = fmt.Errorf("%s at %s: %w: %s (check the access key and secret)", what, b.loc, storage.ErrUnavailable, er.Code)
+		out = fmt.Errorf("%s at %s: %w: %w (check the access key and secret)", what, b.loc, storage.ErrUnavailable, deniedError(cmp.Or(er.Code, "AccessDenied")))
 	case er.StatusCode == http.StatusNotFound && name != "":
 		out = fmt.Errorf("%s: %w", what, storage.ErrNotFound)
 	case er.StatusCode >= 500 || er.StatusCode == http.StatusTooManyRequests || er.StatusCode == http.StatusRequestTimeout || unreachable(err):
@@ -339,6 +399,11 @@ func (b *Backend) wrap(op, name string, err error) error {
 	return out
 }
 
+// deniedError is the code of a request the storage refused (403).
+type deniedError string
+
+func (e deniedError) Error() string { return string(e) }
+
 // unreachable reports network-level failures: refused, reset, timed out,
 // no such host, a connection cut short.
 func unreachable(err error) bool {
@@ -349,8 +414,8 @@ func unreachable(err error) bool {
 
 // retryablePut reports whether a failed put attempt may be repeated, and
 // whether the attempt may have stored the object before failing.
-func retryablePut(err error) (retry, ambiguous bool) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+func retryablePut(ctx context.Context, err error) (retry, ambiguous bool) {
+	if ctx.Err() != nil {
 		return false, false
 	}
 	er := errorResponse(err)
@@ -370,11 +435,20 @@ func retryablePut(err error) (retry, ambiguous bool) {
 	return false, false
 }
 
+// throttled reports whether the server asked to slow down.
+func throttled(err error) bool {
+	er := errorResponse(err)
+	return er.StatusCode == http.StatusTooManyRequests || er.StatusCode == http.StatusServiceUnavailable || er.Code == "SlowDown"
+}
+
 // Put implements storage.Backend with a conditional create
 // (If-None-Match: *).
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if err := b.check(ctx, "put", name); err != nil {
 		return err
+	}
+	if b.readOnly != nil {
+		return fmt.Errorf("put %s: %w", name, b.readOnly)
 	}
 	ambiguous := false // an earlier attempt may have stored data
 	for attempt := 1; ; attempt++ {
@@ -400,15 +474,19 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 			}
 			return fmt.Errorf("put %s: %w", name, storage.ErrExists)
 		}
-		retry, amb := retryablePut(err)
+		retry, amb := retryablePut(ctx, err)
 		ambiguous = ambiguous || amb
-		if !retry || attempt == putAttempts {
-			return b.wrap("put", name, err)
+		attempts, wait := putAttempts, putBackoff<<(attempt-1)
+		if throttled(err) {
+			attempts, wait = throttledAttempts, min(throttleBackoff<<(attempt-1), throttleCap)
+		}
+		if !retry || attempt >= attempts {
+			return b.wrap(ctx, "put", name, err)
 		}
 		select {
 		case <-ctx.Done():
-			return b.wrap("put", name, ctx.Err())
-		case <-time.After(putBackoff << (attempt - 1)):
+			return b.wrap(ctx, "put", name, ctx.Err())
+		case <-time.After(wait):
 		}
 	}
 }
@@ -524,9 +602,9 @@ func (b *Backend) Get(ctx context.Context, name string, offset, length int64) (i
 			}
 			return empty, nil
 		}
-		return nil, b.confirmMissing(ctx, "get", name, b.wrap("get", name, err))
+		return nil, b.confirmMissing(ctx, "get", name, b.wrap(ctx, "get", name, err))
 	}
-	return &reader{rc: rc, b: b, name: name}, nil
+	return &reader{ctx: ctx, rc: rc, b: b, name: name}, nil
 }
 
 // confirmMissing turns an ErrNotFound into ErrUnavailable unless the bucket
@@ -542,7 +620,7 @@ func (b *Backend) confirmMissing(ctx context.Context, op, name string, err error
 	case berr != nil && errorResponse(berr).StatusCode == http.StatusForbidden:
 		return err // a key that may use objects but not check the bucket: as answered
 	case berr != nil:
-		return b.wrap(op, name, berr)
+		return b.wrap(ctx, op, name, berr)
 	case !ok:
 		return fmt.Errorf("%s %s at %s: %w: bucket %q does not exist", op, name, b.loc, storage.ErrUnavailable, b.bucket)
 	}
@@ -551,6 +629,7 @@ func (b *Backend) confirmMissing(ctx context.Context, op, name string, err error
 
 // reader translates the errors of a GET body.
 type reader struct {
+	ctx  context.Context
 	rc   io.ReadCloser
 	b    *Backend
 	name string
@@ -559,7 +638,7 @@ type reader struct {
 func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
 	if err != nil && err != io.EOF {
-		err = r.b.wrap("get", r.name, err)
+		err = r.b.wrap(r.ctx, "get", r.name, err)
 	}
 	return n, err
 }
@@ -573,7 +652,7 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.ObjectInfo, er
 	}
 	oi, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{})
 	if err != nil {
-		return storage.ObjectInfo{}, b.confirmMissing(ctx, "stat", name, b.wrap("stat", name, err))
+		return storage.ObjectInfo{}, b.confirmMissing(ctx, "stat", name, b.wrap(ctx, "stat", name, err))
 	}
 	return storage.ObjectInfo{Name: name, Size: oi.Size, ModTime: oi.LastModified}, nil
 }
@@ -591,7 +670,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 	defer cancel() // stops minio-go's listing goroutine when fn fails
 	for oi := range b.c.ListObjects(lctx, b.bucket, minio.ListObjectsOptions{Prefix: b.key(prefix), Recursive: true}) {
 		if oi.Err != nil {
-			return b.wrap("list", prefix, oi.Err)
+			return b.wrap(ctx, "list", prefix, oi.Err)
 		}
 		name, ok := strings.CutPrefix(oi.Key, b.prefix)
 		if !ok || storage.CheckName(name) != nil {
@@ -613,11 +692,14 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	if err := b.check(ctx, "delete", name); err != nil {
 		return err
 	}
+	if b.readOnly != nil {
+		return fmt.Errorf("delete %s: %w", name, b.readOnly)
+	}
 	if _, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{}); err != nil {
-		return b.confirmMissing(ctx, "delete", name, b.wrap("delete", name, err))
+		return b.confirmMissing(ctx, "delete", name, b.wrap(ctx, "delete", name, err))
 	}
 	if err := b.c.RemoveObject(ctx, b.bucket, b.key(name), minio.RemoveObjectOptions{}); err != nil {
-		return b.wrap("delete", name, err)
+		return b.wrap(ctx, "delete", name, err)
 	}
 	return nil
 }
