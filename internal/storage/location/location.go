@@ -92,7 +92,9 @@ func Open(ctx context.Context, sp Spec, create bool) (storage.Backend, error) {
 		cfg.AccessKey, cfg.SecretKey = sp.AccessKey, sp.SecretKey
 		be, err := s3.Open(ctx, cfg)
 		if err != nil {
-			return nil, Error(loc, err)
+			// Which server answered: a wrong AWS_ENDPOINT_URL looks like a
+			// missing bucket or a refused key otherwise.
+			return nil, Error(loc, fmt.Errorf("%w (endpoint %s)", err, s3.RedactEndpoint(sp.Endpoint)))
 		}
 		return be, nil
 	}

@@ -2,6 +2,9 @@ package location_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -38,5 +41,22 @@ func TestCheckRefusesCredentialsInLocation(t *testing.T) {
 	_, err := location.Check("s3://AKID:TopSecretPW@bucket/prefix")
 	if lifeboat.ErrorCode(err) != lifeboat.EInvalid || strings.Contains(err.Error(), "TopSecretPW") {
 		t.Errorf("check: %v", err)
+	}
+}
+
+// An endpoint that is a plain web server (answering 200 to everything) is
+// named as not answering as S3, with the endpoint in the message, not taken
+// for S3 storage without conditional writes; the message names the
+// endpoint, so that a wrong AWS_ENDPOINT_URL shows.
+func TestOpenNamesEndpointThatIsNoS3(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body>It works!</body></html>")
+	}))
+	defer srv.Close()
+	_, err := location.Open(context.Background(), location.Spec{Location: "s3://bucket/prefix", Endpoint: srv.URL, AccessKey: "AKID", SecretKey: "sk"}, false)
+	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable || !strings.Contains(err.Error(), "is it an S3 endpoint") || !strings.Contains(err.Error(), srv.URL) {
+		t.Fatalf("open on a web server: %v", err)
 	}
 }

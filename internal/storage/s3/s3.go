@@ -286,6 +286,10 @@ func (b *Backend) probe(ctx context.Context) error {
 	err := b.Put(ctx, name, []byte("overwrite"))
 	switch {
 	case err == nil:
+		if got, rerr := storage.ReadAll(ctx, b, name); rerr != nil || (string(got) != "overwrite" && string(got) != "probe") {
+			// It answers "ok" to everything: a web server, not S3.
+			return fmt.Errorf("open %s: %w: the endpoint does not answer as S3 storage does (an object it took reads back as something else): is it an S3 endpoint?", b.loc, storage.ErrUnavailable)
+		}
 		return fmt.Errorf("storage at %s does not support conditional writes (If-None-Match): a second put of %s replaced it; refusing it: %w", b.loc, name, ErrNoConditionalWrites)
 	case !errors.Is(err, storage.ErrExists):
 		return fmt.Errorf("open %s: probe: %w", b.loc, err)
