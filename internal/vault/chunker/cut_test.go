@@ -60,7 +60,7 @@ func boundaries(data []byte, seed [32]byte, p Params, cut func(*Chunker, []byte)
 
 func TestCutMatchesReference(t *testing.T) {
 	params := []Params{DefaultParams(), small, {Min: 64, Avg: 256, Max: 1024}, {Min: 64, Avg: 4096, Max: 64 << 10}, {Min: 1 << 10, Avg: 1 << 20, Max: 8 << 20}}
-	inputs := map[string][]byte{"random": rnd(11, 24<<20), "text": text(12, 24<<20), "zeros": make([]byte, 4<<20)}
+	inputs := map[string][]byte{"random": rnd(11, 8<<20), "text": text(12, 8<<20), "zeros": make([]byte, 4<<20)}
 	for name, data := range inputs {
 		for _, p := range params {
 			for k := range byte(3) {
