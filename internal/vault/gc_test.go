@@ -57,6 +57,36 @@ func newClockVault(t *testing.T) (*vault.Vault, *memory.Backend, *clock, vault.O
 	return v, be, c, o
 }
 
+// expiredPoint is a clock vault holding one point, soft-deleted and past
+// the retention (the data key rotated after its backup, if asked), so that
+// the next collection purges it.
+type expiredPoint struct {
+	v  *vault.Vault
+	be *memory.Backend
+	c  *clock
+	o  vault.Options
+	p  *manifest.Point
+}
+
+func newExpiredPoint(t *testing.T, rotate bool) expiredPoint {
+	t.Helper()
+	ctx := context.Background()
+	v, be, c, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("doomed"), 0o644)
+	p := mustBackup(t, v, src)
+	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "", "server"); err != nil {
+		t.Fatal(err)
+	}
+	if rotate {
+		if _, err := v.RotateDataKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Add(15 * 24 * time.Hour)
+	return expiredPoint{v, be, c, o, p}
+}
+
 func listNames(t *testing.T, be storage.Backend, prefix string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
@@ -989,14 +1019,8 @@ func TestHoldNeverLosesToPurgeInFlight(t *testing.T) {
 	}{{"grace 0", time.Second, vault.CollectOptions{Grace: time.Nanosecond}}, {"stalled a day", 25 * time.Hour, vault.CollectOptions{}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			v, be, c, o := newClockVault(t)
-			src := filepath.Join(t.TempDir(), "s")
-			writeFile(t, filepath.Join(src, "f"), []byte("kept"), 0o644)
-			p := mustBackup(t, v, src)
-			if err := v.Mark(ctx, p.ID, vault.MarkDelete, "", "server"); err != nil {
-				t.Fatal(err)
-			}
-			c.Add(15 * 24 * time.Hour)
+			f := newExpiredPoint(t, false)
+			v, be, c, o, p := f.v, f.be, f.c, f.o, f.p
 			var holdErr error
 			h := &listHook{Backend: be, prefix: manifest.ObjectName(p.ID), hook: func() {
 				if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); lifeboat.ErrorCode(err) != lifeboat.EUnavailable {

@@ -843,17 +843,8 @@ func TestReencryptRacesPurge(t *testing.T) {
 	ctx := context.Background()
 	for _, onDelete := range []bool{false, true} {
 		t.Run(fmt.Sprintf("purge before the %s", map[bool]string{false: "copy", true: "delete of the original"}[onDelete]), func(t *testing.T) {
-			v, be, c, o := newClockVault(t)
-			src := filepath.Join(t.TempDir(), "s")
-			writeFile(t, filepath.Join(src, "f"), []byte("doomed"), 0o644)
-			p := mustBackup(t, v, src)
-			if err := v.Mark(ctx, p.ID, vault.MarkDelete, "", ""); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := v.RotateDataKey(ctx); err != nil {
-				t.Fatal(err)
-			}
-			c.Add(15 * 24 * time.Hour)
+			f := newExpiredPoint(t, true)
+			be, o, p := f.be, f.o, f.p
 			prefix := manifest.ObjectName(p.ID)
 			if !onDelete {
 				prefix += "." // the copy
@@ -972,17 +963,8 @@ func (h *reencryptLeftover) Delete(ctx context.Context, name string) error {
 // finishes the purge: the point has no delete marker left.
 func TestPurgedPointStaysPurgedAfterFailedWithdrawal(t *testing.T) {
 	ctx := context.Background()
-	v, be, c, o := newClockVault(t)
-	src := filepath.Join(t.TempDir(), "s")
-	writeFile(t, filepath.Join(src, "f"), []byte("doomed"), 0o644)
-	p := mustBackup(t, v, src)
-	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "", ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.RotateDataKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.Add(15 * 24 * time.Hour)
+	f := newExpiredPoint(t, true)
+	v, be, c, o, p := f.v, f.be, f.c, f.o, f.p
 	h := &reencryptLeftover{Backend: be, copyPrefix: manifest.ObjectName(p.ID) + "."}
 	h.beforeFn = func() {
 		during := &listHook{Backend: be, prefix: manifest.ObjectName(p.ID), hook: func() {

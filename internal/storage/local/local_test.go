@@ -65,16 +65,26 @@ func TestConformanceWithLinkFallback(t *testing.T) {
 	}
 }
 
-func TestObjectLayoutAndTempFiles(t *testing.T) {
-	ctx := context.Background()
+// openTemp opens a backend on a new directory and stores data/ab/abcd
+// ("x") in it, unless fs refuses.
+func openTemp(t *testing.T, fs local.FS) (string, *local.Backend) {
+	t.Helper()
 	dir := t.TempDir()
-	b, err := local.Open(dir, local.Options{})
+	b, err := local.Open(dir, local.Options{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Put(ctx, "data/ab/abcd", []byte("x")); err != nil {
-		t.Fatal(err)
+	if _, full := fs.(fullFS); !full {
+		if err := b.Put(context.Background(), "data/ab/abcd", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
 	}
+	return dir, b
+}
+
+func TestObjectLayoutAndTempFiles(t *testing.T) {
+	ctx := context.Background()
+	dir, b := openTemp(t, local.OSFS{})
 	if got, err := os.ReadFile(filepath.Join(dir, "data", "ab", "abcd")); err != nil || string(got) != "x" {
 		t.Fatalf("object file: %q, %v", got, err)
 	}
@@ -360,14 +370,7 @@ func TestSweepPassesOverUnreadableDirectory(t *testing.T) {
 // writer, Ctrl-C or not.)
 func TestFIFOIsNoObject(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := local.Open(dir, local.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Put(ctx, "data/ab/abcd", []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	dir, b := openTemp(t, local.OSFS{})
 	p := filepath.Join(dir, "data", "ab", "abcd")
 	os.Remove(p)
 	if err := syscall.Mkfifo(p, 0o600); err != nil {
@@ -429,12 +432,8 @@ func (f fullFS) CreateExclDirect(name string) (local.File, error) {
 // error"); no temp file is left.
 func TestFullFileSystemIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := local.Open(dir, local.Options{FS: fullFS{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Put(ctx, "data/ab/abcd", []byte("x"))
+	dir, b := openTemp(t, fullFS{})
+	err := b.Put(ctx, "data/ab/abcd", []byte("x"))
 	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("put on a full file system: %v, want unavailable (ENOSPC)", err)
 	}

@@ -40,15 +40,25 @@ func stallingFake(t *testing.T, serve func(w http.ResponseWriter, r *http.Reques
 // forever: the response header timeout only starts once the body is sent.)
 func TestPutToStalledServer(t *testing.T) {
 	_, b := stallingFake(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) { <-release })
+	err := within(t, "put to a server that stopped reading", func() error {
+		return b.Put(context.Background(), "data/stall", make([]byte, 16<<20))
+	})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("put to a server that stopped reading: %v, want unavailable", err)
+	}
+}
+
+// within runs fn and returns its error, failing the test if it takes 30 s.
+func within(t *testing.T, what string, fn func() error) error {
+	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- b.Put(context.Background(), "data/stall", make([]byte, 16<<20)) }()
+	go func() { done <- fn() }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, storage.ErrUnavailable) {
-			t.Errorf("put to a server that stopped reading: %v, want unavailable", err)
-		}
+		return err
 	case <-time.After(30 * time.Second):
-		t.Fatal("put to a server that stopped reading: still waiting after 30 s")
+		t.Fatalf("%s: still waiting after 30 s", what)
+		return nil
 	}
 }
 
@@ -64,22 +74,16 @@ func TestGetFromStalledServer(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-release
 	})
-	done := make(chan error, 1)
-	go func() {
+	err := within(t, "read from a server that stopped sending", func() error {
 		r, err := b.Get(context.Background(), "data/stall", 0, -1)
 		if err == nil {
 			_, err = io.ReadAll(r)
 			r.Close()
 		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, storage.ErrUnavailable) {
-			t.Errorf("read from a server that stopped sending: %v, want unavailable", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("read from a server that stopped sending: still waiting after 30 s")
+		return err
+	})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("read from a server that stopped sending: %v, want unavailable", err)
 	}
 }
 
