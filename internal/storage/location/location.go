@@ -94,7 +94,7 @@ func Open(ctx context.Context, sp Spec, create bool) (storage.Backend, error) {
 		if err != nil {
 			// Which server answered: a wrong AWS_ENDPOINT_URL looks like a
 			// missing bucket or a refused key otherwise.
-			return nil, Error(loc, fmt.Errorf("%w (endpoint %s)", err, s3.RedactEndpoint(sp.Endpoint)))
+			return nil, Error(loc, fmt.Errorf("%w (endpoint %s://%s)", err, u.Scheme, u.Host))
 		}
 		return be, nil
 	}

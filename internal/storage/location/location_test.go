@@ -55,8 +55,11 @@ func TestOpenNamesEndpointThatIsNoS3(t *testing.T) {
 		io.WriteString(w, "<html><body>It works!</body></html>")
 	}))
 	defer srv.Close()
-	_, err := location.Open(context.Background(), location.Spec{Location: "s3://bucket/prefix", Endpoint: srv.URL, AccessKey: "AKID", SecretKey: "sk"}, false)
+	_, err := location.Open(context.Background(), location.Spec{Location: "s3://bucket/prefix", Endpoint: srv.URL + "/?X-Amz-Security-Token=TopSecret", AccessKey: "AKID", SecretKey: "sk"}, false)
 	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable || !strings.Contains(err.Error(), "is it an S3 endpoint") || !strings.Contains(err.Error(), srv.URL) {
 		t.Fatalf("open on a web server: %v", err)
+	}
+	if strings.Contains(err.Error(), "TopSecret") {
+		t.Errorf("the endpoint's query is in the error: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +139,8 @@ func (*timeoutErr) Is(target error) bool { return target == context.DeadlineExce
 // A key that may read but not write (for restores, checks and audits)
 // opens the vault: reads work, and every write says why it is refused.
 // (Open's write probe refused such a key outright, with a hint to check the
-// secret, which was right.)
+// secret, which was right.) A refusal that passes (a proxy, a clock skew)
+// does not stick: the next write probes again.
 func TestReadOnlyKey(t *testing.T) {
 	ctx := context.Background()
 	f, cfg := newFake(t)
@@ -161,17 +163,36 @@ func TestReadOnlyKey(t *testing.T) {
 	if err := b.List(ctx, "points/", func(storage.ObjectInfo) error { n++; return nil }); err != nil || n != 1 {
 		t.Fatalf("list with a read-only key: %d, %v", n, err)
 	}
-	f.mu.Lock()
-	puts := f.puts
-	f.mu.Unlock()
 	for what, err := range map[string]error{"put": b.Put(ctx, "index/i", []byte("x")), "delete": b.Delete(ctx, "points/p1")} {
 		if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "may not write") || !strings.Contains(err.Error(), "AccessDenied") {
 			t.Errorf("%s with a read-only key: %v", what, err)
 		}
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.puts != puts || f.objects["vault/points/p1"] == nil {
-		t.Errorf("a write reached the storage: %d puts after open (was %d)", f.puts, puts)
+	if f.objects["vault/points/p1"] == nil || f.objects["vault/index/i"] != nil {
+		t.Errorf("a refused write changed the storage")
+	}
+	f.onPut = nil // the key may write now
+	f.mu.Unlock()
+	if err := b.Put(ctx, "index/i", []byte("x")); err != nil {
+		t.Fatalf("put once the storage takes writes: %v", err)
+	}
+}
+
+// A web server that answers HEAD with 200 and refuses puts is no read-only
+// S3 vault: open fails (it cannot list).
+func TestWebServerRefusingPutsIsNoVault(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html>It works!</html>")
+	}))
+	defer srv.Close()
+	if _, err := Open(context.Background(), Config{Endpoint: srv.URL, Bucket: "bucket", Prefix: "v", AccessKey: "ak", SecretKey: "sk"}); err == nil {
+		t.Fatal("a web server refusing puts opened as a vault")
 	}
 }

@@ -68,6 +68,9 @@ func (b *Backend) Retain(ctx context.Context, name string, until time.Time) erro
 	if err := b.check(ctx, "retain", name); err != nil {
 		return err
 	}
+	if err := b.writable(ctx); err != nil {
+		return fmt.Errorf("retain %s: %w", name, err)
+	}
 	mode := minio.Compliance
 	until = until.UTC().Truncate(time.Second)
 	err := b.c.PutObjectRetention(ctx, b.bucket, b.key(name), minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until})
@@ -110,6 +113,9 @@ func (b *Backend) DeleteVersion(ctx context.Context, name, versionID string) err
 	}
 	if versionID == "" {
 		return fmt.Errorf("delete version of %s: no version id", name)
+	}
+	if err := b.writable(ctx); err != nil {
+		return fmt.Errorf("delete version of %s: %w", name, err)
 	}
 	if err := b.c.RemoveObject(ctx, b.bucket, b.key(name), minio.RemoveObjectOptions{VersionID: versionID}); err != nil {
 		return b.wrap(ctx, "delete version "+versionID+" of", name, err)

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -96,8 +98,13 @@ var throttleBackoff = 250 * time.Millisecond
 // for tests.
 var ioIdle = 60 * time.Second
 
-// idleConn is a connection whose every read and write must progress within
-// idle.
+// idleConn is a connection whose reads and writes fail once they have made
+// no progress for idle. A write also lifts the read deadline: net/http
+// keeps a read pending on every connection (it spans the next request),
+// and while a request is sent, and then answered, that read is bounded by
+// the transport's response header timeout instead (the body may sit in the
+// kernel's send buffer for a while on a slow uplink). Reads of an answer
+// then each get idle again, so a body that stops coming fails.
 type idleConn struct {
 	net.Conn
 	idle time.Duration
@@ -111,6 +118,9 @@ func (c *idleConn) Read(p []byte) (int, error) {
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+		return 0, err
+	}
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.idle)); err != nil {
 		return 0, err
 	}
@@ -128,9 +138,13 @@ type Backend struct {
 	secret string // only to scrub it from error texts
 
 	multipartAt, partSize int // multipartThreshold and partSize; tests lower them
-	// readOnly, if set, is why every write is refused: the key may not
-	// write (found when the vault was opened).
+	// readOnly, if set, is why writes are refused: the probe's first put
+	// was denied when the vault was opened, and a read worked. A write
+	// probes again first (the refusal may have passed: a proxy, a clock
+	// skew): writable.
+	roMu     sync.Mutex
 	readOnly error
+	roSet    atomic.Bool // readOnly != nil, read without roMu
 }
 
 var _ storage.Backend = (*Backend)(nil)
@@ -250,13 +264,18 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	if err == nil {
 		err = b.probe(pctx)
-		var de deniedError
-		if errors.As(err, &de) && pctx.Err() == nil {
+		var denied *probeDenied
+		if errors.As(err, &denied) {
 			// A key that may read but not write (for restores, checks,
-			// audits): the vault opens for reading, and every write says
-			// why it is refused. Writes need the probe's verdict.
-			b.readOnly = fmt.Errorf("%w: this access key may not write at %s (the storage answered %s when the vault was opened): reading works; backups, collections and key changes need a key that may write", storage.ErrUnavailable, loc, de)
-			err = nil
+			// audits) opens the vault for reading, if the storage lists
+			// and says "no such key" as S3 does (a web server refusing
+			// puts does not); writes say why they fail.
+			_, serr := b.Stat(pctx, "locks/probe-absent")
+			if lerr := b.List(pctx, "keys/", func(storage.ObjectInfo) error { return nil }); lerr == nil && errors.Is(serr, storage.ErrNotFound) {
+				b.readOnly = fmt.Errorf("%w: this access key may not write at %s (the storage answered %s): reading works; backups, collections and key changes need a key that may write", storage.ErrUnavailable, loc, denied.code)
+				b.roSet.Store(true)
+				err = nil
+			}
 		}
 	}
 	if err != nil {
@@ -269,24 +288,66 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
+// probeDenied: the probe's first put was refused (403).
+type probeDenied struct {
+	code deniedError
+	err  error
+}
+
+func (e *probeDenied) Error() string { return e.err.Error() }
+func (e *probeDenied) Unwrap() error { return e.err }
+
+// writable returns nil if writes may go ahead: always, unless the probe's
+// first put was denied; then it probes again, and clears the refusal if
+// the storage now takes writes.
+func (b *Backend) writable(ctx context.Context) error {
+	if !b.roSet.Load() {
+		return nil
+	}
+	b.roMu.Lock()
+	defer b.roMu.Unlock()
+	if b.readOnly == nil {
+		return nil
+	}
+	err := b.probe(ctx)
+	var denied *probeDenied
+	switch {
+	case err == nil:
+		b.readOnly = nil
+		b.roSet.Store(false)
+		return nil
+	case errors.As(err, &denied):
+		return b.readOnly
+	}
+	return err
+}
+
 // probe checks that a second put of a name is refused and that a new object
 // is listed at once.
 func (b *Backend) probe(ctx context.Context) error {
 	var r [8]byte
 	rand.Read(r[:])
 	name := "locks/probe-" + hex.EncodeToString(r[:])
-	if err := b.Put(ctx, name, []byte("probe")); err != nil {
-		return fmt.Errorf("open %s: probe: %w", b.loc, err)
+	if err := b.putChecked(ctx, name, []byte("probe")); err != nil {
+		err = fmt.Errorf("open %s: probe: %w", b.loc, err)
+		if de := deniedError(""); errors.As(err, &de) {
+			return &probeDenied{code: de, err: err}
+		}
+		return err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		b.c.RemoveObject(dctx, b.bucket, b.key(name), minio.RemoveObjectOptions{})
 	}()
-	err := b.Put(ctx, name, []byte("overwrite"))
+	err := b.putChecked(ctx, name, []byte("overwrite"))
 	switch {
 	case err == nil:
-		if got, rerr := storage.ReadAll(ctx, b, name); rerr != nil || (string(got) != "overwrite" && string(got) != "probe") {
+		got, rerr := storage.ReadAll(ctx, b, name)
+		if errors.Is(rerr, storage.ErrUnavailable) {
+			return fmt.Errorf("open %s: probe: %w", b.loc, rerr) // passing trouble: say so, not "no S3"
+		}
+		if rerr != nil || (string(got) != "overwrite" && string(got) != "probe") {
 			// It answers "ok" to everything: a web server, not S3.
 			return fmt.Errorf("open %s: %w: the endpoint does not answer as S3 storage does (an object it took reads back as something else): is it an S3 endpoint?", b.loc, storage.ErrUnavailable)
 		}
@@ -451,9 +512,14 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if err := b.check(ctx, "put", name); err != nil {
 		return err
 	}
-	if b.readOnly != nil {
-		return fmt.Errorf("put %s: %w", name, b.readOnly)
+	if err := b.writable(ctx); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
 	}
+	return b.putChecked(ctx, name, data)
+}
+
+// putChecked is Put after its checks, and the probe's put.
+func (b *Backend) putChecked(ctx context.Context, name string, data []byte) error {
 	ambiguous := false // an earlier attempt may have stored data
 	for attempt := 1; ; attempt++ {
 		err := b.putOnce(ctx, name, data)
@@ -696,8 +762,8 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 	if err := b.check(ctx, "delete", name); err != nil {
 		return err
 	}
-	if b.readOnly != nil {
-		return fmt.Errorf("delete %s: %w", name, b.readOnly)
+	if err := b.writable(ctx); err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	if _, err := b.c.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{}); err != nil {
 		return b.confirmMissing(ctx, "delete", name, b.wrap(ctx, "delete", name, err))
