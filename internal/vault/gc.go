@@ -18,6 +18,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/crypto"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/marker"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/pack"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
@@ -186,7 +187,10 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		if !expired(st, now, opts.SoftDeleteRetention) {
 			continue
 		}
-		done, err := v.purgePoint(ctx, id, func(st PointState) bool { return expired(st, now, opts.SoftDeleteRetention) }, opts.Grace, stNow)
+		// Another collection's tombstone is taken over after a day, not
+		// the grace period: with --grace 0 this one took over a purge in
+		// progress, and a hold written in between reported success.
+		done, err := v.purgePoint(ctx, id, func(st PointState) bool { return expired(st, now, opts.SoftDeleteRetention) }, TempAge, stNow)
 		if err != nil {
 			return nil, err
 		}
@@ -452,7 +456,14 @@ func (v *Vault) settleAbandonedPurges(ctx context.Context, exists map[string]boo
 			continue
 		}
 		switch {
-		case !slices.ContainsFunc(ms, func(lm loadedMarker) bool { return lm.name.Kind == marker.Delete }):
+		case !hasDelete(ms):
+			leftover, err := v.purgeLeftover(ctx, id)
+			if err != nil {
+				return cleared, purged, err
+			}
+			if !leftover {
+				continue
+			}
 			done, err := v.purgePoint(ctx, id, nil, TempAge, stNow)
 			if err != nil {
 				return cleared, purged, err
@@ -469,6 +480,30 @@ func (v *Vault) settleAbandonedPurges(ctx context.Context, exists map[string]boo
 		}
 	}
 	return cleared, purged, nil
+}
+
+func hasDelete(ms []loadedMarker) bool {
+	return slices.ContainsFunc(ms, func(lm loadedMarker) bool { return lm.name.Kind == marker.Delete })
+}
+
+// purgeLeftover says whether the manifest objects of a tombstoned point
+// with no delete marker are what a finished purge leaves when a
+// re-encryption could not withdraw its copy: copies only (a purge deletes
+// the original first), and still no delete marker on a second read (a
+// marker being re-encrypted can escape a listing).
+func (v *Vault) purgeLeftover(ctx context.Context, id string) (bool, error) {
+	names, err := v.pointCopies(ctx, id)
+	if err != nil {
+		return false, storageError(v.be, err)
+	}
+	if len(names) == 0 || slices.Contains(names, manifest.ObjectName(id)) {
+		return false, nil // gone meanwhile, or an original (put back from an older copy of the vault?)
+	}
+	ms, err := v.loadMarkers(ctx, marker.Prefix+id+"/")
+	if err != nil {
+		return false, err
+	}
+	return !hasDelete(ms), nil
 }
 
 func expired(st PointState, now time.Time, retention time.Duration) bool {

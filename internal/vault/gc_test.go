@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -863,8 +862,8 @@ func TestLongBackupSurvivesCollection(t *testing.T) {
 // A purge tombstone another collection wrote (it is purging the point) is
 // left to it: this collection neither purges the point nor, giving up,
 // removes that tombstone (which let the other purge a point just held). A
-// tombstone older than the grace period is an abandoned purge and taken
-// over.
+// tombstone a day old is an abandoned purge and taken over, not sooner,
+// whatever the grace period.
 func TestPurgeLeftToTheCollectionPurging(t *testing.T) {
 	ctx := context.Background()
 	v, be, c, _ := newClockVault(t)
@@ -880,8 +879,73 @@ func TestPurgeLeftToTheCollectionPurging(t *testing.T) {
 		t.Fatal("the other collection's tombstone was removed")
 	}
 	c.Add(2 * time.Hour)
+	if rep := mustCollect(t, v, vault.CollectOptions{Grace: time.Nanosecond}); len(rep.PointsPurged) != 0 {
+		t.Fatalf("a purge two hours old was taken over (grace 0): %v", rep.PointsPurged)
+	}
+	c.Add(23 * time.Hour)
 	if rep := mustCollect(t, v, vault.CollectOptions{}); len(rep.PointsPurged) != 1 {
 		t.Fatalf("an abandoned purge was not taken over: %v", rep.PointsPurged)
+	}
+}
+
+// storageHooks calls onStat and onDelete before the backend's Stat and
+// Delete.
+type storageHooks struct {
+	*memory.Backend
+	onStat, onDelete func(name string)
+}
+
+func (h *storageHooks) Stat(ctx context.Context, name string) (storage.ObjectInfo, error) {
+	if h.onStat != nil {
+		h.onStat(name)
+	}
+	return h.Backend.Stat(ctx, name)
+}
+
+func (h *storageHooks) Delete(ctx context.Context, name string) error {
+	if h.onDelete != nil {
+		h.onDelete(name)
+	}
+	return h.Backend.Delete(ctx, name)
+}
+
+// C1 has just written its purge tombstone; C2, run with no grace period a
+// second later, must not take that purge over: a hold written while C2
+// deletes, which C1 then sees and gives up for (deleting its tombstone),
+// would find no tombstone and report success while C2 purged the point.
+func TestNoTakeoverOfPurgeInProgress(t *testing.T) {
+	ctx := context.Background()
+	f := newExpiredPoint(t, false)
+	tomb := "purged/" + f.p.ID
+	if err := f.be.Put(ctx, tomb, nil); err != nil { // C1's, just written
+		t.Fatal(err)
+	}
+	f.c.Add(time.Second)
+	var once sync.Once
+	marker := &storageHooks{Backend: f.be}
+	marker.onStat = func(name string) {
+		if name == tomb {
+			once.Do(func() { f.be.Delete(ctx, tomb) }) // C1 saw the hold and gave up
+		}
+	}
+	holder := reopen2(t, marker, f.o)
+	var holdErr error
+	var held sync.Once
+	c2 := &storageHooks{Backend: f.be, onDelete: func(name string) {
+		if name == manifest.ObjectName(f.p.ID) {
+			held.Do(func() { holdErr = holder.Mark(ctx, f.p.ID, vault.MarkHold, "legal", "carol") })
+		}
+	}}
+	rep, err := reopen2(t, c2, f.o).Collect(ctx, vault.CollectOptions{Grace: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := f.v.LoadPoint(ctx, f.p.ID)
+	if holdErr == nil && lerr != nil {
+		t.Fatalf("the hold reported success, but the point was purged (C2 purged %v)", rep.PointsPurged)
+	}
+	if len(rep.PointsPurged) != 0 {
+		t.Errorf("C2 took over a purge a second old: %v", rep.PointsPurged)
 	}
 }
 
@@ -915,8 +979,9 @@ func forgottenPoint(t *testing.T, v *vault.Vault) *manifest.Point {
 // collection, once the tombstone and the markers are a day old, removes the
 // tombstone. (It stayed for good: every hold or undelete of the point
 // failed, and re-encryption withdrew its manifest copy.) A tombstoned point
-// without a delete marker is what a finished purge leaves when a
-// re-encryption could not withdraw its copy: that purge is finished.
+// with its original manifest and no markers is left alone: a purge deletes
+// the original first, so it was put back (TestPurgedPointStaysPurged...
+// has the leftover of a finished purge).
 func TestCollectSettlesAbandonedPurges(t *testing.T) {
 	ctx := context.Background()
 	v, be, c, _ := newClockVault(t)
@@ -969,18 +1034,15 @@ func TestCollectSettlesAbandonedPurges(t *testing.T) {
 	if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); err != nil {
 		t.Fatalf("hold after the cleanup: %v", err)
 	}
-	// A day later: r's tombstone goes; q, tombstoned without a delete
-	// marker, is purged.
+	// A day later: r's tombstone goes; q, with its original manifest and
+	// no markers, is left as it is.
 	c.Add(25 * time.Hour)
 	rep = mustCollect(t, v, vault.CollectOptions{})
 	names = listNames(t, be, "purged/")
-	if rep.AbandonedPurges != 1 || names["purged/"+r.ID] || !names["purged/"+q.ID] || !slices.Equal(rep.PointsPurged, []string{q.ID}) {
-		t.Fatalf("collection: %+v, tombstones %v; want %s's removed and %s purged", rep, names, r.ID, q.ID)
+	if rep.AbandonedPurges != 1 || names["purged/"+r.ID] || !names["purged/"+q.ID] || len(rep.PointsPurged) != 0 {
+		t.Fatalf("collection: %+v, tombstones %v; want %s's removed, nothing purged", rep, names, r.ID)
 	}
-	if _, err := v.LoadPoint(ctx, q.ID); lifeboat.ErrorCode(err) != lifeboat.ENotFound {
-		t.Errorf("the leftover point %s still loads: %v", q.ID[:8], err)
-	}
-	for _, id := range []string{p.ID, r.ID} {
+	for _, id := range []string{p.ID, q.ID, r.ID} {
 		if _, err := v.LoadPoint(ctx, id); err != nil {
 			t.Errorf("saved point %s: %v", id[:8], err)
 		}
@@ -1039,5 +1101,111 @@ func TestHoldNeverLosesToPurgeInFlight(t *testing.T) {
 				t.Fatal("the hold reported success, but the point was purged")
 			}
 		})
+	}
+}
+
+// afterList runs hook once, right after prefix is first listed, before the
+// lister reads what it listed.
+type afterList struct {
+	*memory.Backend
+	prefix string
+	once   sync.Once
+	hook   func()
+}
+
+func (h *afterList) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	err := h.Backend.List(ctx, prefix, fn)
+	if prefix == h.prefix {
+		h.once.Do(h.hook)
+	}
+	return err
+}
+
+// A point a hold or an undelete saved from an abandoned purge, whose
+// markers a re-encryption replaces with copies between a collection's
+// listing of them and its reads: the collection still sees them, and
+// neither takes the point for a finished purge's leftover nor purges it.
+// (Markers gone since the listing were dropped: a held point was purged.)
+func TestMarkersReplacedMidCollection(t *testing.T) {
+	for _, saver := range []vault.MarkKind{vault.MarkUndelete, vault.MarkHold} {
+		t.Run(string(saver), func(t *testing.T) {
+			ctx := context.Background()
+			f := newExpiredPoint(t, false)
+			if err := f.be.Put(ctx, "purged/"+f.p.ID, nil); err != nil { // a stopped collection's
+				t.Fatal(err)
+			}
+			if err := f.v.Mark(ctx, f.p.ID, saver, "saved", "admin"); lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
+				t.Fatalf("%s during the purge: %v", saver, err)
+			}
+			f.c.Add(25 * time.Hour)
+			if _, err := f.v.RotateDataKey(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h := &afterList{Backend: f.be, prefix: "markers/" + f.p.ID + "/", hook: func() {
+				if res, err := f.v.Reencrypt(ctx, vault.ReencryptOptions{}); err != nil || res.Markers == 0 {
+					t.Errorf("re-encryption during the collection: %+v %v", res, err)
+				}
+			}}
+			rep, err := reopen2(t, h, f.o).Collect(ctx, vault.CollectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.v.LoadPoint(ctx, f.p.ID); err != nil || len(rep.PointsPurged) != 0 {
+				t.Fatalf("the saved point was purged (%v): %v", rep.PointsPurged, err)
+			}
+			st, err := f.v.PointState(ctx, f.p.ID)
+			if err != nil || (saver == vault.MarkUndelete && st.Deleted) || (saver == vault.MarkHold && !st.Held) {
+				t.Errorf("state after: %+v %v", st, err)
+			}
+		})
+	}
+}
+
+// A purged point's manifest put back from an old copy of the vault (rsync
+// without --delete) is not purged again: a purge deletes the original
+// first, so an original is no leftover.
+func TestPutBackManifestNotPurgedAgain(t *testing.T) {
+	ctx := context.Background()
+	f := newExpiredPoint(t, false)
+	name := manifest.ObjectName(f.p.ID)
+	saved, err := storage.ReadAll(ctx, f.be, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustCollect(t, f.v, vault.CollectOptions{}); len(rep.PointsPurged) != 1 {
+		t.Fatalf("purge: %+v", rep)
+	}
+	f.c.Add(25 * time.Hour)
+	if err := f.be.Put(ctx, name, saved); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustCollect(t, f.v, vault.CollectOptions{}); len(rep.PointsPurged) != 0 {
+		t.Fatalf("the manifest put back was purged again: %v", rep.PointsPurged)
+	}
+}
+
+// A marker replaced by its re-encrypted copy between the listing and the
+// read is read from the copy, not dropped: a hold being re-encrypted stays
+// a hold to a collection reading states then.
+func TestMarkerReadFromCopyWhenReplaced(t *testing.T) {
+	ctx := context.Background()
+	v, be, _, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
+	p := mustBackup(t, v, src)
+	if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.RotateDataKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := &afterList{Backend: be, prefix: "markers/" + p.ID + "/", hook: func() {
+		if res, err := v.Reencrypt(ctx, vault.ReencryptOptions{}); err != nil || res.Markers != 1 {
+			t.Errorf("re-encryption between the listing and the read: %+v %v", res, err)
+		}
+	}}
+	st, err := reopen2(t, h, o).PointState(ctx, p.ID)
+	if err != nil || !st.Held {
+		t.Fatalf("state read while its hold was re-encrypted: %+v %v; want held", st, err)
 	}
 }

@@ -188,14 +188,22 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 	g.SetLimit(8)
 	for i, n := range names {
 		g.Go(func() error {
-			m, err := v.openMarker(gctx, objs[i].Name, n)
+			oi := objs[i]
+			m, err := v.openMarker(gctx, oi.Name, n)
 			if errors.Is(err, storage.ErrNotFound) {
-				return nil // its point was purged since the listing
+				// Gone since the listing: its point was purged, or a
+				// re-encryption replaced it with a copy the listing did not
+				// show (then the copy is the marker: dropping it missed a
+				// hold or a delete).
+				oi, m, err = v.markerCopy(gctx, oi.Name, n)
+				if errors.Is(err, storage.ErrNotFound) {
+					return nil
+				}
 			}
 			if err != nil {
 				return err
 			}
-			out[i] = loadedMarker{name: n, obj: objs[i].Name, mod: objs[i].ModTime, m: m}
+			out[i] = loadedMarker{name: n, obj: oi.Name, mod: oi.ModTime, m: m}
 			return nil
 		})
 	}
@@ -203,6 +211,31 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 		return nil, storageError(v.be, err)
 	}
 	return slices.DeleteFunc(out, func(lm loadedMarker) bool { return lm.name.Point == "" }), nil
+}
+
+// markerCopy reads another copy of marker n than gone (the object and its
+// re-encrypted copies share a base name), newest first; ErrNotFound if none
+// is left.
+func (v *Vault) markerCopy(ctx context.Context, gone string, n marker.Name) (storage.ObjectInfo, marker.Marker, error) {
+	base, _ := splitResealed(gone)
+	var copies []storage.ObjectInfo
+	if err := v.be.List(ctx, base, func(oi storage.ObjectInfo) error {
+		if b, _ := splitResealed(oi.Name); b == base && oi.Name != gone {
+			copies = append(copies, oi)
+		}
+		return nil
+	}); err != nil {
+		return storage.ObjectInfo{}, marker.Marker{}, err
+	}
+	slices.SortFunc(copies, func(a, b storage.ObjectInfo) int { return strings.Compare(b.Name, a.Name) })
+	for _, oi := range copies {
+		m, err := v.openMarker(ctx, oi.Name, n)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		return oi, m, err
+	}
+	return storage.ObjectInfo{}, marker.Marker{}, storage.ErrNotFound
 }
 
 // openMarker reads the marker object obj (the marker n, or a resealed copy
