@@ -572,8 +572,8 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Objec
 				// still exists: a listing without it would let a collection
 				// or a check take it for gone.
 				return b.fail("list", prefix, err, false)
-			case fi.IsDir:
-				continue // a link to a directory
+			case fi.IsDir || fi.Special:
+				continue // a link to a directory, a FIFO: no object, as Get says
 			}
 			if err := fn(storage.ObjectInfo{Name: name, Size: fi.Size, ModTime: fi.ModTime}); err != nil {
 				return err

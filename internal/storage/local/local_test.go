@@ -395,6 +395,12 @@ func TestFIFOIsNoObject(t *testing.T) {
 	if _, err := b.Stat(ctx, "data/ab/abcd"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("stat of a FIFO: %v, want not found", err)
 	}
+	b.List(ctx, "data/", func(oi storage.ObjectInfo) error {
+		if oi.Name == "data/ab/abcd" {
+			t.Error("a FIFO is listed as an object")
+		}
+		return nil
+	})
 	// Objects still read as before.
 	if err := b.Put(ctx, "data/ab/abce", []byte("y")); err != nil {
 		t.Fatal(err)
