@@ -69,12 +69,21 @@ type expiredPoint struct {
 
 func newExpiredPoint(t *testing.T, rotate bool) expiredPoint {
 	t.Helper()
+	f := newMarkedPoint(t, vault.MarkDelete, rotate)
+	f.c.Add(15 * 24 * time.Hour)
+	return f
+}
+
+// newMarkedPoint is a clock vault holding one point with one marker of
+// kind, the data key rotated after it if asked.
+func newMarkedPoint(t *testing.T, kind vault.MarkKind, rotate bool) expiredPoint {
+	t.Helper()
 	ctx := context.Background()
 	v, be, c, o := newClockVault(t)
 	src := filepath.Join(t.TempDir(), "s")
 	writeFile(t, filepath.Join(src, "f"), []byte("doomed"), 0o644)
 	p := mustBackup(t, v, src)
-	if err := v.Mark(ctx, p.ID, vault.MarkDelete, "", "server"); err != nil {
+	if err := v.Mark(ctx, p.ID, kind, "", "server"); err != nil {
 		t.Fatal(err)
 	}
 	if rotate {
@@ -82,7 +91,6 @@ func newExpiredPoint(t *testing.T, rotate bool) expiredPoint {
 			t.Fatal(err)
 		}
 	}
-	c.Add(15 * 24 * time.Hour)
 	return expiredPoint{v, be, c, o, p}
 }
 
@@ -1189,16 +1197,8 @@ func TestPutBackManifestNotPurgedAgain(t *testing.T) {
 // a hold to a collection reading states then.
 func TestMarkerReadFromCopyWhenReplaced(t *testing.T) {
 	ctx := context.Background()
-	v, be, _, o := newClockVault(t)
-	src := filepath.Join(t.TempDir(), "s")
-	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
-	p := mustBackup(t, v, src)
-	if err := v.Mark(ctx, p.ID, vault.MarkHold, "legal", "carol"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.RotateDataKey(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f := newMarkedPoint(t, vault.MarkHold, true)
+	v, be, o, p := f.v, f.be, f.o, f.p
 	h := &afterList{Backend: be, prefix: "markers/" + p.ID + "/", hook: func() {
 		if res, err := v.Reencrypt(ctx, vault.ReencryptOptions{}); err != nil || res.Markers != 1 {
 			t.Errorf("re-encryption between the listing and the read: %+v %v", res, err)
