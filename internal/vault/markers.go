@@ -120,7 +120,7 @@ func (v *Vault) Mark(ctx context.Context, pointID string, kind MarkKind, reason,
 		// reads the markers: either it sees this marker and gives up, or
 		// this sees its tombstone. Never both miss.
 		if _, err := v.be.Stat(ctx, purgedName(pointID)); err == nil {
-			return lifeboat.Errorf(lifeboat.EUnavailable, "point %s was being purged by a garbage collection as the %s was written: run the command again to see whether the point is still there", pointID[:8], kind)
+			return lifeboat.Errorf(lifeboat.EUnavailable, "point %s was being purged by a garbage collection as the %s was written: the %s is recorded, but whether the point stays is not known yet; list the points to see (a purge that was interrupted is settled by a collection within a day, and the point then stays)", pointID[:8], kind, kind)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return storageError(v.be, err)
 		}
