@@ -426,9 +426,11 @@ func (v *Vault) purgePoint(ctx context.Context, id string, still func(PointState
 //     or an undelete saved the point (and reported that it failed). The
 //     tombstone is deleted: left there, every later hold or undelete of the
 //     point would fail, and re-encryption withdraw its manifest copy.
-//   - The point has no delete marker: its purge went through (its markers,
-//     the delete among them, go last), and what is left is a manifest copy
-//     a re-encryption wrote and could not withdraw. The purge is finished.
+//   - The point has no delete marker and its manifests are re-encrypted
+//     copies only (purgeLeftover): its purge went through (the original
+//     goes first, the markers, the delete among them, last), and what is
+//     left is a copy a re-encryption wrote and could not withdraw. The
+//     purge is finished. An original is left alone: put back by hand.
 //   - Still expired: the purge loop above takes it over.
 //
 // The collection that wrote a tombstone checks it is still there before
