@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -194,5 +195,37 @@ func TestWebServerRefusingPutsIsNoVault(t *testing.T) {
 	defer srv.Close()
 	if _, err := Open(context.Background(), Config{Endpoint: srv.URL, Bucket: "bucket", Prefix: "v", AccessKey: "ak", SecretKey: "sk"}); err == nil {
 		t.Fatal("a web server refusing puts opened as a vault")
+	}
+}
+
+// A server that answers a HEAD of the bucket with 404 for an access key it
+// does not know (versitygw does) is not reported as a missing bucket: the
+// listing's answer names the key.
+func TestUnknownKeyIsNoMissingBucket(t *testing.T) {
+	f, cfg := newFake(t)
+	f.mu.Lock()
+	f.intercept = func(w http.ResponseWriter, r *http.Request, key string) bool {
+		if key != "" {
+			return false
+		}
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusNotFound)
+		} else {
+			f.fail(w, http.StatusForbidden, "InvalidAccessKeyId")
+		}
+		return true
+	}
+	f.mu.Unlock()
+	_, err := Open(context.Background(), cfg)
+	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "InvalidAccessKeyId") || strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("open with a key the server does not know: %v", err)
+	}
+	// A bucket that is really missing is still named so.
+	f.mu.Lock()
+	f.intercept = nil
+	f.mu.Unlock()
+	cfg.Bucket = "other-bucket"
+	if _, err := Open(context.Background(), cfg); !strings.Contains(fmt.Sprint(err), "does not exist") {
+		t.Fatalf("open of a missing bucket: %v", err)
 	}
 }

@@ -259,6 +259,14 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	ok, err := b.c.BucketExists(pctx, cfg.Bucket)
 	if err == nil && !ok {
 		err = fmt.Errorf("open %s: %w: bucket %q does not exist", loc, storage.ErrUnavailable, cfg.Bucket)
+		// A HEAD answer has no body: some servers answer 404 to a key
+		// they do not know. A listing says which it is.
+		for oi := range b.c.ListObjects(pctx, cfg.Bucket, minio.ListObjectsOptions{Prefix: b.prefix, MaxKeys: 1}) {
+			if oi.Err != nil && errorResponse(oi.Err).Code != minio.NoSuchBucket {
+				err = b.wrap(pctx, "open", "", oi.Err)
+			}
+			break
+		}
 	} else if err != nil {
 		err = b.wrap(pctx, "open", "", err)
 	}
