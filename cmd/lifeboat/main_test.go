@@ -679,6 +679,22 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	if _, err := os.Stat(outer); err == nil {
 		t.Errorf("%s was restored although the restore was refused", outer)
 	}
+	// Nested through a symlink: the same.
+	os.MkdirAll(inner, 0o755)
+	os.WriteFile(filepath.Join(inner, "app.yaml"), []byte("x"), 0o644)
+	alias := filepath.Join(dir, "alias")
+	os.Symlink(outer, alias)
+	viaLink := filepath.Join(dir, "link-vault")
+	mustRun(t, env, "vault", "backup", "--init", "--vault", viaLink, outer, filepath.Join(alias, "config"))
+	os.RemoveAll(outer)
+	os.MkdirAll(outer, 0o755)
+	r = lifeboat(t, env, "vault", "restore", "--vault", viaLink, "latest", "--to-original")
+	if r.code != 2 || !strings.Contains(r.stderr, "nested paths") {
+		t.Fatalf("--to-original of components nested through a symlink: exit %d: %s", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(outer); len(ents) != 0 {
+		t.Errorf("%s was written although the restore was refused: %v", outer, ents)
+	}
 }
 
 // A LIFEBOAT_PASSPHRASE ending in a line break (a secret file mounted into

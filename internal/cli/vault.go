@@ -772,6 +772,21 @@ they break; the exit code is then 7.` + exitCodeHelp,
 	return cmd
 }
 
+// resolved is path with the symlinks of its longest existing prefix
+// resolved: where a restore there would write.
+func resolved(path string) string {
+	rest := ""
+	for dir := filepath.Clean(path); ; dir = filepath.Dir(dir) {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			return filepath.Clean(path)
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
 // within reports whether path is dir or below it.
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
@@ -838,7 +853,8 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 	// the inner one's target, whose restore then fails half-way.
 	for i, c := range p.Components {
 		for _, d := range p.Components[i+1:] {
-			if within(c.Source, d.Source) || within(d.Source, c.Source) {
+			cs, ds := resolved(c.Source), resolved(d.Source)
+			if within(cs, ds) || within(ds, cs) {
 				return nil, nil, lifeboat.Errorf(lifeboat.EInvalid, "components %s (%s) and %s (%s) of point %s were captured from nested paths; nothing was restored: restore each with --to DIR --path COMPONENT", c.Name, c.Source, d.Name, d.Source, p.ID[:8])
 			}
 		}
