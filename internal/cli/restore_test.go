@@ -34,7 +34,7 @@ func TestIncompleteRestore(t *testing.T) {
 		{"interrupted", fmt.Errorf("restore: %w", context.Canceled), []string{partial}, 130, []string{"interrupted; the restore is incomplete: " + partial + " holds part"}},
 		{"full, to-original", full, []string{partial, partial2, empty}, 6, []string{"no space left on device; the restore is incomplete: " + partial + ", " + partial2 + " hold part"}},
 		{"nothing left", full, []string{empty, filepath.Join(dir, "gone")}, 6, []string{"no space left on device"}},
-		{"refused", lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty", partial), []string{partial}, 8, []string{"not empty"}},
+		{"refused after others", lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty", partial2), []string{partial}, 8, []string{"not empty; the restore is incomplete: " + partial + " holds part"}},
 	} {
 		err := incompleteRestore(tc.err, tc.targets)
 		if got := ExitCode(err); got != tc.code {

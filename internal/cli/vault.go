@@ -638,6 +638,9 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 			}
 			bar.done()
 			if err != nil {
+				if !toOriginal && lifeboat.ErrorCode(err) == lifeboat.EExists {
+					return err // the target was refused before anything was written
+				}
 				return incompleteRestore(err, targets)
 			}
 			el := time.Since(t0)
@@ -797,9 +800,6 @@ func within(path, dir string) bool {
 // targets that hold part of the point (unfinished files were removed, and
 // directories left empty). Interrupted, it stays an interruption (exit 130).
 func incompleteRestore(err error, targets []string) error {
-	if lifeboat.ErrorCode(err) == lifeboat.EExists {
-		return err // refused before writing
-	}
 	var partial []string
 	for _, t := range targets {
 		if ents, rerr := os.ReadDir(t); rerr == nil && len(ents) > 0 {
@@ -864,6 +864,9 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		started = append(started, c.Source)
 		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: c.Source, Path: c.Name, Progress: prog})
 		if err != nil {
+			if lifeboat.ErrorCode(err) == lifeboat.EExists {
+				started = started[:len(started)-1] // refused before writing: filled since the check
+			}
 			return nil, started, err
 		}
 		total.Files += res.Files
