@@ -1061,19 +1061,25 @@ func TestCollectSettlesAbandonedPurges(t *testing.T) {
 	}
 }
 
-// listHook runs hook once, when prefix is first listed.
+// listHook runs hook once, when prefix is first listed: before the listing,
+// or after it (before the lister reads what it listed) with after.
 type listHook struct {
 	*memory.Backend
 	prefix string
+	after  bool
 	once   sync.Once
 	hook   func()
 }
 
 func (h *listHook) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	if prefix == h.prefix {
+	if prefix == h.prefix && !h.after {
 		h.once.Do(h.hook)
 	}
-	return h.Backend.List(ctx, prefix, fn)
+	err := h.Backend.List(ctx, prefix, fn)
+	if prefix == h.prefix && h.after {
+		h.once.Do(h.hook)
+	}
+	return err
 }
 
 // A collection that has read an expired point's state and is about to
@@ -1112,23 +1118,6 @@ func TestHoldNeverLosesToPurgeInFlight(t *testing.T) {
 	}
 }
 
-// afterList runs hook once, right after prefix is first listed, before the
-// lister reads what it listed.
-type afterList struct {
-	*memory.Backend
-	prefix string
-	once   sync.Once
-	hook   func()
-}
-
-func (h *afterList) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	err := h.Backend.List(ctx, prefix, fn)
-	if prefix == h.prefix {
-		h.once.Do(h.hook)
-	}
-	return err
-}
-
 // A point a hold or an undelete saved from an abandoned purge, whose
 // markers a re-encryption replaces with copies between a collection's
 // listing of them and its reads: the collection still sees them, and
@@ -1149,7 +1138,7 @@ func TestMarkersReplacedMidCollection(t *testing.T) {
 			if _, err := f.v.RotateDataKey(ctx); err != nil {
 				t.Fatal(err)
 			}
-			h := &afterList{Backend: f.be, prefix: "markers/" + f.p.ID + "/", hook: func() {
+			h := &listHook{Backend: f.be, prefix: "markers/" + f.p.ID + "/", after: true, hook: func() {
 				if res, err := f.v.Reencrypt(ctx, vault.ReencryptOptions{}); err != nil || res.Markers == 0 {
 					t.Errorf("re-encryption during the collection: %+v %v", res, err)
 				}
@@ -1199,7 +1188,7 @@ func TestMarkerReadFromCopyWhenReplaced(t *testing.T) {
 	ctx := context.Background()
 	f := newMarkedPoint(t, vault.MarkHold, true)
 	v, be, o, p := f.v, f.be, f.o, f.p
-	h := &afterList{Backend: be, prefix: "markers/" + p.ID + "/", hook: func() {
+	h := &listHook{Backend: be, prefix: "markers/" + p.ID + "/", after: true, hook: func() {
 		if res, err := v.Reencrypt(ctx, vault.ReencryptOptions{}); err != nil || res.Markers != 1 {
 			t.Errorf("re-encryption between the listing and the read: %+v %v", res, err)
 		}

@@ -218,22 +218,24 @@ func (v *Vault) loadMarkers(ctx context.Context, prefix string) ([]loadedMarker,
 // is left.
 func (v *Vault) markerCopy(ctx context.Context, gone string, n marker.Name) (storage.ObjectInfo, marker.Marker, error) {
 	base, _ := splitResealed(gone)
-	var copies []storage.ObjectInfo
-	if err := v.be.List(ctx, base, func(oi storage.ObjectInfo) error {
-		if b, _ := splitResealed(oi.Name); b == base && oi.Name != gone {
-			copies = append(copies, oi)
-		}
-		return nil
-	}); err != nil {
+	names, err := v.copiesOf(ctx, base)
+	if err != nil {
 		return storage.ObjectInfo{}, marker.Marker{}, err
 	}
-	slices.SortFunc(copies, func(a, b storage.ObjectInfo) int { return strings.Compare(b.Name, a.Name) })
-	for _, oi := range copies {
-		m, err := v.openMarker(ctx, oi.Name, n)
-		if errors.Is(err, storage.ErrNotFound) {
+	for _, name := range names {
+		if name == gone {
 			continue
 		}
-		return oi, m, err
+		oi, err := v.be.Stat(ctx, name) // its storage time: settleAbandonedPurges reads it
+		if err == nil {
+			var m marker.Marker
+			if m, err = v.openMarker(ctx, name, n); err == nil {
+				return oi, m, nil
+			}
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return storage.ObjectInfo{}, marker.Marker{}, err
+		}
 	}
 	return storage.ObjectInfo{}, marker.Marker{}, storage.ErrNotFound
 }
