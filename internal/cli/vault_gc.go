@@ -74,7 +74,7 @@ pack condemned meanwhile fail with exit code 6 and can be run again.` + gcExitCo
 				fmt.Fprintf(env.Stdout, "purged point %s\n", id[:8])
 			}
 			if rep.PacksRecent > 0 {
-				fmt.Fprintf(env.Stdout, "%d unreferenced packs are younger than the grace period (or belong to a backup in progress): a later run decides\n", rep.PacksRecent)
+				fmt.Fprintf(env.Stdout, "%d unreferenced packs are younger than the grace period or may serve a backup in progress: a later run decides\n", rep.PacksRecent)
 			}
 			if rep.TempDeleted > 0 {
 				fmt.Fprintf(env.Stdout, "removed %d unfinished objects of killed writers (%s)\n", rep.TempDeleted, fmtBytes(rep.TempBytesFreed))

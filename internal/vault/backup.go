@@ -262,6 +262,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	}
 	defer func() { close(b.blobs); bwg.Wait() }()
 	b.s = v.newSaver(ctx)
+	b.s.checkpointEvery = v.opts.CheckpointEvery
 
 	if opts.Scan {
 		go b.scan(ctx, srcs)
@@ -322,10 +323,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 		}
 	}
 	if ferr != nil {
-		if serr := b.s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
-			ferr = serr // the storage failure behind the cancellation
-		}
-		return nil, storageError(v.be, ferr)
+		return nil, b.fail(ferr)
 	}
 	sort.Slice(root.Nodes, func(i, j int) bool { return root.Nodes[i].Name < root.Nodes[j].Name })
 	rb, err := tree.Encode(root)
@@ -335,13 +333,10 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	}
 	p.Root, _, err = b.s.save(blob.Tree, rb)
 	if err != nil {
-		if serr := b.s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
-			err = serr
-		}
-		return nil, storageError(v.be, err)
+		return nil, b.fail(err)
 	}
 	if err := b.s.finish(); err != nil {
-		return nil, storageError(v.be, err)
+		return nil, b.fail(err)
 	}
 	p.Stats.BytesNew = b.s.bytesNew
 	p.Stats.BytesNewRaw = b.s.rawNew
@@ -358,6 +353,40 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	}
 	return p, nil
 }
+
+// fail stops the saver after err and returns the backup's error: the
+// storage failure behind a cancellation if there was one, with what the
+// backup leaves for the next one.
+func (b *backup) fail(err error) error {
+	if serr := b.s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
+		err = serr // the storage failure behind the cancellation
+	}
+	err = storageError(b.v.be, err)
+	if b.s.indexed > 0 {
+		return &BackupError{Err: err, KeptPacks: b.s.indexed, KeptBytes: b.s.keptBytes}
+	}
+	return err
+}
+
+// BackupError is the error of a backup that failed or was interrupted after
+// storing data that index objects name: the next backup dedups against it
+// instead of uploading it again (unless a garbage collection removed it
+// meanwhile: packs no point references are condemned after its grace period).
+type BackupError struct {
+	Err       error
+	KeptPacks int
+	KeptBytes int64 // sealed bytes in those packs
+}
+
+func (e *BackupError) Error() string {
+	packs := "packs"
+	if e.KeptPacks == 1 {
+		packs = "pack"
+	}
+	return fmt.Sprintf("%v; %.1f MiB already stored (%d %s) is kept for the next backup to reuse", e.Err, float64(e.KeptBytes)/(1<<20), e.KeptPacks, packs)
+}
+
+func (e *BackupError) Unwrap() error { return e.Err }
 
 // commitPoint writes the manifest, then checks that no pack it references was
 // condemned meanwhile by a garbage collector; if one was, the manifest is

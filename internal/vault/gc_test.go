@@ -896,11 +896,21 @@ func TestPurgeLeftToTheCollectionPurging(t *testing.T) {
 	}
 }
 
-// storageHooks calls onStat and onDelete before the backend's Stat and
-// Delete.
+// storageHooks calls onStat, onDelete and onPut before the backend's Stat,
+// Delete and Put.
 type storageHooks struct {
 	*memory.Backend
 	onStat, onDelete func(name string)
+	onPut            func(name string) error // an error fails the put
+}
+
+func (h *storageHooks) Put(ctx context.Context, name string, data []byte) error {
+	if h.onPut != nil {
+		if err := h.onPut(name); err != nil {
+			return err
+		}
+	}
+	return h.Backend.Put(ctx, name, data)
 }
 
 func (h *storageHooks) Stat(ctx context.Context, name string) (storage.ObjectInfo, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -21,6 +22,11 @@ import (
 // the index and the session, packs new blobs, hands full packs to an
 // uploader, and at finish writes one index object naming every pack it
 // stored. Nothing it writes is referenced until the caller's manifest is.
+//
+// With checkpoints on (backups), it also writes an index object for the
+// packs stored so far every checkpointEvery, and when it is aborted: a
+// later backup dedups against them, so a backup that was interrupted,
+// failed or killed does not upload them again.
 //
 // Data packs stream straight into the backend when it can take a stream
 // (local: the temp file), so no pack-sized buffer exists; otherwise (S3)
@@ -45,6 +51,11 @@ type saver struct {
 	bytesNew int64
 	rawNew   int64
 	blobsNew int64
+
+	checkpointEvery time.Duration // 0: one index object at finish only
+	lastIndex       time.Time
+	indexed         int   // s.done[:indexed] are named by index objects
+	keptBytes       int64 // sealed bytes in those packs
 }
 
 type openPack struct {
@@ -56,7 +67,7 @@ func (v *Vault) newSaver(ctx context.Context) *saver {
 	ctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	s := &saver{v: v, ctx: gctx, cancel: cancel, g: g, uploads: make(chan *openPack), pending: map[blob.ID]struct{}{},
-		usedPks: map[blob.PackID]bool{}, sealer: v.sealer()}
+		usedPks: map[blob.PackID]bool{}, sealer: v.sealer(), lastIndex: time.Now()}
 	s.stream, _ = v.be.(storage.Streamer)
 	// One uploader: with the pack being filled and one waiting, at most three
 	// packs are in flight; uploads overlap with chunking and sealing.
@@ -100,6 +111,42 @@ func (s *saver) store(op *openPack) error {
 	s.mu.Lock()
 	s.done = append(s.done, index.PackEntries{Pack: op.w.ID, Entries: op.w.Entries()})
 	s.mu.Unlock()
+	testStop("backup-pack-stored")
+	if s.checkpointEvery > 0 && time.Since(s.lastIndex) >= s.checkpointEvery {
+		return s.writeIndexes(s.ctx)
+	}
+	return nil
+}
+
+// writeIndexes writes index objects naming the stored packs no index object
+// names yet. Only the uploader calls it, or finish and abort once the
+// uploader has stopped.
+func (s *saver) writeIndexes(ctx context.Context) error {
+	s.mu.Lock()
+	packs := s.done[s.indexed:]
+	s.mu.Unlock()
+	// Index objects hold at most 1024 packs each.
+	for len(packs) > 0 {
+		part := packs[:min(1024, len(packs))]
+		packs = packs[len(part):]
+		name := "index/" + hex.EncodeToString(randBytes(16))
+		sealed := s.sealer.Seal(nil, index.Encode(part), "index "+name)
+		if err := s.v.be.Put(ctx, name, sealed); err != nil {
+			return fmt.Errorf("write index %s: %w", name, err)
+		}
+		s.v.mu.Lock()
+		s.v.indexSeen[name] = true
+		s.v.mu.Unlock()
+		s.mu.Lock()
+		s.indexed += len(part)
+		for _, pe := range part {
+			for _, e := range pe.Entries {
+				s.keptBytes += int64(e.Length)
+			}
+		}
+		s.mu.Unlock()
+	}
+	s.lastIndex = time.Now()
 	return nil
 }
 
@@ -211,7 +258,8 @@ func (s *saver) saveNew(t blob.Type, id blob.ID, plain []byte) (blob.ID, int, er
 }
 
 // finish stores the open packs, waits for every upload, then writes the
-// session's index object and adds it to the in-memory index.
+// session's index object and adds it to the in-memory index. After an
+// error, the caller calls abort (which keeps what was stored).
 func (s *saver) finish() error {
 	s.mu.Lock()
 	var rest []*openPack
@@ -241,17 +289,8 @@ func (s *saver) finish() error {
 	for _, pe := range s.done {
 		s.usedPks[pe.Pack] = true
 	}
-	// Index objects hold at most 1024 packs each.
-	for start := 0; start < len(s.done); start += 1024 {
-		part := s.done[start:min(start+1024, len(s.done))]
-		name := "index/" + hex.EncodeToString(randBytes(16))
-		sealed := s.sealer.Seal(nil, index.Encode(part), "index "+name)
-		if err := s.v.be.Put(context.WithoutCancel(s.ctx), name, sealed); err != nil {
-			return fmt.Errorf("write index %s: %w", name, err)
-		}
-		s.v.mu.Lock()
-		s.v.indexSeen[name] = true
-		s.v.mu.Unlock()
+	if err := s.writeIndexes(context.WithoutCancel(s.ctx)); err != nil {
+		return err
 	}
 	// Replace, not Add: a blob stored again because its old pack is
 	// condemned must be read and deduped from its new copy from now on.
@@ -264,10 +303,17 @@ func (s *saver) finish() error {
 // abort stops the uploader after an error and discards open packs. It does
 // not close uploads: goroutines still saving see the cancelled context.
 // It returns the uploader's error, the cause when the workers only saw the
-// cancellation it triggered.
+// cancellation it triggered. With checkpoints on, the packs already stored
+// are kept for the next backup: an index object names them, if the storage
+// takes it within abortIndexTimeout.
 func (s *saver) abort() error {
 	s.cancel()
 	err := s.g.Wait()
+	if s.checkpointEvery > 0 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), abortIndexTimeout)
+		_ = s.writeIndexes(ctx) // best effort: the packs stay leftovers otherwise
+		cancel()
+	}
 	s.mu.Lock()
 	for i, op := range s.open {
 		if op != nil {
@@ -286,6 +332,9 @@ func (op *openPack) discard() {
 		op.ow.Abort()
 	}
 }
+
+// abortIndexTimeout bounds the index write of an aborted backup.
+const abortIndexTimeout = 20 * time.Second
 
 func newPackID() blob.PackID { return blob.PackID(randBytes(16)) }
 

@@ -67,6 +67,10 @@ type Options struct {
 	PackSize int
 	// Workers is the number of backup/restore workers (default GOMAXPROCS, at least 2).
 	Workers int
+	// CheckpointEvery is how often a backup writes an index object for the
+	// packs it has stored so far (default DefaultCheckpointEvery), so that a
+	// backup killed half-way leaves them for the next one to reuse.
+	CheckpointEvery time.Duration
 	// KeySlot is a key slot kept outside the storage (a disaster kit's
 	// copy): Open tries it before the vault's own slots, so that a vault
 	// whose slots were deleted still opens with it.
@@ -80,7 +84,15 @@ func (o *Options) defaults() {
 	if o.Workers <= 0 {
 		o.Workers = max(2, runtime.GOMAXPROCS(0))
 	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = DefaultCheckpointEvery
+	}
 }
+
+// DefaultCheckpointEvery is how often a backup makes the packs it stored so
+// far reusable by the next backup, should it not finish. (A failed or
+// interrupted backup does so as it stops.) Each time costs one small object.
+const DefaultCheckpointEvery = 5 * time.Minute
 
 // DefaultPackSize is the target size of a pack file.
 const DefaultPackSize = 16 << 20

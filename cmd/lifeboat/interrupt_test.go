@@ -1,0 +1,64 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Ctrl-C during a first backup, a real SIGINT to the process (stopped just
+// after it stored its first pack, then resumed): exit 130, a line saying
+// what is kept, and the next backup stores only the rest.
+func TestInterruptedBackupResumes(t *testing.T) {
+	dir := t.TempDir()
+	src, vlt := filepath.Join(dir, "src"), filepath.Join(dir, "vault")
+	os.MkdirAll(src, 0o755)
+	data := make([]byte, 40<<20) // incompressible: three packs of 16 MiB
+	rand.NewChaCha8([32]byte{9}).Read(data)
+	if err := os.WriteFile(filepath.Join(src, "big.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := passEnv()
+	mustRun(t, env, "vault", "init", "--vault", vlt)
+	b := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=backup-pack-stored"), "vault", "backup", "--vault", vlt, "-q", src)
+	if !b.waitStopped(t) {
+		t.Fatalf("backup did not stop after its first pack: %s", b.errb.String())
+	}
+	b.cmd.Process.Signal(syscall.SIGINT)
+	b.cmd.Process.Signal(syscall.SIGCONT)
+	if code := b.wait(t); code != 130 {
+		t.Fatalf("interrupted backup: exit %d, want 130: %s", code, b.errb.String())
+	}
+	if msg := b.errb.String(); !strings.Contains(msg, "interrupted") || !strings.Contains(msg, "is kept for the next backup to reuse") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+		t.Errorf("interrupted backup's message, want one line saying what is kept: %q", msg)
+	}
+	if r := lifeboat(t, env, "vault", "points", "--vault", vlt, "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("the interrupted backup left a point: %q", r.stdout)
+	}
+
+	r := mustRun(t, env, "vault", "backup", "--vault", vlt, "-q", "-o", "json", src)
+	var p struct {
+		ID    string `json:"id"`
+		Stats struct {
+			BytesNew int64 `json:"bytes_new"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		t.Fatalf("backup -o json: %v: %s", err, r.stdout)
+	}
+	if p.Stats.BytesNew > int64(len(data))-15<<20 {
+		t.Errorf("the backup after the interruption stored %d of %d bytes: the stored pack was not reused", p.Stats.BytesNew, len(data))
+	}
+	to := filepath.Join(dir, "restored")
+	mustRun(t, env, "vault", "restore", "--vault", vlt, p.ID, "--to", to, "-q")
+	got, err := os.ReadFile(filepath.Join(to, "src", "big.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("restored file differs (%v)", err)
+	}
+	mustRun(t, env, "vault", "check", "--vault", vlt, "--read-data")
+}
