@@ -62,3 +62,36 @@ func TestInterruptedBackupResumes(t *testing.T) {
 	}
 	mustRun(t, env, "vault", "check", "--vault", vlt, "--read-data")
 }
+
+// A second Ctrl-C quits at once: here while the first one's clean stop is
+// under way (the backup stopped itself just before keeping what it
+// stored). The process dies of the signal, and the vault stays sound.
+func TestSecondInterruptQuits(t *testing.T) {
+	dir := t.TempDir()
+	src, vlt := filepath.Join(dir, "src"), filepath.Join(dir, "vault")
+	os.MkdirAll(src, 0o755)
+	data := make([]byte, 40<<20)
+	rand.NewChaCha8([32]byte{10}).Read(data)
+	if err := os.WriteFile(filepath.Join(src, "big.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := passEnv()
+	mustRun(t, env, "vault", "init", "--vault", vlt)
+	b := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=backup-pack-stored,backup-abort"), "vault", "backup", "--vault", vlt, "-q", src)
+	for i, stage := range []string{"backup-pack-stored", "backup-abort"} {
+		if !b.waitStopped(t) {
+			t.Fatalf("backup did not stop at %s: %s", stage, b.errb.String())
+		}
+		b.cmd.Process.Signal(syscall.SIGINT)
+		b.cmd.Process.Signal(syscall.SIGCONT)
+		if i == 0 {
+			b.waitRunning(t)
+		}
+	}
+	b.wait(t)
+	if ws, ok := b.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Fatalf("after a second Ctrl-C the backup went on: %v, stderr %q", b.cmd.ProcessState, b.errb.String())
+	}
+	mustRun(t, env, "vault", "check", "--vault", vlt, "--read-data")
+	mustRun(t, env, "vault", "backup", "--vault", vlt, "-q", src)
+}

@@ -358,6 +358,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 // storage failure behind a cancellation if there was one, with what the
 // backup leaves for the next one.
 func (b *backup) fail(err error) error {
+	testStop("backup-abort")
 	if serr := b.s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr // the storage failure behind the cancellation
 	}
