@@ -95,3 +95,64 @@ func TestSecondInterruptQuits(t *testing.T) {
 	mustRun(t, env, "vault", "check", "--vault", vlt, "--read-data")
 	mustRun(t, env, "vault", "backup", "--vault", vlt, "-q", src)
 }
+
+// Ctrl-C during a restore (a real SIGINT, the process stopped just after
+// its first whole file): exit 130, one line naming the target that holds
+// part of the point; every file left there is whole and exact (unfinished
+// ones were removed); a restore again into a new directory is complete.
+func TestInterruptedRestore(t *testing.T) {
+	dir := t.TempDir()
+	src, vlt := filepath.Join(dir, "src"), filepath.Join(dir, "vault")
+	os.MkdirAll(filepath.Join(src, "sub"), 0o755)
+	r := rand.NewChaCha8([32]byte{11})
+	want := map[string][]byte{"small.txt": []byte("a small file\n")}
+	for _, name := range []string{"a.bin", "b.bin", "sub/c.bin"} {
+		want[name] = make([]byte, 12<<20)
+		r.Read(want[name])
+	}
+	for name, b := range want {
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := passEnv()
+	mustRun(t, env, "vault", "init", "--vault", vlt)
+	mustRun(t, env, "vault", "backup", "--vault", vlt, "-q", src)
+
+	to := filepath.Join(dir, "restored")
+	p := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=restore-file-restored"), "vault", "restore", "--vault", vlt, "latest", "--to", to, "-q")
+	if !p.waitStopped(t) {
+		t.Fatalf("restore did not stop after its first file: %s", p.errb.String())
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	if code := p.wait(t); code != 130 {
+		t.Fatalf("interrupted restore: exit %d, want 130: %s", code, p.errb.String())
+	}
+	msg := strings.TrimSpace(p.errb.String())
+	if !strings.HasPrefix(msg, "lifeboat: interrupted") || !strings.Contains(msg, to+" holds part of the point") || strings.Contains(msg, "\n") {
+		t.Errorf("interrupted restore's message, want one line naming %s: %q", to, msg)
+	}
+	found := 0
+	for name, b := range want {
+		got, err := os.ReadFile(filepath.Join(to, "src", name))
+		switch {
+		case os.IsNotExist(err):
+		case err != nil || !bytes.Equal(got, b):
+			t.Errorf("%s left by the interrupted restore is not whole (%d of %d bytes, %v)", name, len(got), len(b), err)
+		default:
+			found++
+		}
+	}
+	if found == 0 || found == len(want) {
+		t.Errorf("the interrupted restore left %d of %d files; want some, not all", found, len(want))
+	}
+
+	again := filepath.Join(dir, "again")
+	mustRun(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", again, "-q")
+	for name, b := range want {
+		if got, err := os.ReadFile(filepath.Join(again, "src", name)); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s restored again differs (%v)", name, err)
+		}
+	}
+}

@@ -611,6 +611,7 @@ func (r *restorer) restored() {
 	r.mu.Lock()
 	r.res.Files++
 	r.mu.Unlock()
+	testStop("restore-file-restored")
 }
 
 // unlink removes a failed file, which is listed in Failed as removed; when

@@ -17,7 +17,8 @@ import (
 //
 // Stages: "backup-pack-stored" (a pack of the backup is durable),
 // "backup-abort" (the backup failed or was interrupted, and is about to keep
-// what it stored), "backup-before-commit" (packs and index durable, manifest
+// what it stored), "restore-file-restored" (a file of a restore is
+// whole), "backup-before-commit" (packs and index durable, manifest
 // not yet written), "gc-before-condemn" (references computed, no tombstone
 // written), "gc-before-delete" (packs to delete chosen, none deleted). The
 // process stops the first time it reaches each stage only.
