@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -745,25 +746,17 @@ they break; the exit code is then 7.` + exitCodeHelp,
 				if rep.Unreferenced > 0 {
 					fmt.Fprintf(env.Stdout, "%d packs are not indexed (left by interrupted backups; harmless)\n", rep.Unreferenced)
 				}
-				for _, pr := range rep.Problems {
-					fmt.Fprintf(env.Stdout, "PROBLEM %s", pr.Object)
-					if pr.Blob != "" {
-						fmt.Fprintf(env.Stdout, " blob %s", pr.Blob[:16])
-					}
-					fmt.Fprintf(env.Stdout, ": %s\n", pr.What)
-					for _, pt := range pr.Points {
-						fmt.Fprintf(env.Stdout, "  breaks point %s\n", pt[:8])
-					}
-					for _, pth := range pr.Paths {
-						fmt.Fprintf(env.Stdout, "  breaks %s\n", pth)
-					}
-				}
+				printProblems(env.Stdout, rep.Problems)
 				if rep.OK() {
 					fmt.Fprintln(env.Stdout, "no problems found")
 				}
 			}
 			if !rep.OK() {
-				return lifeboat.Errorf(lifeboat.ECorrupt, "check found %d problems in the vault at %s", len(rep.Problems), be.Location())
+				objs := map[string]bool{}
+				for _, pr := range rep.Problems {
+					objs[pr.Object] = true
+				}
+				return lifeboat.Errorf(lifeboat.ECorrupt, "check found %d problems in %d objects of the vault at %s", len(rep.Problems), len(objs), be.Location())
 			}
 			return nil
 		},
@@ -794,6 +787,67 @@ func resolved(path string) string {
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// printProblems lists check's problems, those of one object with the same
+// cause as one (a missing pack is one line, not one per blob), with the
+// points and paths they break.
+func printProblems(w io.Writer, probs []vault.Problem) {
+	type group struct {
+		pr            vault.Problem
+		blobs         int
+		points, paths []string
+		more          int
+	}
+	var groups []*group
+	byKey := map[[2]string]*group{}
+	for _, pr := range probs {
+		k := [2]string{pr.Object, pr.What}
+		g := byKey[k]
+		if g == nil || pr.Blob == "" {
+			g = &group{pr: pr}
+			groups = append(groups, g)
+			if pr.Blob != "" {
+				byKey[k] = g
+			}
+		}
+		if pr.Blob != "" {
+			g.blobs++
+		}
+		for _, pt := range pr.Points {
+			if !slices.Contains(g.points, pt) {
+				g.points = append(g.points, pt)
+			}
+		}
+		for _, pth := range pr.Paths {
+			switch {
+			case slices.Contains(g.paths, pth):
+			case len(g.paths) < 20:
+				g.paths = append(g.paths, pth)
+			default:
+				g.more++
+			}
+		}
+	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "PROBLEM %s", g.pr.Object)
+		switch {
+		case g.blobs == 1:
+			fmt.Fprintf(w, " blob %s", g.pr.Blob[:16])
+		case g.blobs > 1:
+			fmt.Fprintf(w, " (%d blobs)", g.blobs)
+		}
+		fmt.Fprintf(w, ": %s\n", g.pr.What)
+		for _, pt := range g.points {
+			fmt.Fprintf(w, "  breaks point %s\n", pt[:8])
+		}
+		for _, pth := range g.paths {
+			fmt.Fprintf(w, "  breaks %s\n", pth)
+		}
+		if g.more > 0 {
+			fmt.Fprintf(w, "  and %d more paths (-o json lists each blob's)\n", g.more)
+		}
+	}
 }
 
 // incompleteRestore adds to a restore's error what it left behind: the

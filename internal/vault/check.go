@@ -145,8 +145,10 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				rep.PacksRead++
-				rep.BlobsRead += n
+				if n >= 0 {
+					rep.PacksRead++
+					rep.BlobsRead += n
+				}
 				for _, pr := range probs {
 					if pr.Blob != "" {
 						var id blob.ID
@@ -210,6 +212,9 @@ func (v *Vault) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 		if errors.Is(err, storage.ErrNotFound) {
 			rep.Points--
 			continue // purged since the listing
+		}
+		if err != nil && v.unreadable(ctx, err) {
+			err = &CorruptError{Object: manifest.ObjectName(id), Err: fmt.Errorf("could not be read: %w", err)}
 		}
 		if err != nil {
 			var ce *CorruptError
@@ -336,6 +341,10 @@ func (v *Vault) checkTree(ctx context.Context, point string, n *tree.Node, path 
 			pr.note(point, nonEmpty(path))
 		}
 		t, err := v.LoadTree(ctx, id)
+		if err != nil && v.unreadable(ctx, err) {
+			loc, _ := v.idx.Lookup(id)
+			err = &CorruptError{Object: loc.Pack.ObjectName(), Blob: id.String(), Err: fmt.Errorf("could not be read: %w", err)}
+		}
 		if err != nil {
 			var ce *CorruptError
 			if !errors.As(err, &ce) {
@@ -369,7 +378,23 @@ func nonEmpty(p string) string {
 	return p
 }
 
-// checkPack reads one pack whole and verifies its trailer and blobs.
+// unreadable reports whether a failed read failed for that object alone:
+// not found, corrupt or cancelled it is not, and the storage must still
+// answer (its config object reads). Check then reports the object as a
+// problem, with the points and files it breaks, and goes on; otherwise the
+// storage is unavailable and check stops.
+func (v *Vault) unreadable(ctx context.Context, err error) bool {
+	var ce *CorruptError
+	if ctx.Err() != nil || errors.Is(err, storage.ErrNotFound) || errors.Is(err, context.Canceled) || errors.As(err, &ce) {
+		return false
+	}
+	_, perr := storage.ReadAll(ctx, v.be, ConfigName)
+	return perr == nil
+}
+
+// checkPack reads one pack whole and verifies its trailer and blobs. It
+// returns the problems and how many blobs it read: -1 if the pack could not
+// be read (its blobs are the problems).
 func (v *Vault) checkPack(ctx context.Context, p blob.PackID, locs []index.Location) ([]Problem, int, error) {
 	name := p.ObjectName()
 	data, err := storage.ReadAll(ctx, v.be, name)
@@ -377,7 +402,14 @@ func (v *Vault) checkPack(ctx context.Context, p blob.PackID, locs []index.Locat
 		return nil, 0, nil // reported by the structure pass
 	}
 	if err != nil {
-		return nil, 0, err
+		if !v.unreadable(ctx, err) {
+			return nil, 0, err
+		}
+		probs := make([]Problem, 0, len(locs))
+		for _, l := range locs {
+			probs = append(probs, Problem{Object: name, Blob: l.ID.String(), What: "pack could not be read: " + err.Error()})
+		}
+		return probs, -1, nil
 	}
 	var probs []Problem
 	es, terr := v.readPackTrailer(ctx, p, data)

@@ -896,12 +896,21 @@ func TestPurgeLeftToTheCollectionPurging(t *testing.T) {
 	}
 }
 
-// storageHooks calls onStat, onDelete and onPut before the backend's Stat,
-// Delete and Put.
+// storageHooks calls onStat, onDelete, onPut and onGet before the
+// backend's Stat, Delete, Put and Get.
 type storageHooks struct {
 	*memory.Backend
 	onStat, onDelete func(name string)
-	onPut            func(name string) error // an error fails the put
+	onPut, onGet     func(name string) error // an error fails the call
+}
+
+func (h *storageHooks) Get(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if h.onGet != nil {
+		if err := h.onGet(name); err != nil {
+			return nil, err
+		}
+	}
+	return h.Backend.Get(ctx, name, offset, length)
 }
 
 func (h *storageHooks) Put(ctx context.Context, name string, data []byte) error {

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+)
+
+// check's problems are printed one line per object and cause: a missing
+// pack of 30 blobs is one PROBLEM, with the union of the points and paths
+// its blobs break (20 paths, then a count).
+func TestPrintProblemsGroupsByObject(t *testing.T) {
+	pt1, pt2 := strings.Repeat("1", 32), strings.Repeat("2", 32)
+	var probs []vault.Problem
+	for i := range 30 {
+		probs = append(probs, vault.Problem{Object: "data/aa/pack1", Blob: fmt.Sprintf("%064x", i), What: "pack missing",
+			Points: []string{pt1}, Paths: []string{"11111111:app/big", fmt.Sprintf("11111111:app/f%02d", i)}})
+	}
+	probs = append(probs,
+		vault.Problem{Object: "data/aa/pack1", Blob: fmt.Sprintf("%064x", 99), What: "pack truncated", Points: []string{pt2}, Paths: []string{"22222222:app/x"}},
+		vault.Problem{Object: "data/bb/pack2", Blob: fmt.Sprintf("%064x", 7), What: "authentication failed", Points: []string{pt1, pt2}, Paths: []string{"11111111:app/y", "22222222:app/y"}},
+		vault.Problem{Object: "points/p1", What: "does not open", Points: []string{pt1}},
+		vault.Problem{Object: "points/p1", What: "does not open", Points: []string{pt2}},
+	)
+	var b strings.Builder
+	printProblems(&b, probs)
+	want := "PROBLEM data/aa/pack1 (30 blobs): pack missing\n" +
+		"  breaks point 11111111\n" +
+		"  breaks 11111111:app/big\n"
+	for i := range 19 {
+		want += fmt.Sprintf("  breaks 11111111:app/f%02d\n", i)
+	}
+	want += "  and 11 more paths (-o json lists each blob's)\n" +
+		"PROBLEM data/aa/pack1 blob 0000000000000000: pack truncated\n" +
+		"  breaks point 22222222\n" +
+		"  breaks 22222222:app/x\n" +
+		"PROBLEM data/bb/pack2 blob 0000000000000000: authentication failed\n" +
+		"  breaks point 11111111\n" +
+		"  breaks point 22222222\n" +
+		"  breaks 11111111:app/y\n" +
+		"  breaks 22222222:app/y\n" +
+		"PROBLEM points/p1: does not open\n" +
+		"  breaks point 11111111\n" +
+		"PROBLEM points/p1: does not open\n" +
+		"  breaks point 22222222\n"
+	if got := b.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
