@@ -95,3 +95,35 @@ func slicesHasPrefixed(list []string, prefix string) bool {
 	}
 	return false
 }
+
+// A restore that needs a data key another process added, while the storage
+// fails to give that key's object: the restore fails as unavailable (exit
+// 6), not as damage, and the failure is not remembered: once the storage
+// answers, the same handle restores the point.
+func TestRestoreDataKeyFetchFails(t *testing.T) {
+	ctx := context.Background()
+	src := resumeSource(t)
+	h := &storageHooks{Backend: memory.New()}
+	v, err := vault.Init(ctx, h, testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := reopen(t, h) // knows only the first data key
+	ver, err := v.RotateDataKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustBackup(t, v, src) // sealed under the new key
+	h.onGet = func(n string) error {
+		if strings.HasPrefix(n, "datakeys/") {
+			return fmt.Errorf("get %s: %w: connection reset", n, storage.ErrUnavailable)
+		}
+		return nil
+	}
+	_, err = old.Restore(ctx, p, vault.RestoreOptions{Target: t.TempDir() + "/r"})
+	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
+		t.Fatalf("restore needing data key %d, its object unreadable: %v, want unavailable", ver, err)
+	}
+	h.onGet = nil
+	mustRestoreEqual(t, old, p.ID, "app", snapshot(t, src))
+}
