@@ -489,3 +489,32 @@ func TestCheckBucketAndEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// A key that may use objects but not check the bucket (HEAD of the bucket
+// answers 403): a missing object stays "not found", as the server answered,
+// instead of failing every Stat or Get of a missing key as unavailable.
+func TestMissingObjectWithBucketCheckDenied(t *testing.T) {
+	ctx := context.Background()
+	f, b := openFake(t)
+	f.mu.Lock()
+	f.intercept = func(w http.ResponseWriter, r *http.Request, key string) bool {
+		if key == "" && r.Method == http.MethodHead {
+			f.fail(w, http.StatusForbidden, "AccessDenied")
+			return true
+		}
+		return false
+	}
+	f.mu.Unlock()
+	if _, err := b.Stat(ctx, "points/absent"); !errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("stat of a missing key, bucket check denied: %v; want not found", err)
+	}
+	if _, err := b.Get(ctx, "points/absent", 0, -1); !errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("get of a missing key, bucket check denied: %v; want not found", err)
+	}
+	if err := b.Put(ctx, "points/p1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stat(ctx, "points/p1"); err != nil {
+		t.Errorf("stat of a present key, bucket check denied: %v", err)
+	}
+}
