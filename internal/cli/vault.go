@@ -443,14 +443,32 @@ type lsEntry struct {
 	Mode   string    `json:"mode"`
 	Size   int64     `json:"size"`
 	MTime  time.Time `json:"mtime"`
+	UID    uint32    `json:"uid"`
+	GID    uint32    `json:"gid"`
 	User   string    `json:"user,omitempty"`
 	Group  string    `json:"group,omitempty"`
 	Target string    `json:"target,omitempty"`
-	// PathRaw and TargetRaw carry the exact bytes (base64) of a path or
-	// link target that is not UTF-8: JSON strings cannot, and Path and
-	// Target then show U+FFFD in place of the bad bytes.
+	// PathRaw, TargetRaw, UserRaw and GroupRaw carry the exact bytes
+	// (base64) of a path, link target or owner name that is not UTF-8:
+	// JSON strings cannot, and the string fields then show U+FFFD in place
+	// of the bad bytes.
 	PathRaw   []byte `json:"path_raw,omitempty"`
 	TargetRaw []byte `json:"target_raw,omitempty"`
+	UserRaw   []byte `json:"user_raw,omitempty"`
+	GroupRaw  []byte `json:"group_raw,omitempty"`
+}
+
+func newLsEntry(pth string, n *tree.Node) lsEntry {
+	e := lsEntry{Path: pth, Type: n.Type, Mode: modeString(n), Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(),
+		UID: n.UID, GID: n.GID, User: n.User, Group: n.Group, Target: n.Target}
+	raw := func(s string) []byte {
+		if utf8.ValidString(s) {
+			return nil
+		}
+		return []byte(s)
+	}
+	e.PathRaw, e.TargetRaw, e.UserRaw, e.GroupRaw = raw(pth), raw(n.Target), raw(n.User), raw(n.Group)
+	return e
 }
 
 func newVaultLs(env Env) *cobra.Command {
@@ -462,8 +480,9 @@ func newVaultLs(env Env) *cobra.Command {
 		Short: "List the files of a point",
 		Long: `List what a point holds at PATH (default: its root, one entry per component).
 POINT is "latest", a point id or a unique prefix of one. With -o json, a
-path or link target that is not UTF-8 shows U+FFFD in "path"/"target" and
-comes exactly, base64-encoded, in "path_raw"/"target_raw".` + exitCodeHelp,
+path, link target or owner name that is not UTF-8 shows U+FFFD in "path",
+"target", "user" or "group" and comes exactly, base64-encoded, in
+"path_raw", "target_raw", "user_raw" or "group_raw".` + exitCodeHelp,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
@@ -488,16 +507,7 @@ comes exactly, base64-encoded, in "path_raw"/"target_raw".` + exitCodeHelp,
 				return err
 			}
 			var list []lsEntry
-			add := func(pth string, n *tree.Node) {
-				e := lsEntry{Path: pth, Type: n.Type, Mode: modeString(n), Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), User: n.User, Group: n.Group, Target: n.Target}
-				if !utf8.ValidString(pth) {
-					e.PathRaw = []byte(pth)
-				}
-				if !utf8.ValidString(n.Target) {
-					e.TargetRaw = []byte(n.Target)
-				}
-				list = append(list, e)
-			}
+			add := func(pth string, n *tree.Node) { list = append(list, newLsEntry(pth, n)) }
 			if n.Type != tree.Dir {
 				add(path, n)
 			} else if recursive {

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
 )
 
 // check's problems are printed one line per object and cause: a missing
@@ -47,5 +50,30 @@ func TestPrintProblemsGroupsByObject(t *testing.T) {
 		"  breaks point 22222222\n"
 	if got := b.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// ls -o json keeps every name exactly: a path, link target, user or group
+// name that is not UTF-8 comes base64-encoded in its _raw field (JSON
+// strings cannot hold the bytes), and owners come as numbers too.
+func TestLsEntryRawNames(t *testing.T) {
+	n := &tree.Node{Type: tree.Symlink, Target: "t\xff", User: "us\xfer", Group: "staff", UID: 1001, GID: 50}
+	b, err := json.Marshal(newLsEntry("dir/\xfe", n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	json.Unmarshal(b, &got)
+	want := map[string]any{
+		"path_raw": base64.StdEncoding.EncodeToString([]byte("dir/\xfe")), "target_raw": base64.StdEncoding.EncodeToString([]byte("t\xff")),
+		"user_raw": base64.StdEncoding.EncodeToString([]byte("us\xfer")), "uid": float64(1001), "gid": float64(50), "group": "staff",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v, want %v (%s)", k, got[k], v, b)
+		}
+	}
+	if _, ok := got["group_raw"]; ok {
+		t.Errorf("a UTF-8 group name has a raw field: %s", b)
 	}
 }
