@@ -3,27 +3,42 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 )
 
 // Ctrl-C during a first backup, a real SIGINT to the process (stopped just
 // after it stored its first pack, then resumed): exit 130, a line saying
 // what is kept, and the next backup stores only the rest.
 func TestInterruptedBackupResumes(t *testing.T) {
+	interruptedBackupResumes(t, passEnv(), filepath.Join(t.TempDir(), "vault"))
+}
+
+// The same on the real S3 server (packs are whole puts there, not streams).
+func TestInterruptedBackupResumesOnS3(t *testing.T) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_S3_ENDPOINT", "LIFEBOAT_TEST_S3_ACCESS", "LIFEBOAT_TEST_S3_SECRET", "LIFEBOAT_TEST_S3_BUCKET")
+	e := append(passEnv(), "AWS_ENDPOINT_URL=http://"+env["LIFEBOAT_TEST_S3_ENDPOINT"],
+		"AWS_ACCESS_KEY_ID="+env["LIFEBOAT_TEST_S3_ACCESS"], "AWS_SECRET_ACCESS_KEY="+env["LIFEBOAT_TEST_S3_SECRET"])
+	interruptedBackupResumes(t, e, fmt.Sprintf("s3://%s/resume-%d", env["LIFEBOAT_TEST_S3_BUCKET"], time.Now().UnixNano()))
+}
+
+func interruptedBackupResumes(t *testing.T, env []string, vlt string) {
 	dir := t.TempDir()
-	src, vlt := filepath.Join(dir, "src"), filepath.Join(dir, "vault")
+	src := filepath.Join(dir, "src")
 	os.MkdirAll(src, 0o755)
 	data := make([]byte, 40<<20) // incompressible: three packs of 16 MiB
 	rand.NewChaCha8([32]byte{9}).Read(data)
 	if err := os.WriteFile(filepath.Join(src, "big.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := passEnv()
 	mustRun(t, env, "vault", "init", "--vault", vlt)
 	b := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=backup-pack-stored"), "vault", "backup", "--vault", vlt, "-q", src)
 	if !b.waitStopped(t) {
