@@ -349,7 +349,7 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	p.Finished = v.opts.Now().UTC()
 	testStop("backup-before-commit")
 	if err := v.commitPoint(ctx, p, b.s.usedPks); err != nil {
-		return nil, err
+		return nil, b.kept(err) // every pack is indexed by now
 	}
 	return p, nil
 }
@@ -362,7 +362,11 @@ func (b *backup) fail(err error) error {
 	if serr := b.s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr // the storage failure behind the cancellation
 	}
-	err = storageError(b.v.be, err)
+	return b.kept(storageError(b.v.be, err))
+}
+
+// kept adds to a failed backup's error what it leaves for the next one.
+func (b *backup) kept(err error) error {
 	if b.s.indexed > 0 {
 		return &BackupError{Err: err, KeptPacks: b.s.indexed, KeptBytes: b.s.keptBytes}
 	}
@@ -409,7 +413,7 @@ func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blo
 	for pk := range used {
 		if cond[pk] {
 			_ = v.be.Delete(context.WithoutCancel(ctx), name)
-			return lifeboat.Errorf(lifeboat.EUnavailable, "pack %s used by point %s was condemned by a concurrent garbage collection; run the backup again", pk, p.ID)
+			return lifeboat.Errorf(lifeboat.EUnavailable, "pack %s used by point %s was condemned by a concurrent garbage collection or re-encryption; run the backup again", pk, p.ID)
 		}
 	}
 	return nil

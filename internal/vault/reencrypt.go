@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
@@ -152,7 +153,11 @@ func (v *Vault) reencryptPacks(ctx context.Context, minVer uint32, progress func
 	// are condemned even if they hold nothing referenced (garbage under the
 	// old key); unindexed ones (a backup in flight, or leftovers) and
 	// condemned ones only matter if they hold a referenced blob with no
-	// good copy.
+	// good copy. So do, while a write session is live, indexed ones it may
+	// own (checkpointed) or reuse (kept by a failed backup, younger than
+	// TempAge), as for the collector: condemned, they failed that backup at
+	// its commit. A later run takes those it then references.
+	live := !sc.liveFrom.IsZero()
 	var old []blob.PackID
 	var total int64
 	for p, pi := range sortedPacks(packs) {
@@ -167,7 +172,8 @@ func (v *Vault) reencryptPacks(ctx context.Context, minVer uint32, progress func
 				break
 			}
 		}
-		if !needed && (!indexed[p] || tombs[p]) {
+		mayServeBackup := live && (!pi.mod.Before(sc.liveFrom) || sc.stNow.Sub(pi.mod) < TempAge)
+		if !needed && (!indexed[p] || tombs[p] || mayServeBackup) {
 			continue
 		}
 		old = append(old, p)
@@ -200,12 +206,20 @@ type packScan struct {
 	vers       map[blob.PackID]uint32 // data key version of each pack
 	refs       map[blob.ID]struct{}   // referenced blobs
 	unreadable int                    // manifests and trees that did not open
+	// stNow is the storage's clock; liveFrom the start of the earliest live
+	// write session (zero if none), listed after the packs and before the
+	// manifests, as the collector does.
+	stNow, liveFrom time.Time
 }
 
-// scanPacks lists packs and tombstones, then manifests, then index
-// objects, and walks every point's trees, as the collector does.
+// scanPacks lists packs, tombstones and write sessions, then manifests,
+// then index objects, and walks every point's trees, as the collector does.
 func (v *Vault) scanPacks(ctx context.Context) (*packScan, error) {
 	sc := &packScan{packs: map[blob.PackID]packInfo{}}
+	var err error
+	if sc.stNow, err = v.StorageTime(ctx); err != nil {
+		return nil, err
+	}
 	if err := v.be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
 		if p, err := blob.ParsePackName(oi.Name); err == nil {
 			sc.packs[p] = packInfo{size: oi.Size, mod: oi.ModTime}
@@ -217,8 +231,10 @@ func (v *Vault) scanPacks(ctx context.Context) (*packScan, error) {
 	if err := v.loadCondemned(ctx); err != nil {
 		return nil, err
 	}
-	var err error
 	if sc.tombs, err = v.listCondemned(ctx); err != nil {
+		return nil, err
+	}
+	if sc.liveFrom, _, err = v.liveSessions(ctx, sc.stNow); err != nil {
 		return nil, err
 	}
 	points, err := v.listPoints(ctx)

@@ -188,3 +188,101 @@ func TestKeptPacksSurviveCollectionDuringBackup(t *testing.T) {
 		t.Fatalf("check after the collections: %v %+v", err, rep2)
 	}
 }
+
+// A handle whose backup failed (a server's, long-lived) reuses what it
+// kept in its next backup, and restores points that other processes made
+// reusing it: the kept packs' entries are loaded, not only marked seen.
+// (The next backup through it uploaded everything again, and, once its one
+// scan for unindexed packs was spent, its restores of such points failed
+// with "blob not in any index".)
+func TestKeptPacksLoadedByTheSameHandle(t *testing.T) {
+	ctx := context.Background()
+	src := resumeSource(t)
+	full := fullBackupBytes(t, src)
+	h := &storageHooks{Backend: memory.New()}
+	v, err := vault.Init(ctx, h, testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.onPut = failDataPut(6, false)
+	_, err = v.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}})
+	var be *vault.BackupError
+	if !errors.As(err, &be) {
+		t.Fatalf("want a BackupError, got %v", err)
+	}
+	h.onPut = nil
+	if p := mustBackup(t, v, src); p.Stats.BytesNew > full-be.KeptBytes+4<<10 {
+		t.Errorf("the same handle stored %d of %d bytes again: it did not reuse the %d it kept", p.Stats.BytesNew, full, be.KeptBytes)
+	}
+
+	for round, seed := range []uint64{11, 12} {
+		src := filepath.Join(t.TempDir(), "app")
+		r := rand.New(rand.NewPCG(seed, seed))
+		for _, name := range []string{"a.bin", "b.bin", "c.bin"} {
+			writeFile(t, filepath.Join(src, name), randBytes(r, 768<<10), 0o644)
+		}
+		h.onPut = failDataPut(5, false)
+		if _, err := v.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}}); err == nil {
+			t.Fatal("a backup with a failing put succeeded")
+		}
+		h.onPut = nil
+		p := mustBackup(t, reopen(t, h), src) // another process, reusing the kept packs
+		lp, err := v.LoadPoint(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Restore(ctx, lp, vault.RestoreOptions{Target: filepath.Join(t.TempDir(), "r"), Path: "app"})
+		if err != nil || len(res.Failed) > 0 {
+			t.Fatalf("round %d: the handle whose backup failed cannot restore %s, which reuses what it kept: %v %v", round+1, p.ID[:8], err, res)
+		}
+	}
+}
+
+// A checkpointing backup that started under the old data key, while the key
+// is rotated and the vault re-encrypted: re-encryption leaves the packs of
+// the live backup alone (indexed by its checkpoints, referenced by no point
+// yet), as it did when they were unindexed, and the backup commits. (They
+// were condemned as old garbage, and the backup failed at its commit.)
+func TestCheckpointedBackupDuringReencrypt(t *testing.T) {
+	ctx := context.Background()
+	defer vault.SetSessionBeat(20 * time.Millisecond)()
+	mbe := memory.New()
+	o := testOpts()
+	o.CheckpointEvery = time.Nanosecond
+	if _, err := vault.Init(ctx, mbe, testPass, o); err != nil {
+		t.Fatal(err)
+	}
+	a := make([]byte, 8<<20)
+	rand.NewChaCha8([32]byte{5}).Read(a)
+	other := reopen2(t, mbe, o)
+	var res *vault.ReencryptResult
+	mid := func() {
+		if _, err := other.RotateDataKey(ctx); err != nil {
+			t.Errorf("rotate: %v", err)
+		}
+		var err error
+		if res, err = other.Reencrypt(ctx, vault.ReencryptOptions{}); err != nil {
+			t.Errorf("reencrypt: %v", err)
+		}
+	}
+	v := reopen2(t, mbe, o)
+	p, err := v.Backup(ctx, vault.BackupOptions{Host: "h",
+		Sources: []vault.Source{{Name: "db", Streams: []vault.Stream{{Name: "dump", Open: func(context.Context) (io.ReadCloser, error) {
+			return &stallReader{first: a, rest: []byte("tail"), mid: mid}, nil
+		}}}}}})
+	if err != nil {
+		t.Fatalf("a checkpointing backup across a rotation and a re-encryption: %v (re-encryption: %+v)", err, res)
+	}
+	// A re-encryption after it takes the point's old packs.
+	res2, err := reopen2(t, mbe, o).Reencrypt(ctx, vault.ReencryptOptions{})
+	if err != nil || res2.PacksCondemned == 0 {
+		t.Fatalf("re-encryption after the backup: %+v, %v; want the point's old packs taken", res2, err)
+	}
+	if _, err := reopen2(t, mbe, o).LoadPoint(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := reopen2(t, mbe, o).Check(ctx, vault.CheckOptions{ReadData: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %v %+v", err, rep)
+	}
+}

@@ -137,6 +137,12 @@ func (s *saver) writeIndexes(ctx context.Context) error {
 		s.v.mu.Lock()
 		s.v.indexSeen[name] = true
 		s.v.mu.Unlock()
+		// Seen, so loaded: a later backup or restore through this handle
+		// finds these blobs. (Replace, not Add: a blob stored again because
+		// its old pack is condemned is read and deduped from its new copy.)
+		for _, pe := range part {
+			s.v.idx.Replace(pe.Pack, pe.Entries)
+		}
 		s.mu.Lock()
 		s.indexed += len(part)
 		for _, pe := range part {
@@ -289,15 +295,7 @@ func (s *saver) finish() error {
 	for _, pe := range s.done {
 		s.usedPks[pe.Pack] = true
 	}
-	if err := s.writeIndexes(context.WithoutCancel(s.ctx)); err != nil {
-		return err
-	}
-	// Replace, not Add: a blob stored again because its old pack is
-	// condemned must be read and deduped from its new copy from now on.
-	for _, pe := range s.done {
-		s.v.idx.Replace(pe.Pack, pe.Entries)
-	}
-	return nil
+	return s.writeIndexes(context.WithoutCancel(s.ctx))
 }
 
 // abort stops the uploader after an error and discards open packs. It does
