@@ -113,8 +113,9 @@ func TestSecondInterruptQuits(t *testing.T) {
 
 // Ctrl-C during a restore (a real SIGINT, the process stopped just after
 // its first whole file): exit 130, one line naming the target that holds
-// part of the point; every file left there is whole and exact (unfinished
-// ones were removed); a restore again into a new directory is complete.
+// part of the point and how to finish; every file left there is whole and
+// exact (unfinished ones were removed); restore --resume into the same
+// target keeps them and finishes.
 func TestInterruptedRestore(t *testing.T) {
 	dir := t.TempDir()
 	src, vlt := filepath.Join(dir, "src"), filepath.Join(dir, "vault")
@@ -163,11 +164,21 @@ func TestInterruptedRestore(t *testing.T) {
 		t.Errorf("the interrupted restore left %d of %d files; want some, not all", found, len(want))
 	}
 
-	again := filepath.Join(dir, "again")
-	mustRun(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", again, "-q")
+	if !strings.Contains(msg, "--resume") {
+		t.Errorf("the message does not say how to finish the restore: %q", msg)
+	}
+
+	// Finished with --resume, into the same place: what was whole is kept.
+	if r := lifeboat(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", to, "-q"); r.code != 8 || !strings.Contains(r.stderr, "--resume") {
+		t.Errorf("restore again into the partial target without --resume: exit %d %q; want refused (8), naming --resume", r.code, r.stderr)
+	}
+	rr := mustRun(t, env, "vault", "restore", "--vault", vlt, "latest", "--to", to, "-q", "--resume")
+	if !strings.Contains(rr.stdout, fmt.Sprintf("(%d files,", found)) || !strings.Contains(rr.stdout, "found whole and kept") {
+		t.Errorf("resumed restore's summary does not say the %d files found whole were kept: %q", found, rr.stdout)
+	}
 	for name, b := range want {
-		if got, err := os.ReadFile(filepath.Join(again, "src", name)); err != nil || !bytes.Equal(got, b) {
-			t.Errorf("%s restored again differs (%v)", name, err)
+		if got, err := os.ReadFile(filepath.Join(to, "src", name)); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s after the resumed restore differs (%v)", name, err)
 		}
 	}
 }

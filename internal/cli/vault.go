@@ -589,9 +589,9 @@ func newVaultRestore(env Env) *cobra.Command {
 	var f vaultFlags
 	var out outputFlag
 	var to, path string
-	var quiet, toOriginal bool
+	var quiet, toOriginal, resume bool
 	cmd := &cobra.Command{
-		Use:   "restore --vault LOCATION POINT|latest --to DIR [--path SUBPATH] | --to-original",
+		Use:   "restore --vault LOCATION POINT|latest --to DIR [--path SUBPATH] | --to-original [--resume]",
 		Short: "Restore a point, or a path in it, into a new directory",
 		Long: `Restore POINT (or SUBPATH in it) into DIR, which must not exist or be empty.
 The whole point restores as DIR/<component>/...; with --path, the directory at
@@ -600,7 +600,10 @@ sparse holes and hard links are restored; owners too when run as root. Files
 whose data is damaged are removed, listed, and the exit code is 7; an owner,
 mode or time that could not be set is a warning, and the exit code is 3.
 --to-original puts each component back where the point's manifest says it was
-captured, on the same host, into a path that is missing or empty.` + exitCodeHelp,
+captured, on the same host, into a path that is missing or empty.
+--resume finishes a restore of the same point that was interrupted or failed:
+the target may hold what it left; files found whole (the point's size, mode
+and time) are kept, the rest is restored, replacing what is in the way.` + exitCodeHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
@@ -642,14 +645,14 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 			var res *vault.RestoreResult
 			targets := []string{to}
 			if toOriginal {
-				res, targets, err = restoreToOriginal(ctx, v, p, prog)
+				res, targets, err = restoreToOriginal(ctx, v, p, prog, resume)
 				to = "original paths"
 			} else {
-				res, err = v.Restore(ctx, p, vault.RestoreOptions{Target: to, Path: path, Progress: prog})
+				res, err = v.Restore(ctx, p, vault.RestoreOptions{Target: to, Path: path, Progress: prog, Resume: resume})
 			}
 			bar.done()
 			if err != nil {
-				if !toOriginal && lifeboat.ErrorCode(err) == lifeboat.EExists {
+				if !toOriginal && !resume && lifeboat.ErrorCode(err) == lifeboat.EExists {
 					return err // the target was refused before anything was written
 				}
 				return incompleteRestore(err, targets)
@@ -658,11 +661,15 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 			if out.json() {
 				if err := writeJSON(env.Stdout, map[string]any{"point": p.ID, "target": to, "files": res.Files, "dirs": res.Dirs,
 					"symlinks": res.Symlinks, "hardlinks": res.HardLinks, "bytes": res.Bytes, "seconds": el.Seconds(), "failed": nonNil(res.Failed),
-					"warnings": nonNil(res.Warnings)}); err != nil {
+					"warnings": nonNil(res.Warnings), "kept_files": res.Kept, "kept_bytes": res.KeptBytes}); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(env.Stdout, "restored point %s to %s: %d files, %d dirs, %d symlinks, %s in %s\n", p.ID[:8], to, res.Files, res.Dirs, res.Symlinks, fmtBytes(res.Bytes), el.Round(time.Millisecond))
+				kept := ""
+				if resume {
+					kept = fmt.Sprintf(" (%d files, %s, found whole and kept)", res.Kept, fmtBytes(res.KeptBytes))
+				}
+				fmt.Fprintf(env.Stdout, "restored point %s to %s: %d files, %d dirs, %d symlinks, %s in %s%s\n", p.ID[:8], to, res.Files, res.Dirs, res.Symlinks, fmtBytes(res.Bytes), el.Round(time.Millisecond), kept)
 			}
 			if len(res.Failed) > 0 {
 				printCapped(env.Stderr, "error", res.Failed)
@@ -681,6 +688,7 @@ captured, on the same host, into a path that is missing or empty.` + exitCodeHel
 	cmd.Flags().BoolVar(&toOriginal, "to-original", false, "restore each component to the path it was captured from (which must not exist or be empty; same host only)")
 	cmd.Flags().StringVar(&path, "path", "", "restore only this path of the point")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line")
+	cmd.Flags().BoolVar(&resume, "resume", false, "finish an interrupted or failed restore of the same point into a target that holds what it left")
 	return cmd
 }
 
@@ -877,7 +885,7 @@ func incompleteRestore(err error, targets []string) error {
 	if len(partial) > 1 {
 		holds = "hold"
 	}
-	note := fmt.Sprintf("the restore is incomplete: %s %s part of the point (files not finished were removed); restore again into a new or empty directory", strings.Join(partial, ", "), holds)
+	note := fmt.Sprintf("the restore is incomplete: %s %s part of the point (files not finished were removed); run the same restore again with --resume to finish it", strings.Join(partial, ", "), holds)
 	if errors.Is(err, context.Canceled) {
 		return &lifeboat.Error{Code: lifeboat.EInterrupted, Message: "interrupted; " + note, Err: err}
 	}
@@ -887,7 +895,7 @@ func incompleteRestore(err error, targets []string) error {
 // restoreToOriginal restores every component of p to the source path its
 // manifest records: the vault alone says where things go. It returns the
 // targets it began to write.
-func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, prog *vault.Progress) (*vault.RestoreResult, []string, error) {
+func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, prog *vault.Progress, resume bool) (*vault.RestoreResult, []string, error) {
 	host, _ := os.Hostname()
 	total := &vault.RestoreResult{}
 	// Every component is checked, its target included, before anything is
@@ -909,8 +917,8 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		if st, err := os.Stat(c.Source); err == nil && !st.IsDir() {
 			return nil, nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not a directory; nothing was restored", c.Source, c.Name)
 		}
-		if ents, err := os.ReadDir(c.Source); err == nil && len(ents) > 0 {
-			return nil, nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not empty; nothing was restored: restore into a new or empty directory", c.Source, c.Name)
+		if ents, err := os.ReadDir(c.Source); err == nil && len(ents) > 0 && !resume {
+			return nil, nil, lifeboat.Errorf(lifeboat.EExists, "restore target %s (component %s) is not empty; nothing was restored: restore into a new or empty directory, or add --resume to finish an interrupted restore of this point there", c.Source, c.Name)
 		}
 	}
 	// Components captured from nested paths: the outer one's restore fills
@@ -926,9 +934,9 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 	var started []string
 	for _, c := range p.Components {
 		started = append(started, c.Source)
-		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: c.Source, Path: c.Name, Progress: prog})
+		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: c.Source, Path: c.Name, Progress: prog, Resume: resume})
 		if err != nil {
-			if lifeboat.ErrorCode(err) == lifeboat.EExists {
+			if lifeboat.ErrorCode(err) == lifeboat.EExists && !resume {
 				started = started[:len(started)-1] // refused before writing: filled since the check
 			}
 			return nil, started, err
@@ -938,6 +946,8 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		total.Symlinks += res.Symlinks
 		total.HardLinks += res.HardLinks
 		total.Bytes += res.Bytes
+		total.Kept += res.Kept
+		total.KeptBytes += res.KeptBytes
 		total.Failed = append(total.Failed, res.Failed...)
 		total.Warnings = append(total.Warnings, res.Warnings...)
 	}

@@ -24,10 +24,19 @@ import (
 
 // RestoreOptions describe one restore.
 type RestoreOptions struct {
-	// Target is a directory that does not exist yet or is empty. The node at
-	// Path becomes Target (a directory) or Target/<name> (anything else).
+	// Target is a directory that does not exist yet or is empty (with
+	// Resume, it may hold what an earlier restore of the same point left).
+	// The node at Path becomes Target (a directory) or Target/<name>
+	// (anything else).
 	Target string
 	Path   string
+	// Resume finishes an earlier restore of the same point into Target that
+	// was interrupted or failed: a file already there with the point's
+	// size, mode and modification time is kept (a restore sets the time
+	// last, once the file is whole); anything else in the way of the
+	// point's files, symlinks and hard links is replaced. A directory of
+	// the point found as something else is refused.
+	Resume bool
 	// Owners restores owner and group (by number); default: when running as root.
 	Owners   *bool
 	Progress *Progress
@@ -37,6 +46,9 @@ type RestoreOptions struct {
 // RestoreResult counts what was restored.
 type RestoreResult struct {
 	Files, Dirs, Symlinks, HardLinks, Bytes int64
+	// Kept counts the files (of Files) a resumed restore found whole and
+	// kept, KeptBytes their size.
+	Kept, KeptBytes int64
 	// Failed lists the paths that could not be restored, with the reason.
 	Failed []string
 	// Warnings lists what was restored incompletely: an owner, mode or
@@ -120,7 +132,7 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 	if opts.Owners != nil {
 		r.owners = *opts.Owners
 	}
-	tfd, created, err := prepareTarget(opts.Target)
+	tfd, created, err := prepareTarget(opts.Target, opts.Resume)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +196,8 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 }
 
 // prepareTarget makes or checks the target directory and opens it; created
-// says this call made it.
-func prepareTarget(dir string) (fd int, created bool, err error) {
+// says this call made it. A resumed restore's target may hold anything.
+func prepareTarget(dir string, resume bool) (fd int, created bool, err error) {
 	if dir == "" {
 		return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "no restore target given")
 	}
@@ -196,8 +208,8 @@ func prepareTarget(dir string) (fd int, created bool, err error) {
 		if rerr != nil {
 			return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, rerr)
 		}
-		if len(ents) > 0 {
-			return -1, false, lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory", dir)
+		if len(ents) > 0 && !resume {
+			return -1, false, lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory, or add --resume to finish an interrupted restore of the same point there", dir)
 		}
 	} else if err != nil {
 		return -1, false, targetError(fmt.Sprintf("restore target %s", dir), errors.Unwrap(err))
@@ -254,11 +266,18 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 	path := d.path + "/" + c.Name
 	switch c.Type {
 	case tree.Dir:
-		if err := ignoringEINTR(func() error { return unix.Mkdirat(d.fd, c.Name, 0o700) }); err != nil {
+		err := ignoringEINTR(func() error { return unix.Mkdirat(d.fd, c.Name, 0o700) })
+		if err == unix.EEXIST && r.opts.Resume {
+			err = nil // a directory, or the open below refuses it (never through a symlink)
+		}
+		if err != nil {
 			return targetError("restore "+path+": mkdir", err)
 		}
 		fd, err := openat(d.fd, c.Name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
+			if r.opts.Resume && (err == unix.ENOTDIR || err == unix.ELOOP) {
+				return lifeboat.Errorf(lifeboat.EExists, "restore %s: in the way of a directory of the point, something else is there; --resume replaces files, not that", path)
+			}
 			return targetError("restore "+path+": open", err)
 		}
 		r.dirs = append(r.dirs, &rdir{fd: fd, node: c, path: path, parent: di})
@@ -291,6 +310,21 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 				return nil
 			}
 			r.inodes[key] = fi
+		}
+		if r.opts.Resume {
+			kept, err := r.keepOrClear(d.fd, c, path)
+			if err != nil {
+				return err
+			}
+			if kept {
+				r.restored()
+				r.prog.Bytes.Add(c.Size)
+				r.mu.Lock()
+				r.res.Kept++
+				r.res.KeptBytes += c.Size
+				r.mu.Unlock()
+				return nil
+			}
 		}
 		fd, err := openat(d.fd, c.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
@@ -337,6 +371,30 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 		return nil
 	}
 	return lifeboat.Errorf(lifeboat.ECorrupt, "restore %s: unknown node type %q", path, c.Type)
+}
+
+// keepOrClear is a resumed restore's look at the name of file node c in
+// directory dfd: a regular file with c's size, mode and modification time
+// is whole (a restore sets the time last) and kept; anything else but a
+// directory is removed, to be restored anew.
+func (r *restorer) keepOrClear(dfd int, c *tree.Node, path string) (kept bool, err error) {
+	var st unix.Stat_t
+	err = ignoringEINTR(func() error { return unix.Fstatat(dfd, c.Name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	switch {
+	case err == unix.ENOENT:
+		return false, nil
+	case err != nil:
+		return false, targetError("restore "+path+": stat", err)
+	case st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == c.Size && st.Mode&0o7777 == c.Mode&0o7777 && st.Mtim.Nano() == c.MTime &&
+		(!r.owners || st.Uid == c.UID && st.Gid == c.GID):
+		return true, nil
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return false, lifeboat.Errorf(lifeboat.EExists, "restore %s: a directory is in the way of a file of the point; --resume replaces files, not directories", path)
+	}
+	if err := ignoringEINTR(func() error { return unix.Unlinkat(dfd, c.Name, 0) }); err != nil && err != unix.ENOENT {
+		return false, targetError("restore "+path+": remove what an earlier restore left", err)
+	}
+	return false, nil
 }
 
 func (r *restorer) fail(fi int, path string, err error) {
@@ -647,7 +705,20 @@ func (r *restorer) finishLinks() {
 		}
 		err := r.inDir(src.dir, func(sfd int) error {
 			return r.inDir(f.dir, func(dfd int) error {
-				return ignoringEINTR(func() error { return unix.Linkat(sfd, src.name, dfd, f.name, 0) })
+				err := ignoringEINTR(func() error { return unix.Linkat(sfd, src.name, dfd, f.name, 0) })
+				if err == unix.EEXIST && r.opts.Resume {
+					// Linked already, or something else to replace.
+					var a, b unix.Stat_t
+					if unix.Fstatat(sfd, src.name, &a, unix.AT_SYMLINK_NOFOLLOW) == nil && unix.Fstatat(dfd, f.name, &b, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+						a.Dev == b.Dev && a.Ino == b.Ino {
+						return nil
+					}
+					if err := ignoringEINTR(func() error { return unix.Unlinkat(dfd, f.name, 0) }); err != nil {
+						return err
+					}
+					err = ignoringEINTR(func() error { return unix.Linkat(sfd, src.name, dfd, f.name, 0) })
+				}
+				return err
 			})
 		})
 		if err != nil {
@@ -660,7 +731,18 @@ func (r *restorer) finishLinks() {
 	for _, fi := range r.syms {
 		f := r.files[fi]
 		err := r.inDir(f.dir, func(dfd int) error {
-			if err := ignoringEINTR(func() error { return unix.Symlinkat(f.node.Target, dfd, f.name) }); err != nil {
+			err := ignoringEINTR(func() error { return unix.Symlinkat(f.node.Target, dfd, f.name) })
+			if err == unix.EEXIST && r.opts.Resume {
+				// Made already, or something else to replace (a
+				// directory is refused by unlinkat).
+				buf := make([]byte, len(f.node.Target)+1)
+				if n, rerr := unix.Readlinkat(dfd, f.name, buf); rerr == nil && string(buf[:n]) == f.node.Target {
+					err = nil
+				} else if err = ignoringEINTR(func() error { return unix.Unlinkat(dfd, f.name, 0) }); err == nil {
+					err = ignoringEINTR(func() error { return unix.Symlinkat(f.node.Target, dfd, f.name) })
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("symlink: %w", err)
 			}
 			if r.owners {
