@@ -30,6 +30,21 @@ func TestInterruptedBackupResumesOnS3(t *testing.T) {
 	interruptedBackupResumes(t, e, fmt.Sprintf("s3://%s/resume-%d", env["LIFEBOAT_TEST_S3_BUCKET"], time.Now().UnixNano()))
 }
 
+// interruptStopped waits for the process to stop itself at its
+// LIFEBOAT_TEST_STOP stage, sends it Ctrl-C, resumes it, and expects exit
+// 130 (interrupted).
+func (p *gcProc) interruptStopped(t *testing.T) {
+	t.Helper()
+	if !p.waitStopped(t) {
+		t.Fatalf("%v did not stop at its stage: %s", p.cmd.Args, p.errb.String())
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	if code := p.wait(t); code != 130 {
+		t.Fatalf("%v interrupted: exit %d, want 130: %s", p.cmd.Args, code, p.errb.String())
+	}
+}
+
 func interruptedBackupResumes(t *testing.T, env []string, vlt string) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -41,14 +56,7 @@ func interruptedBackupResumes(t *testing.T, env []string, vlt string) {
 	}
 	mustRun(t, env, "vault", "init", "--vault", vlt)
 	b := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=backup-pack-stored"), "vault", "backup", "--vault", vlt, "-q", src)
-	if !b.waitStopped(t) {
-		t.Fatalf("backup did not stop after its first pack: %s", b.errb.String())
-	}
-	b.cmd.Process.Signal(syscall.SIGINT)
-	b.cmd.Process.Signal(syscall.SIGCONT)
-	if code := b.wait(t); code != 130 {
-		t.Fatalf("interrupted backup: exit %d, want 130: %s", code, b.errb.String())
-	}
+	b.interruptStopped(t)
 	if msg := b.errb.String(); !strings.Contains(msg, "interrupted") || !strings.Contains(msg, "is kept for the next backup to reuse") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
 		t.Errorf("interrupted backup's message, want one line saying what is kept: %q", msg)
 	}
@@ -137,14 +145,7 @@ func TestInterruptedRestore(t *testing.T) {
 
 	to := filepath.Join(dir, "restored")
 	p := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=restore-file-restored"), "vault", "restore", "--vault", vlt, "latest", "--to", to, "-q")
-	if !p.waitStopped(t) {
-		t.Fatalf("restore did not stop after its first file: %s", p.errb.String())
-	}
-	p.cmd.Process.Signal(syscall.SIGINT)
-	p.cmd.Process.Signal(syscall.SIGCONT)
-	if code := p.wait(t); code != 130 {
-		t.Fatalf("interrupted restore: exit %d, want 130: %s", code, p.errb.String())
-	}
+	p.interruptStopped(t)
 	msg := strings.TrimSpace(p.errb.String())
 	if !strings.HasPrefix(msg, "lifeboat: interrupted") || !strings.Contains(msg, to+" holds part of the point") || strings.Contains(msg, "\n") {
 		t.Errorf("interrupted restore's message, want one line naming %s: %q", to, msg)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
-	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 )
@@ -22,11 +21,7 @@ import (
 func TestCheckUnreadableObjects(t *testing.T) {
 	ctx := context.Background()
 	src := resumeSource(t)
-	h := &storageHooks{Backend: memory.New()}
-	v, err := vault.Init(ctx, h, testPass, testOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, h := newHookedVault(t)
 	p := mustBackup(t, v, src)
 	type sized struct {
 		name string
@@ -103,11 +98,7 @@ func slicesHasPrefixed(list []string, prefix string) bool {
 func TestRestoreDataKeyFetchFails(t *testing.T) {
 	ctx := context.Background()
 	src := resumeSource(t)
-	h := &storageHooks{Backend: memory.New()}
-	v, err := vault.Init(ctx, h, testPass, testOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, h := newHookedVault(t)
 	old := reopen(t, h) // knows only the first data key
 	ver, err := v.RotateDataKey(ctx)
 	if err != nil {

@@ -37,6 +37,31 @@ func fullBackupBytes(t *testing.T, src string) int64 {
 	return mustBackup(t, v, src).Stats.BytesNew
 }
 
+// newHookedVault makes a vault on a memory storage with hooks.
+func newHookedVault(t *testing.T) (*vault.Vault, *storageHooks) {
+	t.Helper()
+	h := &storageHooks{Backend: memory.New()}
+	v, err := vault.Init(context.Background(), h, testPass, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, h
+}
+
+// failedBackup backs src up through v while the n-th data pack put fails
+// (once), and returns what the failure kept.
+func failedBackup(t *testing.T, v *vault.Vault, h *storageHooks, src string, n int64) *vault.BackupError {
+	t.Helper()
+	h.onPut = failDataPut(n, false)
+	_, err := v.Backup(context.Background(), vault.BackupOptions{Sources: []vault.Source{{Path: src}}})
+	h.onPut = nil
+	var be *vault.BackupError
+	if !errors.As(err, &be) {
+		t.Fatalf("backup with a failing put: %v, want a BackupError", err)
+	}
+	return be
+}
+
 // failDataPut fails the n-th put of a data pack (counting from 1), once or,
 // with after, that one and every put after it (the process died there).
 func failDataPut(n int64, after bool) func(string) error {
@@ -61,17 +86,9 @@ func TestFailedBackupKeepsItsPacks(t *testing.T) {
 	ctx := context.Background()
 	src := resumeSource(t)
 	full := fullBackupBytes(t, src)
-	h := &storageHooks{Backend: memory.New()}
-	v, err := vault.Init(ctx, h, testPass, testOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.onPut = failDataPut(6, false)
-	_, err = v.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}})
-	var be *vault.BackupError
-	if !errors.As(err, &be) {
-		t.Fatalf("backup with a failing put: %v, want a BackupError", err)
-	}
+	v, h := newHookedVault(t)
+	be := failedBackup(t, v, h, src, 6)
+	err := error(be)
 	if !errors.Is(err, storage.ErrUnavailable) || lifeboat.ErrorCode(err) != lifeboat.EUnavailable {
 		t.Errorf("the error %v no longer says the storage failed", err)
 	}
@@ -199,18 +216,8 @@ func TestKeptPacksLoadedByTheSameHandle(t *testing.T) {
 	ctx := context.Background()
 	src := resumeSource(t)
 	full := fullBackupBytes(t, src)
-	h := &storageHooks{Backend: memory.New()}
-	v, err := vault.Init(ctx, h, testPass, testOpts())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.onPut = failDataPut(6, false)
-	_, err = v.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}})
-	var be *vault.BackupError
-	if !errors.As(err, &be) {
-		t.Fatalf("want a BackupError, got %v", err)
-	}
-	h.onPut = nil
+	v, h := newHookedVault(t)
+	be := failedBackup(t, v, h, src, 6)
 	if p := mustBackup(t, v, src); p.Stats.BytesNew > full-be.KeptBytes+4<<10 {
 		t.Errorf("the same handle stored %d of %d bytes again: it did not reuse the %d it kept", p.Stats.BytesNew, full, be.KeptBytes)
 	}
@@ -221,11 +228,7 @@ func TestKeptPacksLoadedByTheSameHandle(t *testing.T) {
 		for _, name := range []string{"a.bin", "b.bin", "c.bin"} {
 			writeFile(t, filepath.Join(src, name), randBytes(r, 768<<10), 0o644)
 		}
-		h.onPut = failDataPut(5, false)
-		if _, err := v.Backup(ctx, vault.BackupOptions{Sources: []vault.Source{{Path: src}}}); err == nil {
-			t.Fatal("a backup with a failing put succeeded")
-		}
-		h.onPut = nil
+		failedBackup(t, v, h, src, 5)
 		p := mustBackup(t, reopen(t, h), src) // another process, reusing the kept packs
 		lp, err := v.LoadPoint(ctx, p.ID)
 		if err != nil {
