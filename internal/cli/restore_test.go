@@ -31,12 +31,12 @@ func TestIncompleteRestore(t *testing.T) {
 		code    int
 		want    []string
 	}{
-		{"interrupted", fmt.Errorf("restore: %w", context.Canceled), []string{partial}, 130, []string{"interrupted; the restore is incomplete: " + partial + " holds part"}},
+		{"interrupted", fmt.Errorf("restore: %w", context.Canceled), []string{partial}, 130, []string{"interrupted; the restore is incomplete: " + partial + " holds part", "restore of point 0123abcd again with --resume to finish it"}},
 		{"full, to-original", full, []string{partial, partial2, empty}, 6, []string{"no space left on device; the restore is incomplete: " + partial + ", " + partial2 + " hold part"}},
 		{"nothing left", full, []string{empty, filepath.Join(dir, "gone")}, 6, []string{"no space left on device"}},
-		{"refused after others", lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty", partial2), []string{partial}, 8, []string{"not empty; the restore is incomplete: " + partial + " holds part"}},
+		{"refused after others", lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty", partial2), []string{partial}, 8, []string{"not empty; the restore is incomplete: " + partial + " holds part", "remove what is in the way, then run the same restore of point 0123abcd again with --resume"}},
 	} {
-		err := incompleteRestore(tc.err, tc.targets)
+		err := incompleteRestore(tc.err, tc.targets, "0123abcd"+strings.Repeat("0", 24))
 		if got := ExitCode(err); got != tc.code {
 			t.Errorf("%s: exit %d, want %d (%v)", tc.name, got, tc.code, err)
 		}

@@ -601,9 +601,10 @@ whose data is damaged are removed, listed, and the exit code is 7; an owner,
 mode or time that could not be set is a warning, and the exit code is 3.
 --to-original puts each component back where the point's manifest says it was
 captured, on the same host, into a path that is missing or empty.
---resume finishes a restore of the same point that was interrupted or failed:
-the target may hold what it left; files found whole (the point's size, mode
-and time) are kept, the rest is restored, replacing what is in the way.` + exitCodeHelp,
+A restore keeps a .lifeboat-restore record in its target until it finishes.
+--resume finishes one that stopped (interrupted, failed or killed), for the
+same point and path: files found whole (the point's size, mode, time and
+content) are kept, the rest is restored, replacing files in the way.` + exitCodeHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
@@ -652,10 +653,10 @@ and time) are kept, the rest is restored, replacing what is in the way.` + exitC
 			}
 			bar.done()
 			if err != nil {
-				if !toOriginal && !resume && lifeboat.ErrorCode(err) == lifeboat.EExists {
+				if !toOriginal && errors.Is(err, vault.ErrNothingRestored) {
 					return err // the target was refused before anything was written
 				}
-				return incompleteRestore(err, targets)
+				return incompleteRestore(err, targets, p.ID)
 			}
 			el := time.Since(t0)
 			if out.json() {
@@ -871,7 +872,7 @@ func printProblems(w io.Writer, probs []vault.Problem) {
 // incompleteRestore adds to a restore's error what it left behind: the
 // targets that hold part of the point (unfinished files were removed, and
 // directories left empty). Interrupted, it stays an interruption (exit 130).
-func incompleteRestore(err error, targets []string) error {
+func incompleteRestore(err error, targets []string, point string) error {
 	var partial []string
 	for _, t := range targets {
 		if ents, rerr := os.ReadDir(t); rerr == nil && len(ents) > 0 {
@@ -885,7 +886,12 @@ func incompleteRestore(err error, targets []string) error {
 	if len(partial) > 1 {
 		holds = "hold"
 	}
-	note := fmt.Sprintf("the restore is incomplete: %s %s part of the point (files not finished were removed); run the same restore again with --resume to finish it", strings.Join(partial, ", "), holds)
+	next := fmt.Sprintf("run the same restore of point %s again with --resume to finish it", point[:8])
+	if lifeboat.ErrorCode(err) == lifeboat.EExists {
+		// Again as it is, it would meet the same thing.
+		next = fmt.Sprintf("remove what is in the way, then run the same restore of point %s again with --resume", point[:8])
+	}
+	note := fmt.Sprintf("the restore is incomplete: %s %s part of the point (files not finished were removed); %s", strings.Join(partial, ", "), holds, next)
 	if errors.Is(err, context.Canceled) {
 		return &lifeboat.Error{Code: lifeboat.EInterrupted, Message: "interrupted; " + note, Err: err}
 	}
@@ -936,8 +942,8 @@ func restoreToOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, p
 		started = append(started, c.Source)
 		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: c.Source, Path: c.Name, Progress: prog, Resume: resume})
 		if err != nil {
-			if lifeboat.ErrorCode(err) == lifeboat.EExists && !resume {
-				started = started[:len(started)-1] // refused before writing: filled since the check
+			if errors.Is(err, vault.ErrNothingRestored) {
+				started = started[:len(started)-1] // refused before writing (filled since the check)
 			}
 			return nil, started, err
 		}

@@ -1,12 +1,14 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -30,12 +32,14 @@ type RestoreOptions struct {
 	// (anything else).
 	Target string
 	Path   string
-	// Resume finishes an earlier restore of the same point into Target that
-	// was interrupted or failed: a file already there with the point's
-	// size, mode and modification time is kept (a restore sets the time
-	// last, once the file is whole); anything else in the way of the
-	// point's files, symlinks and hard links is replaced. A directory of
-	// the point found as something else is refused.
+	// Resume finishes an earlier restore of the same point and path into
+	// Target that was interrupted, failed or killed: Target must hold that
+	// restore's record (RestoreRecord) unless it is empty. A file already
+	// there with the point's size, mode and modification time whose content
+	// hashes to the point's blobs is kept; anything else in the way of the
+	// point's files, symlinks and hard links is replaced. A directory of the
+	// point found as something else, or a file found as a directory, is
+	// refused. Target itself must not be a symlink.
 	Resume bool
 	// Owners restores owner and group (by number); default: when running as root.
 	Owners   *bool
@@ -60,11 +64,32 @@ type RestoreResult struct {
 
 const maxRestoreWarnings = 1000
 
+// ErrNothingRestored is wrapped by the errors of a restore refused before
+// it wrote anything (its target missing, not empty, or holding another
+// restore's record).
+var ErrNothingRestored = errors.New("nothing was restored")
+
+// refused is such an error.
+func refused(code lifeboat.Code, format string, args ...any) error {
+	return &lifeboat.Error{Code: code, Message: fmt.Sprintf(format, args...), Err: ErrNothingRestored}
+}
+
+// RestoreRecord is the file a restore keeps in its target while it runs,
+// naming the point and path it restores: what a restore that stopped left
+// is resumed only by a restore of the same point and path. A restore that
+// finishes removes it.
+const RestoreRecord = ".lifeboat-restore"
+
+func restoreRecord(p *manifest.Point, path string) []byte {
+	return fmt.Appendf(nil, "point %s\npath %s\n", p.ID, strings.Trim(path, "/"))
+}
+
 type rdir struct {
 	fd     int
 	node   *tree.Node
 	path   string
-	parent int // index into dirs, -1 for the target
+	parent int  // index into dirs, -1 for the target
+	made   bool // made by this restore (a failed one removes it if empty)
 }
 
 type rfile struct {
@@ -88,6 +113,7 @@ type restorer struct {
 	ctx    context.Context
 	opts   RestoreOptions
 	owners bool
+	record bool // RestoreRecord is in the target, to remove when done
 	prog   *Progress
 	dirs   []*rdir
 	files  []*rfile
@@ -132,8 +158,15 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 	if opts.Owners != nil {
 		r.owners = *opts.Owners
 	}
-	tfd, created, err := prepareTarget(opts.Target, opts.Resume)
+	tfd, created, empty, err := prepareTarget(opts.Target, opts.Resume)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.startRecord(tfd, p, empty); err != nil {
+		unix.Close(tfd)
+		if created {
+			unix.Rmdir(opts.Target)
+		}
 		return nil, err
 	}
 	defer func() {
@@ -153,10 +186,22 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 			// target if this restore made it: when nothing was restored,
 			// nothing is left, and running it again into the same place
 			// works (a skeleton of empty directories made it "not empty").
+			// (Only those it made: a resumed restore takes over existing
+			// ones, which may be the user's.)
 			for di := len(r.dirs) - 1; di > 0; di-- {
 				d := r.dirs[di]
-				r.inDir(d.parent, func(dfd int) error { return unix.Unlinkat(dfd, d.node.Name, unix.AT_REMOVEDIR) })
+				if d.made {
+					r.inDir(d.parent, func(dfd int) error { return unix.Unlinkat(dfd, d.node.Name, unix.AT_REMOVEDIR) })
+				}
 			}
+			// The record stays with what is left, for --resume; alone, it goes.
+			if r.record {
+				if ents, rerr := os.ReadDir(opts.Target); rerr == nil && len(ents) == 1 && ents[0].Name() == RestoreRecord {
+					unix.Unlinkat(tfd, RestoreRecord, 0)
+				}
+			}
+		} else if r.record {
+			unix.Unlinkat(tfd, RestoreRecord, 0)
 		}
 		for _, d := range r.dirs {
 			if d.fd >= 0 {
@@ -168,6 +213,11 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 		}
 	}()
 	if sel.Type == tree.Dir {
+		if opts.Resume {
+			// An earlier run may have set a mode that keeps this one out
+			// (0555); the point's mode is set again at the end.
+			unix.Fchmod(tfd, 0o700)
+		}
 		r.dirs = append(r.dirs, &rdir{fd: tfd, node: sel, path: opts.Target, parent: -1})
 		r.res.Dirs++
 		if err := r.plan(0); err != nil {
@@ -196,32 +246,91 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 }
 
 // prepareTarget makes or checks the target directory and opens it; created
-// says this call made it. A resumed restore's target may hold anything.
-func prepareTarget(dir string, resume bool) (fd int, created bool, err error) {
+// says this call made it, empty that it holds nothing. A resumed restore's
+// target may hold something (startRecord checks what), and is never
+// reached through a symlink.
+func prepareTarget(dir string, resume bool) (fd int, created, empty bool, err error) {
 	if dir == "" {
-		return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "no restore target given")
+		return -1, false, false, refused(lifeboat.EInvalid, "no restore target given")
+	}
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if resume {
+		flags |= unix.O_NOFOLLOW
 	}
 	err = os.Mkdir(dir, 0o700)
 	created = err == nil
-	if errors.Is(err, os.ErrExist) {
-		ents, rerr := os.ReadDir(dir)
-		if rerr != nil {
-			return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, rerr)
-		}
-		if len(ents) > 0 && !resume {
-			return -1, false, lifeboat.Errorf(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory, or add --resume to finish an interrupted restore of the same point there", dir)
-		}
-	} else if err != nil {
-		return -1, false, targetError(fmt.Sprintf("restore target %s", dir), errors.Unwrap(err))
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return -1, false, false, refusedTarget(fmt.Sprintf("restore target %s", dir), errors.Unwrap(err))
 	}
-	fd, err = openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err = openat(unix.AT_FDCWD, dir, flags, 0)
 	if err != nil {
 		if created {
 			os.Remove(dir)
 		}
-		return -1, false, lifeboat.Errorf(lifeboat.EInvalid, "restore target %s: %v", dir, err)
+		if resume && (err == unix.ELOOP || err == unix.ENOTDIR) {
+			return -1, false, false, refused(lifeboat.EInvalid, "restore target %s is a symlink or not a directory: --resume takes the directory itself", dir)
+		}
+		return -1, false, false, refused(lifeboat.EInvalid, "restore target %s: %v", dir, err)
 	}
-	return fd, created, nil
+	ents, rerr := os.ReadDir(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if rerr != nil {
+		ents, rerr = os.ReadDir(dir)
+	}
+	if rerr != nil {
+		unix.Close(fd)
+		return -1, false, false, refused(lifeboat.EInvalid, "restore target %s: %v", dir, rerr)
+	}
+	if len(ents) > 0 && !resume {
+		unix.Close(fd)
+		return -1, false, false, refused(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory, or add --resume to finish an interrupted restore of the same point there", dir)
+	}
+	return fd, created, len(ents) == 0, nil
+}
+
+// startRecord writes the restore's record into an empty target, or checks,
+// for a resumed restore into one that is not, that the record there names
+// the same point and path.
+func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
+	want := restoreRecord(p, r.opts.Path)
+	if !empty {
+		fd, err := openat(tfd, RestoreRecord, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		var got []byte
+		if err == nil {
+			f := os.NewFile(uintptr(fd), RestoreRecord)
+			got, err = io.ReadAll(io.LimitReader(f, 4096))
+			f.Close()
+		}
+		switch {
+		case err == unix.ENOENT:
+			return refused(lifeboat.EExists, "restore target %s is not empty and holds no unfinished restore (no %s): --resume finishes a restore that stopped; restore into a new or empty directory", r.opts.Target, RestoreRecord)
+		case err != nil:
+			return refused(lifeboat.EInvalid, "restore target %s: %s: %v", r.opts.Target, RestoreRecord, err)
+		case !bytes.Equal(got, want):
+			return refused(lifeboat.EExists, "restore target %s holds an unfinished restore of something else (%s: %s), not of point %s path %q: resume that one, or restore into a new or empty directory",
+				r.opts.Target, RestoreRecord, strings.ReplaceAll(strings.TrimSpace(string(got)), "\n", ", "), p.ID[:8], strings.Trim(r.opts.Path, "/"))
+		}
+		r.record = true
+		return nil
+	}
+	fd, err := openat(tfd, RestoreRecord, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return refusedTarget(fmt.Sprintf("restore target %s: %s", r.opts.Target, RestoreRecord), err)
+	}
+	_, err = unix.Write(fd, want)
+	unix.Close(fd)
+	if err != nil {
+		unix.Unlinkat(tfd, RestoreRecord, 0)
+		return refusedTarget(fmt.Sprintf("restore target %s: %s", r.opts.Target, RestoreRecord), err)
+	}
+	r.record = true
+	return nil
+}
+
+// refusedTarget is targetError before anything was written.
+func refusedTarget(what string, err error) error {
+	e := targetError(what, err).(*lifeboat.Error)
+	e.Err = fmt.Errorf("%w: %w", ErrNothingRestored, err)
+	return e
 }
 
 // targetError is a failure to write what into the restore target: a full
@@ -263,10 +372,17 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 		return err
 	}
 	d := r.dirs[di]
+	if di == 0 && c.Name == RestoreRecord && r.record {
+		// The point's own file of that name wins: this restore keeps no
+		// record (and cannot be resumed).
+		unix.Unlinkat(d.fd, RestoreRecord, 0)
+		r.record = false
+	}
 	path := d.path + "/" + c.Name
 	switch c.Type {
 	case tree.Dir:
 		err := ignoringEINTR(func() error { return unix.Mkdirat(d.fd, c.Name, 0o700) })
+		made := err == nil
 		if err == unix.EEXIST && r.opts.Resume {
 			err = nil // a directory, or the open below refuses it (never through a symlink)
 		}
@@ -280,7 +396,12 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 			}
 			return targetError("restore "+path+": open", err)
 		}
-		r.dirs = append(r.dirs, &rdir{fd: fd, node: c, path: path, parent: di})
+		if !made {
+			// An earlier run may have set a mode that keeps this one out
+			// (0555); the point's mode is set again at the end.
+			unix.Fchmod(fd, 0o700)
+		}
+		r.dirs = append(r.dirs, &rdir{fd: fd, node: c, path: path, parent: di, made: made})
 		r.res.Dirs++
 		nd := len(r.dirs) - 1
 		if err := r.plan(nd); err != nil {
@@ -387,7 +508,13 @@ func (r *restorer) keepOrClear(dfd int, c *tree.Node, path string) (kept bool, e
 		return false, targetError("restore "+path+": stat", err)
 	case st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == c.Size && st.Mode&0o7777 == c.Mode&0o7777 && st.Mtim.Nano() == c.MTime &&
 		(!r.owners || st.Uid == c.UID && st.Gid == c.GID):
-		return true, nil
+		// Looks whole. After a power loss a file can come back with its
+		// size and time but not its data: the content must hash to the
+		// point's blobs.
+		ok, err := r.wholeFile(dfd, c, &st)
+		if err != nil || ok {
+			return ok, err
+		}
 	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
 		return false, lifeboat.Errorf(lifeboat.EExists, "restore %s: a directory is in the way of a file of the point; --resume replaces files, not directories", path)
 	}
@@ -395,6 +522,55 @@ func (r *restorer) keepOrClear(dfd int, c *tree.Node, path string) (kept bool, e
 		return false, targetError("restore "+path+": remove what an earlier restore left", err)
 	}
 	return false, nil
+}
+
+// wholeFile reports whether the file at c's name in dfd (the one described
+// by st) holds exactly c's content: each extent hashes to its blob id.
+func (r *restorer) wholeFile(dfd int, c *tree.Node, st *unix.Stat_t) (bool, error) {
+	fd, err := openat(dfd, c.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, nil // gone or changed since: restored anew
+	}
+	defer unix.Close(fd)
+	var now unix.Stat_t
+	if unix.Fstat(fd, &now) != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+		return false, nil
+	}
+	var buf []byte
+	off := int64(0)
+	for _, e := range c.Content {
+		if e.ID == nil {
+			off += e.Hole
+			continue
+		}
+		loc, ok, err := r.v.lookupFresh(r.ctx, *e.ID)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, nil
+		}
+		n := int(loc.RawLength)
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		for got := 0; got < n; {
+			m, err := unix.Pread(fd, buf[got:], off+int64(got))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || m == 0 {
+				return false, nil
+			}
+			got += m
+		}
+		if r.v.Hash(buf) != *e.ID {
+			return false, nil
+		}
+		off += int64(n)
+	}
+	return off == c.Size, nil
 }
 
 func (r *restorer) fail(fi int, path string, err error) {
@@ -700,6 +876,9 @@ func (r *restorer) finishLinks() {
 		f := r.files[fi]
 		src := r.files[f.linkOf]
 		if src.failed.Load() {
+			if r.opts.Resume {
+				r.unlink(f) // what an earlier run or anyone left there is not the point's
+			}
 			r.fail(fi, f.path, fmt.Errorf("hard link to %s, which failed", src.path))
 			continue
 		}

@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
+	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
@@ -48,6 +51,16 @@ func TestResumedRestore(t *testing.T) {
 	os.WriteFile(filepath.Join(target, "extra.txt"), []byte("the user's own"), 0o644) // not in the point: left
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(filepath.Join(target, "a.bin"), old, old)
+	// b.bin, as a power loss can leave a file: its size, mode and time, not
+	// its data (here, one byte changed).
+	hb := filepath.Join(target, "b.bin")
+	st, _ := os.Stat(hb)
+	bb, _ := os.ReadFile(hb)
+	bb[1000] ^= 1
+	os.WriteFile(hb, bb, 0o640)
+	os.Chtimes(hb, st.ModTime(), st.ModTime())
+	// The killed restore's record.
+	writeRecord(t, target, p.ID, "app")
 
 	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app"}); lifeboat.ErrorCode(err) != lifeboat.EExists || !strings.Contains(err.Error(), "--resume") {
 		t.Fatalf("restore into a non-empty target without resume: %v; want refused, naming --resume", err)
@@ -56,9 +69,12 @@ func TestResumedRestore(t *testing.T) {
 	if err != nil || len(res.Failed) > 0 {
 		t.Fatalf("resumed restore: %v %+v", err, res)
 	}
-	// b.bin (with hard), small.txt: kept; a.bin, sub/c.bin: restored.
-	if res.Kept != 2 || res.KeptBytes != 512<<10+6 || res.Files != 4 {
-		t.Errorf("resumed restore kept %d files (%d bytes) of %d; want b.bin and small.txt of 4", res.Kept, res.KeptBytes, res.Files)
+	// small.txt: kept; a.bin, b.bin (and hard), sub/c.bin: restored.
+	if res.Kept != 1 || res.KeptBytes != 6 || res.Files != 4 {
+		t.Errorf("resumed restore kept %d files (%d bytes) of %d; want small.txt of 4", res.Kept, res.KeptBytes, res.Files)
+	}
+	if _, err := os.Lstat(filepath.Join(target, vault.RestoreRecord)); !os.IsNotExist(err) {
+		t.Errorf("the finished restore left its record: %v", err)
 	}
 	got := snapshot(t, target)
 	if _, ok := got["extra.txt"]; !ok {
@@ -67,11 +83,26 @@ func TestResumedRestore(t *testing.T) {
 	delete(got, "extra.txt")
 	compareTrees(t, want, got)
 
-	// Resumed again over a complete restore: everything kept, nothing written.
+	// A finished restore leaves nothing to resume; one killed just before
+	// it removed its record: everything kept, nothing written.
+	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true}); lifeboat.ErrorCode(err) != lifeboat.EExists || !strings.Contains(err.Error(), "no unfinished restore") {
+		t.Errorf("resume of a finished restore: %v; want refused", err)
+	}
+	writeRecord(t, target, p.ID, "app")
 	res, err = v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true})
 	if err != nil || res.Kept != 4 || res.Bytes != 0 {
 		t.Errorf("resume over a complete restore: %v, kept %d, wrote %d bytes; want all kept", err, res.Kept, res.Bytes)
 	}
+	// Another point's (or path's) unfinished restore is not this one's.
+	writeRecord(t, target, strings.Repeat("e", 32), "app")
+	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true}); lifeboat.ErrorCode(err) != lifeboat.EExists || !strings.Contains(err.Error(), "something else") {
+		t.Errorf("resume over another point's restore: %v; want refused", err)
+	}
+	writeRecord(t, target, p.ID, "app/sub")
+	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true}); lifeboat.ErrorCode(err) != lifeboat.EExists {
+		t.Errorf("resume over another path's restore: %v; want refused", err)
+	}
+	writeRecord(t, target, p.ID, "app")
 
 	// The other kind in the way: refused, never replaced.
 	os.RemoveAll(filepath.Join(target, "sub"))
@@ -85,6 +116,7 @@ func TestResumedRestore(t *testing.T) {
 		t.Errorf("resume with a symlink where a directory goes: %v; want refused", err)
 	}
 	os.Remove(filepath.Join(target, "sub"))
+	os.MkdirAll(filepath.Join(target, "sub"), 0o755) // the user's, empty, at a directory of the point
 	os.Remove(filepath.Join(target, "a.bin"))
 	os.MkdirAll(filepath.Join(target, "a.bin/x"), 0o755)
 	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true}); lifeboat.ErrorCode(err) != lifeboat.EExists {
@@ -92,5 +124,84 @@ func TestResumedRestore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(target, "a.bin/x")); err != nil {
 		t.Errorf("the directory in the way was touched: %v", err)
+	}
+	// That failed resume removed no directory it did not make: "empty"
+	// (made by the first restore) and "mine" (the user's) stay.
+	for _, d := range []string{"empty", "sub"} {
+		if st, err := os.Stat(filepath.Join(target, d)); err != nil || !st.IsDir() {
+			t.Errorf("a failed resume removed the directory %s it found: %v", d, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(target, vault.RestoreRecord)); err != nil {
+		t.Errorf("a failed resume removed the record of what is left: %v", err)
+	}
+}
+
+func writeRecord(t *testing.T, target, point, path string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(target, vault.RestoreRecord), fmt.Appendf(nil, "point %s\npath %s\n", point, path), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A resumed restore never goes through a symlink put in place of its
+// target (it would restore into, and set the modes of, whatever that
+// points to).
+func TestResumeRefusesSymlinkedTarget(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "app")
+	writeFile(t, filepath.Join(src, "conf"), []byte("point"), 0o644)
+	v, _ := newTestVault(t)
+	p := mustBackup(t, v, src)
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	writeFile(t, filepath.Join(victim, "conf"), []byte("precious"), 0o600)
+	writeRecord(t, victim, p.ID, "app") // even with a record there
+	os.Chmod(victim, 0o750)
+	target := filepath.Join(dir, "r")
+	os.Symlink(victim, target)
+	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true}); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		t.Errorf("resume into a symlinked target: %v; want refused", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(victim, "conf")); string(b) != "precious" {
+		t.Errorf("the directory behind the symlink was written: %q", b)
+	}
+	if st, _ := os.Stat(victim); st.Mode().Perm() != 0o750 {
+		t.Errorf("the directory behind the symlink got mode %v", st.Mode().Perm())
+	}
+}
+
+// A resumed restore whose hard-link group's first file fails (damaged
+// data) removes what is at the other names: they are not the point's.
+func TestResumeRemovesLinksOfAFailedFile(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "app")
+	writeFile(t, filepath.Join(src, "a"), randBytes(rand.New(rand.NewPCG(3, 3)), 300<<10), 0o644)
+	os.Link(filepath.Join(src, "a"), filepath.Join(src, "h"))
+	v, be := newTestVault(t)
+	p := mustBackup(t, v, src)
+	target := filepath.Join(t.TempDir(), "r")
+	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(target, "a"))
+	os.Remove(filepath.Join(target, "h"))
+	os.WriteFile(filepath.Join(target, "h"), []byte("NOT THE POINT"), 0o644)
+	writeRecord(t, target, p.ID, "app")
+	// Damage a's data (the largest pack; the tree's is small): a fails.
+	largest, size := "", int64(0)
+	be.List(ctx, "data/", func(oi storage.ObjectInfo) error {
+		if oi.Size > size {
+			largest, size = oi.Name, oi.Size
+		}
+		return nil
+	})
+	be.(*memory.Backend).Mutate(largest, func(b []byte) []byte { b[100] ^= 1; return b })
+	res, err := reopen(t, be).Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true})
+	if err != nil || len(res.Failed) != 2 {
+		t.Fatalf("resume with a damaged file and its link: %v %+v; want both failed", err, res)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "h")); err == nil {
+		t.Errorf("the link of a failed file still holds %q", b)
 	}
 }
