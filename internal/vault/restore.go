@@ -496,8 +496,8 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 
 // keepOrClear is a resumed restore's look at the name of file node c in
 // directory dfd: a regular file with c's size, mode and modification time
-// is whole (a restore sets the time last) and kept; anything else but a
-// directory is removed, to be restored anew.
+// (a restore sets the time last) whose content hashes to c's blobs is whole
+// and kept; anything else but a directory is removed, to be restored anew.
 func (r *restorer) keepOrClear(dfd int, c *tree.Node, path string) (kept bool, err error) {
 	var st unix.Stat_t
 	err = ignoringEINTR(func() error { return unix.Fstatat(dfd, c.Name, &st, unix.AT_SYMLINK_NOFOLLOW) })
