@@ -74,7 +74,7 @@ type CollectReport struct {
 	PacksReferenced int       `json:"packs_referenced"` // packs kept for them
 	PacksCondemned  int       `json:"packs_condemned"`  // tombstones written this run
 	PacksWaiting    int       `json:"packs_waiting"`    // condemned, tombstone younger than the grace period
-	PacksRecent     int       `json:"packs_recent"`     // unreferenced, but younger than the grace period or kept for a live session: a later run decides
+	PacksRecent     int       `json:"packs_recent"`     // unreferenced, but younger than the grace period or a live session: a later run decides
 	PacksDeleted    int       `json:"packs_deleted"`    // condemned packs deleted this run
 	BytesFreed      int64     `json:"bytes_freed"`      // their sizes
 	IndexesDeleted  int       `json:"indexes_deleted"`  // index objects all of whose packs are deleted
@@ -135,9 +135,8 @@ type packInfo struct {
 //     (Removing a tombstone would let a writer succeed while a paused
 //     collector, which decided earlier, deletes the pack.)
 //  6. unreferenced packs older than the grace period (storage time) get a
-//     tombstone, except, while a write session is live, its own packs and
-//     indexed packs younger than TempAge (what failed or interrupted
-//     backups kept for the next to reuse); nothing is deleted in this run;
+//     tombstone, except those of a live write session; nothing they hold is
+//     deleted in this run;
 //  7. packs whose tombstone (listed in 2, before the manifests) is older
 //     than the grace period (storage time) and that are still unreferenced
 //     are deleted; their tombstones are kept, so a late writer sees them;
@@ -311,12 +310,8 @@ func (v *Vault) Collect(ctx context.Context, opts CollectOptions) (*CollectRepor
 		if ref[p] || !tombs[p].IsZero() {
 			continue
 		}
-		live := !sessionsFrom.IsZero()
-		// Packs of a live write session, and packs that a failed or
-		// interrupted backup kept (indexed, yet no point's) while a backup
-		// runs: it may be reusing them, and would fail at its commit.
-		if stNow.Sub(pi.mod) < opts.Grace || live && !pi.mod.Before(sessionsFrom) || live && indexed[p] && stNow.Sub(pi.mod) < TempAge {
-			rep.PacksRecent++
+		if stNow.Sub(pi.mod) < opts.Grace || (!sessionsFrom.IsZero() && !pi.mod.Before(sessionsFrom)) {
+			rep.PacksRecent++ // may belong to a backup in flight, or a live write session
 			continue
 		}
 		if err := v.be.Put(ctx, tombstoneName(p), nil); err != nil && !errors.Is(err, storage.ErrExists) {

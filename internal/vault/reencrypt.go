@@ -153,10 +153,10 @@ func (v *Vault) reencryptPacks(ctx context.Context, minVer uint32, progress func
 	// are condemned even if they hold nothing referenced (garbage under the
 	// old key); unindexed ones (a backup in flight, or leftovers) and
 	// condemned ones only matter if they hold a referenced blob with no
-	// good copy. So do, while a write session is live, indexed ones it may
-	// own (checkpointed) or reuse (kept by a failed backup, younger than
-	// TempAge), as for the collector: condemned, they failed that backup at
-	// its commit. A later run takes those it then references.
+	// good copy. So do, as for the collector, indexed ones written since
+	// the earliest live write session started: a running backup's, named by
+	// its checkpoints; condemned, they failed that backup at its commit. A
+	// later run takes those its point then references.
 	live := !sc.liveFrom.IsZero()
 	var old []blob.PackID
 	var total int64
@@ -172,8 +172,8 @@ func (v *Vault) reencryptPacks(ctx context.Context, minVer uint32, progress func
 				break
 			}
 		}
-		mayServeBackup := live && (!pi.mod.Before(sc.liveFrom) || sc.stNow.Sub(pi.mod) < TempAge)
-		if !needed && (!indexed[p] || tombs[p] || mayServeBackup) {
+		ofLiveSession := live && !pi.mod.Before(sc.liveFrom)
+		if !needed && (!indexed[p] || tombs[p] || ofLiveSession) {
 			continue
 		}
 		old = append(old, p)

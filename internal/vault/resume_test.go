@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"path/filepath"
@@ -145,11 +146,12 @@ func TestBackupCheckpoints(t *testing.T) {
 	}
 }
 
-// While a backup runs, a collection leaves alone the packs an earlier
-// failed backup kept (indexed, no point's), even past the grace period: the
-// running backup may be reusing them, and failed at its commit when they
-// were condemned. With no backup running they are collected.
-func TestKeptPacksSurviveCollectionDuringBackup(t *testing.T) {
+// A collection that runs, past the grace period, while a backup reuses
+// the packs an earlier failed backup kept condemns them (no point
+// references them yet): the backup fails at its commit, saying to run it
+// again, and the retry stores their data again and restores exactly. Never
+// a point with data missing.
+func TestResumedBackupMeetsCollection(t *testing.T) {
 	ctx := context.Background()
 	_, mbe, c, o := newClockVault(t)
 	defer vault.SetSessionBeat(20 * time.Millisecond)()
@@ -157,13 +159,12 @@ func TestKeptPacksSurviveCollectionDuringBackup(t *testing.T) {
 	a := make([]byte, 3<<20)
 	rand.NewChaCha8([32]byte{3}).Read(a)
 	b := []byte("the rest of the dump")
-	stream := func(r io.Reader) vault.Source {
-		return vault.Source{Name: "db", Streams: []vault.Stream{{Name: "dump", Open: func(context.Context) (io.ReadCloser, error) {
-			return io.NopCloser(r), nil
-		}}}}
+	dump := func(r io.ReadCloser) vault.BackupOptions {
+		return vault.BackupOptions{Host: "h", Sources: []vault.Source{{Name: "db", Streams: []vault.Stream{{Name: "dump",
+			Open: func(context.Context) (io.ReadCloser, error) { return r, nil }}}}}}
 	}
 	h.onPut = failDataPut(6, false)
-	_, err := reopen2(t, h, o).Backup(ctx, vault.BackupOptions{Sources: []vault.Source{stream(bytes.NewReader(append(a, b...)))}, Host: "h"})
+	_, err := reopen2(t, h, o).Backup(ctx, dump(io.NopCloser(bytes.NewReader(append(a, b...)))))
 	var be *vault.BackupError
 	if !errors.As(err, &be) || be.KeptPacks == 0 {
 		t.Fatalf("first backup: %v, want one that kept packs", err)
@@ -179,30 +180,28 @@ func TestKeptPacksSurviveCollectionDuringBackup(t *testing.T) {
 			t.Errorf("collect: %v", err)
 		}
 	}
-	p, err := reopen2(t, mbe, o).Backup(ctx, vault.BackupOptions{Host: "h",
-		Sources: []vault.Source{{Name: "db", Streams: []vault.Stream{{Name: "dump", Open: func(context.Context) (io.ReadCloser, error) {
-			return &stallReader{first: a, rest: b, mid: mid}, nil
-		}}}}}})
+	_, err = reopen2(t, mbe, o).Backup(ctx, dump(&stallReader{first: a, rest: b, mid: mid}))
+	if rep == nil || rep.PacksCondemned == 0 {
+		t.Fatalf("the collection condemned nothing: %+v", rep)
+	}
+	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable || !strings.Contains(fmt.Sprint(err), "run the backup again") {
+		t.Fatalf("a backup reusing packs condemned under it: %v; want it refused at its commit, retryable", err)
+	}
+	p, err := reopen2(t, mbe, o).Backup(ctx, dump(io.NopCloser(bytes.NewReader(append(a, b...)))))
 	if err != nil {
-		t.Fatalf("the backup reusing the kept packs, a collection in between: %v", err)
+		t.Fatalf("the retry: %v", err)
 	}
-	if rep == nil || rep.PacksCondemned != 0 {
-		t.Fatalf("the collection condemned kept packs while a backup ran: %+v", rep)
-	}
-	if p.Stats.BytesNew >= int64(len(a)) {
-		t.Errorf("the backup stored %d bytes again; the kept packs were not reused", p.Stats.BytesNew)
-	}
-
-	// The kept packs the point did not reuse (none here: it reused all) and
-	// nothing else: a collection with no backup running condemns nothing the
-	// point needs, and the point restores.
 	c.Add(2 * time.Hour)
 	mustCollect(t, gcv, vault.CollectOptions{})
 	c.Add(2 * time.Hour)
 	mustCollect(t, gcv, vault.CollectOptions{})
-	rep2, err := reopen2(t, mbe, o).Check(ctx, vault.CheckOptions{ReadData: true})
-	if err != nil || !rep2.OK() {
-		t.Fatalf("check after the collections: %v %+v", err, rep2)
+	v := reopen2(t, mbe, o)
+	if rep, err := v.Check(ctx, vault.CheckOptions{ReadData: true}); err != nil || !rep.OK() {
+		t.Fatalf("check after the collections: %v %+v", err, rep)
+	}
+	n, err := v.Lookup(ctx, p, "db/dump")
+	if err != nil || n.Size != int64(len(a)+len(b)) {
+		t.Fatalf("the retried point's dump: %+v %v", n, err)
 	}
 }
 
