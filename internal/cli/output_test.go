@@ -18,8 +18,11 @@ func TestPrintProblemsGroupsByObject(t *testing.T) {
 	pt1, pt2 := strings.Repeat("1", 32), strings.Repeat("2", 32)
 	var probs []vault.Problem
 	for i := range 30 {
-		probs = append(probs, vault.Problem{Object: "data/aa/pack1", Blob: fmt.Sprintf("%064x", i), What: "pack missing",
-			Points: []string{pt1}, Paths: []string{"11111111:app/big", fmt.Sprintf("11111111:app/f%02d", i)}})
+		paths := []string{"11111111:app/big", fmt.Sprintf("11111111:app/f%02d", i)}
+		if i > 20 {
+			paths = append(paths, fmt.Sprintf("11111111:app/f%02d", i-1)) // past the 20 shown, counted once
+		}
+		probs = append(probs, vault.Problem{Object: "data/aa/pack1", Blob: fmt.Sprintf("%064x", i), What: "pack missing", Points: []string{pt1}, Paths: paths})
 	}
 	probs = append(probs,
 		vault.Problem{Object: "data/aa/pack1", Blob: fmt.Sprintf("%064x", 99), What: "pack truncated", Points: []string{pt2}, Paths: []string{"22222222:app/x"}},

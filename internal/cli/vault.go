@@ -816,7 +816,7 @@ func printProblems(w io.Writer, probs []vault.Problem) {
 		pr            vault.Problem
 		blobs         int
 		points, paths []string
-		more          int
+		more          map[string]bool // paths past the first 20
 	}
 	var groups []*group
 	byKey := map[[2]string]*group{}
@@ -844,7 +844,10 @@ func printProblems(w io.Writer, probs []vault.Problem) {
 			case len(g.paths) < 20:
 				g.paths = append(g.paths, pth)
 			default:
-				g.more++
+				if g.more == nil {
+					g.more = map[string]bool{}
+				}
+				g.more[pth] = true
 			}
 		}
 	}
@@ -863,8 +866,8 @@ func printProblems(w io.Writer, probs []vault.Problem) {
 		for _, pth := range g.paths {
 			fmt.Fprintf(w, "  breaks %s\n", pth)
 		}
-		if g.more > 0 {
-			fmt.Fprintf(w, "  and %d more paths (-o json lists each blob's)\n", g.more)
+		if len(g.more) > 0 {
+			fmt.Fprintf(w, "  and %d more paths (-o json lists each blob's)\n", len(g.more))
 		}
 	}
 }
