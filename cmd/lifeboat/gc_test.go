@@ -371,10 +371,13 @@ func TestGCRemovesKilledBackupsTempFiles(t *testing.T) {
 		})
 		return out
 	}
-	p := gcStart(t, passEnv(), "vault", "backup", "--vault", vlt, src)
-	deadline := time.Now().Add(time.Minute)
-	for len(temps()) == 0 && !p.exited() && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	// Killed while stopped just after its first pack is durable: the next
+	// pack's temp file exists then (it is made when the first fills).
+	// (Killed once a polled temp file showed up, it could be a small
+	// object's, committed before the kill.)
+	p := gcStart(t, append(passEnv(), "LIFEBOAT_TEST_STOP=backup-pack-stored"), "vault", "backup", "--vault", vlt, src)
+	if !p.waitStopped(t) {
+		t.Fatalf("backup did not stop after its first pack: %s", p.errb.String())
 	}
 	p.cmd.Process.Kill()
 	p.wait(t)
