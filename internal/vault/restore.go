@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -196,7 +197,7 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 			}
 			// The record stays with what is left, for --resume; alone, it goes.
 			if r.record {
-				if ents, rerr := os.ReadDir(opts.Target); rerr == nil && len(ents) == 1 && ents[0].Name() == RestoreRecord {
+				if names, rerr := dirNames(tfd, 2); rerr == nil && len(names) == 1 && names[0] == RestoreRecord {
 					unix.Unlinkat(tfd, RestoreRecord, 0)
 				}
 			}
@@ -272,19 +273,32 @@ func prepareTarget(dir string, resume bool) (fd int, created, empty bool, err er
 		}
 		return -1, false, false, refused(lifeboat.EInvalid, "restore target %s: %v", dir, err)
 	}
-	ents, rerr := os.ReadDir(fmt.Sprintf("/proc/self/fd/%d", fd))
-	if rerr != nil {
-		ents, rerr = os.ReadDir(dir)
-	}
+	names, rerr := dirNames(fd, 1)
 	if rerr != nil {
 		unix.Close(fd)
 		return -1, false, false, refused(lifeboat.EInvalid, "restore target %s: %v", dir, rerr)
 	}
-	if len(ents) > 0 && !resume {
+	if len(names) > 0 && !resume {
 		unix.Close(fd)
 		return -1, false, false, refused(lifeboat.EExists, "restore target %s is not empty; restore into a new or empty directory, or add --resume to finish an interrupted restore of the same point there", dir)
 	}
-	return fd, created, len(ents) == 0, nil
+	return fd, created, len(names) == 0, nil
+}
+
+// dirNames lists up to n names in the directory open as dfd, through a
+// descriptor of its own (reading a directory moves its descriptor's offset).
+func dirNames(dfd, n int) ([]string, error) {
+	fd, err := openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), ".")
+	defer f.Close()
+	names, err := f.Readdirnames(n)
+	if err == io.EOF {
+		err = nil
+	}
+	return names, err
 }
 
 // startRecord writes the restore's record into an empty target, or checks,
@@ -328,7 +342,7 @@ func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
 
 // refusedTarget is targetError before anything was written.
 func refusedTarget(what string, err error) error {
-	e := targetError(what, err).(*lifeboat.Error)
+	e := targetError(what, err)
 	e.Err = fmt.Errorf("%w: %w", ErrNothingRestored, err)
 	return e
 }
@@ -337,7 +351,7 @@ func refusedTarget(what string, err error) error {
 // or read-only file system is the target being unavailable (exit 6), as a
 // failed write is; anything else (a name the file system refuses, a
 // permission) is bad input.
-func targetError(what string, err error) error {
+func targetError(what string, err error) *lifeboat.Error {
 	code := lifeboat.EInvalid
 	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EIO) {
 		code = lifeboat.EUnavailable
@@ -457,30 +471,20 @@ func (r *restorer) planChild(di int, c *tree.Node) error {
 				return lifeboat.Errorf(lifeboat.EUnavailable, "restore %s: truncate: %v", path, err)
 			}
 		}
-		off := int64(0)
 		n := int32(0)
-		for _, e := range c.Content {
-			if e.ID == nil {
-				off += e.Hole
-				continue
-			}
-			// A blob this handle does not know may have been written by
-			// another process since it loaded the index (a long-lived
-			// server's handle, a CLI backup): lookupFresh looks again.
-			loc, ok, err := r.v.lookupFresh(r.ctx, *e.ID)
-			if err != nil {
-				unix.Close(fd)
-				unix.Unlinkat(d.fd, c.Name, 0) // created at full size: never left looking restored
-				return err
-			}
-			if !ok {
-				f.failed.Store(true)
-				r.fail(fi, path, &CorruptError{Object: "index", Blob: e.ID.String(), Err: errors.New("blob not in any index")})
-				break
-			}
+		_, missing, err := r.blobsOf(c, func(off int64, loc index.Location) error {
 			r.packs[loc.Pack] = append(r.packs[loc.Pack], rref{loc: loc, file: fi, off: off})
-			off += int64(loc.RawLength)
 			n++
+			return nil
+		})
+		if err != nil {
+			unix.Close(fd)
+			unix.Unlinkat(d.fd, c.Name, 0) // created at full size: never left looking restored
+			return err
+		}
+		if missing != nil {
+			f.failed.Store(true)
+			r.fail(fi, path, &CorruptError{Object: "index", Blob: missing.String(), Err: errors.New("blob not in any index")})
 		}
 		if f.failed.Load() || n == 0 {
 			// Nothing to write: finish now (a failed file is removed).
@@ -531,46 +535,55 @@ func (r *restorer) wholeFile(dfd int, c *tree.Node, st *unix.Stat_t) (bool, erro
 	if err != nil {
 		return false, nil // gone or changed since: restored anew
 	}
-	defer unix.Close(fd)
+	file := os.NewFile(uintptr(fd), c.Name)
+	defer file.Close()
 	var now unix.Stat_t
 	if unix.Fstat(fd, &now) != nil || now.Dev != st.Dev || now.Ino != st.Ino {
 		return false, nil
 	}
+	errDiffers := errors.New("differs from the point")
 	var buf []byte
-	off := int64(0)
+	end, missing, err := r.blobsOf(c, func(off int64, loc index.Location) error {
+		buf = slices.Grow(buf[:0], int(loc.RawLength))[:loc.RawLength]
+		if _, err := file.ReadAt(buf, off); err != nil || r.v.Hash(buf) != loc.ID {
+			return errDiffers
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errDiffers) || missing != nil:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return end == c.Size, nil
+}
+
+// blobsOf calls fn for each blob of file node c, in order, with its offset
+// in the file and its location, and returns where the content ends. A blob
+// this handle does not know may have been written by another process since
+// it loaded the index (a long-lived server's handle, a CLI backup):
+// lookupFresh looks again. It stops at fn's error, or at a blob no index
+// knows, which it returns as missing.
+func (r *restorer) blobsOf(c *tree.Node, fn func(off int64, loc index.Location) error) (end int64, missing *blob.ID, err error) {
 	for _, e := range c.Content {
 		if e.ID == nil {
-			off += e.Hole
+			end += e.Hole
 			continue
 		}
 		loc, ok, err := r.v.lookupFresh(r.ctx, *e.ID)
 		if err != nil {
-			return false, err
+			return end, nil, err
 		}
 		if !ok {
-			return false, nil
+			return end, e.ID, nil
 		}
-		n := int(loc.RawLength)
-		if cap(buf) < n {
-			buf = make([]byte, n)
+		if err := fn(end, loc); err != nil {
+			return end, nil, err
 		}
-		buf = buf[:n]
-		for got := 0; got < n; {
-			m, err := unix.Pread(fd, buf[got:], off+int64(got))
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil || m == 0 {
-				return false, nil
-			}
-			got += m
-		}
-		if r.v.Hash(buf) != *e.ID {
-			return false, nil
-		}
-		off += int64(n)
+		end += int64(loc.RawLength)
 	}
-	return off == c.Size, nil
+	return end, nil, nil
 }
 
 func (r *restorer) fail(fi int, path string, err error) {
