@@ -81,19 +81,6 @@ func (p *gcProc) waitStopped(t *testing.T) bool {
 	return false
 }
 
-// waitRunning waits until a process resumed with SIGCONT is no longer
-// stopped.
-func (p *gcProc) waitRunning(t *testing.T) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-		if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || len(b) <= i+2 || b[i+2] != 'T' {
-			return
-		}
-	}
-	t.Fatalf("%v still stopped a minute after SIGCONT", p.cmd.Args)
-}
-
 type gcReportOut struct {
 	PointsPurged   []string `json:"points_purged"`
 	PacksCondemned int      `json:"packs_condemned"`

@@ -87,8 +87,8 @@ func interruptedBackupResumes(t *testing.T, env []string, vlt string) {
 }
 
 // A second Ctrl-C quits at once: here while the first one's clean stop is
-// under way (the backup stopped itself just before keeping what it
-// stored). The process dies of the signal, and the vault stays sound.
+// under way (the backup stops itself just before keeping what it stored).
+// The process dies of the signal, and the vault stays sound.
 func TestSecondInterruptQuits(t *testing.T) {
 	dir := t.TempDir()
 	src, vlt := filepath.Join(dir, "src"), filepath.Join(dir, "vault")
@@ -100,17 +100,23 @@ func TestSecondInterruptQuits(t *testing.T) {
 	}
 	env := passEnv()
 	mustRun(t, env, "vault", "init", "--vault", vlt)
-	b := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=backup-pack-stored,backup-abort"), "vault", "backup", "--vault", vlt, "-q", src)
-	for i, stage := range []string{"backup-pack-stored", "backup-abort"} {
-		if !b.waitStopped(t) {
-			t.Fatalf("backup did not stop at %s: %s", stage, b.errb.String())
+	b := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=backup-abort"), "vault", "backup", "--vault", vlt, "-q", src)
+	// The first Ctrl-C once the backup runs (its write session exists: its
+	// signal handling is long in place); it stops itself at backup-abort.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(vlt, "locks", "session-*")); len(m) > 0 {
+			break
 		}
-		b.cmd.Process.Signal(syscall.SIGINT)
-		b.cmd.Process.Signal(syscall.SIGCONT)
-		if i == 0 {
-			b.waitRunning(t)
+		if b.exited() || time.Now().After(deadline) {
+			t.Fatalf("the backup never started its write session: %s", b.errb.String())
 		}
 	}
+	b.cmd.Process.Signal(syscall.SIGINT)
+	if !b.waitStopped(t) {
+		t.Fatalf("backup did not stop at backup-abort after Ctrl-C: %s", b.errb.String())
+	}
+	b.cmd.Process.Signal(syscall.SIGINT) // the second, during the clean stop
+	b.cmd.Process.Signal(syscall.SIGCONT)
 	b.wait(t)
 	if ws, ok := b.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
 		t.Fatalf("after a second Ctrl-C the backup went on: %v, stderr %q", b.cmd.ProcessState, b.errb.String())
