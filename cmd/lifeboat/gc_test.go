@@ -240,6 +240,52 @@ func TestGCBackupPausedPastGrace(t *testing.T) {
 	}
 }
 
+// TestGCBackupCopiesOutOfCondemnedPacks pauses a backup after its packs and
+// index are durable and before its manifest, lets a collection purge the
+// parent it deduplicated against and condemn that parent's packs (not yet
+// delete them), then resumes it: it copies what it needs out of them and
+// succeeds, and once later collections have deleted them, its point still
+// restores exactly and check finds nothing wrong.
+func TestGCBackupCopiesOutOfCondemnedPacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "app")
+	r := rand.New(rand.NewPCG(13, 14))
+	writeTree(t, src, r, 60)
+	vlt := filepath.Join(dir, "vault")
+	env := passEnv()
+	mustRun(t, env, "vault", "init", "--vault", vlt)
+	mustRun(t, env, "vault", "backup", "--vault", vlt, src)
+	gcForgetAll(t, vlt)
+	gcChangeFiles(t, src, r, "x", 3)
+	state := dirState(t, src)
+	b := gcStart(t, append(env, "LIFEBOAT_TEST_STOP=backup-before-commit"), "vault", "backup", "--vault", vlt, "-q", "-o", "json", src)
+	if !b.waitStopped(t) {
+		t.Fatalf("backup did not stop at the hook: %s", b.errb.String())
+	}
+	time.Sleep(gcGrace + 100*time.Millisecond)
+	if rep := gcRun(t, vlt); len(rep.PointsPurged) == 0 || rep.PacksCondemned == 0 || rep.PacksDeleted != 0 {
+		t.Fatalf("gc while the backup is paused: %+v", rep)
+	}
+	b.cmd.Process.Signal(syscall.SIGCONT)
+	if code := b.wait(t); code != 0 {
+		t.Fatalf("backup exit %d: %s", code, b.errb.String())
+	}
+	id := gcBackupID(t, b.out.String())
+	deleted := 0
+	for range 2 {
+		time.Sleep(gcGrace + 100*time.Millisecond)
+		deleted += gcRun(t, vlt).PacksDeleted
+	}
+	if deleted == 0 {
+		t.Fatalf("the condemned packs were never deleted: the point still needs them")
+	}
+	gcCheck(t, vlt)
+	gcRestoreState(t, vlt, id, state)
+}
+
 // TestGCCollectorPaused pauses a collector at exact moments while a backup
 // runs and commits, then resumes it.
 func TestGCCollectorPaused(t *testing.T) {

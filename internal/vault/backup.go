@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,8 +21,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/chunker"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
 )
@@ -348,10 +351,120 @@ func (v *Vault) Backup(ctx context.Context, opts BackupOptions) (*manifest.Point
 	p.Warnings = b.warnings
 	p.Finished = v.opts.Now().UTC()
 	testStop("backup-before-commit")
-	if err := v.commitPoint(ctx, p, b.s.usedPks); err != nil {
+	if err := b.commit(ctx, p); err != nil {
 		return nil, b.kept(err) // every pack is indexed by now
 	}
 	return p, nil
+}
+
+// commitAttempts bounds how often a backup copies its blobs out of packs
+// condemned under it and writes its manifest again.
+const commitAttempts = 3
+
+// commit writes the point's manifest (commitPoint). When a pack the point
+// uses was condemned meanwhile by a collection or a re-encryption (it
+// deduped against data no point referenced yet: packs a failed backup kept,
+// or those of a point just forgotten), the manifest is withdrawn; the point's
+// blobs in those packs are then copied into new packs of the backup's own
+// write session, still live, and the manifest is written again. The old
+// packs need only be readable until then: a collection deletes a condemned
+// pack no sooner than the grace period after its tombstone. If they are
+// not, the backup fails as before, keeping what it stored, and the next
+// one stores that data again.
+func (b *backup) commit(ctx context.Context, p *manifest.Point) error {
+	used := b.s.usedPks
+	for attempt := 1; ; attempt++ {
+		cond, err := b.v.commitPoint(ctx, p, used, attempt > 1)
+		if err != nil || len(cond) == 0 {
+			return err
+		}
+		msg := fmt.Sprintf("pack %s used by point %s was condemned by a concurrent garbage collection or re-encryption", cond[0], p.ID)
+		if attempt == commitAttempts {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "%s (after copying its blobs out of condemned packs %d times); run the backup again", msg, attempt-1)
+		}
+		if used, err = b.rescue(ctx, p, used, cond); err != nil {
+			if ctx.Err() != nil {
+				return storageError(b.v.be, err) // interrupted
+			}
+			return &lifeboat.Error{Code: lifeboat.EUnavailable, Message: fmt.Sprintf("%s, and its blobs could not be copied out: %v; run the backup again", msg, err), Err: err}
+		}
+	}
+}
+
+// rescue copies the point's blobs held in the condemned packs into new
+// packs (indexed, so that readers prefer them) and returns the packs the
+// point uses then. The copies are authenticated and hashed first: a copy
+// never launders damage.
+func (b *backup) rescue(ctx context.Context, p *manifest.Point, used map[blob.PackID]bool, cond []blob.PackID) (map[blob.PackID]bool, error) {
+	v := b.v
+	condSet := map[blob.PackID]bool{}
+	for _, pk := range cond {
+		condSet[pk] = true
+	}
+	// Remembered: the trees walked (one id a directory) and the blobs to
+	// copy (at most a pack's entries per condemned pack), not every blob of
+	// the point.
+	var needed []index.Location
+	picked := map[blob.ID]bool{}
+	pick := func(id blob.ID) {
+		if loc, ok := v.idx.Lookup(id); ok && condSet[loc.Pack] && !picked[id] {
+			picked[id] = true
+			needed = append(needed, loc)
+		}
+	}
+	pick(p.Root)
+	trees := map[blob.ID]bool{p.Root: true}
+	bad, err := v.walkTrees(ctx, v.idx, []blob.ID{p.Root}, func(id blob.ID, t blob.Type) bool {
+		pick(id)
+		if t != blob.Tree || trees[id] {
+			return false
+		}
+		trees[id] = true
+		return true
+	})
+	if err == nil && bad > 0 {
+		err = fmt.Errorf("%d trees of the point do not open", bad)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(needed, func(i, j int) bool {
+		if needed[i].Pack != needed[j].Pack {
+			return bytes.Compare(needed[i].Pack[:], needed[j].Pack[:]) < 0
+		}
+		return needed[i].Offset < needed[j].Offset
+	})
+	s := v.newSaver(ctx)
+	for _, loc := range needed {
+		plain, err := v.readBlob(ctx, loc.ID)
+		if err == nil && v.Hash(plain) != loc.ID {
+			err = &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: errors.New("content does not hash to its id")}
+		}
+		if err == nil {
+			var n int
+			_, n, err = s.saveNew(loc.Type, loc.ID, plain)
+			p.Stats.BytesNew += int64(n)
+			p.Stats.BytesNewRaw += int64(len(plain))
+			p.Stats.BlobsNew++
+		}
+		if err != nil {
+			_ = s.abort()
+			return nil, err
+		}
+	}
+	if err := s.finish(); err != nil {
+		return nil, err
+	}
+	next := map[blob.PackID]bool{}
+	for pk := range used {
+		if !condSet[pk] {
+			next[pk] = true
+		}
+	}
+	for pk := range s.usedPks {
+		next[pk] = true
+	}
+	return next, nil
 }
 
 // fail stops the saver after err and returns the backup's error: the
@@ -395,28 +508,34 @@ func (e *BackupError) Unwrap() error { return e.Err }
 
 // commitPoint writes the manifest, then checks that no pack it references was
 // condemned meanwhile by a garbage collector; if one was, the manifest is
-// deleted again and the backup fails (the caller retries), so a point is
-// never reported done while its data may be collected.
-func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blob.PackID]bool) error {
+// deleted again and those packs are returned (the caller copies their blobs
+// or fails), so a point is never reported done while its data may be
+// collected. Written again (again), a manifest that exists already is this
+// point's, from an earlier attempt whose withdrawal failed.
+func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blob.PackID]bool, again bool) ([]blob.PackID, error) {
 	mb, err := manifest.Encode(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	name := manifest.ObjectName(p.ID)
-	if err := v.putSealed(ctx, name, manifest.Context(p.ID), mb); err != nil {
-		return storageError(v.be, fmt.Errorf("write manifest %s: %w", name, err))
+	if err := v.putSealed(ctx, name, manifest.Context(p.ID), mb); err != nil && !(again && errors.Is(err, storage.ErrExists)) {
+		return nil, storageError(v.be, fmt.Errorf("write manifest %s: %w", name, err))
 	}
 	cond, err := v.listCondemned(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var hit []blob.PackID
 	for pk := range used {
 		if cond[pk] {
-			_ = v.be.Delete(context.WithoutCancel(ctx), name)
-			return lifeboat.Errorf(lifeboat.EUnavailable, "pack %s used by point %s was condemned by a concurrent garbage collection or re-encryption; run the backup again", pk, p.ID)
+			hit = append(hit, pk)
 		}
 	}
-	return nil
+	if len(hit) > 0 {
+		_ = v.be.Delete(context.WithoutCancel(ctx), name)
+		sort.Slice(hit, func(i, j int) bool { return bytes.Compare(hit[i][:], hit[j][:]) < 0 })
+	}
+	return hit, nil
 }
 
 // parentKey is where parentNodes records the parent point's id (in Name).

@@ -751,6 +751,27 @@ func (v *Vault) referencedBlobs(ctx context.Context, idx *index.Index, points ma
 	if err := g.Wait(); err != nil {
 		return nil, 0, storageError(v.be, fmt.Errorf("%w (garbage collection stopped)", err))
 	}
+	n, err := v.walkTrees(ctx, idx, frontier, func(id blob.ID, _ blob.Type) bool {
+		_, seen := refs[id]
+		refs[id] = struct{}{}
+		return !seen
+	})
+	if err != nil {
+		return nil, 0, storageError(v.be, fmt.Errorf("%w (garbage collection stopped)", err))
+	}
+	return refs, bad + n, nil
+}
+
+// walkTrees walks the trees under roots (the locations of idx), level by
+// level and in parallel. visit is called, one call at a time, with the id of
+// every data blob and subtree the trees reference; the walk goes down a
+// subtree only when visit returns true for it (each tree once). It returns
+// how many trees did not open (corrupt or missing: what they reference is
+// unknown); any other error stops it.
+func (v *Vault) walkTrees(ctx context.Context, idx *index.Index, roots []blob.ID, visit func(blob.ID, blob.Type) bool) (int, error) {
+	bad := 0
+	var mu sync.Mutex
+	frontier := roots
 	for len(frontier) > 0 {
 		var next []blob.ID
 		g, gctx := errgroup.WithContext(ctx)
@@ -779,23 +800,20 @@ func (v *Vault) referencedBlobs(ctx context.Context, idx *index.Index, points ma
 				for _, n := range t.Nodes {
 					for _, e := range n.Content {
 						if e.ID != nil {
-							refs[*e.ID] = struct{}{}
+							visit(*e.ID, blob.Data)
 						}
 					}
-					if n.Subtree != nil {
-						if _, seen := refs[*n.Subtree]; !seen {
-							refs[*n.Subtree] = struct{}{}
-							next = append(next, *n.Subtree)
-						}
+					if n.Subtree != nil && visit(*n.Subtree, blob.Tree) {
+						next = append(next, *n.Subtree)
 					}
 				}
 				return nil
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, 0, storageError(v.be, fmt.Errorf("%w (garbage collection stopped)", err))
+			return 0, err
 		}
 		frontier = next
 	}
-	return refs, bad, nil
+	return bad, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
+	"github.com/lifeboat-vault/lifeboat/internal/vault/manifest"
 )
 
 // resumeSource writes 3 MiB of incompressible files (a dozen packs of the
@@ -146,17 +148,22 @@ func TestBackupCheckpoints(t *testing.T) {
 	}
 }
 
-// A collection that runs, past the grace period, while a backup reuses
-// the packs an earlier failed backup kept condemns them (no point
-// references them yet): the backup fails at its commit, saying to run it
-// again, and the retry stores their data again and restores exactly. Never
-// a point with data missing.
-func TestResumedBackupMeetsCollection(t *testing.T) {
+// resumedBackupRace makes the packs of a failed backup older than the grace
+// period, then runs a second backup of the same dump that stalls half-way
+// (its data deduped against those packs) while mid runs collections.
+func resumedBackupRace(t *testing.T, mid func(gcv *vault.Vault, c *clock)) (race struct {
+	be   *memory.Backend
+	c    *clock
+	o    vault.Options
+	dump []byte
+	p    *manifest.Point
+}, err error) {
+	t.Helper()
 	ctx := context.Background()
 	_, mbe, c, o := newClockVault(t)
-	defer vault.SetSessionBeat(20 * time.Millisecond)()
 	h := &storageHooks{Backend: mbe}
-	a := make([]byte, 3<<20)
+	// 12 MiB: at least 6 chunks (2 MiB at most), so at least 6 data packs.
+	a := make([]byte, 12<<20)
 	rand.NewChaCha8([32]byte{3}).Read(a)
 	b := []byte("the rest of the dump")
 	dump := func(r io.ReadCloser) vault.BackupOptions {
@@ -164,7 +171,7 @@ func TestResumedBackupMeetsCollection(t *testing.T) {
 			Open: func(context.Context) (io.ReadCloser, error) { return r, nil }}}}}}
 	}
 	h.onPut = failDataPut(6, false)
-	_, err := reopen2(t, h, o).Backup(ctx, dump(io.NopCloser(bytes.NewReader(append(a, b...)))))
+	_, err = reopen2(t, h, o).Backup(ctx, dump(io.NopCloser(bytes.NewReader(append(a, b...)))))
 	var be *vault.BackupError
 	if !errors.As(err, &be) || be.KeptPacks == 0 {
 		t.Fatalf("first backup: %v, want one that kept packs", err)
@@ -174,35 +181,103 @@ func TestResumedBackupMeetsCollection(t *testing.T) {
 
 	gcv := reopen2(t, mbe, o)
 	var rep *vault.CollectReport
-	mid := func() {
+	race.be, race.c, race.o, race.dump = mbe, c, o, append(a, b...)
+	race.p, err = reopen2(t, mbe, o).Backup(ctx, dump(&stallReader{first: a, rest: b, mid: func() {
 		var err error
 		if rep, err = gcv.Collect(ctx, vault.CollectOptions{}); err != nil {
 			t.Errorf("collect: %v", err)
 		}
-	}
-	_, err = reopen2(t, mbe, o).Backup(ctx, dump(&stallReader{first: a, rest: b, mid: mid}))
+		if mid != nil {
+			mid(gcv, c)
+		}
+	}}))
 	if rep == nil || rep.PacksCondemned == 0 {
 		t.Fatalf("the collection condemned nothing: %+v", rep)
 	}
-	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable || !strings.Contains(fmt.Sprint(err), "run the backup again") {
-		t.Fatalf("a backup reusing packs condemned under it: %v; want it refused at its commit, retryable", err)
+	return race, err
+}
+
+// mustRestoreDump restores a point's db/dump and compares it with want.
+func mustRestoreDump(t *testing.T, v *vault.Vault, p *manifest.Point, want []byte) {
+	t.Helper()
+	dst, res := mustRestore(t, v, p.ID, "db/dump")
+	if len(res.Failed) > 0 {
+		t.Fatalf("restore %s: failed %v", p.ID, res.Failed)
 	}
-	p, err := reopen2(t, mbe, o).Backup(ctx, dump(io.NopCloser(bytes.NewReader(append(a, b...)))))
+	got, err := os.ReadFile(filepath.Join(dst, "dump"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("restored dump: %d bytes, want %d (%v)", len(got), len(want), err)
+	}
+}
+
+// A collection that runs, past the grace period, while a backup reuses the
+// packs an earlier failed backup kept condemns them (no point references
+// them yet). The backup withdraws its manifest, copies its blobs out of the
+// condemned packs into new ones and commits again: it succeeds, and once
+// the collector has deleted the condemned packs the point still restores
+// exactly. (It used to fail, saying to run it again.)
+func TestResumedBackupMeetsCollection(t *testing.T) {
+	defer vault.SetSessionBeat(20 * time.Millisecond)()
+	r, err := resumedBackupRace(t, nil)
+	if err != nil {
+		t.Fatalf("a backup reusing packs condemned under it: %v; want its blobs copied out and the point committed", err)
+	}
+	// What it deduped against the condemned packs it stored again.
+	if r.p.Stats.BytesNewRaw < int64(len(r.dump)) {
+		t.Errorf("the backup stored %d bytes of a %d-byte dump: not its blobs from the condemned packs", r.p.Stats.BytesNewRaw, len(r.dump))
+	}
+	tombs := listNames(t, r.be, "condemned/")
+	gcv := reopen2(t, r.be, r.o)
+	for range 2 {
+		r.c.Add(2 * time.Hour)
+		mustCollect(t, gcv, vault.CollectOptions{})
+	}
+	for name := range tombs {
+		hex := strings.TrimPrefix(name, "condemned/")
+		if _, err := r.be.Stat(context.Background(), "data/"+hex[:2]+"/"+hex); err == nil {
+			t.Errorf("condemned pack %s not deleted: the point still needs it", hex)
+		}
+	}
+	v := reopen2(t, r.be, r.o)
+	if rep, err := v.Check(context.Background(), vault.CheckOptions{ReadData: true}); err != nil || !rep.OK() {
+		t.Fatalf("check after the collections: %v %+v", err, rep)
+	}
+	mustRestoreDump(t, v, r.p, r.dump)
+}
+
+// When the condemned packs are gone before the backup commits (a second
+// collection deleted them: its tombstones were older than the grace
+// period), nothing can be copied out: the backup fails, saying to run it
+// again, leaves no manifest, and the retry stores the data again.
+func TestResumedBackupMeetsDeletion(t *testing.T) {
+	defer vault.SetSessionBeat(20 * time.Millisecond)()
+	ctx := context.Background()
+	var deleted int
+	r, err := resumedBackupRace(t, func(gcv *vault.Vault, c *clock) {
+		c.Add(2 * time.Hour)
+		rep, err := gcv.Collect(ctx, vault.CollectOptions{})
+		if err != nil {
+			t.Errorf("second collect: %v", err)
+			return
+		}
+		deleted = rep.PacksDeleted
+	})
+	if deleted == 0 {
+		t.Fatal("setup: the second collection deleted nothing")
+	}
+	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable || !strings.Contains(fmt.Sprint(err), "could not be copied out") || !strings.Contains(fmt.Sprint(err), "run the backup again") {
+		t.Fatalf("a backup whose condemned packs were deleted: %v; want it refused, retryable", err)
+	}
+	if n := len(listNames(t, r.be, "points/")); n != 0 {
+		t.Fatalf("%d manifests left by the failed commit", n)
+	}
+	v := reopen2(t, r.be, r.o)
+	p, err := v.Backup(ctx, vault.BackupOptions{Host: "h", Sources: []vault.Source{{Name: "db", Streams: []vault.Stream{{Name: "dump",
+		Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.dump)), nil }}}}}})
 	if err != nil {
 		t.Fatalf("the retry: %v", err)
 	}
-	c.Add(2 * time.Hour)
-	mustCollect(t, gcv, vault.CollectOptions{})
-	c.Add(2 * time.Hour)
-	mustCollect(t, gcv, vault.CollectOptions{})
-	v := reopen2(t, mbe, o)
-	if rep, err := v.Check(ctx, vault.CheckOptions{ReadData: true}); err != nil || !rep.OK() {
-		t.Fatalf("check after the collections: %v %+v", err, rep)
-	}
-	n, err := v.Lookup(ctx, p, "db/dump")
-	if err != nil || n.Size != int64(len(a)+len(b)) {
-		t.Fatalf("the retried point's dump: %+v %v", n, err)
-	}
+	mustRestoreDump(t, reopen2(t, r.be, r.o), p, r.dump)
 }
 
 // A handle whose backup failed (a server's, long-lived) reuses what it
