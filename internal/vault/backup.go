@@ -21,7 +21,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
-	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/chunker"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
@@ -366,7 +365,8 @@ const commitAttempts = 3
 // deduped against data no point referenced yet: packs a failed backup kept,
 // or those of a point just forgotten), the manifest is withdrawn; the point's
 // blobs in those packs are then copied into new packs of the backup's own
-// write session, still live, and the manifest is written again. The old
+// write session, still live, and the manifest is written again, under a new
+// point id. The old
 // packs need only be readable until then: a collection deletes a condemned
 // pack no sooner than the grace period after its tombstone. If they are
 // not, the backup fails as before, keeping what it stored, and the next
@@ -374,7 +374,7 @@ const commitAttempts = 3
 func (b *backup) commit(ctx context.Context, p *manifest.Point) error {
 	used := b.s.usedPks
 	for attempt := 1; ; attempt++ {
-		cond, err := b.v.commitPoint(ctx, p, used, attempt > 1)
+		cond, err := b.v.commitPoint(ctx, p, used)
 		if err != nil || len(cond) == 0 {
 			return err
 		}
@@ -388,6 +388,10 @@ func (b *backup) commit(ctx context.Context, p *manifest.Point) error {
 			}
 			return &lifeboat.Error{Code: lifeboat.EUnavailable, Message: fmt.Sprintf("%s, and its blobs could not be copied out: %v; run the backup again", msg, err), Err: err}
 		}
+		// A new id: the withdrawn manifest's name may not be written again
+		// (a versioned bucket keeps a delete marker there, and the S3 server
+		// refuses a conditional put over it).
+		p.ID = manifest.NewID(b.v.opts.Now())
 	}
 }
 
@@ -510,15 +514,14 @@ func (e *BackupError) Unwrap() error { return e.Err }
 // condemned meanwhile by a garbage collector; if one was, the manifest is
 // deleted again and those packs are returned (the caller copies their blobs
 // or fails), so a point is never reported done while its data may be
-// collected. Written again (again), a manifest that exists already is this
-// point's, from an earlier attempt whose withdrawal failed.
-func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blob.PackID]bool, again bool) ([]blob.PackID, error) {
+// collected.
+func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blob.PackID]bool) ([]blob.PackID, error) {
 	mb, err := manifest.Encode(p)
 	if err != nil {
 		return nil, err
 	}
 	name := manifest.ObjectName(p.ID)
-	if err := v.putSealed(ctx, name, manifest.Context(p.ID), mb); err != nil && !(again && errors.Is(err, storage.ErrExists)) {
+	if err := v.putSealed(ctx, name, manifest.Context(p.ID), mb); err != nil {
 		return nil, storageError(v.be, fmt.Errorf("write manifest %s: %w", name, err))
 	}
 	cond, err := v.listCondemned(ctx)

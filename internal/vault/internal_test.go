@@ -74,7 +74,7 @@ func craftPoint(t *testing.T, v *Vault, trees map[string]string, root string) *m
 		t.Fatal(err)
 	}
 	p := &manifest.Point{Version: 1, ID: manifest.NewID(v.opts.Now()), Root: ids[root], Time: v.opts.Now()}
-	if cond, err := v.commitPoint(ctx, p, nil, false); err != nil || cond != nil {
+	if cond, err := v.commitPoint(ctx, p, nil); err != nil || cond != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -316,7 +316,7 @@ func TestCommitRefusesCondemnedPack(t *testing.T) {
 	// written is withdrawn.
 	used := map[blob.PackID]bool{v.idx.Packs()[0]: true}
 	p3 := &manifest.Point{Version: 1, ID: manifest.NewID(v.opts.Now()), Root: p2.Root}
-	cond, err := v.commitPoint(context.Background(), p3, used, false)
+	cond, err := v.commitPoint(context.Background(), p3, used)
 	if err != nil || len(cond) != 1 || !used[cond[0]] {
 		t.Fatalf("commit with condemned pack: %v %v", cond, err)
 	}
