@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -148,13 +149,17 @@ type fileJob struct {
 }
 
 type backup struct {
-	v     *Vault
-	opts  BackupOptions
-	s     *saver
-	ctx   context.Context
-	jobs  chan fileJob
-	prog  *Progress
-	names *idNames
+	v    *Vault
+	opts BackupOptions
+	s    *saver
+	// extraPacks and extraBytes: packs (and their sealed bytes) of copies
+	// out of condemned packs that index objects name (rescue).
+	extraPacks int
+	extraBytes int64
+	ctx        context.Context
+	jobs       chan fileJob
+	prog       *Progress
+	names      *idNames
 	// Parent trees being loaded ahead of the walker.
 	treeMu      sync.Mutex
 	treeFutures map[blob.ID]chan *tree.Tree
@@ -366,11 +371,10 @@ const commitAttempts = 3
 // or those of a point just forgotten), the manifest is withdrawn; the point's
 // blobs in those packs are then copied into new packs of the backup's own
 // write session, still live, and the manifest is written again, under a new
-// point id. The old
-// packs need only be readable until then: a collection deletes a condemned
-// pack no sooner than the grace period after its tombstone. If they are
-// not, the backup fails as before, keeping what it stored, and the next
-// one stores that data again.
+// point id. The old packs need only be readable until then: a collection
+// deletes a condemned pack no sooner than the grace period after its
+// tombstone. If they are not, the backup fails as before, keeping what it
+// stored, and the next one stores that data again.
 func (b *backup) commit(ctx context.Context, p *manifest.Point) error {
 	used := b.s.usedPks
 	for attempt := 1; ; attempt++ {
@@ -378,13 +382,17 @@ func (b *backup) commit(ctx context.Context, p *manifest.Point) error {
 		if err != nil || len(cond) == 0 {
 			return err
 		}
-		msg := fmt.Sprintf("pack %s used by point %s was condemned by a concurrent garbage collection or re-encryption", cond[0], p.ID)
+		msg := fmt.Sprintf("pack %s used by point %s was condemned", cond[0], p.ID)
+		if len(cond) > 1 {
+			msg = fmt.Sprintf("packs %s and %d more used by point %s were condemned", cond[0], len(cond)-1, p.ID)
+		}
+		msg += " by a concurrent garbage collection or re-encryption"
 		if attempt == commitAttempts {
 			return lifeboat.Errorf(lifeboat.EUnavailable, "%s (after copying its blobs out of condemned packs %d times); run the backup again", msg, attempt-1)
 		}
 		if used, err = b.rescue(ctx, p, used, cond); err != nil {
 			if ctx.Err() != nil {
-				return storageError(b.v.be, err) // interrupted
+				return storageError(b.v.be, ctx.Err()) // interrupted
 			}
 			return &lifeboat.Error{Code: lifeboat.EUnavailable, Message: fmt.Sprintf("%s, and its blobs could not be copied out: %v; run the backup again", msg, err), Err: err}
 		}
@@ -398,29 +406,29 @@ func (b *backup) commit(ctx context.Context, p *manifest.Point) error {
 // rescue copies the point's blobs held in the condemned packs into new
 // packs (indexed, so that readers prefer them) and returns the packs the
 // point uses then. The copies are authenticated and hashed first: a copy
-// never launders damage.
+// never launders damage. What it remembers: the trees walked (one id a
+// directory) and a location for each blob to copy (the index's own cost
+// for those blobs), not every blob of the point.
 func (b *backup) rescue(ctx context.Context, p *manifest.Point, used map[blob.PackID]bool, cond []blob.PackID) (map[blob.PackID]bool, error) {
 	v := b.v
 	condSet := map[blob.PackID]bool{}
 	for _, pk := range cond {
 		condSet[pk] = true
 	}
-	// Remembered: the trees walked (one id a directory) and the blobs to
-	// copy (at most a pack's entries per condemned pack), not every blob of
-	// the point.
 	var needed []index.Location
-	picked := map[blob.ID]bool{}
 	pick := func(id blob.ID) {
-		if loc, ok := v.idx.Lookup(id); ok && condSet[loc.Pack] && !picked[id] {
-			picked[id] = true
+		if loc, ok := v.idx.Lookup(id); ok && condSet[loc.Pack] {
 			needed = append(needed, loc)
 		}
 	}
 	pick(p.Root)
 	trees := map[blob.ID]bool{p.Root: true}
 	bad, err := v.walkTrees(ctx, v.idx, []blob.ID{p.Root}, func(id blob.ID, t blob.Type) bool {
+		if t == blob.Tree && trees[id] {
+			return false
+		}
 		pick(id)
-		if t != blob.Tree || trees[id] {
+		if t != blob.Tree {
 			return false
 		}
 		trees[id] = true
@@ -432,31 +440,53 @@ func (b *backup) rescue(ctx context.Context, p *manifest.Point, used map[blob.Pa
 	if err != nil {
 		return nil, err
 	}
+	// In pack order, each blob once (files share blobs).
 	sort.Slice(needed, func(i, j int) bool {
-		if needed[i].Pack != needed[j].Pack {
-			return bytes.Compare(needed[i].Pack[:], needed[j].Pack[:]) < 0
+		if c := bytes.Compare(needed[i].Pack[:], needed[j].Pack[:]); c != 0 {
+			return c < 0
 		}
 		return needed[i].Offset < needed[j].Offset
 	})
+	needed = slices.CompactFunc(needed, func(x, y index.Location) bool { return x.Pack == y.Pack && x.Offset == y.Offset })
+
 	s := v.newSaver(ctx)
+	s.checkpointEvery = v.opts.CheckpointEvery // kept if it fails half-way
+	defer func() {
+		b.extraPacks += s.indexed
+		b.extraBytes += s.keptBytes
+	}()
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(v.opts.Workers)
 	for _, loc := range needed {
-		plain, err := v.readBlob(ctx, loc.ID)
-		if err == nil && v.Hash(plain) != loc.ID {
-			err = &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: errors.New("content does not hash to its id")}
-		}
-		if err == nil {
-			var n int
-			_, n, err = s.saveNew(loc.Type, loc.ID, plain)
+		g.Go(func() error {
+			plain, err := v.readLocated(gctx, loc)
+			if err == nil && v.Hash(plain) != loc.ID {
+				err = &CorruptError{Object: loc.Pack.ObjectName(), Blob: loc.ID.String(), Err: errors.New("content does not hash to its id")}
+			}
+			if err != nil {
+				return err
+			}
+			_, n, err := s.saveNew(loc.Type, loc.ID, plain)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
 			p.Stats.BytesNew += int64(n)
 			p.Stats.BytesNewRaw += int64(len(plain))
 			p.Stats.BlobsNew++
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if serr := s.abort(); serr != nil && !errors.Is(serr, context.Canceled) {
+			err = serr // the storage failure behind the cancellation
 		}
-		if err != nil {
-			_ = s.abort()
-			return nil, err
-		}
+		return nil, err
 	}
 	if err := s.finish(); err != nil {
+		_ = s.abort()
 		return nil, err
 	}
 	next := map[blob.PackID]bool{}
@@ -484,8 +514,8 @@ func (b *backup) fail(err error) error {
 
 // kept adds to a failed backup's error what it leaves for the next one.
 func (b *backup) kept(err error) error {
-	if b.s.indexed > 0 {
-		return &BackupError{Err: err, KeptPacks: b.s.indexed, KeptBytes: b.s.keptBytes}
+	if n := b.s.indexed + b.extraPacks; n > 0 {
+		return &BackupError{Err: err, KeptPacks: n, KeptBytes: b.s.keptBytes + b.extraBytes}
 	}
 	return err
 }
@@ -526,6 +556,7 @@ func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blo
 	}
 	cond, err := v.listCondemned(ctx)
 	if err != nil {
+		v.withdraw(ctx, p.ID) // unchecked: not to be listed by a backup that failed
 		return nil, err
 	}
 	var hit []blob.PackID
@@ -535,10 +566,24 @@ func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blo
 		}
 	}
 	if len(hit) > 0 {
-		_ = v.be.Delete(context.WithoutCancel(ctx), name)
+		v.withdraw(ctx, p.ID)
 		sort.Slice(hit, func(i, j int) bool { return bytes.Compare(hit[i][:], hit[j][:]) < 0 })
 	}
 	return hit, nil
+}
+
+// withdraw removes the manifest of a point that is not to be reported done
+// the way a purge does (purgePoint): the purge tombstone first, so that a
+// re-encryption that copied the manifest meanwhile deletes its copy, then
+// the manifest and the copies listed after the tombstone. Best effort,
+// bounded in time: a copy left behind is a leftover that a collection
+// finishes purging a day later (settleAbandonedPurges).
+func (v *Vault) withdraw(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortIndexTimeout)
+	defer cancel()
+	if done, err := v.purgePoint(ctx, id, nil, TempAge, time.Time{}); err != nil || !done {
+		_ = v.be.Delete(ctx, manifest.ObjectName(id))
+	}
 }
 
 // parentKey is where parentNodes records the parent point's id (in Name).

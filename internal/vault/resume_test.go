@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,7 +183,9 @@ func resumedBackupRace(t *testing.T, mid func(gcv *vault.Vault, c *clock)) (race
 	gcv := reopen2(t, mbe, o)
 	var rep *vault.CollectReport
 	race.be, race.c, race.o, race.dump = mbe, c, o, append(a, b...)
-	race.p, err = reopen2(t, mbe, o).Backup(ctx, dump(&stallReader{first: a, rest: b, mid: func() {
+	// A re-encryption copies the backup's manifest as soon as it is
+	// written, before the backup finds a pack condemned and withdraws it.
+	race.p, err = reopen2(t, &manifestCopier{Backend: mbe}, o).Backup(ctx, dump(&stallReader{first: a, rest: b, mid: func() {
 		var err error
 		if rep, err = gcv.Collect(ctx, vault.CollectOptions{}); err != nil {
 			t.Errorf("collect: %v", err)
@@ -195,6 +198,23 @@ func resumedBackupRace(t *testing.T, mid func(gcv *vault.Vault, c *clock)) (race
 		t.Fatalf("the collection condemned nothing: %+v", rep)
 	}
 	return race, err
+}
+
+// manifestCopier writes a re-encrypted copy (points/<id>.00000002, the same
+// bytes: the sealing does not matter to a reader) of the first manifest put
+// through it, right after the put: what a re-encryption resealing the
+// manifests at that moment leaves.
+type manifestCopier struct {
+	*memory.Backend
+	once sync.Once
+}
+
+func (r *manifestCopier) Put(ctx context.Context, name string, data []byte) error {
+	err := r.Backend.Put(ctx, name, data)
+	if err == nil && strings.HasPrefix(name, "points/") && !strings.Contains(name, ".") {
+		r.once.Do(func() { err = r.Backend.Put(ctx, name+".00000002", data) })
+	}
+	return err
 }
 
 // mustRestoreDump restores a point's db/dump and compares it with want.
@@ -221,6 +241,10 @@ func TestResumedBackupMeetsCollection(t *testing.T) {
 	r, err := resumedBackupRace(t, nil)
 	if err != nil {
 		t.Fatalf("a backup reusing packs condemned under it: %v; want its blobs copied out and the point committed", err)
+	}
+	// Its first manifest was withdrawn with the copy a re-encryption made.
+	if names := listNames(t, r.be, "points/"); len(names) != 1 || !names["points/"+r.p.ID] {
+		t.Errorf("manifests after the backup: %v, want only points/%s", names, r.p.ID)
 	}
 	// What it deduped against the condemned packs it stored again.
 	if r.p.Stats.BytesNewRaw < int64(len(r.dump)) {
@@ -268,9 +292,10 @@ func TestResumedBackupMeetsDeletion(t *testing.T) {
 	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable || !strings.Contains(fmt.Sprint(err), "could not be copied out") || !strings.Contains(fmt.Sprint(err), "run the backup again") {
 		t.Fatalf("a backup whose condemned packs were deleted: %v; want it refused, retryable", err)
 	}
-	if n := len(listNames(t, r.be, "points/")); n != 0 {
-		t.Fatalf("%d manifests left by the failed commit", n)
+	if names := listNames(t, r.be, "points/"); len(names) != 0 {
+		t.Fatalf("manifests left by the failed commit (a re-encryption's copy among them): %v", names)
 	}
+	mustCheckClean(t, reopen2(t, r.be, r.o))
 	v := reopen2(t, r.be, r.o)
 	p, err := v.Backup(ctx, vault.BackupOptions{Host: "h", Sources: []vault.Source{{Name: "db", Streams: []vault.Stream{{Name: "dump",
 		Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(r.dump)), nil }}}}}})
@@ -361,5 +386,44 @@ func TestCheckpointedBackupDuringReencrypt(t *testing.T) {
 	rep, err := reopen2(t, mbe, o).Check(ctx, vault.CheckOptions{ReadData: true})
 	if err != nil || !rep.OK() {
 		t.Fatalf("check: %v %+v", err, rep)
+	}
+}
+
+// tombstoneListFails fails every listing of condemned/ once a manifest is
+// written: the backup cannot check its packs after its manifest.
+type tombstoneListFails struct {
+	*memory.Backend
+	armed atomic.Bool
+}
+
+func (f *tombstoneListFails) Put(ctx context.Context, name string, data []byte) error {
+	err := f.Backend.Put(ctx, name, data)
+	if err == nil && strings.HasPrefix(name, "points/") {
+		f.armed.Store(true)
+	}
+	return err
+}
+
+func (f *tombstoneListFails) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if f.armed.Load() && strings.HasPrefix(prefix, "condemned/") {
+		return fmt.Errorf("list %s: %w", prefix, errInjected)
+	}
+	return f.Backend.List(ctx, prefix, fn)
+}
+
+// A backup that cannot check the tombstones after writing its manifest
+// fails, and withdraws the manifest: a backup reported failed leaves no
+// point. (The manifest stayed, unchecked.)
+func TestCommitCheckFailureWithdraws(t *testing.T) {
+	_, mbe, _, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	randomTree(t, src, 3)
+	f := &tombstoneListFails{Backend: mbe}
+	_, err := reopen2(t, f, o).Backup(context.Background(), vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Host: "h"})
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("backup whose tombstone check failed: %v", err)
+	}
+	if names := listNames(t, mbe, "points/"); len(names) != 0 {
+		t.Fatalf("the failed backup left its manifest: %v", names)
 	}
 }

@@ -797,6 +797,12 @@ func (v *Vault) readBlobIn(ctx context.Context, idx *index.Index, id blob.ID) ([
 	if !ok {
 		return nil, &CorruptError{Object: "index", Blob: id.String(), Err: errors.New("blob not in any index")}
 	}
+	return v.readLocated(ctx, loc)
+}
+
+// readLocated reads, authenticates and decompresses the blob at loc.
+func (v *Vault) readLocated(ctx context.Context, loc index.Location) ([]byte, error) {
+	id := loc.ID
 	rc, err := v.be.Get(ctx, loc.Pack.ObjectName(), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
