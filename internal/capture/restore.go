@@ -383,8 +383,11 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 }
 
 // RestoreToDir restores component c of point p into dir/<component>, which
-// must not exist yet or be empty; the guard checks dir is under a restore
-// root of the host.
+// must not exist yet, be empty, or hold what an earlier restore of the same
+// point and component left (a job's earlier attempt, failed on a storage
+// error and retried, or an earlier job): that one is finished, keeping the
+// files found whole (vault.RestoreOptions.Resume). The guard checks dir is
+// under a restore root of the host.
 func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, dir string, prog *vault.Progress) (*vault.RestoreResult, error) {
 	target := filepath.Join(dir, c.Name)
 	if err := g.CheckTarget(hostName, target); err != nil {
@@ -393,7 +396,7 @@ func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c mani
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, lifeboat.Errorf(lifeboat.EUnavailable, "restore target %s: %v", dir, err)
 	}
-	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog})
+	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog, Resume: true})
 }
 
 // restoreSQLiteOriginal restores a sqlite component to its database file:

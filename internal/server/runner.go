@@ -395,6 +395,9 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			}
 			rc.Target, rc.Files, rc.Bytes = []string{filepath.Join(req.To, name)}, rr.Files, rr.Bytes
 			warns = rr.Warnings
+			if rr.Kept > 0 {
+				r.Logf(ctx, "info", "component %s: an earlier restore of this point into %s was finished: %d files (%d bytes) found whole and kept", name, rc.Target[0], rr.Kept, rr.KeptBytes)
+			}
 		}
 		r.Logf(ctx, "info", "component %s restored to %v: %d files, %d bytes", name, rc.Target, rc.Files, rc.Bytes)
 		for i, w := range warns {

@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/testenv"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 func TestBootstrap(t *testing.T) {
@@ -936,5 +937,68 @@ func TestBackupNotesSymlinkComponent(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no warning about the symlinked component in the job log: %+v", logs.Items)
+	}
+}
+
+// A restore to a directory finishes what an earlier restore of the same
+// point and component left there (a job attempt that failed on a storage
+// error and was retried, or an earlier job): files found whole are kept,
+// the rest restored. A directory holding anything else is refused, and
+// left as it was. (The retry of a restore that had written part of its
+// target failed: "not empty".)
+func TestRestoreToDirFinishesEarlierRestore(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	to := filepath.Join(f.restoreRoot, "again")
+	restore := func() *lifeboat.Job {
+		t.Helper()
+		var rj lifeboat.Job
+		ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: to}, &rj)
+		return ts.waitJob(t, rj.ID)
+	}
+	if d := restore(); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("first restore: %s %s", d.State, d.Error)
+	}
+	// What a failed attempt leaves: its record, a file whole, one cut short.
+	comp := filepath.Join(to, "data")
+	cat := filepath.Join(comp, "uploads", "cat.jpg")
+	if err := os.Truncate(cat, 100); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(comp, vault.RestoreRecord), "point "+p+"\npath data\n")
+	d := restore()
+	if d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore over an unfinished one: %s %s", d.State, d.Error)
+	}
+	if b, err := os.ReadFile(cat); err != nil || string(b) != strings.Repeat("meow", 5000) {
+		t.Errorf("the file cut short was not restored: %d bytes, %v", len(b), err)
+	}
+	if b, err := os.ReadFile(filepath.Join(comp, "notes.db")); err != nil || string(b) != "database bytes" {
+		t.Errorf("notes.db: %q %v", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(comp, vault.RestoreRecord)); err == nil {
+		t.Error("the restore's record was left")
+	}
+	var logs List[lifeboat.JobLog]
+	ts.must(t, "GET", "/api/v1/jobs/"+d.ID+"/logs", nil, &logs)
+	kept := false
+	for _, l := range logs.Items {
+		kept = kept || strings.Contains(l.Msg, "1 files (14 bytes) found whole and kept")
+	}
+	if !kept {
+		t.Errorf("the job's log does not say what it kept: %+v", logs.Items)
+	}
+	// Something else in the way: refused, untouched.
+	write(t, filepath.Join(comp, "mine.txt"), "not from the point")
+	if err := os.Truncate(cat, 100); err != nil {
+		t.Fatal(err)
+	}
+	if d := restore(); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "not empty") {
+		t.Fatalf("restore into a directory holding other things: %s %q", d.State, d.Error)
+	}
+	if st, err := os.Stat(cat); err != nil || st.Size() != 100 {
+		t.Errorf("the refused restore changed %s: %v %v", cat, st, err)
 	}
 }

@@ -316,7 +316,7 @@ func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
 		}
 		switch {
 		case err == unix.ENOENT:
-			return refused(lifeboat.EExists, "restore target %s is not empty and holds no unfinished restore (no %s): --resume finishes a restore that stopped; restore into a new or empty directory", r.opts.Target, RestoreRecord)
+			return refused(lifeboat.EExists, "restore target %s is not empty and holds no unfinished restore to finish (no %s): restore into a new or empty directory", r.opts.Target, RestoreRecord)
 		case err != nil:
 			return refused(lifeboat.EInvalid, "restore target %s: %s: %v", r.opts.Target, RestoreRecord, err)
 		case !bytes.Equal(got, want):
