@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/blob"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/chunker"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/index"
@@ -572,18 +573,40 @@ func (v *Vault) commitPoint(ctx context.Context, p *manifest.Point, used map[blo
 	return hit, nil
 }
 
-// withdraw removes the manifest of a point that is not to be reported done
-// the way a purge does (purgePoint): the purge tombstone first, so that a
-// re-encryption that copied the manifest meanwhile deletes its copy, then
-// the manifest and the copies listed after the tombstone. Best effort,
-// bounded in time: a copy left behind is a leftover that a collection
-// finishes purging a day later (settleAbandonedPurges).
+// withdraw removes the manifest of a point that is not to be reported done,
+// in the order a purge does (purgePoint): the purge tombstone first, so that
+// a re-encryption that copied the manifest meanwhile deletes its copy, then
+// the manifest, then the copies listed after the tombstone. Best effort,
+// each step bounded in time on its own. If the manifest cannot be deleted,
+// the point stays listed, and its tombstone is removed again: left, it
+// would make every hold of the point fail and every re-encryption withdraw
+// its copy, and no collection would ever settle it (it has no delete
+// marker and an original manifest).
 func (v *Vault) withdraw(ctx context.Context, id string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortIndexTimeout)
-	defer cancel()
-	if done, err := v.purgePoint(ctx, id, nil, TempAge, time.Time{}); err != nil || !done {
-		_ = v.be.Delete(ctx, manifest.ObjectName(id))
+	bg := context.WithoutCancel(ctx)
+	step := func(f func(context.Context) error) error {
+		c, cancel := context.WithTimeout(bg, abortIndexTimeout)
+		defer cancel()
+		return f(c)
 	}
+	tomb := purgedName(id)
+	tombed := step(func(c context.Context) error { return v.be.Put(c, tomb, nil) }) == nil
+	err := step(func(c context.Context) error { return v.be.Delete(c, manifest.ObjectName(id)) })
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if tombed {
+			_ = step(func(c context.Context) error { return v.be.Delete(c, tomb) })
+		}
+		return
+	}
+	_ = step(func(c context.Context) error {
+		names, err := v.pointCopies(c, id)
+		for _, n := range names {
+			if err == nil {
+				err = v.be.Delete(c, n)
+			}
+		}
+		return err
+	})
 }
 
 // parentKey is where parentNodes records the parent point's id (in Name).

@@ -427,3 +427,31 @@ func TestCommitCheckFailureWithdraws(t *testing.T) {
 		t.Fatalf("the failed backup left its manifest: %v", names)
 	}
 }
+
+// manifestStays refuses to delete manifests.
+type manifestStays struct{ *tombstoneListFails }
+
+func (m manifestStays) Delete(ctx context.Context, name string) error {
+	if strings.HasPrefix(name, "points/") {
+		return fmt.Errorf("delete %s: %w", name, errInjected)
+	}
+	return m.Backend.Delete(ctx, name)
+}
+
+// A withdrawal whose manifest the storage will not delete leaves the point
+// listed, as nothing else can, but not its purge tombstone: left, the
+// tombstone would make every hold of the point fail and no collection
+// would ever settle it.
+func TestWithdrawalThatCannotDeleteLeavesNoTombstone(t *testing.T) {
+	_, mbe, _, o := newClockVault(t)
+	src := filepath.Join(t.TempDir(), "s")
+	randomTree(t, src, 3)
+	f := manifestStays{&tombstoneListFails{Backend: mbe}}
+	_, err := reopen2(t, f, o).Backup(context.Background(), vault.BackupOptions{Sources: []vault.Source{{Path: src}}, Host: "h"})
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("backup whose tombstone check failed: %v", err)
+	}
+	if names := listNames(t, mbe, "purged/"); len(names) != 0 {
+		t.Fatalf("a purge tombstone left beside a manifest that stays: %v", names)
+	}
+}
