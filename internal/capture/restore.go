@@ -383,12 +383,15 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 }
 
 // RestoreToDir restores component c of point p into dir/<component>, which
-// must not exist yet, be empty, or hold what an earlier restore of the same
-// point and component left (a job's earlier attempt, failed on a storage
-// error and retried, or an earlier job): that one is finished, keeping the
-// files found whole (vault.RestoreOptions.Resume). The guard checks dir is
-// under a restore root of the host.
-func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, dir string, prog *vault.Progress) (*vault.RestoreResult, error) {
+// must not exist yet or be empty; with resume, it may also hold what an
+// earlier restore of the same point and component left (the job's earlier
+// attempt, failed on a storage error), which is finished, keeping the files
+// found whole (vault.RestoreOptions.Resume). The restore's record stays in
+// the component's directory (KeepRecord), so that a retry of the job
+// resumes components it finished too: the caller removes it with
+// vault.RemoveRestoreRecord once every component is restored. The guard
+// checks dir is under a restore root of the host.
+func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, dir string, resume bool, prog *vault.Progress) (*vault.RestoreResult, error) {
 	target := filepath.Join(dir, c.Name)
 	if err := g.CheckTarget(hostName, target); err != nil {
 		return nil, err
@@ -396,7 +399,7 @@ func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c mani
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, lifeboat.Errorf(lifeboat.EUnavailable, "restore target %s: %v", dir, err)
 	}
-	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog, Resume: true})
+	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog, Resume: resume, KeepRecord: true})
 }
 
 // restoreSQLiteOriginal restores a sqlite component to its database file:

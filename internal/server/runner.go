@@ -311,6 +311,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		return isDatabase(comps[order[i]].Kind) == false && isDatabase(comps[order[j]].Kind)
 	})
 	var swaps []*capture.Swap
+	var records []string // restore records kept until every component is restored
 	for _, name := range order {
 		c := comps[name]
 		prog := &vault.Progress{}
@@ -385,7 +386,8 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
 			warns = rr.Warnings
 		} else {
-			rr, err := capture.RestoreToDir(ctx, v, p, c, g, dirHost(g, a, name), req.To, prog)
+			// A retry (attempt 2 on) finishes what the attempts before left.
+			rr, err := capture.RestoreToDir(ctx, v, p, c, g, dirHost(g, a, name), req.To, r.Job.Attempts > 1, prog)
 			close(stop)
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)
@@ -393,10 +395,11 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			if len(rr.Failed) > 0 {
 				return res, lifeboat.Errorf(lifeboat.ECorrupt, "component %s: %d items failed to restore (first: %s)", name, len(rr.Failed), rr.Failed[0])
 			}
-			rc.Target, rc.Files, rc.Bytes = []string{filepath.Join(req.To, name)}, rr.Files, rr.Bytes
+			rc.Target, rc.Files, rc.Bytes = []string{filepath.Join(req.To, name)}, rr.Files, rr.Bytes+rr.KeptBytes
 			warns = rr.Warnings
+			records = append(records, rc.Target[0])
 			if rr.Kept > 0 {
-				r.Logf(ctx, "info", "component %s: an earlier restore of this point into %s was finished: %d files (%d bytes) found whole and kept", name, rc.Target[0], rr.Kept, rr.KeptBytes)
+				r.Logf(ctx, "info", "component %s: what an earlier attempt restored into %s was finished: %d files (%d bytes) found whole and kept", name, rc.Target[0], rr.Kept, rr.KeptBytes)
 			}
 		}
 		r.Logf(ctx, "info", "component %s restored to %v: %d files, %d bytes", name, rc.Target, rc.Files, rc.Bytes)
@@ -408,6 +411,16 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			r.Logf(ctx, "warn", "component %s: %s", name, w)
 		}
 		res.Components = append(res.Components, rc)
+		if s.testRestoreHook != nil {
+			if err := s.testRestoreHook(r.Job, name); err != nil {
+				return res, err
+			}
+		}
+	}
+	for _, dir := range records {
+		if err := vault.RemoveRestoreRecord(dir); err != nil {
+			r.Logf(ctx, "warn", "restored, but the restore's record stays: %v", err)
+		}
 	}
 	// After the restore, before the health check: a post-restore hook
 	// typically starts the app again.

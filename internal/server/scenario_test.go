@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -940,14 +941,21 @@ func TestBackupNotesSymlinkComponent(t *testing.T) {
 	}
 }
 
-// A restore to a directory finishes what an earlier restore of the same
-// point and component left there (a job attempt that failed on a storage
-// error and was retried, or an earlier job): files found whole are kept,
-// the rest restored. A directory holding anything else is refused, and
-// left as it was. (The retry of a restore that had written part of its
-// target failed: "not empty".)
-func TestRestoreToDirFinishesEarlierRestore(t *testing.T) {
-	ts := newTestServer(t, testOpts{})
+// A restore job to a directory that fails on a storage error after its
+// first component is retried, and the retry finishes what the first attempt
+// restored (its records stay until every component is restored): files
+// found whole are kept, the job's log says so, and no record is left. A new
+// job into a directory holding anything — even an unfinished restore of the
+// same point, with the user's files beside it — is refused, changing
+// nothing. (The retry failed on its own leftovers: "not empty".)
+func TestRestoreToDirRetryFinishesEarlierAttempt(t *testing.T) {
+	var failed atomic.Bool
+	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+		if j.Attempts == 1 && !failed.Swap(true) {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
+		}
+		return nil
+	}}, func(c *Config) { c.JobTries = 2 })
 	f := newFixture(t)
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
 	p := result[BackupResult](t, ts.backup(t, "shop")).Point
@@ -955,50 +963,39 @@ func TestRestoreToDirFinishesEarlierRestore(t *testing.T) {
 	restore := func() *lifeboat.Job {
 		t.Helper()
 		var rj lifeboat.Job
-		ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: to}, &rj)
+		ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: to}, &rj)
 		return ts.waitJob(t, rj.ID)
 	}
-	if d := restore(); d.State != lifeboat.JobSucceeded {
-		t.Fatalf("first restore: %s %s", d.State, d.Error)
-	}
-	// What a failed attempt leaves: its record, a file whole, one cut short.
-	comp := filepath.Join(to, "data")
-	cat := filepath.Join(comp, "uploads", "cat.jpg")
-	if err := os.Truncate(cat, 100); err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(comp, vault.RestoreRecord), "point "+p+"\npath data\n")
 	d := restore()
-	if d.State != lifeboat.JobSucceeded {
-		t.Fatalf("restore over an unfinished one: %s %s", d.State, d.Error)
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore retried after a storage error: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
+	cat := filepath.Join(to, "data", "uploads", "cat.jpg")
 	if b, err := os.ReadFile(cat); err != nil || string(b) != strings.Repeat("meow", 5000) {
-		t.Errorf("the file cut short was not restored: %d bytes, %v", len(b), err)
+		t.Errorf("cat.jpg: %d bytes, %v", len(b), err)
 	}
-	if b, err := os.ReadFile(filepath.Join(comp, "notes.db")); err != nil || string(b) != "database bytes" {
-		t.Errorf("notes.db: %q %v", b, err)
-	}
-	if _, err := os.Lstat(filepath.Join(comp, vault.RestoreRecord)); err == nil {
-		t.Error("the restore's record was left")
+	for _, comp := range []string{"config", "data"} {
+		if _, err := os.Lstat(filepath.Join(to, comp, vault.RestoreRecord)); err == nil {
+			t.Errorf("component %s: the restore's record was left", comp)
+		}
 	}
 	var logs List[lifeboat.JobLog]
 	ts.must(t, "GET", "/api/v1/jobs/"+d.ID+"/logs", nil, &logs)
 	kept := false
 	for _, l := range logs.Items {
-		kept = kept || strings.Contains(l.Msg, "1 files (14 bytes) found whole and kept")
+		kept = kept || strings.Contains(l.Msg, "what an earlier attempt restored into") && strings.Contains(l.Msg, "found whole and kept")
 	}
 	if !kept {
-		t.Errorf("the job's log does not say what it kept: %+v", logs.Items)
+		t.Errorf("the job's log does not say what the retry kept: %+v", logs.Items)
 	}
-	// Something else in the way: refused, untouched.
-	write(t, filepath.Join(comp, "mine.txt"), "not from the point")
-	if err := os.Truncate(cat, 100); err != nil {
-		t.Fatal(err)
-	}
+	// A new job: refused, even over an unfinished restore of the same
+	// point (a record), with the user's own files beside it.
+	write(t, filepath.Join(to, "data", vault.RestoreRecord), "point "+p+"\npath data\n")
+	write(t, filepath.Join(to, "data", "notes.db"), "the user's edit")
 	if d := restore(); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "not empty") {
-		t.Fatalf("restore into a directory holding other things: %s %q", d.State, d.Error)
+		t.Fatalf("a new restore into a directory holding things: %s %q", d.State, d.Error)
 	}
-	if st, err := os.Stat(cat); err != nil || st.Size() != 100 {
-		t.Errorf("the refused restore changed %s: %v %v", cat, st, err)
+	if b, _ := os.ReadFile(filepath.Join(to, "data", "notes.db")); string(b) != "the user's edit" {
+		t.Errorf("the refused restore changed notes.db: %q", b)
 	}
 }

@@ -120,6 +120,9 @@ type Server struct {
 	retainMu sync.Mutex
 	// testHook runs at the start of every backup job (tests only).
 	testHook func(ctx context.Context, j *lifeboat.Job) error
+	// testRestoreHook runs after each component a restore job restored
+	// (tests only): an error fails the attempt there.
+	testRestoreHook func(j *lifeboat.Job, component string) error
 }
 
 // MinSoftDelete is the soft-delete retention floor: configurable upward only.

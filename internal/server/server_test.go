@@ -57,6 +57,8 @@ type testOpts struct {
 	lease   time.Duration
 	now     func() time.Time
 	hook    func(ctx context.Context, j *lifeboat.Job) error
+	// restoreHook runs after each component a restore job restored.
+	restoreHook func(j *lifeboat.Job, component string) error
 	// softDelete overrides the 14-day soft-delete retention.
 	softDelete time.Duration
 }
@@ -83,6 +85,7 @@ func newTestServerCfg(t *testing.T, o testOpts, change func(*Config)) *testServe
 		t.Fatal(err)
 	}
 	s.testHook = o.hook
+	s.testRestoreHook = o.restoreHook
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -40,8 +41,15 @@ type RestoreOptions struct {
 	// hashes to the point's blobs is kept; anything else in the way of the
 	// point's files, symlinks and hard links is replaced. A directory of the
 	// point found as something else, or a file found as a directory, is
-	// refused. Target itself must not be a symlink.
+	// refused. Target itself must not be a symlink. A restore holds a lock
+	// on its record while it runs: another restore resuming into the same
+	// target meanwhile is refused as unavailable.
 	Resume bool
+	// KeepRecord leaves the record in Target when the restore succeeds, for
+	// a caller restoring several components that may resume them all after
+	// a failure (a server job's retry); it removes the records once every
+	// one is done (RemoveRestoreRecord).
+	KeepRecord bool
 	// Owners restores owner and group (by number); default: when running as root.
 	Owners   *bool
 	Progress *Progress
@@ -115,13 +123,16 @@ type restorer struct {
 	opts   RestoreOptions
 	owners bool
 	record bool // RestoreRecord is in the target, to remove when done
-	prog   *Progress
-	dirs   []*rdir
-	files  []*rfile
-	links  []int // files that are hard links of earlier ones
-	syms   []int // files slice index of symlinks
-	packs  map[blob.PackID][]rref
-	inodes map[[2]uint64]int
+	// recordFd holds the lock on the record while the restore runs (-1:
+	// none).
+	recordFd int
+	prog     *Progress
+	dirs     []*rdir
+	files    []*rfile
+	links    []int // files that are hard links of earlier ones
+	syms     []int // files slice index of symlinks
+	packs    map[blob.PackID][]rref
+	inodes   map[[2]uint64]int
 
 	fdmu sync.Mutex
 	fds  map[int]int
@@ -152,7 +163,7 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	r := &restorer{v: v, ctx: ctx, opts: opts, prog: opts.Progress, packs: map[blob.PackID][]rref{},
+	r := &restorer{v: v, ctx: ctx, opts: opts, recordFd: -1, prog: opts.Progress, packs: map[blob.PackID][]rref{},
 		inodes: map[[2]uint64]int{}, fds: map[int]int{}, failed: map[int]string{}}
 	r.keepDirs, r.keepFiles = fdBudgets()
 	r.owners = os.Geteuid() == 0
@@ -201,8 +212,11 @@ func (v *Vault) Restore(ctx context.Context, p *manifest.Point, opts RestoreOpti
 					unix.Unlinkat(tfd, RestoreRecord, 0)
 				}
 			}
-		} else if r.record {
+		} else if r.record && !opts.KeepRecord {
 			unix.Unlinkat(tfd, RestoreRecord, 0)
+		}
+		if r.recordFd >= 0 {
+			unix.Close(r.recordFd) // the lock goes with it
 		}
 		for _, d := range r.dirs {
 			if d.fd >= 0 {
@@ -310,9 +324,10 @@ func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
 		fd, err := openat(tfd, RestoreRecord, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		var got []byte
 		if err == nil {
-			f := os.NewFile(uintptr(fd), RestoreRecord)
-			got, err = io.ReadAll(io.LimitReader(f, 4096))
-			f.Close()
+			got, err = readRecord(fd)
+			if err != nil {
+				unix.Close(fd)
+			}
 		}
 		switch {
 		case err == unix.ENOENT:
@@ -323,6 +338,9 @@ func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
 			return refused(lifeboat.EExists, "restore target %s holds an unfinished restore of something else (%s: %s), not of point %s path %q: resume that one, or restore into a new or empty directory",
 				r.opts.Target, RestoreRecord, strings.ReplaceAll(strings.TrimSpace(string(got)), "\n", ", "), p.ID[:8], strings.Trim(r.opts.Path, "/"))
 		}
+		if err := r.lockRecord(fd); err != nil {
+			return err
+		}
 		r.record = true
 		return nil
 	}
@@ -331,12 +349,53 @@ func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
 		return refusedTarget(fmt.Sprintf("restore target %s: %s", r.opts.Target, RestoreRecord), err)
 	}
 	_, err = unix.Write(fd, want)
-	unix.Close(fd)
 	if err != nil {
+		unix.Close(fd)
 		unix.Unlinkat(tfd, RestoreRecord, 0)
 		return refusedTarget(fmt.Sprintf("restore target %s: %s", r.opts.Target, RestoreRecord), err)
 	}
+	if err := r.lockRecord(fd); err != nil {
+		return err // a resumed restore took it between the create and the lock: its target
+	}
 	r.record = true
+	return nil
+}
+
+// readRecord reads an open record (at most 4 KiB).
+func readRecord(fd int) ([]byte, error) {
+	var b [4096]byte
+	n, err := unix.Pread(fd, b[:], 0)
+	if err != nil {
+		return nil, err
+	}
+	return b[:n], nil
+}
+
+// lockRecord takes the lock on the open record, or closes it and refuses:
+// another restore is writing into the target.
+func (r *restorer) lockRecord(fd int) error {
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		if err == unix.EWOULDBLOCK {
+			return refused(lifeboat.EUnavailable, "restore target %s: another restore is writing into it (%s is locked): wait for it to end", r.opts.Target, RestoreRecord)
+		}
+		return refused(lifeboat.EInvalid, "restore target %s: lock %s: %v", r.opts.Target, RestoreRecord, err)
+	}
+	r.recordFd = fd
+	return nil
+}
+
+// RemoveRestoreRecord removes the record a restore with KeepRecord left in
+// target (through target itself, never a symlink in its place).
+func RemoveRestoreRecord(target string) error {
+	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: target, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Unlinkat(fd, RestoreRecord, 0); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "remove", Path: filepath.Join(target, RestoreRecord), Err: err}
+	}
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/storage"
 	"github.com/lifeboat-vault/lifeboat/internal/storage/memory"
@@ -203,5 +205,56 @@ func TestResumeRemovesLinksOfAFailedFile(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(target, "h")); err == nil {
 		t.Errorf("the link of a failed file still holds %q", b)
+	}
+}
+
+// A restore holds a lock on its record while it runs: another restore
+// resuming into the same target meanwhile (a second server that took over
+// the job, a second terminal) is refused as unavailable, writing nothing;
+// once the lock is gone it resumes. With KeepRecord a finished restore
+// leaves its record, a resume then keeps every file, and
+// RemoveRestoreRecord removes it.
+func TestRestoreRecordLockAndKeep(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "app")
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("first file\n"), 0o644)
+	writeFile(t, filepath.Join(src, "sub", "b.txt"), []byte("second file\n"), 0o644)
+	v, _ := newTestVault(t)
+	p := mustBackup(t, v, src)
+
+	target := filepath.Join(t.TempDir(), "r")
+	if _, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", KeepRecord: true}); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(target, vault.RestoreRecord)
+	f, err := os.Open(rec)
+	if err != nil {
+		t.Fatalf("KeepRecord: the record is gone: %v", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatalf("the finished restore still holds its lock: %v", err)
+	}
+	os.Remove(filepath.Join(target, "a.txt"))
+	_, err = v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true})
+	if lifeboat.ErrorCode(err) != lifeboat.EUnavailable || !strings.Contains(fmt.Sprint(err), "another restore is writing into it") {
+		t.Fatalf("resume while another restore holds the record: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(target, "a.txt")); err == nil {
+		t.Fatal("the refused restore wrote a file")
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: "app", Resume: true, KeepRecord: true})
+	if err != nil || res.Kept != 1 || res.Files != 2 {
+		t.Fatalf("resume once the lock is gone: %+v %v", res, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "a.txt")); err != nil || string(b) != "first file\n" {
+		t.Fatalf("a.txt: %q %v", b, err)
+	}
+	if err := vault.RemoveRestoreRecord(target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(rec); err == nil {
+		t.Fatal("RemoveRestoreRecord left the record")
 	}
 }
