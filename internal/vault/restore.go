@@ -321,7 +321,8 @@ func dirNames(dfd, n int) ([]string, error) {
 func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
 	want := restoreRecord(p, r.opts.Path)
 	if !empty {
-		fd, err := openat(tfd, RestoreRecord, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// Read-write: NFS takes an exclusive lock on a writable file only.
+		fd, err := openat(tfd, RestoreRecord, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		var got []byte
 		if err == nil {
 			got, err = readRecord(fd)
@@ -335,6 +336,7 @@ func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
 		case err != nil:
 			return refused(lifeboat.EInvalid, "restore target %s: %s: %v", r.opts.Target, RestoreRecord, err)
 		case !bytes.Equal(got, want):
+			unix.Close(fd)
 			return refused(lifeboat.EExists, "restore target %s holds an unfinished restore of something else (%s: %s), not of point %s path %q: resume that one, or restore into a new or empty directory",
 				r.opts.Target, RestoreRecord, strings.ReplaceAll(strings.TrimSpace(string(got)), "\n", ", "), p.ID[:8], strings.Trim(r.opts.Path, "/"))
 		}
@@ -372,14 +374,12 @@ func readRecord(fd int) ([]byte, error) {
 }
 
 // lockRecord takes the lock on the open record, or closes it and refuses:
-// another restore is writing into the target.
+// another restore is writing into the target. A file system that takes no
+// locks (some NFS mounts) restores without.
 func (r *restorer) lockRecord(fd int) error {
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
 		unix.Close(fd)
-		if err == unix.EWOULDBLOCK {
-			return refused(lifeboat.EUnavailable, "restore target %s: another restore is writing into it (%s is locked): wait for it to end", r.opts.Target, RestoreRecord)
-		}
-		return refused(lifeboat.EInvalid, "restore target %s: lock %s: %v", r.opts.Target, RestoreRecord, err)
+		return refused(lifeboat.EUnavailable, "restore target %s: another restore is writing into it (%s is locked): wait for it to end", r.opts.Target, RestoreRecord)
 	}
 	r.recordFd = fd
 	return nil
