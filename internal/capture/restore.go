@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -287,11 +288,24 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		return nil, nil, err
 	}
 	// staging now holds the replaced tree.
-	if err := os.Rename(staging, old); err != nil {
+	if err := setAside(staging, old); err != nil {
 		return nil, nil, err
 	}
 	sw.Old = []string{old}
 	return sw, res, syncDir(parent)
+}
+
+// setAside moves what a swap took out of place (now at replaced) to old,
+// where it is kept until the app's health check passes. If old exists, an
+// earlier attempt of the same job (old names the job) swapped here first:
+// old holds what was there before the job, and replaced only that
+// attempt's restore, which goes. (Renamed over it, a file kept from before
+// the job was lost, and a directory failed the retry.)
+func setAside(replaced, old string) error {
+	if _, err := os.Lstat(old); err == nil {
+		return os.RemoveAll(replaced)
+	}
+	return os.Rename(replaced, old)
 }
 
 // exchange swaps two paths atomically (renameat2 RENAME_EXCHANGE); where the
@@ -368,7 +382,7 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				return nil, nil, err
 			}
 			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(f.Path))
-			if err := os.Rename(staged, old); err != nil {
+			if err := setAside(staged, old); err != nil {
 				return nil, nil, err
 			}
 			os.RemoveAll(staging)
@@ -432,8 +446,10 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 	sw := &Swap{Component: c.Name, Target: []string{target}}
 	if mode != sqlite.Live {
 		if _, err := os.Lstat(target); err == nil {
+			// Kept already if an earlier attempt of the job got this far:
+			// what was there before the job (see setAside).
 			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
-			if err := os.Link(target, old); err != nil {
+			if err := os.Link(target, old); err != nil && !errors.Is(err, fs.ErrExist) {
 				return nil, res, err
 			}
 			sw.Old = append(sw.Old, old)

@@ -999,3 +999,60 @@ func TestRestoreToDirRetryFinishesEarlierAttempt(t *testing.T) {
 		t.Errorf("the refused restore changed notes.db: %q", b)
 	}
 }
+
+// A restore to the original place retried after a storage error that came
+// once every component was swapped in: the retry swaps them in again and
+// keeps, for the failed health check, what was there before the job — not
+// the first attempt's restore (a kept file was overwritten by it, and a
+// kept directory failed the retry) — and leaves no staging behind.
+func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	defer hs.Close()
+	var failed atomic.Bool
+	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+		if j.Attempts == 1 && comp == "data" && !failed.Swap(true) {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
+		}
+		return nil
+	}}, func(c *Config) { c.JobTries = 2 })
+	f := newFixture(t)
+	doc := f.doc()
+	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	write(t, f.envFile, "GREETING=damaged\n")
+	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore retried after a storage error: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	rr := result[RestoreResult](t, d)
+	if !strings.HasPrefix(rr.Health, "failed") || len(rr.Components) != 2 {
+		t.Fatalf("result: %+v", rr)
+	}
+	for _, c := range rr.Components {
+		if len(c.Kept) != 1 {
+			t.Fatalf("component %s: kept %v", c.Name, c.Kept)
+		}
+		want, path := "GREETING=damaged\n", c.Kept[0]
+		if c.Name == "data" {
+			want, path = "damaged db", filepath.Join(c.Kept[0], "notes.db")
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != want {
+			t.Errorf("component %s: kept %q (%v), want what was there before the job, %q", c.Name, b, err, want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "database bytes" {
+		t.Errorf("notes.db after the restore: %q", b)
+	}
+	for _, dir := range []string{filepath.Dir(f.envFile), filepath.Dir(f.dataDir)} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".lifeboat-restore-") {
+				t.Errorf("staging left behind: %s", filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
