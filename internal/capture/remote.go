@@ -24,11 +24,14 @@ type RemoteTarget interface {
 	WriteFile(staging, rel string, mode uint32, r io.Reader) error
 	Symlink(staging, rel, linkTarget string) error
 	// Swap puts staging at target (with mode) and returns where the
-	// replaced tree was moved ("" if there was none).
-	Swap(staging, target string, mode uint32) (old string, err error)
+	// replaced tree was moved ("" if there was none): a name of tag (the
+	// job's) which, if an earlier attempt of the job made it already,
+	// keeps what it holds (what was there before the job), while the
+	// replaced tree (that attempt's restore) is removed.
+	Swap(staging, target string, mode uint32, tag string) (old string, err error)
 	// SwapFile puts the file written at rel in staging in place of the
-	// file target, returning where the replaced one was moved.
-	SwapFile(staging, rel, target string) (old string, err error)
+	// file target, returning where the replaced one was moved (as Swap).
+	SwapFile(staging, rel, target, tag string) (old string, err error)
 	// SetMeta gives an entry written in staging its mode, time (to the
 	// second) and, where the session may, its owner; after symlinks too.
 	SetMeta(staging, rel string, mode, uid, gid uint32, mtime time.Time) error
@@ -59,7 +62,7 @@ func RemoteSource(c manifest.Component) (host, p string, ok bool) {
 // to the second (SFTP carries no finer ones, so the next backup reads
 // files whose recorded time had a fraction again); owners too when the
 // host's SSH user is root, otherwise files belong to that user.
-func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
 	_, target, ok := RemoteSource(c)
 	if !ok || !path.IsAbs(target) {
 		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no remote path recorded", p.ID[:8], c.Name)
@@ -134,7 +137,7 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 			return fail(fmt.Errorf("%s: %w", dirRels[i], err))
 		}
 	}
-	old, err := rt.Swap(st, target, root.Mode)
+	old, err := rt.Swap(st, target, root.Mode, tag)
 	if err != nil {
 		return fail(err)
 	}
@@ -148,7 +151,7 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 // RestoreRemoteConfig puts the config files of a point back on the SSH host
 // they were read from, each through a staging directory next to it (the
 // replaced file kept until the health check).
-func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
 	meta, err := readMeta(ctx, v, p, c.Name)
 	if err != nil {
 		return nil, nil, err
@@ -176,7 +179,7 @@ func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point,
 		}
 		var old string
 		if err == nil {
-			old, err = rt.SwapFile(st, path.Base(f.Path), f.Path)
+			old, err = rt.SwapFile(st, path.Base(f.Path), f.Path, tag)
 		}
 		if err != nil {
 			rt.RemoveAll(context.WithoutCancel(ctx), st)

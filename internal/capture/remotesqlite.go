@@ -154,7 +154,7 @@ func RemoteSQLitePath(c manifest.Component) (string, bool) {
 // removed and the copy renamed into place, the replaced file kept until the
 // health check) or live (the host's sqlite3 writes it into the running
 // database with ".restore", under SQLite's own locking).
-func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, mode string, rt RemoteTarget, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, mode string, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
 	target, ok := RemoteSQLitePath(c)
 	if !ok {
 		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no remote database path recorded", p.ID[:8], c.Name)
@@ -220,7 +220,7 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 	if err := rt.Run(ctx, []string{"rm", "-f", "--", target + "-wal", target + "-shm"}, nil, io.Discard); err != nil {
 		return nil, res, fmt.Errorf("removing %s-wal and -shm: %w", target, err)
 	}
-	old, err := rt.SwapFile(st, name, target)
+	old, err := rt.SwapFile(st, name, target, tag)
 	if err != nil {
 		return nil, res, err
 	}

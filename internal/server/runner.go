@@ -364,11 +364,11 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				restore = capture.RestoreRemoteConfig
 			case lifeboat.KindSQLite:
 				mode := ac.RestoreMode
-				restore = func(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt capture.RemoteTarget, prog *vault.Progress) (*capture.Swap, *vault.RestoreResult, error) {
-					return capture.RestoreRemoteSQLite(ctx, v, p, c, mode, rt, prog)
+				restore = func(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt capture.RemoteTarget, tag string, prog *vault.Progress) (*capture.Swap, *vault.RestoreResult, error) {
+					return capture.RestoreRemoteSQLite(ctx, v, p, c, mode, rt, tag, prog)
 				}
 			}
-			sw, rr, err := restore(ctx, v, p, c, rt, prog)
+			sw, rr, err := restore(ctx, v, p, c, rt, r.Job.ID[len(r.Job.ID)-8:], prog)
 			close(stop)
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)

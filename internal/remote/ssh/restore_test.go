@@ -53,7 +53,7 @@ func TestRestoreSwap(t *testing.T) {
 	if err := cl.WriteFile(st, "late.txt", 0o644, strings.NewReader("x")); err == nil {
 		t.Errorf("WriteFile after Symlink accepted")
 	}
-	old, err := cl.Swap(st, target, 0o751)
+	old, err := cl.Swap(st, target, 0o751, "job1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestRestoreSwap(t *testing.T) {
 	if _, err := os.Lstat(st); !os.IsNotExist(err) {
 		t.Errorf("staging still there: %v", err)
 	}
-	if _, err := cl.Swap(st, target, 0o755); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+	if _, err := cl.Swap(st, target, 0o755, "job1"); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
 		t.Errorf("second Swap: %v", err)
 	}
 
@@ -97,10 +97,30 @@ func TestRestoreSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.WriteFile(st, "f", 0o600, strings.NewReader("f"))
-	if old, err := cl.Swap(st, fresh, 0o700); err != nil || old != "" {
+	if old, err := cl.Swap(st, fresh, 0o700, "job1"); err != nil || old != "" {
 		t.Fatalf("Swap to a new target: %q %v", old, err)
 	}
 	check(filepath.Join(fresh, "f"), "f")
+
+	// The job's retry swaps again: what was there before the job stays
+	// kept, and the first attempt's restore, replaced, goes.
+	st, err = cl.MkdirStaging(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.WriteFile(st, "a.txt", 0o640, strings.NewReader("newer"))
+	again, err := cl.Swap(st, target, 0o751, "job1")
+	if err != nil || again != old {
+		t.Fatalf("the retry's Swap: %q %v, want the first kept tree %s", again, err, old)
+	}
+	check(filepath.Join(target, "a.txt"), "newer")
+	check(filepath.Join(old, "a.txt"), "old")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".lifeboat-") && filepath.Join(dir, e.Name()) != old {
+			t.Errorf("left beside the target: %s", e.Name())
+		}
+	}
 }
 
 func TestRestoreRefusesSymlinks(t *testing.T) {
@@ -158,6 +178,6 @@ func TestRestoreRefusesSymlinks(t *testing.T) {
 	wantCode(t, err, lifeboat.EInvalid)
 	_, err = cl.MkdirStaging("relative/app")
 	wantCode(t, err, lifeboat.EInvalid)
-	_, err = cl.Swap(st, filepath.Join(outside, "app"), 0o755)
+	_, err = cl.Swap(st, filepath.Join(outside, "app"), 0o755, "job1")
 	wantCode(t, err, lifeboat.EInvalid)
 }
