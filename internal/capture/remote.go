@@ -24,14 +24,14 @@ type RemoteTarget interface {
 	WriteFile(staging, rel string, mode uint32, r io.Reader) error
 	Symlink(staging, rel, linkTarget string) error
 	// Swap puts staging at target (with mode) and returns where the
-	// replaced tree was moved ("" if there was none): a name of tag (the
-	// job's) which, if an earlier attempt of the job made it already,
-	// keeps what it holds (what was there before the job), while the
-	// replaced tree (that attempt's restore) is removed.
-	Swap(staging, target string, mode uint32, tag string) (old string, err error)
+	// replaced tree is kept (none if there was none): a name of tag (the
+	// job's), which, if an earlier attempt of the job made it already,
+	// keeps what it holds (what was there before the job), and then a
+	// name beside it for the replaced tree (that attempt's restore).
+	Swap(staging, target string, mode uint32, tag string) (kept []string, err error)
 	// SwapFile puts the file written at rel in staging in place of the
-	// file target, returning where the replaced one was moved (as Swap).
-	SwapFile(staging, rel, target, tag string) (old string, err error)
+	// file target, returning where the replaced one is kept (as Swap).
+	SwapFile(staging, rel, target, tag string) (kept []string, err error)
 	// SetMeta gives an entry written in staging its mode, time (to the
 	// second) and, where the session may, its owner; after symlinks too.
 	SetMeta(staging, rel string, mode, uid, gid uint32, mtime time.Time) error
@@ -137,14 +137,12 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 			return fail(fmt.Errorf("%s: %w", dirRels[i], err))
 		}
 	}
-	old, err := rt.Swap(st, target, root.Mode, tag)
+	kept, err := rt.Swap(st, target, root.Mode, tag)
 	if err != nil {
 		return fail(err)
 	}
 	sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
-	if old != "" {
-		sw.Old = []string{old}
-	}
+	sw.Old = kept
 	return sw, res, nil
 }
 
@@ -177,18 +175,16 @@ func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point,
 		if err == nil {
 			err = rt.SetMeta(st, path.Base(f.Path), n.Mode, n.UID, n.GID, time.Unix(0, n.MTime))
 		}
-		var old string
+		var kept []string
 		if err == nil {
-			old, err = rt.SwapFile(st, path.Base(f.Path), f.Path, tag)
+			kept, err = rt.SwapFile(st, path.Base(f.Path), f.Path, tag)
 		}
 		if err != nil {
 			rt.RemoveAll(context.WithoutCancel(ctx), st)
 			return sw, res, fmt.Errorf("%s: %w", f.Path, err)
 		}
 		sw.Target = append(sw.Target, f.Path)
-		if old != "" {
-			sw.Old = append(sw.Old, old)
-		}
+		sw.Old = append(sw.Old, kept...)
 		res.Files++
 		res.Bytes += n.Size
 		if prog != nil {

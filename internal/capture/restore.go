@@ -2,6 +2,8 @@ package capture
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -288,24 +290,40 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		return nil, nil, err
 	}
 	// staging now holds the replaced tree.
-	if err := setAside(staging, old); err != nil {
+	kept, err := setAside(staging, old)
+	if err != nil {
 		return nil, nil, err
 	}
-	sw.Old = []string{old}
+	sw.Old = kept
 	return sw, res, syncDir(parent)
 }
 
 // setAside moves what a swap took out of place (now at replaced) to old,
-// where it is kept until the app's health check passes. If old exists, an
-// earlier attempt of the same job (old names the job) swapped here first:
-// old holds what was there before the job, and replaced only that
-// attempt's restore, which goes. (Renamed over it, a file kept from before
-// the job was lost, and a directory failed the retry.)
-func setAside(replaced, old string) error {
+// where it is kept until the app's health check passes, and returns what is
+// kept. If old exists, an earlier attempt of the same job (old names the
+// job) swapped here first: old holds what was there before the job and
+// stays; replaced holds that attempt's restore, with whatever was written
+// there since (a kept copy of another component inside it, say), and is
+// kept too, beside it. (Renamed over old, a file kept from before the job
+// was lost, and a directory failed the retry.)
+func setAside(replaced, old string) ([]string, error) {
 	if _, err := os.Lstat(old); err == nil {
-		return os.RemoveAll(replaced)
+		again := old + "-" + randomHex()
+		if err := os.Rename(replaced, again); err != nil {
+			return nil, err
+		}
+		return []string{old, again}, nil
 	}
-	return os.Rename(replaced, old)
+	if err := os.Rename(replaced, old); err != nil {
+		return nil, err
+	}
+	return []string{old}, nil
+}
+
+func randomHex() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // exchange swaps two paths atomically (renameat2 RENAME_EXCHANGE); where the
@@ -382,11 +400,12 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				return nil, nil, err
 			}
 			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(f.Path))
-			if err := setAside(staged, old); err != nil {
+			kept, err := setAside(staged, old)
+			if err != nil {
 				return nil, nil, err
 			}
 			os.RemoveAll(staging)
-			sw.Old = append(sw.Old, old)
+			sw.Old = append(sw.Old, kept...)
 		}
 		if err := syncDir(dir); err != nil {
 			return nil, nil, err
@@ -403,9 +422,10 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 // found whole (vault.RestoreOptions.Resume). The restore's record stays in
 // the component's directory (KeepRecord), so that a retry of the job
 // resumes components it finished too: the caller removes it with
-// vault.RemoveRestoreRecord once every component is restored. The guard
-// checks dir is under a restore root of the host.
-func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, dir string, resume bool, prog *vault.Progress) (*vault.RestoreResult, error) {
+// vault.RemoveRestoreRecord once every component is restored. The record
+// names the job (by): a retry resumes only what the job itself left. The
+// guard checks dir is under a restore root of the host.
+func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, g *Guard, hostName, dir, by string, resume bool, prog *vault.Progress) (*vault.RestoreResult, error) {
 	target := filepath.Join(dir, c.Name)
 	if err := g.CheckTarget(hostName, target); err != nil {
 		return nil, err
@@ -413,7 +433,7 @@ func RestoreToDir(ctx context.Context, v *vault.Vault, p *manifest.Point, c mani
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, lifeboat.Errorf(lifeboat.EUnavailable, "restore target %s: %v", dir, err)
 	}
-	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog, Resume: resume, KeepRecord: true})
+	return v.Restore(ctx, p, vault.RestoreOptions{Target: target, Path: c.Name, Progress: prog, Resume: resume, KeepRecord: true, RecordBy: by})
 }
 
 // restoreSQLiteOriginal restores a sqlite component to its database file:
@@ -446,10 +466,17 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 	sw := &Swap{Component: c.Name, Target: []string{target}}
 	if mode != sqlite.Live {
 		if _, err := os.Lstat(target); err == nil {
-			// Kept already if an earlier attempt of the job got this far:
-			// what was there before the job (see setAside).
+			// If an earlier attempt of the job got this far, old keeps what
+			// was there before the job, and the database there now (that
+			// attempt's restore) is kept beside it (see setAside).
 			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
-			if err := os.Link(target, old); err != nil && !errors.Is(err, fs.ErrExist) {
+			err := os.Link(target, old)
+			if errors.Is(err, fs.ErrExist) {
+				sw.Old = append(sw.Old, old)
+				old += "-" + randomHex()
+				err = os.Link(target, old)
+			}
+			if err != nil {
 				return nil, res, err
 			}
 			sw.Old = append(sw.Old, old)

@@ -387,7 +387,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			warns = rr.Warnings
 		} else {
 			// A retry (attempt 2 on) finishes what the attempts before left.
-			rr, err := capture.RestoreToDir(ctx, v, p, c, g, dirHost(g, a, name), req.To, r.Job.Attempts > 1, prog)
+			rr, err := capture.RestoreToDir(ctx, v, p, c, g, dirHost(g, a, name), req.To, "job "+r.Job.ID, r.Job.Attempts > 1, prog)
 			close(stop)
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)
@@ -417,11 +417,6 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			}
 		}
 	}
-	for _, dir := range records {
-		if err := vault.RemoveRestoreRecord(dir); err != nil {
-			r.Logf(ctx, "warn", "restored, but the restore's record stays: %v", err)
-		}
-	}
 	// After the restore, before the health check: a post-restore hook
 	// typically starts the app again.
 	if err := s.runHooks(ctx, r, a, lifeboat.PostRestore, req.Components); err != nil {
@@ -447,11 +442,26 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			}
 		}
 	}
+	if s.testRestoreHook != nil {
+		if err := s.testRestoreHook(r.Job, ""); err != nil {
+			return res, err
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	err = s.db.Update(ctx, func(tx *catalog.Tx) error {
 		return tx.Audit(ctx, r.Job.RequestedBy, "point.restore", a.Name, "ok", map[string]string{"point": p.ID, "job": r.Job.ID, "to": req.To})
 	})
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	// Last: until here, a retry of the job (after a storage error, a
+	// shutdown) resumes every component through its record.
+	for _, dir := range records {
+		if err := vault.RemoveRestoreRecord(dir); err != nil {
+			r.Logf(ctx, "warn", "restored, but the restore's record stays: %v", err)
+		}
+	}
+	return res, nil
 }
 
 // present reports whether a component's sources are all there to capture

@@ -942,69 +942,92 @@ func TestBackupNotesSymlinkComponent(t *testing.T) {
 }
 
 // A restore job to a directory that fails on a storage error after its
-// first component is retried, and the retry finishes what the first attempt
-// restored (its records stay until every component is restored): files
-// found whole are kept, the job's log says so, and no record is left. A new
-// job into a directory holding anything — even an unfinished restore of the
-// same point, with the user's files beside it — is refused, changing
-// nothing. (The retry failed on its own leftovers: "not empty".)
+// first component, or after the last (its post-restore hooks run), is
+// retried, and the retry finishes what the first attempt restored (its
+// records stay until the job is done): files found whole are kept, the
+// job's log says so, and no record is left. A new job into a directory
+// holding anything — even an unfinished restore of the same point, with the
+// user's files beside it — is refused, changing nothing, and so is a retry
+// into one holding another job's record. (The retry failed on its own
+// leftovers: "not empty".)
 func TestRestoreToDirRetryFinishesEarlierAttempt(t *testing.T) {
-	var failed atomic.Bool
+	var failAt atomic.Value // the component after which attempt 1 fails
 	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
-		if j.Attempts == 1 && !failed.Swap(true) {
-			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
+		if j.Attempts == 1 && comp == failAt.Load().(string) {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %q", comp)
 		}
 		return nil
-	}}, func(c *Config) { c.JobTries = 2 })
+	}}, func(c *Config) {
+		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
+	})
 	f := newFixture(t)
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
 	p := result[BackupResult](t, ts.backup(t, "shop")).Point
-	to := filepath.Join(f.restoreRoot, "again")
-	restore := func() *lifeboat.Job {
+	restore := func(to string) *lifeboat.Job {
 		t.Helper()
 		var rj lifeboat.Job
 		ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: to}, &rj)
 		return ts.waitJob(t, rj.ID)
 	}
-	d := restore()
-	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
-		t.Fatalf("restore retried after a storage error: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
-	}
-	cat := filepath.Join(to, "data", "uploads", "cat.jpg")
-	if b, err := os.ReadFile(cat); err != nil || string(b) != strings.Repeat("meow", 5000) {
-		t.Errorf("cat.jpg: %d bytes, %v", len(b), err)
-	}
-	for _, comp := range []string{"config", "data"} {
-		if _, err := os.Lstat(filepath.Join(to, comp, vault.RestoreRecord)); err == nil {
-			t.Errorf("component %s: the restore's record was left", comp)
+	for _, after := range []string{"config", ""} {
+		failAt.Store(after)
+		to := filepath.Join(f.restoreRoot, "again-"+after)
+		d := restore(to)
+		if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+			t.Fatalf("failing after %q: restore retried after a storage error: %s after %d attempts: %s", after, d.State, d.Attempts, d.Error)
 		}
-	}
-	var logs List[lifeboat.JobLog]
-	ts.must(t, "GET", "/api/v1/jobs/"+d.ID+"/logs", nil, &logs)
-	kept := false
-	for _, l := range logs.Items {
-		kept = kept || strings.Contains(l.Msg, "what an earlier attempt restored into") && strings.Contains(l.Msg, "found whole and kept")
-	}
-	if !kept {
-		t.Errorf("the job's log does not say what the retry kept: %+v", logs.Items)
+		cat := filepath.Join(to, "data", "uploads", "cat.jpg")
+		if b, err := os.ReadFile(cat); err != nil || string(b) != strings.Repeat("meow", 5000) {
+			t.Errorf("failing after %q: cat.jpg: %d bytes, %v", after, len(b), err)
+		}
+		for _, comp := range []string{"config", "data"} {
+			if _, err := os.Lstat(filepath.Join(to, comp, vault.RestoreRecord)); err == nil {
+				t.Errorf("failing after %q: component %s: the restore's record was left", after, comp)
+			}
+		}
+		var logs List[lifeboat.JobLog]
+		ts.must(t, "GET", "/api/v1/jobs/"+d.ID+"/logs", nil, &logs)
+		kept := false
+		for _, l := range logs.Items {
+			kept = kept || strings.Contains(l.Msg, "what an earlier attempt restored into") && strings.Contains(l.Msg, "found whole and kept")
+		}
+		if !kept {
+			t.Errorf("failing after %q: the job's log does not say what the retry kept: %+v", after, logs.Items)
+		}
 	}
 	// A new job: refused, even over an unfinished restore of the same
 	// point (a record), with the user's own files beside it.
-	write(t, filepath.Join(to, "data", vault.RestoreRecord), "point "+p+"\npath data\n")
+	to := filepath.Join(f.restoreRoot, "again-")
+	write(t, filepath.Join(to, "data", vault.RestoreRecord), "point "+p+"\npath data\nby job earlier\n")
 	write(t, filepath.Join(to, "data", "notes.db"), "the user's edit")
-	if d := restore(); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "not empty") {
+	failAt.Store("none")
+	if d := restore(to); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "not empty") {
 		t.Fatalf("a new restore into a directory holding things: %s %q", d.State, d.Error)
 	}
-	if b, _ := os.ReadFile(filepath.Join(to, "data", "notes.db")); string(b) != "the user's edit" {
-		t.Errorf("the refused restore changed notes.db: %q", b)
+	// A retry does not take over a record it did not write either (here
+	// one a restore of the same point by the command line left).
+	failAt.Store("config")
+	to = filepath.Join(f.restoreRoot, "other")
+	os.MkdirAll(filepath.Join(to, "data"), 0o755)
+	write(t, filepath.Join(to, "data", vault.RestoreRecord), "point "+p+"\npath data\n")
+	write(t, filepath.Join(to, "data", "notes.db"), "the user's edit")
+	if d := restore(to); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "unfinished restore of something else") {
+		t.Fatalf("a retry into a directory holding another job's record: %s %q", d.State, d.Error)
+	}
+	for _, dir := range []string{filepath.Join(f.restoreRoot, "again-"), to} {
+		if b, _ := os.ReadFile(filepath.Join(dir, "data", "notes.db")); string(b) != "the user's edit" {
+			t.Errorf("a refused restore changed %s/data/notes.db: %q", dir, b)
+		}
 	}
 }
 
 // A restore to the original place retried after a storage error that came
 // once every component was swapped in: the retry swaps them in again and
-// keeps, for the failed health check, what was there before the job — not
-// the first attempt's restore (a kept file was overwritten by it, and a
-// kept directory failed the retry) — and leaves no staging behind.
+// keeps, for the failed health check, what was there before the job — a
+// kept file was overwritten by the first attempt's restore, and a kept
+// directory failed the retry — and, beside it, what it replaced (the first
+// attempt's restore, with anything written there since: nothing is
+// dropped), and leaves no staging behind.
 func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
 	defer hs.Close()
@@ -1014,7 +1037,9 @@ func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
 		}
 		return nil
-	}}, func(c *Config) { c.JobTries = 2 })
+	}}, func(c *Config) {
+		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
+	})
 	f := newFixture(t)
 	doc := f.doc()
 	doc.Apps[0].HealthURL = hs.URL + "/healthz"
@@ -1032,16 +1057,20 @@ func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 	if !strings.HasPrefix(rr.Health, "failed") || len(rr.Components) != 2 {
 		t.Fatalf("result: %+v", rr)
 	}
+	// Kept: what was there before the job, then the first attempt's
+	// restore (with whatever was written there since), beside it.
 	for _, c := range rr.Components {
-		if len(c.Kept) != 1 {
-			t.Fatalf("component %s: kept %v", c.Name, c.Kept)
+		if len(c.Kept) != 2 {
+			t.Fatalf("component %s: kept %v, want what was there before the job and the first attempt's restore", c.Name, c.Kept)
 		}
-		want, path := "GREETING=damaged\n", c.Kept[0]
-		if c.Name == "data" {
-			want, path = "damaged db", filepath.Join(c.Kept[0], "notes.db")
-		}
-		if b, err := os.ReadFile(path); err != nil || string(b) != want {
-			t.Errorf("component %s: kept %q (%v), want what was there before the job, %q", c.Name, b, err, want)
+		for i, want := range []string{"GREETING=damaged\n", "GREETING=hello\nDB_PASSWORD=" + f.secret + "\n"} {
+			path := c.Kept[i]
+			if c.Name == "data" {
+				want, path = []string{"damaged db", "database bytes"}[i], filepath.Join(c.Kept[i], "notes.db")
+			}
+			if b, err := os.ReadFile(path); err != nil || string(b) != want {
+				t.Errorf("component %s: kept[%d] %q (%v), want %q", c.Name, i, b, err, want)
+			}
 		}
 	}
 	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "database bytes" {

@@ -67,6 +67,9 @@ type Config struct {
 	// JobTries is how many times a job that meets unavailable storage or a
 	// database server is tried (default 5, with backoff).
 	JobTries int
+	// JobBackoff is the delay before a job's retry n (default 5 s
+	// doubling up to 5 min; shorter only in tests).
+	JobBackoff func(n int) time.Duration
 	// HealthWait is how long a restore to the original place waits for the
 	// app's health check to pass (default 60 s).
 	HealthWait time.Duration
@@ -120,8 +123,9 @@ type Server struct {
 	retainMu sync.Mutex
 	// testHook runs at the start of every backup job (tests only).
 	testHook func(ctx context.Context, j *lifeboat.Job) error
-	// testRestoreHook runs after each component a restore job restored
-	// (tests only): an error fails the attempt there.
+	// testRestoreHook runs after each component a restore job restored,
+	// then with "" once all are and the post-restore hooks have run (tests
+	// only): an error fails the attempt there.
 	testRestoreHook func(j *lifeboat.Job, component string) error
 }
 
@@ -206,7 +210,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s.pool = jobs.New(db, jobs.Options{Workers: cfg.Workers, Lease: cfg.Lease, Owner: cfg.Name, Log: cfg.Log, MaxTries: cfg.JobTries})
+	s.pool = jobs.New(db, jobs.Options{Workers: cfg.Workers, Lease: cfg.Lease, Owner: cfg.Name, Log: cfg.Log, MaxTries: cfg.JobTries, Backoff: cfg.JobBackoff})
 	s.pool.Handle(lifeboat.JobBackup, s.runBackup)
 	s.pool.Handle(lifeboat.JobRestore, s.runRestore)
 	s.pool.Handle(lifeboat.JobVerify, s.runVerify)

@@ -50,6 +50,9 @@ type RestoreOptions struct {
 	// a failure (a server job's retry); it removes the records once every
 	// one is done (RemoveRestoreRecord).
 	KeepRecord bool
+	// RecordBy names who restores (a server job) in the record: a resumed
+	// restore takes over only a record written with the same name.
+	RecordBy string
 	// Owners restores owner and group (by number); default: when running as root.
 	Owners   *bool
 	Progress *Progress
@@ -84,13 +87,18 @@ func refused(code lifeboat.Code, format string, args ...any) error {
 }
 
 // RestoreRecord is the file a restore keeps in its target while it runs,
-// naming the point and path it restores: what a restore that stopped left
-// is resumed only by a restore of the same point and path. A restore that
+// naming the point and path it restores (and who, with RecordBy): what a
+// restore that stopped left is resumed only by a restore of the same point
+// and path (by the same one). A restore that
 // finishes removes it.
 const RestoreRecord = ".lifeboat-restore"
 
-func restoreRecord(p *manifest.Point, path string) []byte {
-	return fmt.Appendf(nil, "point %s\npath %s\n", p.ID, strings.Trim(path, "/"))
+func restoreRecord(p *manifest.Point, path, by string) []byte {
+	b := fmt.Appendf(nil, "point %s\npath %s\n", p.ID, strings.Trim(path, "/"))
+	if by != "" {
+		b = fmt.Appendf(b, "by %s\n", by)
+	}
+	return b
 }
 
 type rdir struct {
@@ -319,7 +327,7 @@ func dirNames(dfd, n int) ([]string, error) {
 // for a resumed restore into one that is not, that the record there names
 // the same point and path.
 func (r *restorer) startRecord(tfd int, p *manifest.Point, empty bool) error {
-	want := restoreRecord(p, r.opts.Path)
+	want := restoreRecord(p, r.opts.Path, r.opts.RecordBy)
 	if !empty {
 		// Read-write: NFS takes an exclusive lock on a writable file only.
 		fd, err := openat(tfd, RestoreRecord, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

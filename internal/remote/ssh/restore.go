@@ -1,7 +1,6 @@
 package ssh
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -298,11 +297,12 @@ func (c *Client) Symlink(st, rel, linkTarget string) error {
 
 // Swap puts staging st in place of target: it sets st's mode, renames
 // target (if present) aside to old, then renames st to target, and
-// returns old ("" when there was no target) for the caller to remove once
-// it is sure. old is named by tag (the job): if it exists already, an
-// earlier attempt of the job swapped here first, so old holds what was
-// there before the job and stays, and what target holds now (that
-// attempt's restore) goes once st is in place.
+// returns where it is kept (none when there was no target) for the caller
+// to remove once it is sure. old is named by tag (the job): if it exists
+// already, an earlier attempt of the job swapped here first, so old holds
+// what was there before the job and stays, and what target holds now (that
+// attempt's restore, with whatever was written there since) is kept beside
+// it: both are returned.
 //
 // Atomicity: each rename is one rename(2) on the host (posix-rename@openssh.com),
 // so target is at every moment either the complete old tree or the complete
@@ -310,64 +310,54 @@ func (c *Client) Symlink(st, rel, linkTarget string) error {
 // the two renames target is briefly absent. If the second rename fails the
 // first is undone; after a crash between them, old and st are both still
 // there under their .lifeboat-* names.
-func (c *Client) Swap(st, target string, mode uint32, tag string) (old string, err error) {
+func (c *Client) Swap(st, target string, mode uint32, tag string) (kept []string, err error) {
 	sc, target, rename, err := c.swapPrepare(st, target)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := sc.Chmod(st, toFileMode(mode)); err != nil {
-		return "", fmt.Errorf("restore %s: chmod %s: %w", c.addr, st, err)
+		return nil, fmt.Errorf("restore %s: chmod %s: %w", c.addr, st, err)
 	}
 	var aside string
 	switch _, err := sc.Lstat(target); {
 	case err == nil:
-		if old, aside, err = c.setAside(sc, rename, target, tag); err != nil {
-			return "", err
+		if kept, aside, err = c.setAside(sc, rename, target, tag); err != nil {
+			return nil, err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
+		return nil, fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
 	}
 	if err := rename(st, target); err != nil {
 		if aside != "" {
 			if uerr := rename(aside, target); uerr != nil {
-				return "", fmt.Errorf("restore %s: rename %s to %s: %w (and moving %s back failed: %v)", c.addr, st, target, err, aside, uerr)
+				return nil, fmt.Errorf("restore %s: rename %s to %s: %w (and moving %s back failed: %v)", c.addr, st, target, err, aside, uerr)
 			}
 		}
-		return "", fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, st, target, err)
+		return nil, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, st, target, err)
 	}
-	c.dropEarlier(aside, old)
 	c.mu.Lock()
 	delete(c.stagings, st)
 	c.mu.Unlock()
-	return old, nil
+	return kept, nil
 }
 
 // setAside renames target out of the way before a swap: to old, named by
 // tag, or, when old exists already (an earlier attempt of the job kept what
-// was there before it), to a name of its own, removed once the swap is
-// done (dropEarlier). It returns old and where target went.
-func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, target, tag string) (old, aside string, err error) {
-	old = path.Join(path.Dir(target), oldPrefix+path.Base(target)+"-"+tag)
+// was there before it), to a name of its own beside it. It returns what is
+// kept (old, and that name) and where target went.
+func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, target, tag string) (kept []string, aside string, err error) {
+	old := path.Join(path.Dir(target), oldPrefix+path.Base(target)+"-"+tag)
 	aside = old
 	if _, err := sc.Lstat(old); err == nil {
-		aside = path.Join(path.Dir(target), oldPrefix+path.Base(target)+"-"+tag+"-"+randomSuffix())
+		aside = old + "-" + randomSuffix()
+		kept = append(kept, old)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", "", fmt.Errorf("restore %s: lstat %s: %w", c.addr, old, err)
+		return nil, "", fmt.Errorf("restore %s: lstat %s: %w", c.addr, old, err)
 	}
 	if err := rename(target, aside); err != nil {
-		return "", "", fmt.Errorf("restore %s: move %s aside: %w", c.addr, target, err)
+		return nil, "", fmt.Errorf("restore %s: move %s aside: %w", c.addr, target, err)
 	}
-	return old, aside, nil
-}
-
-// dropEarlier removes what a swap moved aside when it is not old: an
-// earlier attempt's restore. Best effort: a leftover is named as one.
-func (c *Client) dropEarlier(aside, old string) {
-	if aside != "" && aside != old {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = c.Run(ctx, []string{"rm", "-rf", "--", aside}, nil, io.Discard)
-	}
+	return append(kept, aside), aside, nil
 }
 
 // SwapFile puts the regular file written at rel in staging st in place of
@@ -375,42 +365,41 @@ func (c *Client) dropEarlier(aside, old string) {
 // first (returned as old; "" if there was none), then removes the emptied
 // staging directory. The same atomicity as Swap: target is the old file or
 // the new one, briefly absent between the two renames.
-func (c *Client) SwapFile(st, rel, target, tag string) (old string, err error) {
+func (c *Client) SwapFile(st, rel, target, tag string) (kept []string, err error) {
 	if err := c.checkRel(st, rel); err != nil {
-		return "", err
+		return nil, err
 	}
 	sc, target, rename, err := c.swapPrepare(st, target)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	src := path.Join(st, rel)
 	if fi, err := sc.Lstat(src); err != nil || !fi.Mode().IsRegular() {
-		return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a regular file", c.addr, target, src)
+		return nil, lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a regular file", c.addr, target, src)
 	}
 	var aside string
 	switch fi, err := sc.Lstat(target); {
 	case err == nil:
 		if !fi.Mode().IsRegular() {
-			return "", lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: the target is not a regular file", c.addr, target)
+			return nil, lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: the target is not a regular file", c.addr, target)
 		}
-		if old, aside, err = c.setAside(sc, rename, target, tag); err != nil {
-			return "", err
+		if kept, aside, err = c.setAside(sc, rename, target, tag); err != nil {
+			return nil, err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
+		return nil, fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
 	}
 	if err := rename(src, target); err != nil {
 		if aside != "" {
 			rename(aside, target)
 		}
-		return "", fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, src, target, err)
+		return nil, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, src, target, err)
 	}
-	c.dropEarlier(aside, old)
 	sc.RemoveDirectory(st)
 	c.mu.Lock()
 	delete(c.stagings, st)
 	c.mu.Unlock()
-	return old, nil
+	return kept, nil
 }
 
 // swapPrepare checks a swap of staging st into target (this client's

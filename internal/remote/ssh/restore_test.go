@@ -53,10 +53,11 @@ func TestRestoreSwap(t *testing.T) {
 	if err := cl.WriteFile(st, "late.txt", 0o644, strings.NewReader("x")); err == nil {
 		t.Errorf("WriteFile after Symlink accepted")
 	}
-	old, err := cl.Swap(st, target, 0o751, "job1")
-	if err != nil {
-		t.Fatal(err)
+	kept, err := cl.Swap(st, target, 0o751, "job1")
+	if err != nil || len(kept) != 1 {
+		t.Fatal(kept, err)
 	}
+	old := kept[0]
 	check := func(p, want string) {
 		t.Helper()
 		b, err := os.ReadFile(p)
@@ -97,27 +98,28 @@ func TestRestoreSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.WriteFile(st, "f", 0o600, strings.NewReader("f"))
-	if old, err := cl.Swap(st, fresh, 0o700, "job1"); err != nil || old != "" {
-		t.Fatalf("Swap to a new target: %q %v", old, err)
+	if kept, err := cl.Swap(st, fresh, 0o700, "job1"); err != nil || len(kept) != 0 {
+		t.Fatalf("Swap to a new target: %q %v", kept, err)
 	}
 	check(filepath.Join(fresh, "f"), "f")
 
 	// The job's retry swaps again: what was there before the job stays
-	// kept, and the first attempt's restore, replaced, goes.
+	// kept, and the first attempt's restore, replaced, is kept beside it.
 	st, err = cl.MkdirStaging(target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cl.WriteFile(st, "a.txt", 0o640, strings.NewReader("newer"))
 	again, err := cl.Swap(st, target, 0o751, "job1")
-	if err != nil || again != old {
-		t.Fatalf("the retry's Swap: %q %v, want the first kept tree %s", again, err, old)
+	if err != nil || len(again) != 2 || again[0] != old || filepath.Dir(again[1]) != dir || !strings.HasPrefix(filepath.Base(again[1]), filepath.Base(old)+"-") {
+		t.Fatalf("the retry's Swap: %q %v, want the first kept tree %s, then the replaced one beside it", again, err, old)
 	}
 	check(filepath.Join(target, "a.txt"), "newer")
 	check(filepath.Join(old, "a.txt"), "old")
+	check(filepath.Join(again[1], "a.txt"), "new")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".lifeboat-") && filepath.Join(dir, e.Name()) != old {
+		if p := filepath.Join(dir, e.Name()); strings.HasPrefix(e.Name(), ".lifeboat-") && p != old && p != again[1] {
 			t.Errorf("left beside the target: %s", e.Name())
 		}
 	}
