@@ -131,7 +131,7 @@ func TestCarryOverUsesBackupGlobs(t *testing.T) {
 		os.WriteFile(p, []byte(f), 0o644)
 	}
 	os.MkdirAll(staging, 0o755)
-	if err := carryOver(target, staging, []string{"cache/", "**/node_modules"}, nil); err != nil {
+	if _, err := carryOver(target, staging, []string{"cache/", "**/node_modules"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"cache/x", "web/node_modules/m.js"} {
@@ -144,7 +144,7 @@ func TestCarryOverUsesBackupGlobs(t *testing.T) {
 	}
 	staging2 := filepath.Join(base, "staging2")
 	os.MkdirAll(staging2, 0o755)
-	if err := carryOver(target, staging2, nil, []string{"config"}); err != nil {
+	if _, err := carryOver(target, staging2, nil, []string{"config"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(staging2, "config/app.yml")); err == nil {
@@ -152,5 +152,38 @@ func TestCarryOverUsesBackupGlobs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(staging2, "notes.txt")); err != nil {
 		t.Errorf("notes.txt, which the include leaves out, not carried over: %v", err)
+	}
+}
+
+// What carryOver moved goes back with undoMoves (a restore that fails after
+// it: the staging is then removed, and the live tree must have them again);
+// an excluded entry below a path that is a file in the point stays in the
+// live tree (it is kept with the replaced tree) instead of failing the
+// restore.
+func TestCarryOverUndoAndFileInTheWay(t *testing.T) {
+	base := t.TempDir()
+	target, staging := filepath.Join(base, "live"), filepath.Join(base, "staging")
+	for _, f := range []string{"a.tmp", "x/y.tmp", "keep.txt"} {
+		p := filepath.Join(target, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(f), 0o644)
+	}
+	os.MkdirAll(staging, 0o755)
+	os.WriteFile(filepath.Join(staging, "x"), []byte("x is a file in the point"), 0o644)
+	moved, err := carryOver(target, staging, []string{"*.tmp"}, nil)
+	if err != nil || len(moved) != 1 {
+		t.Fatalf("carryOver: %v %v, want a.tmp moved and x/y.tmp left", moved, err)
+	}
+	if _, err := os.Stat(filepath.Join(staging, "a.tmp")); err != nil {
+		t.Fatalf("a.tmp not carried over: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "x/y.tmp")); err != nil {
+		t.Fatalf("x/y.tmp left the live tree: %v", err)
+	}
+	if left := undoMoves(moved); len(left) != 0 {
+		t.Fatalf("undo left %v", left)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "a.tmp")); err != nil || string(b) != "a.tmp" {
+		t.Fatalf("a.tmp not back in the live tree: %q %v", b, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -263,6 +264,13 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		return nil, nil, err
 	}
 	staging := filepath.Join(parent, ".lifeboat-restore-"+tag+"-"+filepath.Base(target))
+	old := filepath.Join(parent, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
+	sw := &Swap{Component: c.Name, Target: []string{target}}
+	if left, err := keepLeftover(staging, old); err != nil {
+		return nil, nil, err
+	} else if left != "" {
+		sw.Old = append(sw.Old, left)
+	}
 	res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name, Progress: prog})
 	if err != nil {
 		os.RemoveAll(staging)
@@ -272,10 +280,19 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		os.RemoveAll(staging)
 		return nil, res, lifeboat.Errorf(lifeboat.ECorrupt, "restore of %s: %d items failed (first: %s); nothing was replaced", c.Name, len(res.Failed), res.Failed[0])
 	}
-	sw := &Swap{Component: c.Name, Target: []string{target}}
-	if err := carryOver(target, staging, ac.Exclude, ac.Include); err != nil {
+	// drop removes the staging after a failure, once what carryOver moved
+	// into it from the live tree is back there; what cannot be put back
+	// stays, in the staging, named in the error.
+	drop := func(moved [][2]string, err error) error {
+		if left := undoMoves(moved); len(left) > 0 {
+			return fmt.Errorf("%w; %d entries %s does not capture could not be moved back from %s to %s (first: %s): they are kept there", err, len(left), c.Name, staging, target, left[0][1])
+		}
 		os.RemoveAll(staging)
-		return nil, res, fmt.Errorf("restore of %s: keeping what the component does not capture: %w", c.Name, err)
+		return err
+	}
+	moved, err := carryOver(target, staging, ac.Exclude, ac.Include)
+	if err != nil {
+		return nil, res, drop(moved, fmt.Errorf("restore of %s: keeping what the component does not capture: %w", c.Name, err))
 	}
 	if _, err := os.Lstat(target); err != nil {
 		if err := os.Rename(staging, target); err != nil {
@@ -284,18 +301,31 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		}
 		return sw, res, syncDir(parent)
 	}
-	old := filepath.Join(parent, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
 	if err := exchange(staging, target); err != nil {
-		os.RemoveAll(staging)
-		return nil, nil, err
+		return nil, nil, drop(moved, err)
 	}
 	// staging now holds the replaced tree.
 	kept, err := setAside(staging, old)
 	if err != nil {
 		return nil, nil, err
 	}
-	sw.Old = kept
+	sw.Old = append(kept, sw.Old...)
 	return sw, res, syncDir(parent)
+}
+
+// keepLeftover moves aside what an earlier attempt of the job left at its
+// staging name: one stopped between its swap and setting the replaced tree
+// aside left what was there before in it. It is kept beside old, never
+// removed, and its name returned ("" if there was none).
+func keepLeftover(staging, old string) (string, error) {
+	if _, err := os.Lstat(staging); err != nil {
+		return "", nil
+	}
+	left := old + "-left-" + randomHex()
+	if err := os.Rename(staging, left); err != nil {
+		return "", fmt.Errorf("keeping what an earlier attempt left at %s: %w", staging, err)
+	}
+	return left, nil
 }
 
 // setAside moves what a swap took out of place (now at replaced) to old,
@@ -379,6 +409,12 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 			return nil, nil, err
 		}
 		staging := filepath.Join(dir, ".lifeboat-restore-"+tag+"-"+filepath.Base(f.Path))
+		old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(f.Path))
+		if left, err := keepLeftover(staging, old); err != nil {
+			return nil, nil, err
+		} else if left != "" {
+			sw.Old = append(sw.Old, left)
+		}
 		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name + "/" + f.Stored, Progress: prog})
 		if err != nil {
 			os.RemoveAll(staging)
@@ -399,7 +435,6 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				os.RemoveAll(staging)
 				return nil, nil, err
 			}
-			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(f.Path))
 			kept, err := setAside(staged, old)
 			if err != nil {
 				return nil, nil, err
@@ -542,13 +577,15 @@ func CompareCounts(want, got *lifeboat.DatabaseInfo) string {
 // component does not capture (matching an exclude glob, or no include glob)
 // into the restored tree at staging, at the same place, so that the swap
 // does not drop them: a restore puts back what was captured and leaves the
-// rest alone. The globs are matched as in backups (vault.Excluded).
-func carryOver(target, staging string, excludes, includes []string) error {
+// rest alone. The globs are matched as in backups (vault.Excluded). It
+// returns the moves it made (from, to), also after an error, for the
+// caller to undo (undoMoves) if the restore goes no further.
+func carryOver(target, staging string, excludes, includes []string) ([][2]string, error) {
 	if len(excludes) == 0 && len(includes) == 0 {
-		return nil
+		return nil, nil
 	}
 	if st, err := os.Lstat(target); err != nil || !st.IsDir() {
-		return nil
+		return nil, nil
 	}
 	var moves [][2]string
 	err := filepath.WalkDir(target, func(path string, d fs.DirEntry, err error) error {
@@ -569,18 +606,32 @@ func carryOver(target, staging string, excludes, includes []string) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var done [][2]string
 	for _, m := range moves {
-		if _, err := os.Lstat(m[1]); err == nil {
-			continue // the point has an entry there: the restored one wins
+		if _, err := os.Lstat(m[1]); err == nil || errors.Is(err, syscall.ENOTDIR) {
+			continue // the point has an entry there (or a file on its path): the restored one wins, the live one is kept with the replaced tree
 		}
 		if err := os.MkdirAll(filepath.Dir(m[1]), 0o755); err != nil {
-			return err
+			return done, err
 		}
 		if err := os.Rename(m[0], m[1]); err != nil {
-			return err
+			return done, err
+		}
+		done = append(done, m)
+	}
+	return done, nil
+}
+
+// undoMoves puts entries carryOver moved back where they were, last first,
+// and returns those it could not.
+func undoMoves(moves [][2]string) [][2]string {
+	var left [][2]string
+	for i := len(moves) - 1; i >= 0; i-- {
+		if err := os.Rename(moves[i][1], moves[i][0]); err != nil {
+			left = append(left, moves[i])
 		}
 	}
-	return nil
+	return left
 }

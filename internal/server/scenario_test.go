@@ -1085,3 +1085,52 @@ func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 		}
 	}
 }
+
+// A retry of a restore to the original place whose first attempt stopped
+// between its swap and setting the replaced tree aside (it is still under
+// the staging name) keeps that tree, what was there before the job, and
+// reports it. (The retry's restore into the staging name was refused "not
+// empty", and the tree removed with the staging.)
+func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	defer hs.Close()
+	var f *fixture
+	var failed atomic.Bool
+	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+		if j.Attempts != 1 || comp != "data" || failed.Swap(true) {
+			return nil
+		}
+		// Back to the moment before the replaced tree was set aside.
+		parent, tag := filepath.Dir(f.dataDir), j.ID[len(j.ID)-8:]
+		if err := os.Rename(filepath.Join(parent, ".lifeboat-old-"+tag+"-data"), filepath.Join(parent, ".lifeboat-restore-"+tag+"-data")); err != nil {
+			t.Errorf("setup: %v", err)
+		}
+		return lifeboat.Errorf(lifeboat.EUnavailable, "stopped between the swap and setting aside")
+	}}, func(c *Config) {
+		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
+	})
+	f = newFixture(t)
+	doc := f.doc()
+	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	rr := result[RestoreResult](t, d)
+	found := false
+	for _, k := range rr.Components[0].Kept {
+		b, _ := os.ReadFile(filepath.Join(k, "notes.db"))
+		found = found || string(b) == "damaged db"
+	}
+	if !found {
+		t.Errorf("what was there before the job is in none of the kept copies %v", rr.Components[0].Kept)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "database bytes" {
+		t.Errorf("notes.db after the restore: %q", b)
+	}
+}

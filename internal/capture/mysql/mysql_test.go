@@ -107,6 +107,21 @@ func contents(t *testing.T, s Server, db string) map[string]string {
 // is called, and fails the test if any holds secret in its command line or
 // environment, or if its option file is readable by others. It returns how
 // many distinct children it saw.
+// procStat returns a process's parent pid and start time (0 if it is
+// gone).
+func procStat(pid int) (ppid int, started string) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || bytes.LastIndexByte(st, ')') < 0 {
+		return 0, ""
+	}
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+	if len(f) < 20 {
+		return 0, ""
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return ppid, f[19]
+}
+
 func watchChildren(t *testing.T, secret string) (stop func() int) {
 	t.Helper()
 	var mu sync.Mutex
@@ -131,13 +146,8 @@ func watchChildren(t *testing.T, secret string) (stop func() int) {
 				if err != nil {
 					continue
 				}
-				st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-				if err != nil {
-					continue
-				}
-				f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-				if len(f) > 2 {
-					parents[pid], _ = strconv.Atoi(f[1])
+				if ppid, _ := procStat(pid); ppid > 0 {
+					parents[pid] = ppid
 				}
 			}
 			for pid := range parents {
@@ -151,10 +161,11 @@ func watchChildren(t *testing.T, secret string) (stop func() int) {
 				if !desc {
 					continue
 				}
+				_, started := procStat(pid)
 				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 				environ, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-				if len(cmdline) == 0 {
-					continue
+				if ppid, again := procStat(pid); len(cmdline) == 0 || ppid != parents[pid] || again != started {
+					continue // gone, or its pid taken by another process (a busy machine)
 				}
 				mu.Lock()
 				seen[fmt.Sprintf("%d %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))] = true
