@@ -402,6 +402,89 @@ func (c *Client) SwapFile(st, rel, target, tag string) (kept []string, err error
 	return kept, nil
 }
 
+// CarryOver moves the entries of the live tree at target that keep selects
+// (by path relative to target, name, and whether it is a directory, which
+// goes whole) into staging st at the same place, so that the swap keeps
+// them: a restore puts back what was captured and leaves the rest alone.
+// An entry whose place in st is taken, or has a file on its path, stays in
+// target and is kept with the replaced tree. Nothing is followed: the walk
+// lstats, the parents of each entry in target are checked to be real
+// directories before it moves, and those in st too. It returns the moves
+// made (from, to), also after an error, for MoveBack.
+func (c *Client) CarryOver(st, target string, keep func(rel, name string, dir bool) bool) ([][2]string, error) {
+	sc, target, rename, err := c.swapPrepare(st, target)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := sc.Lstat(target); err != nil || !fi.IsDir() {
+		return nil, nil // nothing live to keep
+	}
+	var moves [][2]string
+	w := sc.Walk(target)
+	for w.Step() {
+		if err := w.Err(); err != nil {
+			return nil, fmt.Errorf("restore %s: list %s: %w", c.addr, w.Path(), err)
+		}
+		p := w.Path()
+		if p == target {
+			continue
+		}
+		rel := strings.TrimPrefix(p, target+"/")
+		if fi := w.Stat(); keep(rel, fi.Name(), fi.IsDir()) {
+			moves = append(moves, [2]string{p, rel})
+			if fi.IsDir() {
+				w.SkipDir()
+			}
+		}
+	}
+	var done [][2]string
+	for _, m := range moves {
+		if _, err := sc.Lstat(path.Join(st, m[1])); !errors.Is(err, fs.ErrNotExist) {
+			continue // the point has an entry there, or a file on its path: the restored one wins
+		}
+		if err := c.checkDirs(sc, path.Dir(m[0])); err != nil {
+			return done, err
+		}
+		dst, err := c.prepare(sc, st, m[1], opMeta)
+		if lifeboat.ErrorCode(err) == lifeboat.EInvalid {
+			continue // a parent in the restored tree is a file: the restored one wins
+		}
+		if err != nil {
+			return done, err
+		}
+		// The restored directory keeps the point's time.
+		pfi, perr := sc.Lstat(path.Dir(dst))
+		if err := rename(m[0], dst); err != nil {
+			return done, fmt.Errorf("restore %s: move %s into the restored tree: %w", c.addr, m[0], err)
+		}
+		done = append(done, [2]string{m[0], dst})
+		if perr == nil {
+			sc.Chtimes(path.Dir(dst), pfi.ModTime(), pfi.ModTime())
+		}
+	}
+	return done, nil
+}
+
+// MoveBack puts entries CarryOver moved back where they were, last first,
+// and returns those it could not.
+func (c *Client) MoveBack(moves [][2]string) [][2]string {
+	sc, err := c.sftp()
+	if err != nil {
+		return moves
+	}
+	rename := sc.Rename
+	if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
+		rename = sc.PosixRename
+	}
+	var left [][2]string
+	for i := len(moves) - 1; i >= 0; i-- {
+		if err := rename(moves[i][1], moves[i][0]); err != nil {
+			left = append(left, moves[i])
+		}
+	}
+	return left
+}
+
 // swapPrepare checks a swap of staging st into target (this client's
 // staging directory, in target's directory, whose parents are no symlinks)
 // and returns the SFTP client, the clean target and the rename to use (an
