@@ -32,13 +32,6 @@ type RemoteTarget interface {
 	// SwapFile puts the file written at rel in staging in place of the
 	// file target, returning where the replaced one is kept (as Swap).
 	SwapFile(staging, rel, target, tag string) (kept []string, err error)
-	// CarryOver moves the entries of the live tree at target that keep
-	// selects into staging at the same place (unless the restored tree has
-	// one there), for the swap to keep them; it returns the moves made,
-	// also after an error. MoveBack undoes them, returning those it could
-	// not.
-	CarryOver(staging, target string, keep func(rel, name string, dir bool) bool) ([][2]string, error)
-	MoveBack(moves [][2]string) [][2]string
 	// SetMeta gives an entry written in staging its mode, time (to the
 	// second) and, where the session may, its owner; after symlinks too.
 	SetMeta(staging, rel string, mode, uid, gid uint32, mtime time.Time) error
@@ -69,7 +62,7 @@ func RemoteSource(c manifest.Component) (host, p string, ok bool) {
 // to the second (SFTP carries no finer ones, so the next backup reads
 // files whose recorded time had a fraction again); owners too when the
 // host's SSH user is root, otherwise files belong to that user.
-func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, excludes, includes []string, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
 	_, target, ok := RemoteSource(c)
 	if !ok || !path.IsAbs(target) {
 		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no remote path recorded", p.ID[:8], c.Name)
@@ -144,19 +137,13 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 			return fail(fmt.Errorf("%s: %w", dirRels[i], err))
 		}
 	}
-	// What the component does not capture stays (see carryOver).
-	moved, err := rt.CarryOver(st, target, func(rel, name string, dir bool) bool { return vault.Excluded(excludes, includes, rel, name, dir) })
-	if err == nil {
-		var kept []string
-		if kept, err = rt.Swap(st, target, root.Mode, tag); err == nil {
-			sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, Old: kept, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
-			return sw, res, nil
-		}
+	kept, err := rt.Swap(st, target, root.Mode, tag)
+	if err != nil {
+		return fail(err)
 	}
-	if left := rt.MoveBack(moved); len(left) > 0 {
-		return nil, res, fmt.Errorf("%w; %d entries %s does not capture could not be moved back from %s (first: %s): they are kept there", err, len(left), c.Name, st, left[0][1])
-	}
-	return fail(err)
+	sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
+	sw.Old = kept
+	return sw, res, nil
 }
 
 // RestoreRemoteConfig puts the config files of a point back on the SSH host

@@ -616,15 +616,10 @@ func carryOver(target, staging string, excludes, includes []string) ([][2]string
 		if err := os.MkdirAll(filepath.Dir(m[1]), 0o755); err != nil {
 			return done, err
 		}
-		// The restored directory keeps the point's time.
-		pst, perr := os.Lstat(filepath.Dir(m[1]))
 		if err := os.Rename(m[0], m[1]); err != nil {
 			return done, err
 		}
 		done = append(done, m)
-		if perr == nil {
-			os.Chtimes(filepath.Dir(m[1]), pst.ModTime(), pst.ModTime())
-		}
 	}
 	return done, nil
 }

@@ -358,9 +358,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			defer closer.Close()
-			restore := func(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt capture.RemoteTarget, tag string, prog *vault.Progress) (*capture.Swap, *vault.RestoreResult, error) {
-				return capture.RestoreRemote(ctx, v, p, c, rt, ac.Exclude, ac.Include, tag, prog)
-			}
+			restore := capture.RestoreRemote
 			switch c.Kind {
 			case lifeboat.KindConfig:
 				restore = capture.RestoreRemoteConfig
