@@ -155,35 +155,38 @@ func TestCarryOverUsesBackupGlobs(t *testing.T) {
 	}
 }
 
-// What carryOver moved goes back with undoMoves (a restore that fails after
-// it: the staging is then removed, and the live tree must have them again);
-// an excluded entry below a path that is a file in the point stays in the
-// live tree (it is kept with the replaced tree) instead of failing the
-// restore.
-func TestCarryOverUndoAndFileInTheWay(t *testing.T) {
+// What carryOver moved goes back with undoMoves, for a restore that fails
+// after it (here carryOver itself, on an uncaptured entry below a path the
+// point has as a file): the staging is then removed, and the live tree
+// must have them again. An entry whose directory was replaced by a symlink
+// meanwhile is not moved back through it: it stays where it is, reported.
+func TestCarryOverUndo(t *testing.T) {
 	base := t.TempDir()
 	target, staging := filepath.Join(base, "live"), filepath.Join(base, "staging")
-	for _, f := range []string{"a.tmp", "x/y.tmp", "keep.txt"} {
+	for _, f := range []string{"a.tmp", "sub/b.tmp", "x/y.tmp", "keep.txt"} {
 		p := filepath.Join(target, f)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte(f), 0o644)
 	}
-	os.MkdirAll(staging, 0o755)
+	os.MkdirAll(filepath.Join(staging, "sub"), 0o755)
 	os.WriteFile(filepath.Join(staging, "x"), []byte("x is a file in the point"), 0o644)
 	moved, err := carryOver(target, staging, []string{"*.tmp"}, nil)
-	if err != nil || len(moved) != 1 {
-		t.Fatalf("carryOver: %v %v, want a.tmp moved and x/y.tmp left", moved, err)
+	if err == nil || len(moved) != 2 {
+		t.Fatalf("carryOver: %v %v, want a.tmp and sub/b.tmp moved, then a failure on x/y.tmp", moved, err)
 	}
-	if _, err := os.Stat(filepath.Join(staging, "a.tmp")); err != nil {
-		t.Fatalf("a.tmp not carried over: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(target, "x/y.tmp")); err != nil {
-		t.Fatalf("x/y.tmp left the live tree: %v", err)
-	}
-	if left := undoMoves(moved); len(left) != 0 {
-		t.Fatalf("undo left %v", left)
+	// The app replaces sub with a symlink to somewhere else meanwhile.
+	outside := filepath.Join(base, "outside")
+	os.MkdirAll(outside, 0o755)
+	os.RemoveAll(filepath.Join(target, "sub"))
+	os.Symlink(outside, filepath.Join(target, "sub"))
+	left := undoMoves(moved)
+	if len(left) != 1 || left[0][1] != filepath.Join(staging, "sub", "b.tmp") {
+		t.Fatalf("undo left %v, want only sub/b.tmp", left)
 	}
 	if b, err := os.ReadFile(filepath.Join(target, "a.tmp")); err != nil || string(b) != "a.tmp" {
 		t.Fatalf("a.tmp not back in the live tree: %q %v", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "b.tmp")); err == nil {
+		t.Fatal("undo moved sub/b.tmp through the symlink")
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -209,7 +208,11 @@ type Swap struct {
 	Component string             `json:"component"`
 	Target    []string           `json:"target"`
 	Old       []string           `json:"old,omitempty"` // where the replaced data is kept
-	remove    func(string) error // on another host; nil: here
+	// Left: what earlier attempts of the job left under their staging names,
+	// kept and reported, never removed (it may hold what was there before
+	// the job, or entries the component does not capture).
+	Left   []string           `json:"left,omitempty"`
+	remove func(string) error // on another host; nil: here
 }
 
 // Commit removes the replaced data.
@@ -269,7 +272,7 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 	if left, err := keepLeftover(staging, old); err != nil {
 		return nil, nil, err
 	} else if left != "" {
-		sw.Old = append(sw.Old, left)
+		sw.Left = append(sw.Left, left)
 	}
 	res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name, Progress: prog})
 	if err != nil {
@@ -309,14 +312,15 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 	if err != nil {
 		return nil, nil, err
 	}
-	sw.Old = append(kept, sw.Old...)
+	sw.Old = kept
 	return sw, res, syncDir(parent)
 }
 
 // keepLeftover moves aside what an earlier attempt of the job left at its
 // staging name: one stopped between its swap and setting the replaced tree
-// aside left what was there before in it. It is kept beside old, never
-// removed, and its name returned ("" if there was none).
+// aside left what was there before in it; one stopped while carrying over,
+// entries the component does not capture. It is kept beside old, never
+// removed (Swap.Left), and its name returned ("" if there was none).
 func keepLeftover(staging, old string) (string, error) {
 	if _, err := os.Lstat(staging); err != nil {
 		return "", nil
@@ -413,7 +417,7 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 		if left, err := keepLeftover(staging, old); err != nil {
 			return nil, nil, err
 		} else if left != "" {
-			sw.Old = append(sw.Old, left)
+			sw.Left = append(sw.Left, left)
 		}
 		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name + "/" + f.Stored, Progress: prog})
 		if err != nil {
@@ -610,8 +614,8 @@ func carryOver(target, staging string, excludes, includes []string) ([][2]string
 	}
 	var done [][2]string
 	for _, m := range moves {
-		if _, err := os.Lstat(m[1]); err == nil || errors.Is(err, syscall.ENOTDIR) {
-			continue // the point has an entry there (or a file on its path): the restored one wins, the live one is kept with the replaced tree
+		if _, err := os.Lstat(m[1]); err == nil {
+			continue // the point has an entry there: the restored one wins
 		}
 		if err := os.MkdirAll(filepath.Dir(m[1]), 0o755); err != nil {
 			return done, err
@@ -625,11 +629,18 @@ func carryOver(target, staging string, excludes, includes []string) ([][2]string
 }
 
 // undoMoves puts entries carryOver moved back where they were, last first,
-// and returns those it could not.
+// and returns those it could not. It moves none into a directory that is
+// no longer a real one (replaced by a symlink meanwhile): those stay.
 func undoMoves(moves [][2]string) [][2]string {
 	var left [][2]string
 	for i := len(moves) - 1; i >= 0; i-- {
-		if err := os.Rename(moves[i][1], moves[i][0]); err != nil {
+		st, err := os.Lstat(filepath.Dir(moves[i][0]))
+		if err == nil && st.IsDir() {
+			err = os.Rename(moves[i][1], moves[i][0])
+		} else if err == nil {
+			err = errors.New("not a directory")
+		}
+		if err != nil {
 			left = append(left, moves[i])
 		}
 	}

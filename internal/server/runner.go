@@ -383,7 +383,10 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
+			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, append(append([]string{}, sw.Old...), sw.Left...)
+			for _, l := range sw.Left {
+				r.Logf(ctx, "warn", "component %s: what an earlier attempt left at its staging is kept at %s (never removed: it may hold what was there before the restore)", name, l)
+			}
 			warns = rr.Warnings
 		} else {
 			// A retry (attempt 2 on) finishes what the attempts before left.
@@ -438,7 +441,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				if err := sw.Commit(); err != nil {
 					r.Logf(ctx, "warn", "removing replaced data of %s: %v", sw.Component, err)
 				}
-				res.Components[i].Kept = sw.Old
+				res.Components[i].Kept = append(sw.Old, sw.Left...)
 			}
 		}
 	}
