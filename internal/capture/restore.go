@@ -205,9 +205,9 @@ func metaPaths(m *ConfigMeta) []string {
 // Swap is a restore to the original place that has been put in place; the
 // replaced data is kept in Old until Commit (health check passed) removes it.
 type Swap struct {
-	Component string             `json:"component"`
-	Target    []string           `json:"target"`
-	Old       []string           `json:"old,omitempty"` // where the replaced data is kept
+	Component string   `json:"component"`
+	Target    []string `json:"target"`
+	Old       []string `json:"old,omitempty"` // where the replaced data is kept
 	// Left: what earlier attempts of the job left under their staging names,
 	// kept and reported, never removed (it may hold what was there before
 	// the job, or entries the component does not capture).
