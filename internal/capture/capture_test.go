@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,5 +189,19 @@ func TestCarryOverUndo(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(outside, "b.tmp")); err == nil {
 		t.Fatal("undo moved sub/b.tmp through the symlink")
+	}
+}
+
+// Commit removes the replaced data and keeps in Old what it could not
+// remove, so that the job's result still names it.
+func TestSwapCommitKeepsWhatItCouldNotRemove(t *testing.T) {
+	sw := &Swap{Old: []string{"/kept/a", "/kept/b"}, remove: func(p string) error {
+		if p == "/kept/b" {
+			return errors.New("refused")
+		}
+		return nil
+	}}
+	if err := sw.Commit(); err == nil || len(sw.Old) != 1 || sw.Old[0] != "/kept/b" {
+		t.Fatalf("Commit: %v, Old %v; want an error and /kept/b still named", err, sw.Old)
 	}
 }

@@ -215,19 +215,24 @@ type Swap struct {
 	remove func(string) error // on another host; nil: here
 }
 
-// Commit removes the replaced data.
+// Commit removes the replaced data; what it could not remove stays in Old
+// (and so in the job's result).
 func (s *Swap) Commit() error {
 	var first error
+	var left []string
 	for _, o := range s.Old {
 		rm := os.RemoveAll
 		if s.remove != nil {
 			rm = s.remove
 		}
-		if err := rm(o); err != nil && first == nil {
-			first = err
+		if err := rm(o); err != nil {
+			left = append(left, o)
+			if first == nil {
+				first = err
+			}
 		}
 	}
-	s.Old = nil
+	s.Old = left
 	return first
 }
 
