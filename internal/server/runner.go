@@ -311,7 +311,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		return isDatabase(comps[order[i]].Kind) == false && isDatabase(comps[order[j]].Kind)
 	})
 	var swaps []*capture.Swap
-	var records []string // restore records kept until every component is restored
+	var records []string // restore records, kept until the job is done
 	for _, name := range order {
 		c := comps[name]
 		prog := &vault.Progress{}
