@@ -952,13 +952,11 @@ func TestBackupNotesSymlinkComponent(t *testing.T) {
 // leftovers: "not empty".)
 func TestRestoreToDirRetryFinishesEarlierAttempt(t *testing.T) {
 	var failAt atomic.Value // the component after which attempt 1 fails
-	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
 		if j.Attempts == 1 && comp == failAt.Load().(string) {
 			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %q", comp)
 		}
 		return nil
-	}}, func(c *Config) {
-		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 	f := newFixture(t)
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
@@ -1029,22 +1027,15 @@ func TestRestoreToDirRetryFinishesEarlierAttempt(t *testing.T) {
 // attempt's restore, with anything written there since: nothing is
 // dropped), and leaves no staging behind.
 func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
-	defer hs.Close()
 	var failed atomic.Bool
-	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
 		if j.Attempts == 1 && comp == "data" && !failed.Swap(true) {
 			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
 		}
 		return nil
-	}}, func(c *Config) {
-		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 	f := newFixture(t)
-	doc := f.doc()
-	doc.Apps[0].HealthURL = hs.URL + "/healthz"
-	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
-	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	p := applyUnhealthy(t, ts, f)
 	write(t, f.envFile, "GREETING=damaged\n")
 	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
 	var j lifeboat.Job
@@ -1092,11 +1083,9 @@ func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 // reports it. (The retry's restore into the staging name was refused "not
 // empty", and the tree removed with the staging.)
 func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
-	defer hs.Close()
 	var f *fixture
 	var failed atomic.Bool
-	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
 		if j.Attempts != 1 || comp != "data" || failed.Swap(true) {
 			return nil
 		}
@@ -1106,14 +1095,9 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 			t.Errorf("setup: %v", err)
 		}
 		return lifeboat.Errorf(lifeboat.EUnavailable, "stopped between the swap and setting aside")
-	}}, func(c *Config) {
-		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 	f = newFixture(t)
-	doc := f.doc()
-	doc.Apps[0].HealthURL = hs.URL + "/healthz"
-	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
-	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	p := applyUnhealthy(t, ts, f)
 	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
 	var j lifeboat.Job
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: "original"}, &j)
@@ -1133,4 +1117,26 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "database bytes" {
 		t.Errorf("notes.db after the restore: %q", b)
 	}
+}
+
+// newRetryServer is a test server whose jobs are tried twice, 50 ms apart;
+// hook runs after each component a restore job restored, then with "".
+func newRetryServer(t *testing.T, hook func(j *lifeboat.Job, component string) error) *testServer {
+	t.Helper()
+	return newTestServerCfg(t, testOpts{restoreHook: hook}, func(c *Config) {
+		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
+	})
+}
+
+// applyUnhealthy applies f's document with a health check that always
+// fails, so that a restore to the original place keeps (and reports) what
+// it replaced, then backs the app up and returns the point.
+func applyUnhealthy(t *testing.T, ts *testServer, f *fixture) string {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	t.Cleanup(hs.Close)
+	doc := f.doc()
+	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	return result[BackupResult](t, ts.backup(t, "shop")).Point
 }
