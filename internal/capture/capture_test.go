@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
 func TestGuard(t *testing.T) {
@@ -203,5 +206,76 @@ func TestSwapCommitKeepsWhatItCouldNotRemove(t *testing.T) {
 	}}
 	if err := sw.Commit(); err == nil || len(sw.Old) != 1 || sw.Old[0] != "/kept/b" {
 		t.Fatalf("Commit: %v, Old %v; want an error and /kept/b still named", err, sw.Old)
+	}
+}
+
+// listOnly is a RemoteTarget that can only list (a fixed tree, or an error).
+type listOnly struct {
+	RemoteTarget
+	trees map[string][]vault.RemoteEntry
+}
+
+func (l listOnly) List(_ context.Context, root string) ([]vault.RemoteEntry, error) {
+	es, ok := l.trees[root]
+	if !ok {
+		return nil, errors.New("permission denied")
+	}
+	return es, nil
+}
+
+// TestKeepUncaptured: a replaced tree on an SSH host that holds files the
+// component's globs leave out is kept (never removed) and they are named;
+// one without (an empty excluded directory is nothing) is removed as
+// before; one that cannot be listed is kept.
+func TestKeepUncaptured(t *testing.T) {
+	ent := func(p string, typ byte) vault.RemoteEntry { return vault.RemoteEntry{Path: p, Type: typ} }
+	rt := listOnly{trees: map[string][]vault.RemoteEntry{
+		"/srv/.old-a": { // listed out of walk order on purpose
+			ent("cache/x/1", 'f'), ent(".", 'd'), ent("index.html", 'f'), ent("logs", 'd'), ent("logs/app.log", 'f'),
+			ent("cache", 'd'), ent("cache/x", 'd'), ent("cache/2", 'l'), ent("tmp", 'd'), ent("img/a.png", 'f'), ent("img", 'd'),
+			ent("img/a.png.bak", 'f'),
+		},
+		"/srv/.old-b": {ent(".", 'd'), ent("index.html", 'f'), ent("tmp", 'd'), ent("tmp/empty", 'd')},
+	}}
+	sw := &Swap{Old: []string{"/srv/.old-a", "/srv/.old-b", "/srv/.old-c"}}
+	sw.keepUncaptured(context.Background(), rt, []string{"cache/", "tmp/", "*.log", "*.bak"}, nil)
+	if want := []string{"/srv/.old-b"}; !slices.Equal(sw.Old, want) {
+		t.Errorf("removed after the health check: %v, want %v", sw.Old, want)
+	}
+	if want := []string{"/srv/.old-a", "/srv/.old-c"}; !slices.Equal(sw.Left, want) {
+		t.Errorf("kept for good: %v, want %v", sw.Left, want)
+	}
+	if want := []string{"/srv/.old-a/cache", "/srv/.old-a/img/a.png.bak", "/srv/.old-a/logs/app.log"}; !slices.Equal(sw.Uncaptured, want) || sw.UncapturedN != 3 {
+		t.Errorf("named: %v (%d), want %v", sw.Uncaptured, sw.UncapturedN, want)
+	}
+	if len(sw.Unlisted) != 1 || !strings.Contains(sw.Unlisted[0], "/srv/.old-c: permission denied") {
+		t.Errorf("unlisted: %v", sw.Unlisted)
+	}
+	if k := sw.Kept(); len(k) != 3 || k[0] != "/srv/.old-b" {
+		t.Errorf("Kept: %v", k)
+	}
+	// Includes: a file they leave out is uncaptured; directories never are.
+	sw = &Swap{Old: []string{"/srv/.old-a"}}
+	sw.keepUncaptured(context.Background(), rt, nil, []string{"img", "index.html", "cache"})
+	// (img/a.png.bak is under img: included.)
+	if want := []string{"/srv/.old-a/logs/app.log"}; !slices.Equal(sw.Uncaptured, want) || sw.UncapturedN != 1 {
+		t.Errorf("with includes, named: %v, want %v", sw.Uncaptured, want)
+	}
+	// Many: at most maxUncaptured named, all counted.
+	var many []vault.RemoteEntry
+	for i := range 30 {
+		many = append(many, ent(fmt.Sprintf("f%02d.log", i), 'f'))
+	}
+	rt.trees["/srv/.old-m"] = many
+	sw = &Swap{Old: []string{"/srv/.old-m"}}
+	sw.keepUncaptured(context.Background(), rt, []string{"*.log"}, nil)
+	if len(sw.Uncaptured) != maxUncaptured || sw.UncapturedN != 30 || sw.Uncaptured[0] != "/srv/.old-m/f00.log" {
+		t.Errorf("many: %d named of %d, first %q", len(sw.Uncaptured), sw.UncapturedN, sw.Uncaptured[0])
+	}
+	// No globs: nothing listed, everything removed as before.
+	sw = &Swap{Old: []string{"/srv/.old-c"}}
+	sw.keepUncaptured(context.Background(), rt, nil, nil)
+	if len(sw.Old) != 1 || len(sw.Left) != 0 {
+		t.Errorf("without globs: %+v", sw)
 	}
 }

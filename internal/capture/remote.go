@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -37,6 +38,8 @@ type RemoteTarget interface {
 	SetMeta(staging, rel string, mode, uid, gid uint32, mtime time.Time) error
 	// RemoveAll removes a tree the restore kept or left behind.
 	RemoveAll(ctx context.Context, p string) error
+	// List lists the tree at root on the host, never following symlinks.
+	List(ctx context.Context, root string) ([]vault.RemoteEntry, error)
 	// Run runs a command on the host (argv quoted for its shell).
 	Run(ctx context.Context, argv []string, stdin io.Reader, stdout io.Writer) error
 	// Open reads a file of the host.
@@ -62,7 +65,11 @@ func RemoteSource(c manifest.Component) (host, p string, ok bool) {
 // to the second (SFTP carries no finer ones, so the next backup reads
 // files whose recorded time had a fraction again); owners too when the
 // host's SSH user is root, otherwise files belong to that user.
-func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+//
+// ac is the app's definition of the component: what its globs leave out
+// (excluded, or not included) is not carried into the restored tree, as it
+// is on the local host (see keepUncaptured).
+func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, ac lifeboat.Component, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
 	_, target, ok := RemoteSource(c)
 	if !ok || !path.IsAbs(target) {
 		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no remote path recorded", p.ID[:8], c.Name)
@@ -143,7 +150,95 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 	}
 	sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
 	sw.Old = kept
+	sw.keepUncaptured(ctx, rt, ac.Exclude, ac.Include)
 	return sw, res, nil
+}
+
+// maxUncaptured bounds the entries a Swap names in Uncaptured.
+const maxUncaptured = 20
+
+// keepUncaptured moves from Old to Left every replaced tree that holds
+// files the component does not capture (its excludes, or what its includes
+// leave out): no point has them and the restored tree lacks them — moving
+// them over SFTP cannot be made safe against the app user swapping a
+// directory for a symlink meanwhile — so such a tree is never removed, and
+// the entries are named (Uncaptured) for the user to move back. A tree that
+// cannot be listed is kept too. Directories alone (an empty excluded cache
+// directory) do not keep a tree; an excluded directory holding files is
+// named once.
+func (s *Swap) keepUncaptured(ctx context.Context, rt RemoteTarget, excludes, includes []string) {
+	if len(excludes) == 0 && len(includes) == 0 {
+		return
+	}
+	var old []string
+	for _, o := range s.Old {
+		found, n, err := uncaptured(ctx, rt, o, excludes, includes)
+		switch {
+		case err != nil:
+			s.Left = append(s.Left, o)
+			s.Unlisted = append(s.Unlisted, fmt.Sprintf("%s: %v", o, err))
+		case n > 0:
+			s.Left = append(s.Left, o)
+			s.Uncaptured = append(s.Uncaptured, found...)
+			s.UncapturedN += n
+		default:
+			old = append(old, o)
+		}
+	}
+	s.Old = old
+}
+
+// uncaptured lists the tree at root and returns the entries the globs
+// leave out that hold files (host paths, at most maxUncaptured) and how
+// many there are.
+func uncaptured(ctx context.Context, rt RemoteTarget, root string, excludes, includes []string) ([]string, int, error) {
+	es, err := rt.List(ctx, root)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Excluded directories first (a listing need not be in walk order);
+	// inside one, everything is uncaptured.
+	var dirs []string
+	for _, e := range es {
+		if e.Path != "." && e.Type == 'd' && vault.Excluded(excludes, includes, e.Path, path.Base(e.Path), true) {
+			dirs = append(dirs, e.Path)
+		}
+	}
+	under := func(p string) string {
+		for _, d := range dirs {
+			if strings.HasPrefix(p, d+"/") {
+				return d
+			}
+		}
+		return ""
+	}
+	named := map[string]bool{}
+	var found []string
+	for _, e := range es {
+		if e.Path == "." || e.Type == 'd' {
+			continue
+		}
+		what := under(e.Path)
+		if what == "" {
+			if !vault.Excluded(excludes, includes, e.Path, path.Base(e.Path), false) {
+				continue
+			}
+			what = e.Path
+		}
+		if !named[what] {
+			named[what] = true
+			found = append(found, what)
+		}
+	}
+	n := len(found)
+	sort.Strings(found)
+	if len(found) > maxUncaptured {
+		found = found[:maxUncaptured]
+	}
+	for i, f := range found {
+		found[i] = root + "/" + f
+	}
+	return found, n, nil
 }
 
 // RestoreRemoteConfig puts the config files of a point back on the SSH host

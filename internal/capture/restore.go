@@ -208,11 +208,27 @@ type Swap struct {
 	Component string   `json:"component"`
 	Target    []string `json:"target"`
 	Old       []string `json:"old,omitempty"` // where the replaced data is kept
-	// Left: what earlier attempts of the job left under their staging names,
-	// kept and reported, never removed (it may hold what was there before
-	// the job, or entries the component does not capture).
-	Left   []string           `json:"left,omitempty"`
-	remove func(string) error // on another host; nil: here
+	// Left: kept and reported, never removed. Here: what earlier attempts
+	// of the job left under their staging names (it may hold what was there
+	// before the job, or entries the component does not capture). On an
+	// SSH host: replaced trees holding files the component does not
+	// capture (Uncaptured), or that could not be listed (Unlisted).
+	Left []string `json:"left,omitempty"`
+	// Uncaptured names (at most 20 of UncapturedN) the entries of the
+	// trees in Left that no point has: the component's globs leave them
+	// out.
+	Uncaptured  []string `json:"uncaptured,omitempty"`
+	UncapturedN int      `json:"uncapturedCount,omitempty"`
+	// Unlisted: the trees kept in Left because they could not be listed,
+	// with why.
+	Unlisted []string           `json:"unlisted,omitempty"`
+	remove   func(string) error // on another host; nil: here
+}
+
+// Kept returns where the replaced data is: what Commit removes (Old),
+// then what stays (Left).
+func (s *Swap) Kept() []string {
+	return append(append([]string{}, s.Old...), s.Left...)
 }
 
 // Commit removes the replaced data; what it could not remove stays in Old

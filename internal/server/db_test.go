@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -267,12 +269,16 @@ func TestSSHHost(t *testing.T) {
 	os.WriteFile(remoteEnv, []byte("SITE_NAME=remote shop\nSESSION_KEY=remote-secret-123\n"), 0o640)
 	t.Cleanup(func() { os.RemoveAll(filepath.Dir(remoteEnv)) })
 	// The tree belongs to the SSH user (it swaps it in place on restore).
-	if u, err := user.Lookup(env["LIFEBOAT_TEST_SSH_USER"]); err == nil && os.Geteuid() == 0 {
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
-		filepath.Walk(filepath.Dir(remoteEnv), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+	ownBySSHUser := func(dirs ...string) {
+		if u, err := user.Lookup(env["LIFEBOAT_TEST_SSH_USER"]); err == nil && os.Geteuid() == 0 {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			for _, d := range dirs {
+				filepath.Walk(d, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+			}
+		}
 	}
+	ownBySSHUser(root, filepath.Dir(remoteEnv))
 	// Times the restore onto the host must bring back (SFTP: to the second).
 	logoTime, imgTime := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC), time.Date(2022, 1, 2, 3, 4, 5, 0, time.UTC)
 	os.Chtimes(filepath.Join(root, "img", "logo.png"), logoTime, logoTime)
@@ -299,7 +305,7 @@ func TestSSHHost(t *testing.T) {
 		t.Errorf("registered host: %+v", got)
 	}
 	doc := f.doc()
-	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "www", Kind: "files", Host: "web1", Path: root, Exclude: []string{"hook.out"}})
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "www", Kind: "files", Host: "web1", Path: root, Exclude: []string{"hook.out", "cache/", "tmp/"}})
 	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-backup", Command: "flush", Host: "web1"}}
 	doc.Apps[0].Public = append(doc.Apps[0].Public, "SITE_NAME")
 	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "webconf", Kind: "config", Host: "web1", Files: []string{remoteEnv}})
@@ -363,15 +369,61 @@ func TestSSHHost(t *testing.T) {
 		t.Errorf("remote symlink: %q", l)
 	}
 	// Back to its original place on the SSH host: damage, then restore.
+	// What the component does not capture (hook.out, a file under cache/;
+	// tmp/ is empty) is in no point and not carried over on an SSH host:
+	// the replaced tree holding it is kept, named, never removed.
 	os.Remove(filepath.Join(root, "img", "logo.png"))
 	os.WriteFile(filepath.Join(root, "index.html"), []byte("defaced"), 0o644)
+	os.MkdirAll(filepath.Join(root, "cache", "s"), 0o755)
+	os.WriteFile(filepath.Join(root, "cache", "s", "sess1"), []byte("session"), 0o644)
+	os.MkdirAll(filepath.Join(root, "tmp", "empty"), 0o755)
+	ownBySSHUser(root)
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: "original"}, &rj)
 	d := ts.waitJob(t, rj.ID)
 	if d.State != lifeboat.JobSucceeded {
 		t.Fatalf("restore onto the SSH host: %s", d.Error)
 	}
-	if rr := result[RestoreResult](t, d); rr.SafetyPoint == "" {
+	rr := result[RestoreResult](t, d)
+	if rr.SafetyPoint == "" {
 		t.Error("no safety point of the remote tree")
+	}
+	if _, err := os.Lstat(filepath.Join(root, "hook.out")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an excluded file is in the restored tree: %v", err)
+	}
+	if len(rr.Components) != 1 || len(rr.Components[0].Kept) != 1 {
+		t.Fatalf("what the restore kept: %+v", rr.Components)
+	}
+	keptTree := rr.Components[0].Kept[0]
+	if b, err := os.ReadFile(filepath.Join(keptTree, "hook.out")); err != nil || !strings.HasPrefix(string(b), "flushed shop") {
+		t.Errorf("the kept tree's hook.out: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(keptTree, "cache", "s", "sess1")); err != nil || string(b) != "session" {
+		t.Errorf("the kept tree's cache: %q %v", b, err)
+	}
+	ts.must(t, "GET", "/api/v1/jobs/"+d.ID+"/logs", nil, &logs)
+	warned := false
+	for _, l := range logs.Items {
+		if l.Level == "warn" && strings.Contains(l.Msg, "2 entries the component does not capture") && strings.Contains(l.Msg, keptTree+"/cache, "+keptTree+"/hook.out)") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("the job's log does not name what the kept tree holds: %+v", logs.Items)
+	}
+	// Once that is moved away, a restore's replaced tree holds nothing
+	// uncaptured (an empty excluded directory is nothing) and goes.
+	if err := os.RemoveAll(keptTree); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "tmp", "empty"), 0o755)
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("defaced again"), 0o644)
+	ownBySSHUser(root)
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: "original"}, &rj)
+	if d = ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("second restore onto the SSH host: %s", d.Error)
+	}
+	if rr := result[RestoreResult](t, d); len(rr.Components) != 1 || len(rr.Components[0].Kept) != 0 {
+		t.Errorf("kept after a restore that replaced nothing uncaptured: %+v", rr.Components)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "index.html")); string(b) != "<h1>remote ✓</h1>" {
 		t.Errorf("remote index.html after restore: %q", b)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
@@ -47,8 +48,9 @@ type RestoredComp struct {
 	Target []string `json:"target"`
 	Files  int64    `json:"files"`
 	Bytes  int64    `json:"bytes"`
-	// Kept lists where replaced data is kept (until the health check
-	// passes; remove it yourself if it did not).
+	// Kept lists where replaced data is kept: until the health check
+	// passes (remove it yourself if it did not), or for good where it holds
+	// what no point has (the job's log says what).
 	Kept []string `json:"kept,omitempty"`
 }
 
@@ -358,7 +360,9 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			defer closer.Close()
-			restore := capture.RestoreRemote
+			restore := func(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, rt capture.RemoteTarget, tag string, prog *vault.Progress) (*capture.Swap, *vault.RestoreResult, error) {
+				return capture.RestoreRemote(ctx, v, p, c, ac, rt, tag, prog)
+			}
 			switch c.Kind {
 			case lifeboat.KindConfig:
 				restore = capture.RestoreRemoteConfig
@@ -374,7 +378,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Old
+			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
+			if sw.UncapturedN > 0 {
+				r.Logf(ctx, "warn", "component %s: %d entries the component does not capture (its excludes) were in what the restore replaced, and no point has them: %s kept there, never removed; move back what you need (%s)",
+					name, sw.UncapturedN, strings.Join(sw.Left, ", "), strings.Join(sw.Uncaptured, ", ")+more(sw.UncapturedN-len(sw.Uncaptured)))
+			}
+			for _, u := range sw.Unlisted {
+				r.Logf(ctx, "warn", "component %s: kept, never removed: what the restore replaced could not be listed to look for entries the component does not capture: %s", name, u)
+			}
 			warns = rr.Warnings
 		} else if req.To == "original" {
 			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, ac, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
@@ -383,7 +394,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, append(append([]string{}, sw.Old...), sw.Left...)
+			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, l := range sw.Left {
 				r.Logf(ctx, "warn", "component %s: what an earlier attempt left at its staging is kept at %s (never removed: it may hold what was there before the restore)", name, l)
 			}
@@ -441,7 +452,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				if err := sw.Commit(); err != nil {
 					r.Logf(ctx, "warn", "removing replaced data of %s: %v", sw.Component, err)
 				}
-				res.Components[i].Kept = append(sw.Old, sw.Left...)
+				res.Components[i].Kept = sw.Kept()
 			}
 		}
 	}
@@ -570,4 +581,12 @@ func (s *Server) runVerify(ctx context.Context, r *jobs.Run) (any, error) {
 		return res, lifeboat.Errorf(lifeboat.ECorrupt, "vault %s: %d problems found", r.Job.Vault, len(rep.Problems))
 	}
 	return res, nil
+}
+
+// more says how many more there are, if any (" and 3 more").
+func more(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more", n)
 }

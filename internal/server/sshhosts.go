@@ -162,8 +162,17 @@ type sshTree struct {
 	root string
 }
 
+// List lists a tree of the host (a kept one, to look for what a component
+// does not capture).
+func (t sshTarget) List(ctx context.Context, root string) ([]vault.RemoteEntry, error) {
+	return remoteEntries(t.Scan(ctx, root))
+}
+
 func (t *sshTree) Scan(ctx context.Context) ([]vault.RemoteEntry, error) {
-	es, err := t.c.Scan(ctx, t.root)
+	return remoteEntries(t.c.Scan(ctx, t.root))
+}
+
+func remoteEntries(es []ssh.Entry, err error) ([]vault.RemoteEntry, error) {
 	if err != nil {
 		return nil, err
 	}
