@@ -149,7 +149,7 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 		return fail(err)
 	}
 	sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
-	sw.Old = kept
+	sw.keep(kept)
 	sw.keepUncaptured(ctx, rt, ac.Exclude, ac.Include)
 	return sw, res, nil
 }
@@ -279,7 +279,7 @@ func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point,
 			return sw, res, fmt.Errorf("%s: %w", f.Path, err)
 		}
 		sw.Target = append(sw.Target, f.Path)
-		sw.Old = append(sw.Old, kept...)
+		sw.keep(kept)
 		res.Files++
 		res.Bytes += n.Size
 		if prog != nil {

@@ -225,6 +225,6 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 		return nil, res, err
 	}
 	done = true
-	sw.Old = kept
+	sw.keep(kept)
 	return sw, res, nil
 }

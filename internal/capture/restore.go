@@ -221,8 +221,20 @@ type Swap struct {
 	UncapturedN int      `json:"uncapturedCount,omitempty"`
 	// Unlisted: the trees kept in Left because they could not be listed,
 	// with why.
-	Unlisted []string           `json:"unlisted,omitempty"`
-	remove   func(string) error // on another host; nil: here
+	Unlisted []string `json:"unlisted,omitempty"`
+	// Earlier: an earlier attempt of the job had swapped here already (its
+	// kept copy, named by the job, was there): what the job replaced is in
+	// that attempt's safety point, not this one's.
+	Earlier bool               `json:"-"`
+	remove  func(string) error // on another host; nil: here
+}
+
+// keep adds to Old where one swap kept what it replaced: a copy named by the
+// job, then, if that copy was there already (an earlier attempt of the job
+// swapped here first), a second one beside it.
+func (s *Swap) keep(kept []string) {
+	s.Old = append(s.Old, kept...)
+	s.Earlier = s.Earlier || len(kept) > 1
 }
 
 // Kept returns where the replaced data is: what Commit removes (Old),
@@ -333,7 +345,7 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 	if err != nil {
 		return nil, nil, err
 	}
-	sw.Old = kept
+	sw.keep(kept)
 	return sw, res, syncDir(parent)
 }
 
@@ -465,7 +477,7 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				return nil, nil, err
 			}
 			os.RemoveAll(staging)
-			sw.Old = append(sw.Old, kept...)
+			sw.keep(kept)
 		}
 		if err := syncDir(dir); err != nil {
 			return nil, nil, err
@@ -531,15 +543,16 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 			// attempt's restore) is kept beside it (see setAside).
 			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
 			err := os.Link(target, old)
+			kept := []string{old}
 			if errors.Is(err, fs.ErrExist) {
-				sw.Old = append(sw.Old, old)
 				old += "-" + randomHex()
+				kept = append(kept, old)
 				err = os.Link(target, old)
 			}
 			if err != nil {
 				return nil, res, err
 			}
-			sw.Old = append(sw.Old, old)
+			sw.keep(kept)
 		}
 	}
 	if err := sqlite.Restore(ctx, from, target, mode); err != nil {

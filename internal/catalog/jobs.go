@@ -260,6 +260,25 @@ func (t *Tx) FinishJob(ctx context.Context, id string, fence int64, state string
 	return t.auditJobID(ctx, id, "job.finish", state, d)
 }
 
+// SaveJobResult records a running job's result so far, under its fence: a
+// retry of the job (after a transient error, a shutdown or a worker's
+// death) reads what the attempts before it did there (Job.Result), and so
+// can anyone meanwhile. FinishJob replaces it with the final one.
+func (t *Tx) SaveJobResult(ctx context.Context, id string, fence int64, result any) error {
+	b, err := json.Marshal(result)
+	if err != nil {
+		return err
+	}
+	r, err := t.exec(ctx, `UPDATE jobs SET result = ? WHERE id = ? AND fence = ? AND state = 'running'`, string(b), id, fence)
+	if err != nil {
+		return err
+	}
+	if affected(r) != nil {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
 // RequeueJob puts a running job back in the queue (a retry after a transient
 // error, or a server shutting down), to run again not before now+delay.
 func (t *Tx) RequeueJob(ctx context.Context, id string, fence int64, delay time.Duration, errMsg string) error {

@@ -177,6 +177,9 @@ func printResult(w io.Writer, j *lifeboat.Job) {
 			fmt.Fprintln(w)
 			for _, c := range r.Components {
 				fmt.Fprintf(w, "  %s -> %s: %d files, %s\n", c.Name, strings.Join(c.Target, ", "), c.Files, fmtBytes(c.Bytes))
+				if sp := r.Safety[c.Name]; r.SafetyPoint == "" && sp != "" {
+					fmt.Fprintf(w, "    safety point %s holds what was replaced\n", short(sp))
+				}
 				for _, k := range c.Kept {
 					fmt.Fprintf(w, "    replaced data kept at %s\n", k)
 				}

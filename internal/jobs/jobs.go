@@ -46,6 +46,16 @@ func (r *Run) progress() *lifeboat.JobProgress {
 	return r.pr
 }
 
+// SaveResult records the job's result so far (see catalog.SaveJobResult):
+// what a retry of the job finds in Job.Result. An executor whose retries
+// need to know what the attempts before did saves it as it goes (a failed
+// attempt's returned result is not kept: it may never get returned, if the
+// server dies). A job whose lease is lost gets catalog.ErrLeaseLost.
+func (r *Run) SaveResult(ctx context.Context, res any) error {
+	ctx = context.WithoutCancel(ctx)
+	return r.db.Update(ctx, func(tx *catalog.Tx) error { return tx.SaveJobResult(ctx, r.Job.ID, r.Job.Fence, res) })
+}
+
 // Logf appends a line to the job's log (and the server log).
 func (r *Run) Logf(ctx context.Context, level, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)

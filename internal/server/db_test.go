@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,6 +130,7 @@ func TestPostgresComponent(t *testing.T) {
 	t.Cleanup(func() {
 		admin.Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)")
 		admin.Exec("DROP DATABASE IF EXISTS " + db + "_copy WITH (FORCE)")
+		admin.Exec("DROP DATABASE IF EXISTS " + db + "_safety WITH (FORCE)")
 	})
 	su := *u
 	su.Path = "/" + db
@@ -140,7 +142,15 @@ func TestPostgresComponent(t *testing.T) {
 	if _, err := src.Exec(`CREATE TABLE orders (id serial PRIMARY KEY, item text, blob bytea); INSERT INTO orders (item, blob) VALUES ('tea', '\x00ff'), ('café', NULL), ('🍵', '\xdeadbeef')`); err != nil {
 		t.Fatal(err)
 	}
-	ts := newTestServer(t, testOpts{})
+	// The restore to the original database fails once, after its restore,
+	// and is retried.
+	var failOriginal atomic.Bool
+	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
+		if comp == "" && j.Attempts == 1 && failOriginal.Swap(false) {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away")
+		}
+		return nil
+	})
 	f := newFixture(t)
 	doc := f.doc()
 	doc.DatabaseServers = []lifeboat.DBServer{{Name: "pg", Engine: "postgres", Host: u.Hostname(), Port: port, User: u.User.Username(), SSLMode: "disable"}}
@@ -171,13 +181,34 @@ func TestPostgresComponent(t *testing.T) {
 	if err := ts.do(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "db:pg/" + db + "_copy"}, nil); codeOf(err) != lifeboat.EExists {
 		t.Errorf("restore into an existing database: %v", err)
 	}
+	failOriginal.Store(true)
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: "original", Confirm: true}, &rj)
-	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
-		t.Fatalf("restore to the original database: %s", d.Error)
+	d := ts.waitJob(t, rj.ID)
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore to the original database: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
 	src.QueryRow(`SELECT count(*) FROM orders`).Scan(&n)
 	if n != 3 {
 		t.Errorf("original database has %d rows after the restore, want 3", n)
+	}
+	// The retry took no safety point of the database its first attempt
+	// had restored: the one it names holds the 4 rows there before.
+	rr := result[RestoreResult](t, d)
+	if sps := safetyPoints(t, ts); len(sps) != 1 || rr.SafetyPoint != sps[0] {
+		t.Fatalf("safety points %v; the result names %q", sps, rr.SafetyPoint)
+	}
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: rr.SafetyPoint, Components: []string{"orders"}, To: "db:pg/" + db + "_safety"}, &rj)
+	if d := ts.waitJob(t, rj.ID); d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore of the safety point: %s", d.Error)
+	}
+	su.Path = "/" + db + "_safety"
+	sp, err := sql.Open("pgx", su.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if sp.QueryRow(`SELECT count(*) FROM orders`).Scan(&n); n != 4 {
+		t.Errorf("the safety point's database has %d rows, want the 4 there before the restore", n)
 	}
 	// To a directory: the dump file and the roles, as files.
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"orders"}, To: filepath.Join(f.restoreRoot, "dumps")}, &rj)

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -33,13 +35,23 @@ type BackupResult struct {
 	Seconds  float64        `json:"seconds"`
 }
 
-// RestoreResult is a restore job's result.
+// RestoreResult is a restore job's result. While the job runs, and between
+// its attempts, it is the result so far: a retry reads it.
 type RestoreResult struct {
-	Point       string         `json:"point"`
-	SafetyPoint string         `json:"safetyPoint,omitempty"`
-	Components  []RestoredComp `json:"components"`
-	Health      string         `json:"health,omitempty"` // "passed", "failed: ...", "" (no health URL)
-	Seconds     float64        `json:"seconds"`          // the RTO of this restore
+	Point string `json:"point"`
+	// SafetyPoint holds what a restore to the original place replaced,
+	// when one point holds it all; Safety names the point of each
+	// component (two after a retry that found some components not yet
+	// replaced: those are taken again, as they are then).
+	SafetyPoint string            `json:"safetyPoint,omitempty"`
+	Safety      map[string]string `json:"safety,omitempty"`
+	// Started: the components an attempt began to replace at their place.
+	// A retry takes no new safety point of them (it would hold an earlier
+	// attempt's restore): what the job replaced is in the earlier one.
+	Started    []string       `json:"started,omitempty"`
+	Components []RestoredComp `json:"components"`
+	Health     string         `json:"health,omitempty"` // "passed", "failed: ...", "" (no health URL)
+	Seconds    float64        `json:"seconds"`          // the RTO of this restore
 }
 
 // RestoredComp is one restored component.
@@ -250,7 +262,7 @@ func (s *Server) runBackup(ctx context.Context, r *jobs.Run) (any, error) {
 	return res, nil
 }
 
-func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
+func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error) {
 	var req RestoreRequest
 	if err := json.Unmarshal(r.Job.Spec, &req); err != nil {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "job %s: bad spec: %v", r.Job.ID, err)
@@ -273,6 +285,19 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		return nil, err
 	}
 	res := &RestoreResult{Point: p.ID}
+	// A retry (attempt 2 on) goes on from what the attempts before did.
+	var prev RestoreResult
+	if r.Job.Attempts > 1 && len(r.Job.Result) > 0 {
+		if json.Unmarshal(r.Job.Result, &prev) != nil || prev.Point != p.ID {
+			prev = RestoreResult{}
+		}
+	}
+	res.Safety, res.Started = maps.Clone(prev.Safety), slices.Clone(prev.Started)
+	defer func() {
+		if err != nil {
+			res.carry(&prev)
+		}
+	}()
 	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore, req.Components); err != nil {
 		return nil, err
 	}
@@ -284,6 +309,12 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 		// A safety point of what is about to be replaced.
 		only := map[string]bool{}
 		for _, name := range req.Components {
+			if slices.Contains(res.Started, name) {
+				if sp := res.Safety[name]; sp != "" {
+					r.Logf(ctx, "info", "component %s: an earlier attempt began to replace it: what the job replaces is in safety point %s, taken then", name, sp[:8])
+				}
+				continue
+			}
 			c, ok := findComponent(a, name)
 			if !ok || !s.present(ctx, g, c) {
 				r.Logf(ctx, "info", "component %s is not (wholly) at its place: nothing of it to keep in the safety point", name)
@@ -302,9 +333,19 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			if err != nil {
 				return nil, fmt.Errorf("safety point before restoring: %w", err)
 			}
-			res.SafetyPoint = sp.ID
+			if res.Safety == nil {
+				res.Safety = map[string]string{}
+			}
+			for name := range only {
+				res.Safety[name] = sp.ID
+			}
+			res.SafetyPoint = res.onePoint()
 			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
+			if err := r.SaveResult(ctx, res); err != nil {
+				return nil, err
+			}
 		}
+		res.SafetyPoint = res.onePoint()
 	}
 	// Files and config first, databases after: a database file may live
 	// inside a files component's directory, which a restore swaps whole.
@@ -327,6 +368,12 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			if !toDB { // the original database: its objects replaced
 				server, database = ac.Server, ac.Database
 				opts = capture.DBRestoreOptions{Clean: true}
+				// From its first statement on, the database no longer
+				// holds only what the safety point has.
+				if err := res.start(ctx, r, name); err != nil {
+					close(stop)
+					return res, err
+				}
 			}
 			t, err := g.DB(server, c.Kind)
 			if err != nil {
@@ -378,6 +425,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
+			res.earlier(ctx, r, &prev, name, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			if sw.UncapturedN > 0 {
 				r.Logf(ctx, "warn", "component %s: %d entries the component does not capture (its excludes) were in what the restore replaced, and no point has them: %s kept there, never removed; move back what you need (%s)",
@@ -394,6 +442,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
+			res.earlier(ctx, r, &prev, name, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, l := range sw.Left {
 				r.Logf(ctx, "warn", "component %s: what an earlier attempt left at its staging is kept at %s (never removed: it may hold what was there before the restore)", name, l)
@@ -425,6 +474,11 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (any, error) {
 			r.Logf(ctx, "warn", "component %s: %s", name, w)
 		}
 		res.Components = append(res.Components, rc)
+		if req.To == "original" {
+			if err := res.start(ctx, r, name); err != nil {
+				return res, err
+			}
+		}
 		if s.testRestoreHook != nil {
 			if err := s.testRestoreHook(r.Job, name); err != nil {
 				return res, err
@@ -581,6 +635,51 @@ func (s *Server) runVerify(ctx context.Context, r *jobs.Run) (any, error) {
 		return res, lifeboat.Errorf(lifeboat.ECorrupt, "vault %s: %d problems found", r.Job.Vault, len(rep.Problems))
 	}
 	return res, nil
+}
+
+// start records (and saves, for a retry) that component name's place is
+// being replaced, or has been.
+func (res *RestoreResult) start(ctx context.Context, r *jobs.Run, name string) error {
+	if !slices.Contains(res.Started, name) {
+		res.Started = append(res.Started, name)
+	}
+	return r.SaveResult(ctx, res)
+}
+
+// earlier notes that a swap found an earlier attempt of the job had
+// replaced component name already without saying so (it stopped right
+// after): what the job replaced is then in that attempt's safety point.
+func (res *RestoreResult) earlier(ctx context.Context, r *jobs.Run, prev *RestoreResult, name string, sw *capture.Swap) {
+	if !sw.Earlier || prev.Safety[name] == "" || res.Safety[name] == prev.Safety[name] {
+		return
+	}
+	res.Safety[name] = prev.Safety[name]
+	res.SafetyPoint = res.onePoint()
+	r.Logf(ctx, "info", "component %s: an earlier attempt had replaced it already: what the job replaced is in safety point %s, taken then", name, prev.Safety[name][:8])
+}
+
+// onePoint returns the safety point holding what every component replaced,
+// or "" if there are several (or none).
+func (res *RestoreResult) onePoint() string {
+	one := ""
+	for _, sp := range res.Safety {
+		if one != "" && sp != one {
+			return ""
+		}
+		one = sp
+	}
+	return one
+}
+
+// carry adds to a failed attempt's result what the attempts before it
+// restored that this one did not get to (with where they kept what they
+// replaced), so that the job's result names it all.
+func (res *RestoreResult) carry(prev *RestoreResult) {
+	for _, pc := range prev.Components {
+		if !slices.ContainsFunc(res.Components, func(c RestoredComp) bool { return c.Name == pc.Name }) {
+			res.Components = append(res.Components, pc)
+		}
+	}
 }
 
 // more says how many more there are, if any (" and 3 more").

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -1067,6 +1068,14 @@ func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "database bytes" {
 		t.Errorf("notes.db after the restore: %q", b)
 	}
+	// Both components were replaced by the first attempt: the retry takes
+	// no second safety point (it would hold that attempt's restore), and
+	// the result names the first, which holds what was there before.
+	if sps := safetyPoints(t, ts); len(sps) != 1 || rr.SafetyPoint != sps[0] || rr.Safety["config"] != sps[0] || rr.Safety["data"] != sps[0] {
+		t.Errorf("safety points %v; the result names %q (%v)", sps, rr.SafetyPoint, rr.Safety)
+	} else if g := pointSetting(t, ts, sps[0], "config/app.env:GREETING"); g != "damaged" {
+		t.Errorf("the safety point holds GREETING=%q, want what was there before the job", g)
+	}
 	for _, dir := range []string{filepath.Dir(f.envFile), filepath.Dir(f.dataDir)} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
@@ -1121,6 +1130,153 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 
 // newRetryServer is a test server whose jobs are tried twice, 50 ms apart;
 // hook runs after each component a restore job restored, then with "".
+// A retry of a restore to the original place whose first attempt replaced
+// one component (config) and not the other (data) takes a new safety point
+// of data alone, as it is then (the app wrote to it between the attempts),
+// and the result names, per component, the point holding what the job
+// replaced there. A server that dies between the swap and saving the
+// result is covered too: the swap finds the earlier attempt's kept copy.
+func TestRestoreToOriginalRetrySafetyPoints(t *testing.T) {
+	for _, lost := range []bool{false, true} {
+		t.Run(map[bool]string{false: "saved", true: "unsaved"}[lost], func(t *testing.T) {
+			var f *fixture
+			var ts *testServer
+			var failed atomic.Bool
+			ts = newRetryServer(t, func(j *lifeboat.Job, comp string) error {
+				if j.Attempts != 1 || comp != "config" || failed.Swap(true) {
+					return nil
+				}
+				write(t, filepath.Join(f.dataDir, "notes.db"), "written between the attempts")
+				if lost { // as if the server died before saving that config was replaced
+					err := ts.db.Update(context.Background(), func(tx *catalog.Tx) error {
+						cur, err := tx.Job(context.Background(), j.ID)
+						if err != nil {
+							return err
+						}
+						var saved RestoreResult
+						if err := json.Unmarshal(cur.Result, &saved); err != nil {
+							return err
+						}
+						if !slices.Equal(saved.Started, []string{"config"}) {
+							return fmt.Errorf("saved as started: %v, want config", saved.Started)
+						}
+						saved.Started, saved.Components = nil, nil
+						return tx.SaveJobResult(context.Background(), j.ID, j.Fence, saved)
+					})
+					if err != nil {
+						t.Errorf("setup: %v", err)
+					}
+				}
+				return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
+			})
+			f = newFixture(t)
+			p := applyUnhealthy(t, ts, f)
+			write(t, f.envFile, "GREETING=damaged\n")
+			write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
+			var j lifeboat.Job
+			ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
+			d := ts.waitJob(t, j.ID)
+			if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+				t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+			}
+			rr := result[RestoreResult](t, d)
+			sps := safetyPoints(t, ts) // oldest first
+			if len(sps) != 2 {
+				t.Fatalf("safety points %v, want one per attempt", sps)
+			}
+			if rr.Safety["config"] != sps[0] || rr.Safety["data"] != sps[1] || rr.SafetyPoint != "" {
+				t.Errorf("the result names %q and %v; want config in %s, data in %s", rr.SafetyPoint, rr.Safety, sps[0][:8], sps[1][:8])
+			}
+			if g := pointSetting(t, ts, rr.Safety["config"], "config/app.env:GREETING"); g != "damaged" {
+				t.Errorf("config's safety point holds GREETING=%q, want what was there before the job", g)
+			}
+			// data's holds what the app wrote between the attempts.
+			to := filepath.Join(f.restoreRoot, "sp2")
+			ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: sps[1], Components: []string{"data"}, To: to}, &j)
+			if d := ts.waitJob(t, j.ID); d.State != lifeboat.JobSucceeded {
+				t.Fatalf("restore of the second safety point: %s", d.Error)
+			}
+			if b, _ := os.ReadFile(filepath.Join(to, "data", "notes.db")); string(b) != "written between the attempts" {
+				t.Errorf("data's safety point holds notes.db %q", b)
+			}
+			var pts List[*lifeboat.Point]
+			ts.must(t, "GET", "/api/v1/apps/shop/points", nil, &pts)
+			for _, pt := range pts.Items {
+				if !lost && pt.ID == sps[1] && (len(pt.Components) != 1 || pt.Components[0].Name != "data") {
+					t.Errorf("the second safety point has %+v, want data alone", pt.Components)
+				}
+			}
+		})
+	}
+}
+
+// A restore job that fails for good names in its result what every attempt
+// restored and kept, not only the last attempt's.
+func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
+	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
+		// The first attempt restores both components, the second only
+		// config (the first in order) before it fails too.
+		if j.Attempts == 1 && comp == "data" || j.Attempts == 2 && comp == "config" {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
+		}
+		return nil
+	})
+	f := newFixture(t)
+	p := applyUnhealthy(t, ts, f)
+	write(t, f.envFile, "GREETING=damaged\n")
+	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobFailed || d.Attempts != 2 {
+		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	rr := result[RestoreResult](t, d)
+	if rr.SafetyPoint == "" {
+		t.Errorf("no safety point in %+v", rr)
+	}
+	kept := map[string][]string{}
+	for _, c := range rr.Components {
+		kept[c.Name] = c.Kept
+	}
+	if len(kept["config"]) != 2 || len(kept["data"]) != 1 {
+		t.Fatalf("kept %v, want config's from before the job and the first attempt's restore, data's from before the job", kept)
+	}
+	if b, err := os.ReadFile(kept["config"][0]); err != nil || string(b) != "GREETING=damaged\n" {
+		t.Errorf("config kept %q (%v)", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(kept["data"][0], "notes.db")); err != nil || string(b) != "damaged db" {
+		t.Errorf("data kept %q (%v)", b, err)
+	}
+}
+
+// safetyPoints returns the ids of shop's safety points, oldest first.
+func safetyPoints(t *testing.T, ts *testServer) []string {
+	t.Helper()
+	var pts List[*lifeboat.Point]
+	ts.must(t, "GET", "/api/v1/apps/shop/points", nil, &pts)
+	var ids []string
+	for i := len(pts.Items) - 1; i >= 0; i-- {
+		if pts.Items[i].Labels["reason"] == catalog.SafetyReason {
+			ids = append(ids, pts.Items[i].ID)
+		}
+	}
+	return ids
+}
+
+// pointSetting returns the value of a public setting of shop's point.
+func pointSetting(t *testing.T, ts *testServer, point, key string) string {
+	t.Helper()
+	var pv PointView
+	ts.must(t, "GET", "/api/v1/apps/shop/points/"+point, nil, &pv)
+	for _, s := range pv.Settings {
+		if s.Key == key && s.Value != nil {
+			return *s.Value
+		}
+	}
+	return ""
+}
+
 func newRetryServer(t *testing.T, hook func(j *lifeboat.Job, component string) error) *testServer {
 	t.Helper()
 	return newTestServerCfg(t, testOpts{restoreHook: hook}, func(c *Config) {

@@ -275,15 +275,29 @@ func testJobsLease(t *testing.T, db *catalog.DB, clk *Clock) {
 	if err != nil || got.ID != j2.ID {
 		t.Fatalf("claim j2: %v %v", got, err)
 	}
+	// Its result so far is saved under its fence only, and the retry reads it.
+	if err := db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.SaveJobResult(ctx, j2.ID, got.Fence+1, map[string]int{"done": 9})
+	}); !errors.Is(err, catalog.ErrLeaseLost) {
+		t.Errorf("result saved under a stale fence: %v", err)
+	}
+	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.SaveJobResult(ctx, j2.ID, got.Fence, map[string]int{"done": 1})
+	}))
 	must(t, db.Update(ctx, func(tx *catalog.Tx) error {
 		return tx.RequeueJob(ctx, j2.ID, got.Fence, time.Minute, "storage unreachable")
 	}))
+	if err := db.Update(ctx, func(tx *catalog.Tx) error {
+		return tx.SaveJobResult(ctx, j2.ID, got.Fence, map[string]int{"done": 9})
+	}); !errors.Is(err, catalog.ErrLeaseLost) {
+		t.Errorf("result saved for a queued job: %v", err)
+	}
 	if _, err := db.ClaimJob(ctx, "w1", time.Minute); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("requeued job claimed before its time: %v", err)
 	}
 	clk.Add(61 * time.Second)
-	if got, err := db.ClaimJob(ctx, "w1", time.Minute); err != nil || got.ID != j2.ID || got.Fence != 2 {
-		t.Errorf("requeued job after its time: %v %v", got, err)
+	if got, err := db.ClaimJob(ctx, "w1", time.Minute); err != nil || got.ID != j2.ID || got.Fence != 2 || string(got.Result) != `{"done":1}` {
+		t.Errorf("requeued job after its time: %+v %v", got, err)
 	}
 }
 
