@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -159,39 +160,93 @@ func TestCarryOverUsesBackupGlobs(t *testing.T) {
 	}
 }
 
-// What carryOver moved goes back with undoMoves, for a restore that fails
-// after it (here carryOver itself, on an uncaptured entry below a path the
-// point has as a file): the staging is then removed, and the live tree
-// must have them again. An entry whose directory was replaced by a symlink
-// meanwhile is not moved back through it: it stays where it is, reported.
+// What carryOver cannot carry stays in the live tree, named (here x/y.tmp,
+// below a path the point has as a file, and z.tmp, which the point has
+// too: the restored one wins). What it moved goes back with undo, for a
+// restore that fails after it, by the directories it moved them from: an
+// entry whose directory was replaced by a symlink meanwhile is not moved
+// through it, and one renamed meanwhile gets its entry back where it went.
 func TestCarryOverUndo(t *testing.T) {
 	base := t.TempDir()
 	target, staging := filepath.Join(base, "live"), filepath.Join(base, "staging")
-	for _, f := range []string{"a.tmp", "sub/b.tmp", "x/y.tmp", "keep.txt"} {
+	for _, f := range []string{"a.tmp", "sub/b.tmp", "moved/c.tmp", "x/y.tmp", "z.tmp", "keep.txt"} {
 		p := filepath.Join(target, f)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte(f), 0o644)
 	}
 	os.MkdirAll(filepath.Join(staging, "sub"), 0o755)
 	os.WriteFile(filepath.Join(staging, "x"), []byte("x is a file in the point"), 0o644)
+	os.WriteFile(filepath.Join(staging, "z.tmp"), []byte("restored"), 0o644)
 	moved, err := carryOver(target, staging, []string{"*.tmp"}, nil)
-	if err == nil || len(moved) != 2 {
-		t.Fatalf("carryOver: %v %v, want a.tmp and sub/b.tmp moved, then a failure on x/y.tmp", moved, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The app replaces sub with a symlink to somewhere else meanwhile.
+	defer moved.close()
+	if len(moved.moves) != 3 || moved.leftN != 2 || !slices.Equal(moved.left, []string{"x/y.tmp", "z.tmp"}) || !strings.Contains(moved.why, "x/y.tmp") {
+		t.Fatalf("carryOver: %d moved, left %v (%d, %s); want a.tmp, sub/b.tmp and moved/c.tmp moved, x/y.tmp and z.tmp left", len(moved.moves), moved.left, moved.leftN, moved.why)
+	}
+	if b, _ := os.ReadFile(filepath.Join(staging, "z.tmp")); string(b) != "restored" {
+		t.Errorf("the restored z.tmp was replaced: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(staging, "moved", "c.tmp")); string(b) != "moved/c.tmp" {
+		t.Errorf("moved/c.tmp not carried: %q", b)
+	}
+	// The app replaces sub with a symlink to somewhere else, and renames
+	// moved, meanwhile.
 	outside := filepath.Join(base, "outside")
 	os.MkdirAll(outside, 0o755)
 	os.RemoveAll(filepath.Join(target, "sub"))
 	os.Symlink(outside, filepath.Join(target, "sub"))
-	left := undoMoves(moved)
-	if len(left) != 1 || left[0][1] != filepath.Join(staging, "sub", "b.tmp") {
+	os.Rename(filepath.Join(target, "moved"), filepath.Join(target, "renamed"))
+	if left := moved.undo(); !slices.Equal(left, []string{"sub/b.tmp"}) {
 		t.Fatalf("undo left %v, want only sub/b.tmp", left)
 	}
-	if b, err := os.ReadFile(filepath.Join(target, "a.tmp")); err != nil || string(b) != "a.tmp" {
-		t.Fatalf("a.tmp not back in the live tree: %q %v", b, err)
+	for f, want := range map[string]string{"a.tmp": "a.tmp", "renamed/c.tmp": "moved/c.tmp", "x/y.tmp": "x/y.tmp", "z.tmp": "z.tmp"} {
+		if b, err := os.ReadFile(filepath.Join(target, f)); err != nil || string(b) != want {
+			t.Errorf("%s not back in the live tree: %q %v", f, b, err)
+		}
 	}
 	if _, err := os.Lstat(filepath.Join(outside, "b.tmp")); err == nil {
 		t.Fatal("undo moved sub/b.tmp through the symlink")
+	}
+}
+
+// carryOver never follows a symlink: not one the live tree has where it
+// walks (an app user's link out of its tree is not walked, only carried
+// as a link if excluded), nor one the restored tree has where the live
+// tree has a directory (what is below it stays, named). Directories it
+// creates in the restored tree take the live ones' modes.
+func TestCarryOverFollowsNoSymlink(t *testing.T) {
+	base := t.TempDir()
+	target, staging, outside := filepath.Join(base, "live"), filepath.Join(base, "staging"), filepath.Join(base, "outside")
+	for _, f := range []string{"outside/secret.tmp", "live/logs/app.tmp", "live/new/deep/n.tmp"} {
+		p := filepath.Join(base, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(f), 0o644)
+	}
+	os.Chmod(filepath.Join(target, "new"), 0o750|fs.ModeSetgid)
+	os.Symlink(outside, filepath.Join(target, "escape"))
+	os.MkdirAll(staging, 0o755)
+	os.Symlink(outside, filepath.Join(staging, "logs")) // the point has logs as a link
+	moved, err := carryOver(target, staging, []string{"*.tmp"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer moved.close()
+	if !slices.Equal(moved.left, []string{"logs/app.tmp"}) {
+		t.Errorf("left %v, want logs/app.tmp", moved.left)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "secret.tmp")); err != nil {
+		t.Errorf("a file was moved out of the directory a live symlink points to: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "app.tmp")); err == nil {
+		t.Error("logs/app.tmp was moved through the restored tree's symlink")
+	}
+	if b, _ := os.ReadFile(filepath.Join(staging, "new", "deep", "n.tmp")); string(b) != "live/new/deep/n.tmp" {
+		t.Errorf("new/deep/n.tmp not carried: %q", b)
+	}
+	if st, err := os.Stat(filepath.Join(staging, "new")); err != nil || st.Mode()&(fs.ModePerm|fs.ModeSetgid) != 0o750|fs.ModeSetgid {
+		t.Errorf("created directory: %v %v, want the live one's mode", st.Mode(), err)
 	}
 }
 
@@ -248,8 +303,8 @@ func TestKeepUncaptured(t *testing.T) {
 	if want := []string{"/srv/.old-a/cache", "/srv/.old-a/img/a.png.bak", "/srv/.old-a/logs/app.log"}; !slices.Equal(sw.Uncaptured, want) || sw.UncapturedN != 3 {
 		t.Errorf("named: %v (%d), want %v", sw.Uncaptured, sw.UncapturedN, want)
 	}
-	if len(sw.Unlisted) != 1 || !strings.Contains(sw.Unlisted[0], "/srv/.old-c: permission denied") {
-		t.Errorf("unlisted: %v", sw.Unlisted)
+	if len(sw.Notes) != 2 || !strings.Contains(sw.Notes[0], "3 entries") || !strings.Contains(sw.Notes[1], "/srv/.old-c, never removed: it could not be listed") || !strings.Contains(sw.Notes[1], "permission denied") {
+		t.Errorf("notes: %q", sw.Notes)
 	}
 	if k := sw.Kept(); len(k) != 3 || k[0] != "/srv/.old-b" {
 		t.Errorf("Kept: %v", k)

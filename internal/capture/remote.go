@@ -176,11 +176,9 @@ func (s *Swap) keepUncaptured(ctx context.Context, rt RemoteTarget, excludes, in
 		switch {
 		case err != nil:
 			s.Left = append(s.Left, o)
-			s.Unlisted = append(s.Unlisted, fmt.Sprintf("%s: %v", o, err))
+			s.Notes = append(s.Notes, fmt.Sprintf("what the restore replaced is kept at %s, never removed: it could not be listed to look for entries the component does not capture: %v", o, err))
 		case n > 0:
-			s.Left = append(s.Left, o)
-			s.Uncaptured = append(s.Uncaptured, found...)
-			s.UncapturedN += n
+			s.holding(o, found, n, "are not carried into the restored tree on an SSH host")
 		default:
 			old = append(old, o)
 		}

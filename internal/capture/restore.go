@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -208,25 +209,46 @@ type Swap struct {
 	Component string   `json:"component"`
 	Target    []string `json:"target"`
 	Old       []string `json:"old,omitempty"` // where the replaced data is kept
-	// Left: kept and reported, never removed. Here: what earlier attempts
-	// of the job left under their staging names (it may hold what was there
-	// before the job, or entries the component does not capture). On an
-	// SSH host: replaced trees holding files the component does not
-	// capture (Uncaptured), or that could not be listed (Unlisted).
+	// Left: kept and reported, never removed (Notes say why): what an
+	// earlier attempt of the job left under its staging name (it may hold
+	// what was there before the job, or entries the component does not
+	// capture); a replaced tree holding entries the component does not
+	// capture that were not carried into the restored one (Uncaptured),
+	// or that could not be listed to look for them.
 	Left []string `json:"left,omitempty"`
 	// Uncaptured names (at most 20 of UncapturedN) the entries of the
 	// trees in Left that no point has: the component's globs leave them
 	// out.
 	Uncaptured  []string `json:"uncaptured,omitempty"`
 	UncapturedN int      `json:"uncapturedCount,omitempty"`
-	// Unlisted: the trees kept in Left because they could not be listed,
-	// with why.
-	Unlisted []string `json:"unlisted,omitempty"`
+	// Notes: one line for the job's log per thing kept in Left.
+	Notes []string `json:"-"`
 	// Earlier: an earlier attempt of the job had swapped here already (its
 	// kept copy, named by the job, was there): what the job replaced is in
 	// that attempt's safety point, not this one's.
 	Earlier bool               `json:"-"`
 	remove  func(string) error // on another host; nil: here
+}
+
+// leftover keeps for good what an earlier attempt left at its staging name.
+func (s *Swap) leftover(p string) {
+	s.Left = append(s.Left, p)
+	s.Notes = append(s.Notes, fmt.Sprintf("what an earlier attempt left at its staging is kept at %s (never removed: it may hold what was there before the restore)", p))
+}
+
+// holding keeps for good the replaced tree at p, which holds n entries the
+// component does not capture (names: some of them), and says why they are
+// there.
+func (s *Swap) holding(p string, names []string, n int, why string) {
+	s.Left = append(s.Left, p)
+	s.Uncaptured = append(s.Uncaptured, names...)
+	s.UncapturedN += n
+	more := ""
+	if n > len(names) {
+		more = fmt.Sprintf(" and %d more", n-len(names))
+	}
+	s.Notes = append(s.Notes, fmt.Sprintf("%d entries the component does not capture (its excludes), in no point, %s: the replaced tree holding them is kept at %s, never removed; move back what you need (%s%s)",
+		n, why, p, strings.Join(names, ", "), more))
 }
 
 // keep adds to Old where one swap kept what it replaced: a copy named by the
@@ -305,7 +327,7 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 	if left, err := keepLeftover(staging, old); err != nil {
 		return nil, nil, err
 	} else if left != "" {
-		sw.Left = append(sw.Left, left)
+		sw.leftover(left)
 	}
 	res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name, Progress: prog})
 	if err != nil {
@@ -316,19 +338,20 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		os.RemoveAll(staging)
 		return nil, res, lifeboat.Errorf(lifeboat.ECorrupt, "restore of %s: %d items failed (first: %s); nothing was replaced", c.Name, len(res.Failed), res.Failed[0])
 	}
+	moved, err := carryOver(target, staging, ac.Exclude, ac.Include)
+	defer moved.close()
 	// drop removes the staging after a failure, once what carryOver moved
 	// into it from the live tree is back there; what cannot be put back
 	// stays, in the staging, named in the error.
-	drop := func(moved [][2]string, err error) error {
-		if left := undoMoves(moved); len(left) > 0 {
-			return fmt.Errorf("%w; %d entries %s does not capture could not be moved back from %s to %s (first: %s): they are kept there", err, len(left), c.Name, staging, target, left[0][1])
+	drop := func(err error) error {
+		if left := moved.undo(); len(left) > 0 {
+			return fmt.Errorf("%w; %d entries %s does not capture could not be moved back from %s to %s (first: %s): they are kept there", err, len(left), c.Name, staging, target, left[0])
 		}
 		os.RemoveAll(staging)
 		return err
 	}
-	moved, err := carryOver(target, staging, ac.Exclude, ac.Include)
 	if err != nil {
-		return nil, res, drop(moved, fmt.Errorf("restore of %s: keeping what the component does not capture: %w", c.Name, err))
+		return nil, res, drop(fmt.Errorf("restore of %s: keeping what the component does not capture: %w", c.Name, err))
 	}
 	if _, err := os.Lstat(target); err != nil {
 		if err := os.Rename(staging, target); err != nil {
@@ -338,7 +361,7 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		return sw, res, syncDir(parent)
 	}
 	if err := exchange(staging, target); err != nil {
-		return nil, nil, drop(moved, err)
+		return nil, nil, drop(err)
 	}
 	// staging now holds the replaced tree.
 	kept, err := setAside(staging, old)
@@ -346,6 +369,17 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		return nil, nil, err
 	}
 	sw.keep(kept)
+	if moved.leftN > 0 {
+		// What could not be carried is in the replaced tree, and in no
+		// point: that tree is kept for good.
+		replaced := kept[len(kept)-1]
+		sw.Old = slices.DeleteFunc(sw.Old, func(o string) bool { return o == replaced })
+		var names []string
+		for _, l := range moved.left {
+			names = append(names, filepath.Join(replaced, l))
+		}
+		sw.holding(replaced, names, moved.leftN, "could not be carried into the restored tree (first: "+moved.why+")")
+	}
 	return sw, res, syncDir(parent)
 }
 
@@ -450,7 +484,7 @@ func restoreConfigOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 		if left, err := keepLeftover(staging, old); err != nil {
 			return nil, nil, err
 		} else if left != "" {
-			sw.Left = append(sw.Left, left)
+			sw.leftover(left)
 		}
 		res, err := v.Restore(ctx, p, vault.RestoreOptions{Target: staging, Path: c.Name + "/" + f.Stored, Progress: prog})
 		if err != nil {
@@ -609,74 +643,4 @@ func CompareCounts(want, got *lifeboat.DatabaseInfo) string {
 	}
 	sort.Strings(diffs)
 	return strings.Join(diffs, "; ")
-}
-
-// carryOver moves the entries of the live tree at target that a files
-// component does not capture (matching an exclude glob, or no include glob)
-// into the restored tree at staging, at the same place, so that the swap
-// does not drop them: a restore puts back what was captured and leaves the
-// rest alone. The globs are matched as in backups (vault.Excluded). It
-// returns the moves it made (from, to), also after an error, for the
-// caller to undo (undoMoves) if the restore goes no further.
-func carryOver(target, staging string, excludes, includes []string) ([][2]string, error) {
-	if len(excludes) == 0 && len(includes) == 0 {
-		return nil, nil
-	}
-	if st, err := os.Lstat(target); err != nil || !st.IsDir() {
-		return nil, nil
-	}
-	var moves [][2]string
-	err := filepath.WalkDir(target, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(target, path)
-		if rel == "." {
-			return nil
-		}
-		rel = filepath.ToSlash(rel)
-		if vault.Excluded(excludes, includes, rel, d.Name(), d.IsDir()) {
-			moves = append(moves, [2]string{path, filepath.Join(staging, rel)})
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var done [][2]string
-	for _, m := range moves {
-		if _, err := os.Lstat(m[1]); err == nil {
-			continue // the point has an entry there: the restored one wins
-		}
-		if err := os.MkdirAll(filepath.Dir(m[1]), 0o755); err != nil {
-			return done, err
-		}
-		if err := os.Rename(m[0], m[1]); err != nil {
-			return done, err
-		}
-		done = append(done, m)
-	}
-	return done, nil
-}
-
-// undoMoves puts entries carryOver moved back where they were, last first,
-// and returns those it could not. It moves none into a directory that is
-// no longer a real one (replaced by a symlink meanwhile): those stay.
-func undoMoves(moves [][2]string) [][2]string {
-	var left [][2]string
-	for i := len(moves) - 1; i >= 0; i-- {
-		st, err := os.Lstat(filepath.Dir(moves[i][0]))
-		if err == nil && st.IsDir() {
-			err = os.Rename(moves[i][1], moves[i][0])
-		} else if err == nil {
-			err = errors.New("not a directory")
-		}
-		if err != nil {
-			left = append(left, moves[i])
-		}
-	}
-	return left
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
@@ -427,12 +426,8 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 			swaps = append(swaps, sw)
 			res.earlier(ctx, r, &prev, name, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
-			if sw.UncapturedN > 0 {
-				r.Logf(ctx, "warn", "component %s: %d entries the component does not capture (its excludes) were in what the restore replaced, and no point has them: %s kept there, never removed; move back what you need (%s)",
-					name, sw.UncapturedN, strings.Join(sw.Left, ", "), strings.Join(sw.Uncaptured, ", ")+more(sw.UncapturedN-len(sw.Uncaptured)))
-			}
-			for _, u := range sw.Unlisted {
-				r.Logf(ctx, "warn", "component %s: kept, never removed: what the restore replaced could not be listed to look for entries the component does not capture: %s", name, u)
+			for _, n := range sw.Notes {
+				r.Logf(ctx, "warn", "component %s: %s", name, n)
 			}
 			warns = rr.Warnings
 		} else if req.To == "original" {
@@ -444,8 +439,8 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 			swaps = append(swaps, sw)
 			res.earlier(ctx, r, &prev, name, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
-			for _, l := range sw.Left {
-				r.Logf(ctx, "warn", "component %s: what an earlier attempt left at its staging is kept at %s (never removed: it may hold what was there before the restore)", name, l)
+			for _, n := range sw.Notes {
+				r.Logf(ctx, "warn", "component %s: %s", name, n)
 			}
 			warns = rr.Warnings
 		} else {
@@ -680,12 +675,4 @@ func (res *RestoreResult) carry(prev *RestoreResult) {
 			res.Components = append(res.Components, pc)
 		}
 	}
-}
-
-// more says how many more there are, if any (" and 3 more").
-func more(n int) string {
-	if n <= 0 {
-		return ""
-	}
-	return fmt.Sprintf(" and %d more", n)
 }

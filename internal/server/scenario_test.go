@@ -1250,6 +1250,52 @@ func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
 	}
 }
 
+// What the component does not capture and the restore cannot carry into
+// the restored tree (here below a path the point has as a file) stays in
+// the replaced tree, which is then kept for good, named in the job's
+// result and log, instead of being removed with it.
+func TestRestoreToOriginalKeepsWhatItCannotCarry(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	write(t, filepath.Join(f.dataDir, "logs"), "a file when backed up")
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	os.Remove(filepath.Join(f.dataDir, "logs"))
+	os.Mkdir(filepath.Join(f.dataDir, "logs"), 0o755)
+	write(t, filepath.Join(f.dataDir, "logs", "app.tmp"), "not captured")
+	write(t, filepath.Join(f.dataDir, "session.tmp"), "not captured either")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore: %s", d.Error)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "logs")); string(b) != "a file when backed up" {
+		t.Errorf("logs after the restore: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "session.tmp")); string(b) != "not captured either" {
+		t.Errorf("session.tmp not carried over: %q", b)
+	}
+	rr := result[RestoreResult](t, d)
+	if len(rr.Components) != 1 || len(rr.Components[0].Kept) != 1 {
+		t.Fatalf("kept: %+v", rr.Components)
+	}
+	kept := rr.Components[0].Kept[0]
+	if b, err := os.ReadFile(filepath.Join(kept, "logs", "app.tmp")); err != nil || string(b) != "not captured" {
+		t.Errorf("the kept tree's logs/app.tmp: %q %v", b, err)
+	}
+	var logs struct{ Items []lifeboat.JobLog }
+	ts.must(t, "GET", "/api/v1/jobs/"+d.ID+"/logs", nil, &logs)
+	noted := false
+	for _, l := range logs.Items {
+		noted = noted || l.Level == "warn" && strings.Contains(l.Msg, "1 entries the component does not capture") && strings.Contains(l.Msg, "could not be carried") &&
+			strings.Contains(l.Msg, filepath.Join(kept, "logs", "app.tmp"))
+	}
+	if !noted {
+		t.Errorf("the job's log does not say what the kept tree holds: %+v", logs.Items)
+	}
+}
+
 // safetyPoints returns the ids of shop's safety points, oldest first.
 func safetyPoints(t *testing.T, ts *testServer) []string {
 	t.Helper()
