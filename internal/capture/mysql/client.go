@@ -197,6 +197,44 @@ func (c *conn) query(ctx context.Context, op, sql string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// queryForce runs sql like query but goes on past a failing statement
+// (--force), and fails only if one failed with an error that allowed does
+// not accept (or the output of errors passes 1 MiB): the output is then
+// that of the statements that ran.
+func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num int) bool) ([]byte, error) {
+	cmd := c.command(ctx, c.client, "--batch", "--skip-column-names", "--default-character-set=utf8mb4", "--force")
+	cmd.Stdin = strings.NewReader(sql)
+	var out bytes.Buffer
+	stderr := &tailBuffer{max: 1 << 20}
+	cmd.Stdout = &out
+	cmd.Stderr = stderr
+	err := cmd.Run()
+	if err == nil {
+		return out.Bytes(), nil
+	}
+	var ee *exec.ExitError
+	if ctx.Err() == nil && errors.As(err, &ee) && len(stderr.b) < stderr.max && onlyErrors(stderr.String(), allowed) {
+		return out.Bytes(), nil
+	}
+	return nil, c.fail(ctx, op, stderr.String(), err)
+}
+
+// onlyErrors reports whether every line of a client's stderr is a server
+// error that allowed accepts (and there is one at least).
+func onlyErrors(stderr string, allowed func(num int) bool) bool {
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	for _, line := range lines {
+		m := errNumber.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil || !strings.HasPrefix(line, "ERROR ") {
+			return false
+		}
+		if num, _ := strconv.Atoi(m[1] + m[2]); !allowed(num) {
+			return false
+		}
+	}
+	return len(lines) > 0 && lines[0] != ""
+}
+
 // rows splits batch output into rows of fields.
 func rows(out []byte) [][]string {
 	var rs [][]string
