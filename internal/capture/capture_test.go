@@ -12,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
@@ -332,5 +335,68 @@ func TestKeepUncaptured(t *testing.T) {
 	sw.keepUncaptured(context.Background(), rt, nil, nil)
 	if len(sw.Old) != 1 || len(sw.Left) != 0 {
 		t.Errorf("without globs: %+v", sw)
+	}
+}
+
+// mountsUnder reads the kernel's mount table: mount points strictly inside
+// a directory, with escaped names (a space is \040), symlinks in the
+// directory's own path resolved.
+func TestMountsUnder(t *testing.T) {
+	base, _ := filepath.EvalSymlinks(t.TempDir())
+	os.MkdirAll(filepath.Join(base, "data"), 0o755)
+	os.MkdirAll(filepath.Join(base, "data2"), 0o755)
+	os.Symlink(filepath.Join(base, "data"), filepath.Join(base, "link"))
+	table := filepath.Join(t.TempDir(), "mountinfo")
+	os.WriteFile(table, []byte(strings.Join([]string{
+		"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+		"40 22 0:40 / " + base + "/data/uploads rw,relatime - tmpfs tmpfs rw",
+		"41 22 0:41 / " + base + "/data/with\\040space rw - tmpfs tmpfs rw",
+		"42 22 0:42 / " + base + "/data2 rw - tmpfs tmpfs rw",
+		"43 22 0:43 / " + base + "/data rw - tmpfs tmpfs rw",
+	}, "\n")+"\n"), 0o644)
+	defer func(old string) { mountinfo = old }(mountinfo)
+	mountinfo = table
+	for _, dir := range []string{filepath.Join(base, "data"), filepath.Join(base, "link")} {
+		got, err := mountsUnder(dir)
+		if want := []string{base + "/data/uploads", base + "/data/with space"}; err != nil || !slices.Equal(got, want) {
+			t.Errorf("mountsUnder(%s) = %q %v, want %q", dir, got, err, want)
+		}
+	}
+	if err := RefuseMounts("data", filepath.Join(base, "data")); err == nil || !strings.Contains(err.Error(), base+"/data/uploads is a mount point inside") || lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+		t.Errorf("RefuseMounts: %v", err)
+	}
+	if err := RefuseMounts("data2", filepath.Join(base, "data2")); err != nil {
+		t.Errorf("a mount point itself, nothing inside: %v", err)
+	}
+}
+
+// A replaced tree with a file system mounted inside is not removed: that
+// would delete what the mounted one holds (a real tmpfs, as root).
+func TestRemoveTreeSparesMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "mounting a tmpfs needs root")
+	}
+	tree := filepath.Join(t.TempDir(), "kept")
+	mnt := filepath.Join(tree, "uploads")
+	os.MkdirAll(mnt, 0o755)
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		testenv.Skip(t, "cannot mount a tmpfs here: "+err.Error())
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	os.WriteFile(filepath.Join(mnt, "cat.jpg"), []byte("meow"), 0o644)
+	os.WriteFile(filepath.Join(tree, "index.html"), []byte("old"), 0o644)
+	sw := &Swap{Old: []string{tree}}
+	if err := sw.Commit(); err == nil || !strings.Contains(err.Error(), "mount point") || !slices.Equal(sw.Old, []string{tree}) {
+		t.Fatalf("Commit: %v, Old %v", err, sw.Old)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "cat.jpg")); err != nil || string(b) != "meow" {
+		t.Errorf("the mounted file system's content: %q %v", b, err)
+	}
+	if err := RefuseMounts("data", tree); err == nil {
+		t.Error("a restore over a tree with a mount inside was not refused")
+	}
+	unix.Unmount(mnt, 0)
+	if err := sw.Commit(); err != nil || len(sw.Old) != 0 {
+		t.Errorf("Commit once unmounted: %v %v", err, sw.Old)
 	}
 }

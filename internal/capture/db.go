@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -69,6 +70,10 @@ type DBRestoreOptions struct {
 	Create  bool // create the database (it must not exist)
 	Clean   bool // drop the objects of the dump before recreating them
 	NoOwner bool // do not restore ownership and privileges
+	// Starting, if set, runs once the dump is readable, right before the
+	// engine's tool starts changing the database; its error stops the
+	// restore there, nothing changed.
+	Starting func() error
 }
 
 // DBDriver captures and restores one database engine through its own tools
@@ -172,9 +177,18 @@ func RestoreDB(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifes
 	if err != nil {
 		return nil, err
 	}
-	r, err := v.OpenFile(ctx, n)
+	f, err := v.OpenFile(ctx, n)
 	if err != nil {
 		return nil, err
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	if o.Starting != nil {
+		if _, err := r.Peek(1); err != nil && err != io.EOF { // the vault answers
+			return nil, err
+		}
+		if err := o.Starting(); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.Restore(ctx, t, database, r, o); err != nil {
 		return nil, fmt.Errorf("restore of %s into %s: %w", c.Name, t.Where(database), err)

@@ -224,8 +224,9 @@ type Swap struct {
 	// Notes: one line for the job's log per thing kept in Left.
 	Notes []string `json:"-"`
 	// Earlier: an earlier attempt of the job had swapped here already (its
-	// kept copy, named by the job, was there): what the job replaced is in
-	// that attempt's safety point, not this one's.
+	// kept copy, named by the job, was there), or may have (it left its
+	// staging): what the job replaced is in that attempt's safety point,
+	// not this one's.
 	Earlier bool               `json:"-"`
 	remove  func(string) error // on another host; nil: here
 }
@@ -233,6 +234,9 @@ type Swap struct {
 // leftover keeps for good what an earlier attempt left at its staging name.
 func (s *Swap) leftover(p string) {
 	s.Left = append(s.Left, p)
+	// That attempt may have swapped (then stopped before setting the
+	// replaced tree aside): the place may hold its restore.
+	s.Earlier = true
 	s.Notes = append(s.Notes, fmt.Sprintf("what an earlier attempt left at its staging is kept at %s (never removed: it may hold what was there before the restore)", p))
 }
 
@@ -247,8 +251,16 @@ func (s *Swap) holding(p string, names []string, n int, why string) {
 	if n > len(names) {
 		more = fmt.Sprintf(" and %d more", n-len(names))
 	}
-	s.Notes = append(s.Notes, fmt.Sprintf("%d entries the component does not capture (its excludes), in no point, %s: the replaced tree holding them is kept at %s, never removed; move back what you need (%s%s)",
+	s.Notes = append(s.Notes, fmt.Sprintf("%d entries the component does not capture (its globs leave them out) %s: the replaced tree holding them is kept at %s, never removed; move back what you need (%s%s)",
 		n, why, p, strings.Join(names, ", "), more))
+}
+
+// KeepAll keeps for good what Commit would remove (Old), saying why.
+func (s *Swap) KeepAll(why string) {
+	for _, o := range s.Old {
+		s.Notes = append(s.Notes, fmt.Sprintf("what the restore replaced is kept at %s, never removed: %s", o, why))
+	}
+	s.Left, s.Old = append(s.Left, s.Old...), nil
 }
 
 // keep adds to Old where one swap kept what it replaced: a copy named by the
@@ -271,7 +283,7 @@ func (s *Swap) Commit() error {
 	var first error
 	var left []string
 	for _, o := range s.Old {
-		rm := os.RemoveAll
+		rm := removeTree
 		if s.remove != nil {
 			rm = s.remove
 		}
@@ -315,6 +327,9 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 	}
 	target := c.Source
 	if err := g.CheckSource(hostName, target); err != nil {
+		return nil, nil, err
+	}
+	if err := RefuseMounts(c.Name, target); err != nil {
 		return nil, nil, err
 	}
 	parent := filepath.Dir(target)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -662,9 +663,19 @@ func TestSQLiteOnSSHHost(t *testing.T) {
 	if n := rows(); n != counts["notes"] {
 		t.Errorf("after the stopped restore: %d rows, the point has %d", n, counts["notes"])
 	}
-	if left, _ := filepath.Glob(filepath.Join(root, ".lifeboat-*")); len(left) != 0 {
-		t.Errorf("left on the host after the restore: %v", left)
+	// The damaged file is in no safety point (it is no database): it is
+	// kept beside the restored one for good, and named.
+	left, _ := filepath.Glob(filepath.Join(root, ".lifeboat-*"))
+	if len(left) != 1 {
+		t.Fatalf("kept on the host after the restore: %v, want the damaged file", left)
 	}
+	if b, _ := os.ReadFile(left[0]); string(b) != "this is not a database any more" {
+		t.Errorf("kept %s: %q", left[0], b)
+	}
+	if rr := result[RestoreResult](t, ts.waitJob(t, rj.ID)); !slices.Contains(rr.Components[0].Kept, left[0]) {
+		t.Errorf("the job's result does not name %s", left[0])
+	}
+	os.Remove(left[0])
 
 	// Live: the app runs (a connection holds the database open) and rows
 	// go missing; the restore writes through SQLite, not a rename.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/capture"
@@ -261,12 +262,28 @@ func (s *Server) runBackup(ctx context.Context, r *jobs.Run) (any, error) {
 	return res, nil
 }
 
-func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error) {
+func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err error) {
 	var req RestoreRequest
 	if err := json.Unmarshal(r.Job.Spec, &req); err != nil {
 		return nil, lifeboat.Errorf(lifeboat.EInvalid, "job %s: bad spec: %v", r.Job.ID, err)
 	}
 	start := time.Now()
+	// A retry (attempt 2 on) goes on from what the attempts before did (the
+	// spec names the point by its id). Whatever this attempt fails on, its
+	// result keeps what they did.
+	res := &RestoreResult{Point: req.Point}
+	if r.Job.Attempts > 1 && len(r.Job.Result) > 0 {
+		var prev RestoreResult
+		if json.Unmarshal(r.Job.Result, &prev) == nil && prev.Point == req.Point {
+			res = &prev
+		}
+	}
+	prevSafety := maps.Clone(res.Safety)
+	defer func() {
+		if err != nil {
+			out = res
+		}
+	}()
 	a, err := s.loadApp(ctx, r.Job.App)
 	if err != nil {
 		return nil, err
@@ -283,20 +300,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 	if err != nil {
 		return nil, err
 	}
-	res := &RestoreResult{Point: p.ID}
-	// A retry (attempt 2 on) goes on from what the attempts before did.
-	var prev RestoreResult
-	if r.Job.Attempts > 1 && len(r.Job.Result) > 0 {
-		if json.Unmarshal(r.Job.Result, &prev) != nil || prev.Point != p.ID {
-			prev = RestoreResult{}
-		}
-	}
-	res.Safety, res.Started = maps.Clone(prev.Safety), slices.Clone(prev.Started)
-	defer func() {
-		if err != nil {
-			res.carry(&prev)
-		}
-	}()
+	res.Health, res.Seconds = "", 0
 	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore, req.Components); err != nil {
 		return nil, err
 	}
@@ -305,6 +309,17 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 		comps[c.Name] = c
 	}
 	if req.To == "original" {
+		// Refused before anything changes: a directory with another file
+		// system mounted inside cannot be swapped.
+		for _, name := range req.Components {
+			if c := comps[name]; c.Kind == lifeboat.KindFiles {
+				if _, _, remote := capture.RemoteSource(c); !remote {
+					if err := capture.RefuseMounts(name, c.Source); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
 		// A safety point of what is about to be replaced.
 		only := map[string]bool{}
 		for _, name := range req.Components {
@@ -340,9 +355,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 			}
 			res.SafetyPoint = res.onePoint()
 			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
-			if err := r.SaveResult(ctx, res); err != nil {
-				return nil, err
-			}
+			res.save(ctx, r)
 		}
 		res.SafetyPoint = res.onePoint()
 	}
@@ -366,13 +379,10 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 			opts := capture.DBRestoreOptions{Create: true, NoOwner: true}
 			if !toDB { // the original database: its objects replaced
 				server, database = ac.Server, ac.Database
-				opts = capture.DBRestoreOptions{Clean: true}
 				// From its first statement on, the database no longer
-				// holds only what the safety point has.
-				if err := res.start(ctx, r, name); err != nil {
-					close(stop)
-					return res, err
-				}
+				// holds only what the safety point has: saved first, or
+				// the restore does not start.
+				opts = capture.DBRestoreOptions{Clean: true, Starting: func() error { return res.start(ctx, r, name) }}
 			}
 			t, err := g.DB(server, c.Kind)
 			if err != nil {
@@ -390,7 +400,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 				rc.Files += tc.Rows // rows, for databases
 			}
 			r.Logf(ctx, "info", "component %s restored into %s: %d tables, row counts verified", name, rc.Target[0], len(info.Tables))
-			res.Components = append(res.Components, rc)
+			res.put(rc)
 			continue
 		}
 		var warns []string // what restored incompletely (an owner, mode or time)
@@ -424,7 +434,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			res.earlier(ctx, r, &prev, name, sw)
+			res.swapped(ctx, r, prevSafety, name, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, n := range sw.Notes {
 				r.Logf(ctx, "warn", "component %s: %s", name, n)
@@ -437,7 +447,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			res.earlier(ctx, r, &prev, name, sw)
+			res.swapped(ctx, r, prevSafety, name, sw)
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, n := range sw.Notes {
 				r.Logf(ctx, "warn", "component %s: %s", name, n)
@@ -468,10 +478,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 			}
 			r.Logf(ctx, "warn", "component %s: %s", name, w)
 		}
-		res.Components = append(res.Components, rc)
+		res.put(rc)
 		if req.To == "original" {
-			if err := res.start(ctx, r, name); err != nil {
-				return res, err
+			// Replaced, with what lies inside it (a database file in a
+			// files component's directory): saved for a retry, which
+			// then takes no new safety point of them. A catalog that
+			// cannot save it does not stop the restore.
+			if err := res.start(ctx, r, nestedIn(a, name, req.Components)...); err != nil {
+				r.Logf(ctx, "warn", "component %s: restored, but the job's progress could not be saved for a retry: %v", name, err)
 			}
 		}
 		if s.testRestoreHook != nil {
@@ -497,11 +511,15 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (_ any, err error)
 			}
 		}
 		if healthy {
-			for i, sw := range swaps {
+			for _, sw := range swaps {
 				if err := sw.Commit(); err != nil {
 					r.Logf(ctx, "warn", "removing replaced data of %s: %v", sw.Component, err)
 				}
-				res.Components[i].Kept = sw.Kept()
+				for i := range res.Components {
+					if res.Components[i].Name == sw.Component {
+						res.Components[i].Kept = sw.Kept()
+					}
+				}
 			}
 		}
 	}
@@ -632,25 +650,58 @@ func (s *Server) runVerify(ctx context.Context, r *jobs.Run) (any, error) {
 	return res, nil
 }
 
-// start records (and saves, for a retry) that component name's place is
-// being replaced, or has been.
-func (res *RestoreResult) start(ctx context.Context, r *jobs.Run, name string) error {
-	if !slices.Contains(res.Started, name) {
-		res.Started = append(res.Started, name)
+// start records (and saves, for a retry) that the places of components
+// are being replaced, or have been. It fails (unavailable: the job is
+// retried) if it cannot save that.
+func (res *RestoreResult) start(ctx context.Context, r *jobs.Run, names ...string) error {
+	for _, name := range names {
+		if !slices.Contains(res.Started, name) {
+			res.Started = append(res.Started, name)
+		}
 	}
-	return r.SaveResult(ctx, res)
+	if err := r.SaveResult(ctx, res); err != nil {
+		return lifeboat.Errorf(lifeboat.EUnavailable, "saving the restore's progress: %v", err)
+	}
+	return nil
 }
 
-// earlier notes that a swap found an earlier attempt of the job had
-// replaced component name already without saying so (it stopped right
-// after): what the job replaced is then in that attempt's safety point.
-func (res *RestoreResult) earlier(ctx context.Context, r *jobs.Run, prev *RestoreResult, name string, sw *capture.Swap) {
-	if !sw.Earlier || prev.Safety[name] == "" || res.Safety[name] == prev.Safety[name] {
+// save saves the result so far for a retry; a catalog that cannot is said
+// in the log, and the restore goes on.
+func (res *RestoreResult) save(ctx context.Context, r *jobs.Run) {
+	if err := r.SaveResult(ctx, res); err != nil {
+		r.Logf(ctx, "warn", "the restore's progress could not be saved for a retry: %v", err)
+	}
+}
+
+// put sets a component's entry: an earlier attempt's is replaced.
+func (res *RestoreResult) put(rc RestoredComp) {
+	for i := range res.Components {
+		if res.Components[i].Name == rc.Name {
+			res.Components[i] = rc
+			return
+		}
+	}
+	res.Components = append(res.Components, rc)
+}
+
+// swapped settles, after component name's swap, which safety point holds
+// what the job replaced there. If the swap found an earlier attempt of the
+// job had replaced it already without saying so (it stopped right after),
+// that attempt's (prev: the safety points of the attempts before). If none
+// does (the component was not wholly at its place, or is not in the app's
+// definition any more), what the swap replaced is never removed.
+func (res *RestoreResult) swapped(ctx context.Context, r *jobs.Run, prev map[string]string, name string, sw *capture.Swap) {
+	if res.Safety[name] == "" && prev[name] == "" {
+		sw.KeepAll("no safety point holds it")
 		return
 	}
-	res.Safety[name] = prev.Safety[name]
+	if !sw.Earlier || prev[name] == "" || res.Safety[name] == prev[name] {
+		return
+	}
+	now := res.Safety[name]
+	res.Safety[name] = prev[name]
 	res.SafetyPoint = res.onePoint()
-	r.Logf(ctx, "info", "component %s: an earlier attempt had replaced it already: what the job replaced is in safety point %s, taken then", name, prev.Safety[name][:8])
+	r.Logf(ctx, "info", "component %s: an earlier attempt of the job got as far as replacing it: what the job replaced is in safety point %s, taken then (the one taken now, %.8s, may hold that attempt's restore)", name, prev[name][:8], now)
 }
 
 // onePoint returns the safety point holding what every component replaced,
@@ -666,13 +717,29 @@ func (res *RestoreResult) onePoint() string {
 	return one
 }
 
-// carry adds to a failed attempt's result what the attempts before it
-// restored that this one did not get to (with where they kept what they
-// replaced), so that the job's result names it all.
-func (res *RestoreResult) carry(prev *RestoreResult) {
-	for _, pc := range prev.Components {
-		if !slices.ContainsFunc(res.Components, func(c RestoredComp) bool { return c.Name == pc.Name }) {
-			res.Components = append(res.Components, pc)
+// nestedIn returns name and the components of names whose files lie inside
+// its directory (a files component's): a swap of it replaces them too.
+func nestedIn(a *lifeboat.App, name string, names []string) []string {
+	out := []string{name}
+	c, ok := findComponent(a, name)
+	if !ok || c.Kind != lifeboat.KindFiles || c.Path == "" {
+		return out
+	}
+	inside := func(p string) bool {
+		return p != "" && strings.HasPrefix(filepath.Clean(p), filepath.Clean(c.Path)+string(filepath.Separator))
+	}
+	for _, n := range names {
+		o, ok := findComponent(a, n)
+		if !ok || n == name || hostName(o.Host) != hostName(c.Host) {
+			continue
+		}
+		in := inside(o.Path)
+		for _, f := range o.Files {
+			in = in || inside(f)
+		}
+		if in {
+			out = append(out, n)
 		}
 	}
+	return out
 }

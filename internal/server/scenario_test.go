@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/testenv"
@@ -1093,8 +1095,9 @@ func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 // empty", and the tree removed with the staging.)
 func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 	var f *fixture
+	var ts *testServer
 	var failed atomic.Bool
-	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
+	ts = newRetryServer(t, func(j *lifeboat.Job, comp string) error {
 		if j.Attempts != 1 || comp != "data" || failed.Swap(true) {
 			return nil
 		}
@@ -1103,6 +1106,7 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 		if err := os.Rename(filepath.Join(parent, ".lifeboat-old-"+tag+"-data"), filepath.Join(parent, ".lifeboat-restore-"+tag+"-data")); err != nil {
 			t.Errorf("setup: %v", err)
 		}
+		unsave(t, ts, j)
 		return lifeboat.Errorf(lifeboat.EUnavailable, "stopped between the swap and setting aside")
 	})
 	f = newFixture(t)
@@ -1122,6 +1126,11 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("what was there before the job is in none of the kept copies %v", rr.Components[0].Kept)
+	}
+	// The retry could not know the first attempt had swapped (nothing
+	// saved says so), took a second safety point, but names the first.
+	if sps := safetyPoints(t, ts); len(sps) != 2 || rr.Safety["data"] != sps[0] {
+		t.Errorf("safety points %v; the result names %v, want the first", sps, rr.Safety)
 	}
 	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "database bytes" {
 		t.Errorf("notes.db after the restore: %q", b)
@@ -1148,24 +1157,7 @@ func TestRestoreToOriginalRetrySafetyPoints(t *testing.T) {
 				}
 				write(t, filepath.Join(f.dataDir, "notes.db"), "written between the attempts")
 				if lost { // as if the server died before saving that config was replaced
-					err := ts.db.Update(context.Background(), func(tx *catalog.Tx) error {
-						cur, err := tx.Job(context.Background(), j.ID)
-						if err != nil {
-							return err
-						}
-						var saved RestoreResult
-						if err := json.Unmarshal(cur.Result, &saved); err != nil {
-							return err
-						}
-						if !slices.Equal(saved.Started, []string{"config"}) {
-							return fmt.Errorf("saved as started: %v, want config", saved.Started)
-						}
-						saved.Started, saved.Components = nil, nil
-						return tx.SaveJobResult(context.Background(), j.ID, j.Fence, saved)
-					})
-					if err != nil {
-						t.Errorf("setup: %v", err)
-					}
+					unsave(t, ts, j)
 				}
 				return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
 			})
@@ -1211,29 +1203,44 @@ func TestRestoreToOriginalRetrySafetyPoints(t *testing.T) {
 }
 
 // A restore job that fails for good names in its result what every attempt
-// restored and kept, not only the last attempt's.
+// restored and kept, not only the last attempt's: here the first restores
+// both components, the second only config before it fails, the third fails
+// at its start (a pre-restore hook), so data's kept copy is the first
+// attempt's alone.
 func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
-	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
-		// The first attempt restores both components, the second only
-		// config (the first in order) before it fails too.
-		if j.Attempts == 1 && comp == "data" || j.Attempts == 2 && comp == "config" {
+	gate := filepath.Join(t.TempDir(), "gate")
+	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+		switch {
+		case j.Attempts == 1 && comp == "":
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away before the audit")
+		case j.Attempts == 2 && comp == "config":
+			os.WriteFile(gate, nil, 0o644)
 			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
 		}
 		return nil
+	}}, func(c *Config) {
+		c.JobTries, c.JobBackoff = 3, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 	f := newFixture(t)
-	p := applyUnhealthy(t, ts, f)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	t.Cleanup(hs.Close)
+	doc := f.doc()
+	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	doc.Hosts[0].Commands = map[string]lifeboat.HostCommand{"gate": {Argv: []string{"/bin/sh", "-c", `test ! -e "$GATE"`}, Env: map[string]string{"GATE": gate}}}
+	doc.Apps[0].Hooks = []lifeboat.Hook{{When: "pre-restore", Command: "gate"}}
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
 	write(t, f.envFile, "GREETING=damaged\n")
 	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
 	var j lifeboat.Job
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
 	d := ts.waitJob(t, j.ID)
-	if d.State != lifeboat.JobFailed || d.Attempts != 2 {
+	if d.State != lifeboat.JobFailed || d.Attempts != 3 {
 		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
 	rr := result[RestoreResult](t, d)
-	if rr.SafetyPoint == "" {
-		t.Errorf("no safety point in %+v", rr)
+	if sps := safetyPoints(t, ts); len(sps) != 1 || rr.SafetyPoint != sps[0] || !slices.Equal(rr.Started, []string{"config", "data"}) {
+		t.Errorf("safety points %v; the result: %+v", sps, rr)
 	}
 	kept := map[string][]string{}
 	for _, c := range rr.Components {
@@ -1247,6 +1254,47 @@ func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(kept["data"][0], "notes.db")); err != nil || string(b) != "damaged db" {
 		t.Errorf("data kept %q (%v)", b, err)
+	}
+}
+
+// A component whose file lies inside a files component's directory (here a
+// SQLite database in data) is replaced by that one's swap: a retry after
+// it takes no new safety point of it (it would hold the point's copy).
+func TestRestoreToOriginalRetryNestedComponent(t *testing.T) {
+	var failed atomic.Bool
+	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
+		if j.Attempts == 1 && comp == "data" && !failed.Swap(true) {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
+		}
+		return nil
+	})
+	f := newFixture(t)
+	dbPath := filepath.Join(f.dataDir, "app.sqlite")
+	sqlExec := func(q string) {
+		db, err := sql.Open("sqlite", dbPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sqlExec(`CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('in the point')`)
+	doc := f.doc()
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "sqlite", Path: dbPath})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	sqlExec(`INSERT INTO notes VALUES ('before the job')`)
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data", "db"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	rr := result[RestoreResult](t, d)
+	if sps := safetyPoints(t, ts); len(sps) != 1 || rr.Safety["db"] != sps[0] || rr.SafetyPoint != sps[0] {
+		t.Errorf("safety points %v; the result names %q (%v), want the first attempt's alone", sps, rr.SafetyPoint, rr.Safety)
 	}
 }
 
@@ -1293,6 +1341,67 @@ func TestRestoreToOriginalKeepsWhatItCannotCarry(t *testing.T) {
 	}
 	if !noted {
 		t.Errorf("the job's log does not say what the kept tree holds: %+v", logs.Items)
+	}
+}
+
+// A restore to the original place of a directory with another file system
+// mounted inside fails before anything changes (no safety point, no swap):
+// the swap would move the mount aside, and removing the replaced tree
+// would delete what it holds.
+func TestRestoreToOriginalRefusesMountsInside(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "mounting a tmpfs needs root")
+	}
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: f.doc()}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	mnt := filepath.Join(f.dataDir, "shared")
+	os.Mkdir(mnt, 0o755)
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		testenv.Skip(t, "cannot mount a tmpfs here: "+err.Error())
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	write(t, filepath.Join(mnt, "cat.jpg"), "on the shared file system")
+	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobFailed || !strings.Contains(d.Error, mnt+" is a mount point inside "+f.dataDir) {
+		t.Fatalf("restore: %s: %s", d.State, d.Error)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "damaged db" {
+		t.Errorf("notes.db changed: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(mnt, "cat.jpg")); string(b) != "on the shared file system" {
+		t.Errorf("the mounted file system's content: %q", b)
+	}
+	if sps := safetyPoints(t, ts); len(sps) != 0 {
+		t.Errorf("safety points taken: %v", sps)
+	}
+}
+
+// unsave makes a running restore job's saved result forget the components
+// it started and restored, as if the server had died before saving them.
+func unsave(t *testing.T, ts *testServer, j *lifeboat.Job) {
+	t.Helper()
+	err := ts.db.Update(context.Background(), func(tx *catalog.Tx) error {
+		cur, err := tx.Job(context.Background(), j.ID)
+		if err != nil {
+			return err
+		}
+		var saved RestoreResult
+		if err := json.Unmarshal(cur.Result, &saved); err != nil {
+			return err
+		}
+		if len(saved.Started) == 0 || len(saved.Safety) == 0 {
+			return fmt.Errorf("saved: %+v, want a safety point and a started component", saved)
+		}
+		saved.Started, saved.Components = nil, nil
+		return tx.SaveJobResult(context.Background(), j.ID, j.Fence, saved)
+	})
+	if err != nil {
+		t.Errorf("setup: %v", err)
 	}
 }
 

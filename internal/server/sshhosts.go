@@ -153,7 +153,9 @@ func (t sshTarget) RemoveAll(ctx context.Context, p string) error {
 	if !strings.Contains(p, "/.lifeboat-") {
 		return lifeboat.Errorf(lifeboat.EInternal, "refusing to remove %s: not a Lifeboat staging or kept tree", p)
 	}
-	return t.Run(ctx, []string{"rm", "-rf", "--", p}, nil, io.Discard)
+	// Never into another file system mounted inside it (rm then fails,
+	// and the tree stays, reported).
+	return t.Run(ctx, []string{"rm", "-rf", "--one-file-system", "--", p}, nil, io.Discard)
 }
 
 // sshTree is a vault.RemoteFS over an SSH client.
