@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 	"github.com/lifeboat-vault/lifeboat/internal/vault/tree"
 )
@@ -78,5 +79,24 @@ func TestLsEntryRawNames(t *testing.T) {
 	}
 	if _, ok := got["group_raw"]; ok {
 		t.Errorf("a UTF-8 group name has a raw field: %s", b)
+	}
+}
+
+// A failed restore job's result says what it did: where what it replaced
+// is kept and which safety point holds it; one that did nothing prints
+// nothing.
+func TestPrintFailedRestore(t *testing.T) {
+	res := `{"point":"0123456789abcdef","safetyPoint":"fedcba9876543210","components":[{"name":"data","target":["/srv/shop/data"],"files":2,"bytes":10,"kept":["/srv/shop/.lifeboat-old-1234abcd-data"]}]}`
+	var b strings.Builder
+	printResult(&b, &lifeboat.Job{Kind: lifeboat.JobRestore, App: "shop", State: lifeboat.JobFailed, Result: []byte(res)})
+	for _, want := range []string{"The restore of point 01234567 of shop failed; what it did (safety point fedcba98 holds what was replaced)", "replaced data kept at /srv/shop/.lifeboat-old-1234abcd-data"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	printResult(&b, &lifeboat.Job{Kind: lifeboat.JobRestore, App: "shop", State: lifeboat.JobFailed, Result: []byte(`{"point":"0123456789abcdef","components":null}`)})
+	if b.Len() != 0 {
+		t.Errorf("a restore that did nothing printed %q", b.String())
 	}
 }

@@ -154,7 +154,7 @@ func finishJob(ctx context.Context, env Env, c *api.Client, j *lifeboat.Job, wai
 		}
 		return err
 	}
-	if done.State == lifeboat.JobSucceeded {
+	if done.State == lifeboat.JobSucceeded || done.Kind == lifeboat.JobRestore && len(done.Result) > 0 {
 		printResult(env.Stdout, done)
 	}
 	return err
@@ -170,7 +170,15 @@ func printResult(w io.Writer, j *lifeboat.Job) {
 	case lifeboat.JobRestore:
 		var r server.RestoreResult
 		if json.Unmarshal(j.Result, &r) == nil {
-			fmt.Fprintf(w, "Restored point %s of %s in %.1f s", short(r.Point), j.App, r.Seconds)
+			if j.State != lifeboat.JobSucceeded {
+				// What a failed restore did: where what it replaced is.
+				if len(r.Components) == 0 && len(r.Safety) == 0 {
+					return
+				}
+				fmt.Fprintf(w, "The restore of point %s of %s %s; what it did", short(r.Point), j.App, j.State)
+			} else {
+				fmt.Fprintf(w, "Restored point %s of %s in %.1f s", short(r.Point), j.App, r.Seconds)
+			}
 			if r.SafetyPoint != "" {
 				fmt.Fprintf(w, " (safety point %s holds what was replaced)", short(r.SafetyPoint))
 			}
