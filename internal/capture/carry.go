@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -13,22 +14,13 @@ import (
 )
 
 // carried is what carryOver did: the entries it moved from the live tree
-// into the restored one, and those it left where they were.
+// into the restored one, and why the first of those it could not move
+// stayed.
 type carried struct {
-	moves []carriedMove
-	// left: what the component does not capture that stays in the live
-	// tree (so in the replaced tree after the swap), with why the first
-	// stayed: rel paths, sorted, at most maxUncaptured of leftN.
-	left  []string
-	leftN int
-	why   string
-	open  []*os.File // directories the moves need, closed by close
-}
-
-type carriedMove struct {
-	from, to *os.File // the directories, opened without following symlinks
-	name     string
-	rel      string
+	src, dst *os.File // the two roots, for undo
+	moves    []string // rel paths moved, in order
+	leftN    int
+	why      string
 }
 
 // carryOver moves the entries of the live tree at target that a files
@@ -39,18 +31,18 @@ type carriedMove struct {
 //
 // It works on directory file descriptors, each opened from its parent's
 // with O_NOFOLLOW, and renames by name between two of them
-// (renameat2 RENAME_NOREPLACE): a symlink is never followed and no path is
-// resolved twice, so an app user who swaps a directory of its tree for a
-// symlink meanwhile can make an entry stay where it is, never make the
-// restore move something from, or into, anywhere else. Directories it
-// creates in the restored tree take the mode and owner of the live one.
+// (renameat2 RENAME_NOREPLACE): a symlink is never followed, so an app
+// user who swaps a directory of its tree for a symlink meanwhile can make
+// an entry stay where it is, never make the restore move something from,
+// or into, anywhere else. Directories it creates in the restored tree take
+// the mode and owner of the live one. It holds two descriptors per level
+// of depth, not per directory.
 //
-// What it cannot carry stays in the live tree, named in left: under a path
+// What it cannot carry stays in the live tree (leftN, why): under a path
 // the restored tree has as a symlink or a file, the same entry restored
 // (the point has it: the restored one wins), a mount point, a directory
-// it cannot read. The caller keeps the replaced tree for good then. It
-// fails only if it cannot open target or staging; call close after,
-// undo first if the restore goes no further.
+// it cannot read. It fails only if it cannot open target or staging; call
+// close after, undo first if the restore goes no further.
 func carryOver(target, staging string, excludes, includes []string) (*carried, error) {
 	c := &carried{}
 	if len(excludes) == 0 && len(includes) == 0 {
@@ -63,138 +55,103 @@ func carryOver(target, staging string, excludes, includes []string) (*carried, e
 	if err != nil {
 		return c, err
 	}
-	dst, err := openDirAt(unix.AT_FDCWD, staging, staging)
-	if err != nil {
-		src.Close()
+	c.src = src
+	if c.dst, err = openDirAt(unix.AT_FDCWD, staging, staging); err != nil {
 		return c, err
 	}
-	w := &carryWalk{c: c, excludes: excludes, includes: includes, dst: map[string]*os.File{"": dst}, live: map[string]*os.File{}, used: map[*os.File]bool{}}
-	w.keepOpen(src)
-	w.keepOpen(dst)
-	w.walk(src, "")
-	slices.Sort(c.left)
-	if len(c.left) > maxUncaptured {
-		c.left = c.left[:maxUncaptured]
+	w := &treeWalk{excludes: excludes, includes: includes, stack: []*os.File{src}}
+	w.found = func(dir *os.File, rel, name string, _ bool) {
+		to, err := c.dstDir(path.Dir(rel), w.stack)
+		if err == nil {
+			err = renameNoReplace(dir, name, to, name)
+			to.Close()
+		}
+		if err != nil {
+			c.stay(rel, err)
+			return
+		}
+		c.moves = append(c.moves, rel)
 	}
+	w.failed = c.stay
+	w.walk(src, "")
 	return c, nil
 }
 
-type carryWalk struct {
-	c                  *carried
-	excludes, includes []string
-	dst                map[string]*os.File // directories of the restored tree, by rel path ("" the root)
-	live               map[string]*os.File // the live directories being walked, by rel path
-	used               map[*os.File]bool   // kept open (in c.open)
-}
-
-// keepOpen keeps f open until close: a move needs it.
-func (w *carryWalk) keepOpen(f *os.File) {
-	if !w.used[f] {
-		w.used[f] = true
-		w.c.open = append(w.c.open, f)
+func (c *carried) stay(rel string, err error) {
+	c.leftN++
+	if c.why == "" {
+		c.why = fmt.Sprintf("%s: %v", rel, err)
 	}
 }
 
-// stay records that rel stays in the live tree, and why.
-func (w *carryWalk) stay(rel string, err error) {
-	w.c.leftN++
-	w.c.left = append(w.c.left, rel)
-	if w.c.why == "" {
-		w.c.why = fmt.Sprintf("%s: %v", rel, err)
+// dstDir opens the restored tree's directory at rel ("." the root), from
+// its root, creating what is missing like the live directories there
+// (live[i]: the live directory at depth i), never through a symlink or a
+// file the restored tree has there. The caller closes it.
+func (c *carried) dstDir(rel string, live []*os.File) (*os.File, error) {
+	d, err := dupDir(c.dst)
+	if err != nil || rel == "." {
+		return d, err
 	}
-}
-
-// walk goes through the live directory dir (at rel; "" the root).
-func (w *carryWalk) walk(dir *os.File, rel string) {
-	w.live[rel] = dir
-	defer delete(w.live, rel)
-	ents, err := dir.ReadDir(-1)
-	if err != nil {
-		w.stay(relOr(rel), err) // what it holds is unknown: it all stays
-		return
-	}
-	for _, e := range ents {
-		erel := path.Join(rel, e.Name())
-		if !vault.Excluded(w.excludes, w.includes, erel, e.Name(), e.IsDir()) {
-			if e.IsDir() {
-				sub, err := openDirAt(int(dir.Fd()), e.Name(), path.Join(dir.Name(), e.Name()))
-				if err != nil {
-					w.stay(erel, err) // replaced meanwhile, or unreadable
-					continue
-				}
-				w.walk(sub, erel)
-				if !w.used[sub] {
-					sub.Close()
-				}
-			}
-			continue
+	for i, name := range strings.Split(rel, "/") {
+		next, err := openDirAt(int(d.Fd()), name, path.Join(d.Name(), name))
+		if errors.Is(err, unix.ENOENT) {
+			next, err = mkdirLike(d, name, live[i+1])
 		}
-		to, err := w.dstDir(rel)
-		if err == nil {
-			err = renameNoReplace(dir, e.Name(), to, e.Name())
-		}
+		d.Close()
 		if err != nil {
-			w.stay(erel, err)
-			continue
-		}
-		w.c.moves = append(w.c.moves, carriedMove{from: dir, to: to, name: e.Name(), rel: erel})
-		w.keepOpen(dir)
-	}
-}
-
-// dstDir returns the restored tree's directory at rel, creating what is
-// missing like the live directory there (being walked: its mode and
-// owner), never through a symlink or a file the restored tree has there.
-func (w *carryWalk) dstDir(rel string) (*os.File, error) {
-	if d, ok := w.dst[rel]; ok {
-		return d, nil
-	}
-	pr := path.Dir(rel)
-	if pr == "." {
-		pr = ""
-	}
-	parent, err := w.dstDir(pr)
-	if err != nil {
-		return nil, err
-	}
-	name := path.Base(rel)
-	d, err := openDirAt(int(parent.Fd()), name, path.Join(parent.Name(), name))
-	if errors.Is(err, unix.ENOENT) {
-		var st unix.Stat_t
-		mode, uid, gid := uint32(0o755), -1, -1
-		if live := w.live[rel]; live != nil && unix.Fstat(int(live.Fd()), &st) == nil {
-			mode, uid, gid = st.Mode&0o7777, int(st.Uid), int(st.Gid)
-		}
-		if err := unix.Mkdirat(int(parent.Fd()), name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, err
 		}
-		if d, err = openDirAt(int(parent.Fd()), name, path.Join(parent.Name(), name)); err != nil {
-			return nil, err
-		}
-		if os.Geteuid() == 0 && uid >= 0 {
-			unix.Fchown(int(d.Fd()), uid, gid)
-		}
-		unix.Fchmod(int(d.Fd()), mode) // past the umask, with setgid/sticky
+		d = next
 	}
-	if err != nil {
-		return nil, err
-	}
-	w.dst[rel] = d
-	w.keepOpen(d)
 	return d, nil
 }
 
-// undo puts what carryOver moved back where it was, last first, by the
-// same directory descriptors (a live directory replaced by a symlink
-// meanwhile is never followed; one removed meanwhile cannot take its entry
-// back). It returns the rel paths it could not move back: they stay in
-// the restored tree.
+// mkdirLike creates directory name in parent with the mode and owner of
+// live (0700 and never wider until then), and opens it. A directory that
+// appeared there meanwhile is opened as it is, never changed.
+func mkdirLike(parent *os.File, name string, live *os.File) (*os.File, error) {
+	if err := unix.Mkdirat(int(parent.Fd()), name, 0o700); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return openDirAt(int(parent.Fd()), name, path.Join(parent.Name(), name))
+		}
+		return nil, err
+	}
+	d, err := openDirAt(int(parent.Fd()), name, path.Join(parent.Name(), name))
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(live.Fd()), &st) == nil {
+		if os.Geteuid() == 0 {
+			unix.Fchown(int(d.Fd()), int(st.Uid), int(st.Gid))
+		}
+		unix.Fchmod(int(d.Fd()), st.Mode&0o7777) // past the umask, with setgid/sticky
+	}
+	return d, nil
+}
+
+// undo puts what carryOver moved back where it was, last first, each
+// directory opened again from the two roots without following symlinks (a
+// live directory replaced by a symlink, or renamed or removed, meanwhile
+// takes nothing back). It returns the rel paths it could not move back:
+// they stay in the restored tree.
 func (c *carried) undo() []string {
 	var left []string
 	for i := len(c.moves) - 1; i >= 0; i-- {
-		m := c.moves[i]
-		if err := renameNoReplace(m.to, m.name, m.from, m.name); err != nil {
-			left = append(left, m.rel)
+		rel := c.moves[i]
+		dir, name := path.Dir(rel), path.Base(rel)
+		from, err := openPath(c.dst, dir)
+		if err == nil {
+			var to *os.File
+			if to, err = openPath(c.src, dir); err == nil {
+				err = renameNoReplace(from, name, to, name)
+				to.Close()
+			}
+			from.Close()
+		}
+		if err != nil {
+			left = append(left, rel)
 		}
 	}
 	c.moves = nil
@@ -202,10 +159,149 @@ func (c *carried) undo() []string {
 }
 
 func (c *carried) close() {
-	for _, f := range c.open {
-		f.Close()
+	for _, f := range []*os.File{c.src, c.dst} {
+		if f != nil {
+			f.Close()
+		}
 	}
-	c.open = nil
+	c.src, c.dst = nil, nil
+}
+
+// uncapturedIn lists, without following symlinks, what the globs leave out
+// in the tree at root: files (and links), or an excluded directory holding
+// any, named once; rel paths, sorted, at most maxUncaptured, and how many.
+// A directory it cannot read counts as holding some. Empty directories,
+// sockets, FIFOs and devices are no data: not counted.
+func uncapturedIn(root string, excludes, includes []string) ([]string, int, error) {
+	if len(excludes) == 0 && len(includes) == 0 {
+		return nil, 0, nil
+	}
+	d, err := openDirAt(unix.AT_FDCWD, root, root)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer d.Close()
+	var found []string
+	w := &treeWalk{excludes: excludes, includes: includes, stack: []*os.File{d}}
+	w.found = func(dir *os.File, rel, name string, isDir bool) {
+		if isDir {
+			sub, err := openDirAt(int(dir.Fd()), name, path.Join(dir.Name(), name))
+			if err == nil {
+				data := holdsData(sub)
+				sub.Close()
+				if !data {
+					return
+				}
+			}
+		} else if !isData(dir, name) {
+			return
+		}
+		found = append(found, rel)
+	}
+	w.failed = func(rel string, err error) { found = append(found, rel) }
+	w.walk(d, "")
+	slices.Sort(found)
+	n := len(found)
+	return found[:min(n, maxUncaptured)], n, nil
+}
+
+// holdsData reports whether the directory dir holds data (a file or a
+// link, at any depth), or cannot be read through.
+func holdsData(dir *os.File) bool {
+	ents, err := dir.ReadDir(-1)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			if isData(dir, e.Name()) {
+				return true
+			}
+			continue
+		}
+		sub, err := openDirAt(int(dir.Fd()), e.Name(), path.Join(dir.Name(), e.Name()))
+		if err != nil {
+			return true
+		}
+		data := holdsData(sub)
+		sub.Close()
+		if data {
+			return true
+		}
+	}
+	return false
+}
+
+// isData reports whether entry name of dir is a file or a symlink (what a
+// backup captures), not a socket, FIFO or device.
+func isData(dir *os.File, name string) bool {
+	var st unix.Stat_t
+	if unix.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false // gone meanwhile
+	}
+	t := st.Mode & unix.S_IFMT
+	return t == unix.S_IFREG || t == unix.S_IFLNK
+}
+
+// treeWalk walks a tree by directory descriptors (stack: the directories
+// open from the root down), calling found for each entry the globs leave
+// out (not descending into such a directory) and failed for a directory
+// it cannot open or read.
+type treeWalk struct {
+	excludes, includes []string
+	stack              []*os.File
+	found              func(dir *os.File, rel, name string, isDir bool)
+	failed             func(rel string, err error)
+}
+
+func (w *treeWalk) walk(dir *os.File, rel string) {
+	ents, err := dir.ReadDir(-1)
+	if err != nil {
+		w.failed(relOr(rel), err) // what it holds is unknown
+		return
+	}
+	for _, e := range ents {
+		erel := path.Join(rel, e.Name())
+		if vault.Excluded(w.excludes, w.includes, erel, e.Name(), e.IsDir()) {
+			w.found(dir, erel, e.Name(), e.IsDir())
+			continue
+		}
+		if !e.IsDir() {
+			continue
+		}
+		sub, err := openDirAt(int(dir.Fd()), e.Name(), path.Join(dir.Name(), e.Name()))
+		if err != nil {
+			w.failed(erel, err) // replaced meanwhile, or unreadable
+			continue
+		}
+		w.stack = append(w.stack, sub)
+		w.walk(sub, erel)
+		w.stack = w.stack[:len(w.stack)-1]
+		sub.Close()
+	}
+}
+
+// openPath opens the directory at rel ("." itself) under root, one name at
+// a time, following no symlink.
+func openPath(root *os.File, rel string) (*os.File, error) {
+	d, err := dupDir(root)
+	if err != nil || rel == "." {
+		return d, err
+	}
+	for _, name := range strings.Split(rel, "/") {
+		next, err := openDirAt(int(d.Fd()), name, path.Join(d.Name(), name))
+		d.Close()
+		if err != nil {
+			return nil, err
+		}
+		d = next
+	}
+	return d, nil
+}
+
+// dupDir opens the directory d again (a descriptor of its own).
+func dupDir(d *os.File) (*os.File, error) {
+	return openDirAt(int(d.Fd()), ".", d.Name())
 }
 
 // openDirAt opens the directory name under dirfd, refusing a symlink. full

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,10 +15,10 @@ import (
 // mountinfo is the mount table read by mountsUnder (a variable for tests).
 var mountinfo = "/proc/self/mountinfo"
 
-// mountsUnder returns the mount points strictly inside dir (symlinks in its
-// path resolved), from the kernel's mount table. A swap of dir moves them
-// aside with it, and removing the replaced tree would delete what another
-// file system holds.
+// mountsUnder returns the mount points at or inside dir (symlinks in its
+// path resolved), from the kernel's mount table. A swap of dir moves those
+// inside aside with it, and removing the replaced tree would delete what
+// another file system holds; dir itself, a mount point, cannot be swapped.
 func mountsUnder(dir string) ([]string, error) {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
@@ -39,7 +40,7 @@ func mountsUnder(dir string) ([]string, error) {
 			continue
 		}
 		mp := unescapeMount(fields[4])
-		if strings.HasPrefix(mp, real+"/") || real == "/" && mp != "/" {
+		if mp == real || strings.HasPrefix(mp, real+"/") {
 			under = append(under, mp)
 		}
 	}
@@ -73,7 +74,10 @@ func RefuseMounts(component, dir string) error {
 	if err != nil || len(ms) == 0 {
 		return nil // no table to read, or dir not there: nothing moved aside
 	}
-	return lifeboat.Errorf(lifeboat.EInvalid, "component %s: %s is a mount point inside %s (%d in all): a restore to the original place swaps the whole directory and would move the mount aside with the replaced data; unmount it first (a pre-restore hook can), or restore to a directory", component, ms[0], dir, len(ms))
+	if real, _ := filepath.EvalSymlinks(dir); slices.Contains(ms, real) {
+		return lifeboat.Errorf(lifeboat.EInvalid, "component %s: %s is a mount point: a restore to the original place swaps the directory for a restored one beside it, which a mount point cannot be; restore it to a directory and copy it in", component, dir)
+	}
+	return lifeboat.Errorf(lifeboat.EInvalid, "component %s: %s is a mount point inside %s (%d in all): a restore to the original place swaps the whole directory and would move the mount aside with the replaced data; unmount it first, or restore to a directory", component, ms[0], dir, len(ms))
 }
 
 // removeTree removes a replaced tree, unless a file system is mounted

@@ -384,16 +384,27 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 		return nil, nil, err
 	}
 	sw.keep(kept)
-	if moved.leftN > 0 {
-		// What could not be carried is in the replaced tree, and in no
-		// point: that tree is kept for good.
-		replaced := kept[len(kept)-1]
-		sw.Old = slices.DeleteFunc(sw.Old, func(o string) bool { return o == replaced })
-		var names []string
-		for _, l := range moved.left {
-			names = append(names, filepath.Join(replaced, l))
+	// What the component does not capture and is in a kept tree now (it
+	// could not be carried, or was written during the restore, after the
+	// carry-over; or an earlier attempt's kept tree holds some) is in no
+	// point: that tree is kept for good.
+	for _, k := range kept {
+		switch names, n, err := uncapturedIn(k, ac.Exclude, ac.Include); {
+		case err != nil:
+			sw.Old = slices.DeleteFunc(sw.Old, func(o string) bool { return o == k })
+			sw.Left = append(sw.Left, k)
+			sw.Notes = append(sw.Notes, fmt.Sprintf("what the restore replaced is kept at %s, never removed: it could not be listed to look for entries the component does not capture: %v", k, err))
+		case n > 0:
+			sw.Old = slices.DeleteFunc(sw.Old, func(o string) bool { return o == k })
+			for i := range names {
+				names[i] = filepath.Join(k, names[i])
+			}
+			why := "were written in the live tree during the restore, after it carried such entries over"
+			if moved.leftN > 0 {
+				why = "could not be carried into the restored tree (first: " + moved.why + ")"
+			}
+			sw.holding(k, names, n, why)
 		}
-		sw.holding(replaced, names, moved.leftN, "could not be carried into the restored tree (first: "+moved.why+")")
 	}
 	return sw, res, syncDir(parent)
 }

@@ -46,8 +46,9 @@ type RestoreResult struct {
 	SafetyPoint string            `json:"safetyPoint,omitempty"`
 	Safety      map[string]string `json:"safety,omitempty"`
 	// Started: the components an attempt began to replace at their place.
-	// A retry takes no new safety point of them (it would hold an earlier
-	// attempt's restore): what the job replaced is in the earlier one.
+	// For them, a retry's safety point holds an earlier attempt's restore
+	// (with what was written since): what the job replaced stays named by
+	// the earlier one.
 	Started    []string       `json:"started,omitempty"`
 	Components []RestoredComp `json:"components"`
 	Health     string         `json:"health,omitempty"` // "passed", "failed: ...", "" (no health URL)
@@ -301,16 +302,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 		return nil, err
 	}
 	res.Health, res.Seconds = "", 0
-	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore, req.Components); err != nil {
-		return nil, err
-	}
 	comps := map[string]manifest.Component{}
 	for _, c := range p.Components {
 		comps[c.Name] = c
 	}
 	if req.To == "original" {
-		// Refused before anything changes: a directory with another file
-		// system mounted inside cannot be swapped.
+		// Refused before anything runs or changes (hooks included): a
+		// directory with another file system mounted inside, or that is
+		// one, cannot be swapped.
 		for _, name := range req.Components {
 			if c := comps[name]; c.Kind == lifeboat.KindFiles {
 				if _, _, remote := capture.RemoteSource(c); !remote {
@@ -320,15 +319,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				}
 			}
 		}
+	}
+	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore, req.Components); err != nil {
+		return nil, err
+	}
+	if req.To == "original" {
 		// A safety point of what is about to be replaced.
 		only := map[string]bool{}
 		for _, name := range req.Components {
-			if slices.Contains(res.Started, name) {
-				if sp := res.Safety[name]; sp != "" {
-					r.Logf(ctx, "info", "component %s: an earlier attempt began to replace it: what the job replaces is in safety point %s, taken then", name, sp[:8])
-				}
-				continue
-			}
 			c, ok := findComponent(a, name)
 			if !ok || !s.present(ctx, g, c) {
 				r.Logf(ctx, "info", "component %s is not (wholly) at its place: nothing of it to keep in the safety point", name)
@@ -350,11 +348,20 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 			if res.Safety == nil {
 				res.Safety = map[string]string{}
 			}
+			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
 			for name := range only {
+				// An earlier attempt began to replace it: what the job
+				// replaces is in that attempt's safety point; this one
+				// holds that attempt's restore with what was written since
+				// (by the app, restarted meanwhile, say), which the
+				// restore replaces too.
+				if early := res.Safety[name]; early != "" && slices.Contains(res.Started, name) {
+					r.Logf(ctx, "info", "component %s: an earlier attempt began to replace it: what was there before the job is in safety point %s; %s holds what that attempt put there, with what was written since", name, early[:8], sp.ID[:8])
+					continue
+				}
 				res.Safety[name] = sp.ID
 			}
 			res.SafetyPoint = res.onePoint()
-			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
 			res.save(ctx, r)
 		}
 		res.SafetyPoint = res.onePoint()

@@ -200,23 +200,24 @@ func (c *conn) query(ctx context.Context, op, sql string) ([]byte, error) {
 // queryForce runs sql like query but goes on past a failing statement
 // (--force), and fails only if one failed with an error that allowed does
 // not accept (or the output of errors passes 1 MiB): the output is then
-// that of the statements that ran.
-func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num int) bool) ([]byte, error) {
+// that of the statements that ran, and failed the error lines of the
+// others.
+func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num int) bool) (out []byte, failed []string, err error) {
 	cmd := c.command(ctx, c.client, "--batch", "--skip-column-names", "--default-character-set=utf8mb4", "--force")
 	cmd.Stdin = strings.NewReader(sql)
-	var out bytes.Buffer
+	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: 1 << 20}
-	cmd.Stdout = &out
+	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	if err == nil {
-		return out.Bytes(), nil
+		return stdout.Bytes(), nil, nil
 	}
 	var ee *exec.ExitError
 	if ctx.Err() == nil && errors.As(err, &ee) && len(stderr.b) < stderr.max && onlyErrors(stderr.String(), allowed) {
-		return out.Bytes(), nil
+		return stdout.Bytes(), strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n"), nil
 	}
-	return nil, c.fail(ctx, op, stderr.String(), err)
+	return nil, nil, c.fail(ctx, op, stderr.String(), err)
 }
 
 // onlyErrors reports whether every line of a client's stderr is a server

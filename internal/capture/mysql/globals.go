@@ -43,12 +43,14 @@ func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
 	if strings.TrimSpace(string(out)) == "1" {
 		isRole = "is_role"
 	}
-	out, err = c.query(ctx, "list accounts", "SELECT HEX(User), HEX(Host), "+isRole+" FROM mysql.user ORDER BY User, Host;\n")
+	listing := "SELECT HEX(User), HEX(Host), " + isRole + " FROM mysql.user ORDER BY User, Host;\n"
+	out, err = c.query(ctx, "list accounts", listing)
 	if err != nil {
 		return nil, err
 	}
+	listed := rows(out)
 	var roles, users, grants strings.Builder
-	for _, r := range rows(out) {
+	for _, r := range listed {
 		if len(r) != 3 {
 			return nil, lifeboat.Errorf(lifeboat.EUnavailable, "mysql list accounts on %s: unexpected answer", s.addr())
 		}
@@ -69,16 +71,38 @@ func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
 		fmt.Fprintf(&users, "SELECT '-- account %s@%s';\nSHOW CREATE USER %s;\n", commentSafe(user), commentSafe(host), account)
 		fmt.Fprintf(&grants, "SELECT '-- grants of %s@%s';\nSHOW GRANTS FOR %s;\n", commentSafe(user), commentSafe(host), account)
 	}
-	script := users.String() + grants.String()
+	// The names are quoted for the default mode (backslashes escape).
+	script := "SET SESSION sql_mode = '';\n" + users.String() + grants.String()
 	var sql bytes.Buffer
 	fmt.Fprintf(&sql, "-- Users, roles and grants of %s, dumped by Lifeboat.\n-- Apply with the mariadb or mysql client as an account allowed to create users.\n", s.addr())
 	sql.WriteString(roles.String())
-	if script != "" {
+	if users.Len()+grants.Len() > 0 {
 		// An account dropped since the listing (another session's DROP
-		// USER) fails its SHOWs: it is left out, not the dump failed.
-		out, err = c.queryForce(ctx, "dump accounts", script, accountGone)
+		// USER) fails its SHOWs: it is left out, not the dump failed —
+		// once a second listing shows it gone (two SHOWs each at most).
+		var failed []string
+		out, failed, err = c.queryForce(ctx, "dump accounts", script, accountGone)
 		if err != nil {
 			return nil, err
+		}
+		if len(failed) > 0 {
+			again, err := c.query(ctx, "list accounts", listing)
+			if err != nil {
+				return nil, err
+			}
+			still := map[string]bool{}
+			for _, r := range rows(again) {
+				still[strings.Join(r, "\t")] = true
+			}
+			gone := 0
+			for _, r := range listed {
+				if !still[strings.Join(r, "\t")] {
+					gone++
+				}
+			}
+			if len(failed) > 2*gone {
+				return nil, lifeboat.Errorf(lifeboat.EInternal, "mysql dump accounts on %s: %d statements failed for accounts that still exist (first: %s)", s.addr(), len(failed)-2*gone, c.redact(failed[0]))
+			}
 		}
 		for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
 			line = unescapeBatch(line)
