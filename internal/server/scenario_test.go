@@ -1030,13 +1030,7 @@ func TestRestoreToDirRetryFinishesEarlierAttempt(t *testing.T) {
 // attempt's restore, with anything written there since: nothing is
 // dropped), and leaves no staging behind.
 func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
-	var failed atomic.Bool
-	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
-		if j.Attempts == 1 && comp == "data" && !failed.Swap(true) {
-			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
-		}
-		return nil
-	})
+	ts := newRetryServer(t, failOnceAfter("data"))
 	f := newFixture(t)
 	p := applyUnhealthy(t, ts, f)
 	write(t, f.envFile, "GREETING=damaged\n")
@@ -1255,13 +1249,7 @@ func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
 // the job names for it the first attempt's safety point (the retry's holds
 // the point's copy).
 func TestRestoreToOriginalRetryNestedComponent(t *testing.T) {
-	var failed atomic.Bool
-	ts := newRetryServer(t, func(j *lifeboat.Job, comp string) error {
-		if j.Attempts == 1 && comp == "data" && !failed.Swap(true) {
-			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
-		}
-		return nil
-	})
+	ts := newRetryServer(t, failOnceAfter("data"))
 	f := newFixture(t)
 	dbPath := filepath.Join(f.dataDir, "app.sqlite")
 	sqlExec := func(q string) {
@@ -1424,6 +1412,18 @@ func pointSetting(t *testing.T, ts *testServer, point, key string) string {
 		}
 	}
 	return ""
+}
+
+// failOnceAfter is a restore hook that fails a job's first attempt once,
+// as unavailable (so that it is retried), after component comp.
+func failOnceAfter(comp string) func(j *lifeboat.Job, component string) error {
+	var failed atomic.Bool
+	return func(j *lifeboat.Job, component string) error {
+		if j.Attempts == 1 && component == comp && !failed.Swap(true) {
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", component)
+		}
+		return nil
+	}
 }
 
 func newRetryServer(t *testing.T, hook func(j *lifeboat.Job, component string) error) *testServer {
