@@ -1032,12 +1032,7 @@ func TestRestoreToDirRetryFinishesEarlierAttempt(t *testing.T) {
 func TestRestoreToOriginalRetryKeepsWhatWasThere(t *testing.T) {
 	ts := newRetryServer(t, failOnceAfter("data"))
 	f := newFixture(t)
-	p := applyUnhealthy(t, ts, f)
-	write(t, f.envFile, "GREETING=damaged\n")
-	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreDamaged(t, ts, f, applyUnhealthy(t, ts, f))
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
 		t.Fatalf("restore retried after a storage error: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
@@ -1156,12 +1151,7 @@ func TestRestoreToOriginalRetrySafetyPoints(t *testing.T) {
 				return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
 			})
 			f = newFixture(t)
-			p := applyUnhealthy(t, ts, f)
-			write(t, f.envFile, "GREETING=damaged\n")
-			write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
-			var j lifeboat.Job
-			ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
-			d := ts.waitJob(t, j.ID)
+			d := restoreDamaged(t, ts, f, applyUnhealthy(t, ts, f))
 			if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
 				t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 			}
@@ -1178,6 +1168,7 @@ func TestRestoreToOriginalRetrySafetyPoints(t *testing.T) {
 			}
 			// data's holds what the app wrote between the attempts.
 			to := filepath.Join(f.restoreRoot, "sp2")
+			var j lifeboat.Job
 			ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: sps[1], Components: []string{"data"}, To: to}, &j)
 			if d := ts.waitJob(t, j.ID); d.State != lifeboat.JobSucceeded {
 				t.Fatalf("restore of the second safety point: %s", d.Error)
@@ -1412,6 +1403,17 @@ func pointSetting(t *testing.T, ts *testServer, point, key string) string {
 		}
 	}
 	return ""
+}
+
+// restoreDamaged damages shop's config and data, then restores point p's
+// config and data to their place and returns the job, done.
+func restoreDamaged(t *testing.T, ts *testServer, f *fixture, p string) *lifeboat.Job {
+	t.Helper()
+	write(t, f.envFile, "GREETING=damaged\n")
+	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
+	return ts.waitJob(t, j.ID)
 }
 
 // failOnceAfter is a restore hook that fails a job's first attempt once,
