@@ -335,10 +335,12 @@ func TestKeepUncaptured(t *testing.T) {
 	if len(sw.Uncaptured) != maxUncaptured || sw.UncapturedN != 30 || sw.Uncaptured[0] != "/srv/.old-m/f00.log" {
 		t.Errorf("many: %d named of %d, first %q", len(sw.Uncaptured), sw.UncapturedN, sw.Uncaptured[0])
 	}
-	// No globs: nothing listed, everything removed as before.
-	sw = &Swap{Old: []string{"/srv/.old-c"}}
+	// No globs: a tree is kept only for what a nested component's restore
+	// kept in it (.lifeboat-*).
+	rt.trees["/srv/.old-n"] = []vault.RemoteEntry{ent(".", 'd'), ent("index.html", 'f'), ent(".lifeboat-old-1234abcd-uploads", 'd'), ent(".lifeboat-old-1234abcd-uploads/cat.jpg", 'f')}
+	sw = &Swap{Old: []string{"/srv/.old-b", "/srv/.old-n"}}
 	sw.keepUncaptured(context.Background(), rt, nil, nil)
-	if len(sw.Old) != 1 || len(sw.Left) != 0 {
+	if !slices.Equal(sw.Old, []string{"/srv/.old-b"}) || !slices.Equal(sw.Uncaptured, []string{"/srv/.old-n/.lifeboat-old-1234abcd-uploads"}) {
 		t.Errorf("without globs: %+v", sw)
 	}
 }
@@ -404,6 +406,12 @@ func TestUncapturedIn(t *testing.T) {
 	}
 	if names, n, err := uncapturedIn(root, nil, nil); err != nil || n != 0 || names != nil {
 		t.Errorf("without globs: %v %d %v", names, n, err)
+	}
+	// What a nested component's restore kept in the tree counts.
+	os.MkdirAll(filepath.Join(root, "media", ".lifeboat-old-1234abcd-uploads"), 0o755)
+	os.WriteFile(filepath.Join(root, "media", ".lifeboat-old-1234abcd-uploads", "cat.jpg"), []byte("meow"), 0o644)
+	if names, n, err := uncapturedIn(root, nil, nil); err != nil || n != 1 || !slices.Equal(names, []string{"media/.lifeboat-old-1234abcd-uploads"}) {
+		t.Errorf("a nested component's kept copy: %v %d %v", names, n, err)
 	}
 	if _, _, err := uncapturedIn(filepath.Join(root, "escape"), []string{"*.log"}, nil); err == nil {
 		t.Error("a symlink root was followed")

@@ -168,21 +168,19 @@ func (c *carried) close() {
 }
 
 // uncapturedIn lists, without following symlinks, what the globs leave out
-// in the tree at root: files (and links), or an excluded directory holding
+// in the tree at root (and what a nested component's restore kept there,
+// named .lifeboat-*): files (and links), or an excluded directory holding
 // any, named once; rel paths, sorted, at most maxUncaptured, and how many.
 // A directory it cannot read counts as holding some. Empty directories,
 // sockets, FIFOs and devices are no data: not counted.
 func uncapturedIn(root string, excludes, includes []string) ([]string, int, error) {
-	if len(excludes) == 0 && len(includes) == 0 {
-		return nil, 0, nil
-	}
 	d, err := openDirAt(unix.AT_FDCWD, root, root)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer d.Close()
 	var found []string
-	w := &treeWalk{excludes: excludes, includes: includes, stack: []*os.File{d}}
+	w := &treeWalk{excludes: excludes, includes: includes, own: true, stack: []*os.File{d}}
 	w.found = func(dir *os.File, rel, name string, isDir bool) {
 		if isDir {
 			sub, err := openDirAt(int(dir.Fd()), name, path.Join(dir.Name(), name))
@@ -249,9 +247,12 @@ func isData(dir *os.File, name string) bool {
 // it cannot open or read.
 type treeWalk struct {
 	excludes, includes []string
-	stack              []*os.File
-	found              func(dir *os.File, rel, name string, isDir bool)
-	failed             func(rel string, err error)
+	// own: entries named .lifeboat-* (what a restore of a component
+	// nested in this one kept beside its target) count as left out too.
+	own    bool
+	stack  []*os.File
+	found  func(dir *os.File, rel, name string, isDir bool)
+	failed func(rel string, err error)
 }
 
 func (w *treeWalk) walk(dir *os.File, rel string) {
@@ -262,7 +263,7 @@ func (w *treeWalk) walk(dir *os.File, rel string) {
 	}
 	for _, e := range ents {
 		erel := path.Join(rel, e.Name())
-		if vault.Excluded(w.excludes, w.includes, erel, e.Name(), e.IsDir()) {
+		if vault.Excluded(w.excludes, w.includes, erel, e.Name(), e.IsDir()) || w.own && strings.HasPrefix(e.Name(), ".lifeboat-") {
 			w.found(dir, erel, e.Name(), e.IsDir())
 			continue
 		}

@@ -154,6 +154,14 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 	return sw, res, nil
 }
 
+// leftOut reports whether the entry at rel of a kept tree is in no point
+// of the component: its globs leave it out, or it is what the restore of a
+// component nested in it kept beside its target (.lifeboat-*).
+func leftOut(excludes, includes []string, rel string, isDir bool) bool {
+	name := path.Base(rel)
+	return strings.HasPrefix(name, ".lifeboat-") || vault.Excluded(excludes, includes, rel, name, isDir)
+}
+
 // maxUncaptured bounds the entries a Swap names in Uncaptured.
 const maxUncaptured = 20
 
@@ -167,9 +175,6 @@ const maxUncaptured = 20
 // directory) do not keep a tree; an excluded directory holding files is
 // named once.
 func (s *Swap) keepUncaptured(ctx context.Context, rt RemoteTarget, excludes, includes []string) {
-	if len(excludes) == 0 && len(includes) == 0 {
-		return
-	}
 	var old []string
 	for _, o := range s.Old {
 		found, n, err := uncaptured(ctx, rt, o, excludes, includes)
@@ -198,7 +203,7 @@ func uncaptured(ctx context.Context, rt RemoteTarget, root string, excludes, inc
 	// inside one, everything is uncaptured.
 	var dirs []string
 	for _, e := range es {
-		if e.Path != "." && e.Type == 'd' && vault.Excluded(excludes, includes, e.Path, path.Base(e.Path), true) {
+		if e.Path != "." && e.Type == 'd' && leftOut(excludes, includes, e.Path, true) {
 			dirs = append(dirs, e.Path)
 		}
 	}
@@ -218,7 +223,7 @@ func uncaptured(ctx context.Context, rt RemoteTarget, root string, excludes, inc
 		}
 		what := under(e.Path)
 		if what == "" {
-			if !vault.Excluded(excludes, includes, e.Path, path.Base(e.Path), false) {
+			if !leftOut(excludes, includes, e.Path, false) {
 				continue
 			}
 			what = e.Path

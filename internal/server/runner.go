@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -45,6 +44,10 @@ type RestoreResult struct {
 	// replaced: those are taken again, as they are then).
 	SafetyPoint string            `json:"safetyPoint,omitempty"`
 	Safety      map[string]string `json:"safety,omitempty"`
+	// First: the job's first complete safety point of each component, and
+	// Unprotected: the components some attempt had none of (for retries).
+	First       map[string]string `json:"firstSafety,omitempty"`
+	Unprotected []string          `json:"unprotected,omitempty"`
 	// Started: the components an attempt began to replace at their place.
 	// For them, a retry's safety point holds an earlier attempt's restore
 	// (with what was written since): what the job replaced stays named by
@@ -279,7 +282,6 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 			res = &prev
 		}
 	}
-	prevSafety := maps.Clone(res.Safety)
 	defer func() {
 		if err != nil {
 			out = res
@@ -323,10 +325,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 	if err := s.runHooks(ctx, r, a, lifeboat.PreRestore, req.Components); err != nil {
 		return nil, err
 	}
+	// unprotected: the components of this attempt whose place no complete
+	// safety point of it holds (what their swap replaces is kept for good).
+	unprotected := map[string]bool{}
 	if req.To == "original" {
 		// A safety point of what is about to be replaced.
 		only := map[string]bool{}
 		for _, name := range req.Components {
+			unprotected[name] = true
 			c, ok := findComponent(a, name)
 			if !ok || !s.present(ctx, g, c) {
 				r.Logf(ctx, "info", "component %s is not (wholly) at its place: nothing of it to keep in the safety point", name)
@@ -349,7 +355,20 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				res.Safety = map[string]string{}
 			}
 			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
+			if sp.Partial {
+				r.Logf(ctx, "warn", "safety point %s is partial (%d items could not be read): what the restore replaces is kept for good", sp.ID[:8], sp.Stats.Warnings)
+			}
+			if res.First == nil {
+				res.First = map[string]string{}
+			}
 			for name := range only {
+				if sp.Partial {
+					continue
+				}
+				delete(unprotected, name)
+				if res.First[name] == "" {
+					res.First[name] = sp.ID
+				}
 				// An earlier attempt began to replace it: what the job
 				// replaces is in that attempt's safety point; this one
 				// holds that attempt's restore with what was written since
@@ -362,15 +381,27 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				res.Safety[name] = sp.ID
 			}
 			res.SafetyPoint = res.onePoint()
-			res.save(ctx, r)
+		}
+		for name := range unprotected {
+			if !slices.Contains(res.Unprotected, name) {
+				res.Unprotected = append(res.Unprotected, name)
+			}
 		}
 		res.SafetyPoint = res.onePoint()
+		res.save(ctx, r)
 	}
 	// Files and config first, databases after: a database file may live
 	// inside a files component's directory, which a restore swaps whole.
+	// Outer directories before what lies inside them: what a nested
+	// component's restore keeps beside its target (in the outer
+	// directory) must not go with the outer one's swap.
 	order := append([]string{}, req.Components...)
 	sort.SliceStable(order, func(i, j int) bool {
-		return isDatabase(comps[order[i]].Kind) == false && isDatabase(comps[order[j]].Kind)
+		di, dj := isDatabase(comps[order[i]].Kind), isDatabase(comps[order[j]].Kind)
+		if di != dj {
+			return dj
+		}
+		return depth(a, order[i]) < depth(a, order[j])
 	})
 	var swaps []*capture.Swap
 	var records []string // restore records, kept until the job is done
@@ -441,7 +472,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			res.swapped(ctx, r, prevSafety, name, sw)
+			res.swapped(ctx, r, name, sw, unprotected[name])
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, n := range sw.Notes {
 				r.Logf(ctx, "warn", "component %s: %s", name, n)
@@ -454,7 +485,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			res.swapped(ctx, r, prevSafety, name, sw)
+			res.swapped(ctx, r, name, sw, unprotected[name])
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, n := range sw.Notes {
 				r.Logf(ctx, "warn", "component %s: %s", name, n)
@@ -519,12 +550,14 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 		}
 		if healthy {
 			for _, sw := range swaps {
+				before := slices.Clone(sw.Old)
 				if err := sw.Commit(); err != nil {
 					r.Logf(ctx, "warn", "removing replaced data of %s: %v", sw.Component, err)
 				}
+				gone := slices.DeleteFunc(before, func(o string) bool { return slices.Contains(sw.Old, o) })
 				for i := range res.Components {
 					if res.Components[i].Name == sw.Component {
-						res.Components[i].Kept = sw.Kept()
+						res.Components[i].Kept = slices.DeleteFunc(res.Components[i].Kept, func(k string) bool { return slices.Contains(gone, k) })
 					}
 				}
 			}
@@ -680,35 +713,54 @@ func (res *RestoreResult) save(ctx context.Context, r *jobs.Run) {
 	}
 }
 
-// put sets a component's entry: an earlier attempt's is replaced.
+// put sets a component's entry: an earlier attempt's is replaced, but
+// what it kept and is still there stays named (what an earlier attempt
+// left under its staging name, say, which this one does not see again).
 func (res *RestoreResult) put(rc RestoredComp) {
 	for i := range res.Components {
-		if res.Components[i].Name == rc.Name {
-			res.Components[i] = rc
-			return
+		if res.Components[i].Name != rc.Name {
+			continue
 		}
+		remote := len(rc.Target) > 0 && strings.HasPrefix(rc.Target[0], "ssh://")
+		for _, k := range res.Components[i].Kept {
+			if slices.Contains(rc.Kept, k) {
+				continue
+			}
+			if _, err := os.Lstat(k); remote || err == nil {
+				rc.Kept = append(rc.Kept, k)
+			}
+		}
+		res.Components[i] = rc
+		return
 	}
 	res.Components = append(res.Components, rc)
 }
 
 // swapped settles, after component name's swap, which safety point holds
-// what the job replaced there. If the swap found an earlier attempt of the
-// job had replaced it already without saying so (it stopped right after),
-// that attempt's (prev: the safety points of the attempts before). If none
-// does (the component was not wholly at its place, or is not in the app's
-// definition any more), what the swap replaced is never removed.
-func (res *RestoreResult) swapped(ctx context.Context, r *jobs.Run, prev map[string]string, name string, sw *capture.Swap) {
-	if res.Safety[name] == "" && prev[name] == "" {
-		sw.KeepAll("no safety point holds it")
-		return
+// what the job replaced there, and what must be kept for good (no complete
+// safety point holds it). unprotected: this attempt has none of it.
+func (res *RestoreResult) swapped(ctx context.Context, r *jobs.Run, name string, sw *capture.Swap, unprotected bool) {
+	defer func() { res.SafetyPoint = res.onePoint() }()
+	switch {
+	case sw.Earlier && slices.Contains(res.Unprotected, name):
+		// An earlier attempt swapped here first, maybe one that had no
+		// complete safety point of it: its kept copy is the one copy.
+		sw.KeepAll("an earlier attempt of the job replaced it, maybe before any complete safety point of it was taken")
+		delete(res.Safety, name)
+	case sw.Earlier:
+		// An earlier attempt swapped here first without saving that it
+		// had: what was there before the job is in the first safety point
+		// (the later ones may hold that attempt's restore).
+		if first := res.First[name]; first != "" && res.Safety[name] != first {
+			r.Logf(ctx, "info", "component %s: an earlier attempt of the job got as far as replacing it: what was there before the job is in safety point %s, the job's first (%.8s may hold that attempt's restore)", name, first[:8], res.Safety[name])
+			res.Safety[name] = first
+		}
+		if unprotected {
+			sw.KeepAll("no complete safety point holds it")
+		}
+	case unprotected:
+		sw.KeepAll("no complete safety point holds it")
 	}
-	if !sw.Earlier || prev[name] == "" || res.Safety[name] == prev[name] {
-		return
-	}
-	now := res.Safety[name]
-	res.Safety[name] = prev[name]
-	res.SafetyPoint = res.onePoint()
-	r.Logf(ctx, "info", "component %s: an earlier attempt of the job got as far as replacing it: what the job replaced is in safety point %s, taken then (the one taken now, %.8s, may hold that attempt's restore)", name, prev[name][:8], now)
 }
 
 // onePoint returns the safety point holding what every component replaced,
@@ -722,6 +774,26 @@ func (res *RestoreResult) onePoint() string {
 		one = sp
 	}
 	return one
+}
+
+// depth is how deep component name's place is (its shallowest file for a
+// config component): outer places restore first.
+func depth(a *lifeboat.App, name string) int {
+	c, ok := findComponent(a, name)
+	if !ok {
+		return 0
+	}
+	paths := c.Files
+	if c.Path != "" {
+		paths = []string{c.Path}
+	}
+	d := -1
+	for _, p := range paths {
+		if n := strings.Count(filepath.Clean(p), string(filepath.Separator)); d < 0 || n < d {
+			d = n
+		}
+	}
+	return d
 }
 
 // nestedIn returns name and the components of names whose files lie inside

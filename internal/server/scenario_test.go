@@ -1086,7 +1086,12 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 	var f *fixture
 	var ts *testServer
 	var failed atomic.Bool
-	ts = newRetryServer(t, func(j *lifeboat.Job, comp string) error {
+	ts = newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+		if j.Attempts == 2 && comp == "data" {
+			// And a third attempt, which no longer sees the leftover the
+			// second one set aside: the result still names it.
+			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
+		}
 		if j.Attempts != 1 || comp != "data" || failed.Swap(true) {
 			return nil
 		}
@@ -1097,6 +1102,8 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 		}
 		unsave(t, ts, j)
 		return lifeboat.Errorf(lifeboat.EUnavailable, "stopped between the swap and setting aside")
+	}}, func(c *Config) {
+		c.JobTries, c.JobBackoff = 3, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 	f = newFixture(t)
 	p := applyUnhealthy(t, ts, f)
@@ -1104,7 +1111,7 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 	var j lifeboat.Job
 	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: "original"}, &j)
 	d := ts.waitJob(t, j.ID)
-	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 3 {
 		t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
 	rr := result[RestoreResult](t, d)
@@ -1117,8 +1124,9 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 		t.Errorf("what was there before the job is in none of the kept copies %v", rr.Components[0].Kept)
 	}
 	// The retry could not know the first attempt had swapped (nothing
-	// saved says so), took a second safety point, but names the first.
-	if sps := safetyPoints(t, ts); len(sps) != 2 || rr.Safety["data"] != sps[0] {
+	// saved says so), took a second safety point (and the third attempt a
+	// third), but names the first.
+	if sps := safetyPoints(t, ts); len(sps) != 3 || rr.Safety["data"] != sps[0] {
 		t.Errorf("safety points %v; the result names %v, want the first", sps, rr.Safety)
 	}
 	if b, _ := os.ReadFile(filepath.Join(f.dataDir, "notes.db")); string(b) != "database bytes" {
@@ -1268,6 +1276,79 @@ func TestRestoreToOriginalRetryNestedComponent(t *testing.T) {
 	rr := result[RestoreResult](t, d)
 	if sps := safetyPoints(t, ts); len(sps) != 2 || rr.Safety["db"] != sps[0] || rr.SafetyPoint != sps[0] {
 		t.Errorf("safety points %v; the result names %q (%v), want the first attempt's", sps, rr.SafetyPoint, rr.Safety)
+	}
+}
+
+// A component no safety point holds (a config file missing, so not wholly
+// at its place) has what its first attempt replaced kept for good; the
+// retry (which finds the component whole, its first attempt's restore)
+// must not name its own safety point, nor remove that kept copy.
+func TestRestoreToOriginalRetryKeepsWhatNoSafetyPointHolds(t *testing.T) {
+	ts := newRetryServer(t, failOnceAfter("config"))
+	f := newFixture(t)
+	second := filepath.Join(filepath.Dir(f.envFile), "second.env")
+	write(t, second, "B=1\n")
+	doc := f.doc()
+	doc.Apps[0].Components[0].Files = append(doc.Apps[0].Components[0].Files, second)
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	os.Remove(second)
+	write(t, f.envFile, "GREETING=the only copy\n")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	rr := result[RestoreResult](t, d)
+	if rr.Safety["config"] != "" || rr.SafetyPoint != "" {
+		t.Errorf("the result names a safety point (%q, %v); none holds what the job replaced", rr.SafetyPoint, rr.Safety)
+	}
+	found := false
+	for _, k := range rr.Components[0].Kept {
+		b, _ := os.ReadFile(k)
+		found = found || string(b) == "GREETING=the only copy\n"
+	}
+	if !found {
+		t.Errorf("what was there before the job is in none of the kept copies %v (no health check: removed)", rr.Components[0].Kept)
+	}
+}
+
+// Components nested in one another restore the outer one first: what the
+// inner one's restore keeps beside its target (here its replaced tree,
+// kept for good for what it could not carry) stays where the result names
+// it, instead of going with the outer one's swap.
+func TestRestoreToOriginalNestedFilesComponents(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	uploads := filepath.Join(f.dataDir, "uploads")
+	doc := f.doc()
+	doc.Apps[0].Components[1].Exclude = append(doc.Apps[0].Components[1].Exclude, "/uploads")
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "uploads", Kind: "files", Path: uploads, Exclude: []string{"*.cache"}})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	write(t, filepath.Join(uploads, "logs"), "a file when backed up")
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	os.Remove(filepath.Join(uploads, "logs"))
+	os.Mkdir(filepath.Join(uploads, "logs"), 0o755)
+	write(t, filepath.Join(uploads, "logs", "app.cache"), "not captured")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"uploads", "data"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore: %s", d.Error)
+	}
+	rr := result[RestoreResult](t, d)
+	var kept []string
+	for _, c := range rr.Components {
+		if c.Name == "uploads" {
+			kept = c.Kept
+		}
+	}
+	if len(kept) != 1 {
+		t.Fatalf("uploads kept %v, want its replaced tree", kept)
+	}
+	if b, err := os.ReadFile(filepath.Join(kept[0], "logs", "app.cache")); err != nil || string(b) != "not captured" {
+		t.Errorf("uploads' kept tree, where the result names it: %q %v", b, err)
 	}
 }
 
