@@ -613,6 +613,16 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				return nil, res, err
 			}
 			sw.keep(kept)
+			// Its journal goes with it, under the name SQLite looks for
+			// beside the kept copy: the restore removes it from the
+			// target, and it may hold the last transactions.
+			for _, suffix := range []string{"-wal", "-journal"} {
+				if err := os.Link(target+suffix, old+suffix); err == nil {
+					sw.Old = append(sw.Old, old+suffix)
+				} else if !errors.Is(err, fs.ErrNotExist) {
+					return nil, res, err
+				}
+			}
 		}
 	}
 	if err := sqlite.Restore(ctx, from, target, mode); err != nil {

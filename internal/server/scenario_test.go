@@ -1314,6 +1314,52 @@ func TestRestoreToOriginalRetryKeepsWhatNoSafetyPointHolds(t *testing.T) {
 	}
 }
 
+// A SQLite database restored to its place (stopped mode) keeps the
+// replaced file with its write-ahead log beside it, under the name SQLite
+// reads with the kept copy: the restore removes the log from the target,
+// and it may hold the last transactions.
+func TestRestoreSQLiteKeepsItsLog(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	f := newFixture(t)
+	dbPath := filepath.Join(f.root, "shop", "app.sqlite")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('in the point')`); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	t.Cleanup(hs.Close)
+	doc := f.doc()
+	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "sqlite", Path: dbPath})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	write(t, dbPath+"-wal", "the last transactions")
+	var j lifeboat.Job
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"db"}, To: "original"}, &j)
+	d := ts.waitJob(t, j.ID)
+	if d.State != lifeboat.JobSucceeded {
+		t.Fatalf("restore: %s", d.Error)
+	}
+	rr := result[RestoreResult](t, d)
+	if len(rr.Components) != 1 || len(rr.Components[0].Kept) != 2 {
+		t.Fatalf("kept: %+v", rr.Components)
+	}
+	kept := rr.Components[0].Kept
+	if kept[1] != kept[0]+"-wal" {
+		t.Errorf("kept %v, want the file and its log beside it", kept)
+	}
+	if b, _ := os.ReadFile(kept[1]); string(b) != "the last transactions" {
+		t.Errorf("kept log: %q", b)
+	}
+	if _, err := os.Lstat(dbPath + "-wal"); err == nil {
+		t.Error("the old log is still beside the restored database")
+	}
+}
+
 // Components nested in one another restore the outer one first: what the
 // inner one's restore keeps beside its target (here its replaced tree,
 // kept for good for what it could not carry) stays where the result names
