@@ -28,11 +28,13 @@ type RemoteTarget interface {
 	// replaced tree is kept (none if there was none): a name of tag (the
 	// job's), which, if an earlier attempt of the job made it already,
 	// keeps what it holds (what was there before the job), and then a
-	// name beside it for the replaced tree (that attempt's restore).
-	Swap(staging, target string, mode uint32, tag string) (kept []string, err error)
+	// name beside it for the replaced tree (that attempt's restore);
+	// earlier says an earlier attempt of the job swapped there (or began
+	// to: its kept copy is returned then, target being absent).
+	Swap(staging, target string, mode uint32, tag string) (kept []string, earlier bool, err error)
 	// SwapFile puts the file written at rel in staging in place of the
 	// file target, returning where the replaced one is kept (as Swap).
-	SwapFile(staging, rel, target, tag string) (kept []string, err error)
+	SwapFile(staging, rel, target, tag string) (kept []string, earlier bool, err error)
 	// SetMeta gives an entry written in staging its mode, time (to the
 	// second) and, where the session may, its owner; after symlinks too.
 	SetMeta(staging, rel string, mode, uid, gid uint32, mtime time.Time) error
@@ -144,12 +146,12 @@ func RestoreRemote(ctx context.Context, v *vault.Vault, p *manifest.Point, c man
 			return fail(fmt.Errorf("%s: %w", dirRels[i], err))
 		}
 	}
-	kept, err := rt.Swap(st, target, root.Mode, tag)
+	kept, earlier, err := rt.Swap(st, target, root.Mode, tag)
 	if err != nil {
 		return fail(err)
 	}
 	sw := &Swap{Component: c.Name, Target: []string{"ssh://" + strings.TrimPrefix(c.Source, "ssh://")}, remove: func(p string) error { return rt.RemoveAll(context.Background(), p) }}
-	sw.keep(kept)
+	sw.keepEarlier(kept, earlier)
 	sw.keepUncaptured(ctx, rt, ac.Exclude, ac.Include)
 	return sw, res, nil
 }
@@ -274,15 +276,16 @@ func RestoreRemoteConfig(ctx context.Context, v *vault.Vault, p *manifest.Point,
 			err = rt.SetMeta(st, path.Base(f.Path), n.Mode, n.UID, n.GID, time.Unix(0, n.MTime))
 		}
 		var kept []string
+		var earlier bool
 		if err == nil {
-			kept, err = rt.SwapFile(st, path.Base(f.Path), f.Path, tag)
+			kept, earlier, err = rt.SwapFile(st, path.Base(f.Path), f.Path, tag)
 		}
 		if err != nil {
 			rt.RemoveAll(context.WithoutCancel(ctx), st)
 			return sw, res, fmt.Errorf("%s: %w", f.Path, err)
 		}
 		sw.Target = append(sw.Target, f.Path)
-		sw.keep(kept)
+		sw.keepEarlier(kept, earlier)
 		res.Files++
 		res.Bytes += n.Size
 		if prog != nil {

@@ -220,11 +220,11 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 	if err := rt.Run(ctx, []string{"rm", "-f", "--", target + "-wal", target + "-shm"}, nil, io.Discard); err != nil {
 		return nil, res, fmt.Errorf("removing %s-wal and -shm: %w", target, err)
 	}
-	kept, err := rt.SwapFile(st, name, target, tag)
+	kept, earlier, err := rt.SwapFile(st, name, target, tag)
 	if err != nil {
 		return nil, res, err
 	}
 	done = true
-	sw.keep(kept)
+	sw.keepEarlier(kept, earlier)
 	return sw, res, nil
 }

@@ -263,6 +263,13 @@ func (s *Swap) KeepAll(why string) {
 	s.Left, s.Old = append(s.Left, s.Old...), nil
 }
 
+// keepEarlier adds to Old where a swap on another host kept what it
+// replaced, earlier saying an earlier attempt of the job had swapped there.
+func (s *Swap) keepEarlier(kept []string, earlier bool) {
+	s.Old = append(s.Old, kept...)
+	s.Earlier = s.Earlier || earlier
+}
+
 // keep adds to Old where one swap kept what it replaced: a copy named by the
 // job, then, if that copy was there already (an earlier attempt of the job
 // swapped here first), a second one beside it.

@@ -302,7 +302,9 @@ func (c *Client) Symlink(st, rel, linkTarget string) error {
 // already, an earlier attempt of the job swapped here first, so old holds
 // what was there before the job and stays, and what target holds now (that
 // attempt's restore, with whatever was written there since) is kept beside
-// it: both are returned.
+// it: both are returned, with earlier set. So is earlier when target is
+// absent and old is there: an earlier attempt stopped between the two
+// renames below; old, what was there before the job, is returned.
 //
 // Atomicity: each rename is one rename(2) on the host (posix-rename@openssh.com),
 // so target is at every moment either the complete old tree or the complete
@@ -310,54 +312,77 @@ func (c *Client) Symlink(st, rel, linkTarget string) error {
 // the two renames target is briefly absent. If the second rename fails the
 // first is undone; after a crash between them, old and st are both still
 // there under their .lifeboat-* names.
-func (c *Client) Swap(st, target string, mode uint32, tag string) (kept []string, err error) {
+func (c *Client) Swap(st, target string, mode uint32, tag string) (kept []string, earlier bool, err error) {
 	sc, target, rename, err := c.swapPrepare(st, target)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := sc.Chmod(st, toFileMode(mode)); err != nil {
-		return nil, fmt.Errorf("restore %s: chmod %s: %w", c.addr, st, err)
+		return nil, false, fmt.Errorf("restore %s: chmod %s: %w", c.addr, st, err)
 	}
 	var aside string
 	switch _, err := sc.Lstat(target); {
 	case err == nil:
-		if kept, aside, err = c.setAside(sc, rename, target, tag); err != nil {
-			return nil, err
+		if kept, aside, earlier, err = c.setAside(sc, rename, target, tag); err != nil {
+			return nil, false, err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
+		return nil, false, fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
+	default:
+		if kept, earlier, err = c.oldThere(sc, target, tag); err != nil {
+			return nil, false, err
+		}
 	}
 	if err := rename(st, target); err != nil {
 		if aside != "" {
 			if uerr := rename(aside, target); uerr != nil {
-				return nil, fmt.Errorf("restore %s: rename %s to %s: %w (and moving %s back failed: %v)", c.addr, st, target, err, aside, uerr)
+				return nil, false, fmt.Errorf("restore %s: rename %s to %s: %w (and moving %s back failed: %v)", c.addr, st, target, err, aside, uerr)
 			}
 		}
-		return nil, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, st, target, err)
+		return nil, false, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, st, target, err)
 	}
 	c.mu.Lock()
 	delete(c.stagings, st)
 	c.mu.Unlock()
-	return kept, nil
+	return kept, earlier, nil
+}
+
+// oldName is where a restore of job tag keeps what target held.
+func oldName(target, tag string) string {
+	return path.Join(path.Dir(target), oldPrefix+path.Base(target)+"-"+tag)
+}
+
+// oldThere returns, for an absent target, the job's kept copy of it if an
+// earlier attempt made it (and stopped before putting its restore there).
+func (c *Client) oldThere(sc *sftp.Client, target, tag string) ([]string, bool, error) {
+	old := oldName(target, tag)
+	switch _, err := sc.Lstat(old); {
+	case err == nil:
+		return []string{old}, true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("restore %s: lstat %s: %w", c.addr, old, err)
+	}
 }
 
 // setAside renames target out of the way before a swap: to old, named by
 // tag, or, when old exists already (an earlier attempt of the job kept what
 // was there before it), to a name of its own beside it. It returns what is
 // kept (old, and that name) and where target went.
-func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, target, tag string) (kept []string, aside string, err error) {
-	old := path.Join(path.Dir(target), oldPrefix+path.Base(target)+"-"+tag)
+func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, target, tag string) (kept []string, aside string, earlier bool, err error) {
+	old := oldName(target, tag)
 	aside = old
 	if _, err := sc.Lstat(old); err == nil {
 		aside = old + "-" + randomSuffix()
-		kept = append(kept, old)
+		kept, earlier = append(kept, old), true
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("restore %s: lstat %s: %w", c.addr, old, err)
+		return nil, "", false, fmt.Errorf("restore %s: lstat %s: %w", c.addr, old, err)
 	}
 	if err := rename(target, aside); err != nil {
-		return nil, "", fmt.Errorf("restore %s: move %s aside: %w", c.addr, target, err)
+		return nil, "", false, fmt.Errorf("restore %s: move %s aside: %w", c.addr, target, err)
 	}
-	return append(kept, aside), aside, nil
+	return append(kept, aside), aside, earlier, nil
 }
 
 // SwapFile puts the regular file written at rel in staging st in place of
@@ -365,41 +390,45 @@ func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, targe
 // first (returned as old; "" if there was none), then removes the emptied
 // staging directory. The same atomicity as Swap: target is the old file or
 // the new one, briefly absent between the two renames.
-func (c *Client) SwapFile(st, rel, target, tag string) (kept []string, err error) {
+func (c *Client) SwapFile(st, rel, target, tag string) (kept []string, earlier bool, err error) {
 	if err := c.checkRel(st, rel); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sc, target, rename, err := c.swapPrepare(st, target)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	src := path.Join(st, rel)
 	if fi, err := sc.Lstat(src); err != nil || !fi.Mode().IsRegular() {
-		return nil, lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a regular file", c.addr, target, src)
+		return nil, false, lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: %s is not a regular file", c.addr, target, src)
 	}
 	var aside string
 	switch fi, err := sc.Lstat(target); {
 	case err == nil:
 		if !fi.Mode().IsRegular() {
-			return nil, lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: the target is not a regular file", c.addr, target)
+			return nil, false, lifeboat.Errorf(lifeboat.EInvalid, "restore %s:%s: the target is not a regular file", c.addr, target)
 		}
-		if kept, aside, err = c.setAside(sc, rename, target, tag); err != nil {
-			return nil, err
+		if kept, aside, earlier, err = c.setAside(sc, rename, target, tag); err != nil {
+			return nil, false, err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
+		return nil, false, fmt.Errorf("restore %s: lstat %s: %w", c.addr, target, err)
+	default:
+		if kept, earlier, err = c.oldThere(sc, target, tag); err != nil {
+			return nil, false, err
+		}
 	}
 	if err := rename(src, target); err != nil {
 		if aside != "" {
 			rename(aside, target)
 		}
-		return nil, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, src, target, err)
+		return nil, false, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, src, target, err)
 	}
 	sc.RemoveDirectory(st)
 	c.mu.Lock()
 	delete(c.stagings, st)
 	c.mu.Unlock()
-	return kept, nil
+	return kept, earlier, nil
 }
 
 // swapPrepare checks a swap of staging st into target (this client's

@@ -3,6 +3,7 @@ package ssh_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,9 +54,9 @@ func TestRestoreSwap(t *testing.T) {
 	if err := cl.WriteFile(st, "late.txt", 0o644, strings.NewReader("x")); err == nil {
 		t.Errorf("WriteFile after Symlink accepted")
 	}
-	kept, err := cl.Swap(st, target, 0o751, "job1")
-	if err != nil || len(kept) != 1 {
-		t.Fatal(kept, err)
+	kept, earlier, err := cl.Swap(st, target, 0o751, "job1")
+	if err != nil || len(kept) != 1 || earlier {
+		t.Fatal(kept, earlier, err)
 	}
 	old := kept[0]
 	check := func(p, want string) {
@@ -87,7 +88,7 @@ func TestRestoreSwap(t *testing.T) {
 	if _, err := os.Lstat(st); !os.IsNotExist(err) {
 		t.Errorf("staging still there: %v", err)
 	}
-	if _, err := cl.Swap(st, target, 0o755, "job1"); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
+	if _, _, err := cl.Swap(st, target, 0o755, "job1"); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
 		t.Errorf("second Swap: %v", err)
 	}
 
@@ -98,10 +99,28 @@ func TestRestoreSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.WriteFile(st, "f", 0o600, strings.NewReader("f"))
-	if kept, err := cl.Swap(st, fresh, 0o700, "job1"); err != nil || len(kept) != 0 {
-		t.Fatalf("Swap to a new target: %q %v", kept, err)
+	if kept, earlier, err := cl.Swap(st, fresh, 0o700, "job1"); err != nil || len(kept) != 0 || earlier {
+		t.Fatalf("Swap to a new target: %q %v %v", kept, earlier, err)
 	}
 	check(filepath.Join(fresh, "f"), "f")
+
+	// A retry whose earlier attempt stopped between its two renames (the
+	// target moved aside, the restore not in place yet): the kept copy is
+	// returned, and earlier set.
+	if err := os.Rename(fresh, filepath.Join(dir, ".lifeboat-old-fresh-job1")); err != nil {
+		t.Fatal(err)
+	}
+	st, err = cl.MkdirStaging(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.WriteFile(st, "f", 0o600, strings.NewReader("f2"))
+	if kept, earlier, err := cl.Swap(st, fresh, 0o700, "job1"); err != nil || !slices.Equal(kept, []string{filepath.Join(dir, ".lifeboat-old-fresh-job1")}) || !earlier {
+		t.Fatalf("Swap after an attempt that stopped between its renames: %q %v %v", kept, earlier, err)
+	}
+	check(filepath.Join(fresh, "f"), "f2")
+	check(filepath.Join(dir, ".lifeboat-old-fresh-job1", "f"), "f")
+	os.RemoveAll(filepath.Join(dir, ".lifeboat-old-fresh-job1"))
 
 	// The job's retry swaps again: what was there before the job stays
 	// kept, and the first attempt's restore, replaced, is kept beside it.
@@ -110,8 +129,8 @@ func TestRestoreSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.WriteFile(st, "a.txt", 0o640, strings.NewReader("newer"))
-	again, err := cl.Swap(st, target, 0o751, "job1")
-	if err != nil || len(again) != 2 || again[0] != old || filepath.Dir(again[1]) != dir || !strings.HasPrefix(filepath.Base(again[1]), filepath.Base(old)+"-") {
+	again, earlier, err := cl.Swap(st, target, 0o751, "job1")
+	if err != nil || !earlier || len(again) != 2 || again[0] != old || filepath.Dir(again[1]) != dir || !strings.HasPrefix(filepath.Base(again[1]), filepath.Base(old)+"-") {
 		t.Fatalf("the retry's Swap: %q %v, want the first kept tree %s, then the replaced one beside it", again, err, old)
 	}
 	check(filepath.Join(target, "a.txt"), "newer")
@@ -180,6 +199,6 @@ func TestRestoreRefusesSymlinks(t *testing.T) {
 	wantCode(t, err, lifeboat.EInvalid)
 	_, err = cl.MkdirStaging("relative/app")
 	wantCode(t, err, lifeboat.EInvalid)
-	_, err = cl.Swap(st, filepath.Join(outside, "app"), 0o755, "job1")
+	_, _, err = cl.Swap(st, filepath.Join(outside, "app"), 0o755, "job1")
 	wantCode(t, err, lifeboat.EInvalid)
 }
