@@ -210,12 +210,17 @@ func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num 
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
 	err = cmd.Run()
-	if err == nil {
+	if err == nil && strings.TrimSpace(stderr.String()) == "" {
 		return stdout.Bytes(), nil, nil
 	}
+	// With --force the client exits 0 after failed statements: what it
+	// wrote to stderr says.
 	var ee *exec.ExitError
-	if ctx.Err() == nil && errors.As(err, &ee) && len(stderr.b) < stderr.max && onlyErrors(stderr.String(), allowed) {
+	if ctx.Err() == nil && (err == nil || errors.As(err, &ee)) && len(stderr.b) < stderr.max && onlyErrors(stderr.String(), allowed) {
 		return stdout.Bytes(), strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n"), nil
+	}
+	if err == nil {
+		err = errors.New("statements failed")
 	}
 	return nil, nil, c.fail(ctx, op, stderr.String(), err)
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
@@ -49,7 +51,11 @@ func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
 		return nil, err
 	}
 	listed := rows(out)
-	var roles, users, grants strings.Builder
+	var roles strings.Builder
+	// The SHOWs, one statement a line, each with the account it is of (its
+	// listing row), to tell which failed.
+	type show struct{ sql, account string }
+	var users, grants []show
 	for _, r := range listed {
 		if len(r) != 3 {
 			return nil, lifeboat.Errorf(lifeboat.EUnavailable, "mysql list accounts on %s: unexpected answer", s.addr())
@@ -63,23 +69,33 @@ func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
 			continue
 		}
 		account := quoteString(user) + "@" + quoteString(host)
+		key := r[0] + "\t" + r[1]
 		if r[2] == "Y" {
 			fmt.Fprintf(&roles, "CREATE ROLE IF NOT EXISTS %s;\n", quoteString(user))
-			fmt.Fprintf(&grants, "SELECT '-- grants of role %s';\nSHOW GRANTS FOR %s;\n", commentSafe(user), quoteString(user))
+			grants = append(grants, show{fmt.Sprintf("SELECT '-- grants of role %s';", commentSafe(user)), ""}, show{"SHOW GRANTS FOR " + quoteString(user) + ";", key})
 			continue
 		}
-		fmt.Fprintf(&users, "SELECT '-- account %s@%s';\nSHOW CREATE USER %s;\n", commentSafe(user), commentSafe(host), account)
-		fmt.Fprintf(&grants, "SELECT '-- grants of %s@%s';\nSHOW GRANTS FOR %s;\n", commentSafe(user), commentSafe(host), account)
+		users = append(users, show{fmt.Sprintf("SELECT '-- account %s@%s';", commentSafe(user), commentSafe(host)), ""}, show{"SHOW CREATE USER " + account + ";", key})
+		grants = append(grants, show{fmt.Sprintf("SELECT '-- grants of %s@%s';", commentSafe(user), commentSafe(host)), ""}, show{"SHOW GRANTS FOR " + account + ";", key})
 	}
-	// The names are quoted for the default mode (backslashes escape).
-	script := "SET SESSION sql_mode = '';\n" + users.String() + grants.String()
+	// The names are quoted for the default mode (backslashes escape). A
+	// name with a line break spans lines: its statement's line is then
+	// not one of ours, and its failure fails the dump.
+	script := "SET SESSION sql_mode = '';\n"
+	lineOf := map[int]string{} // script line -> account
+	for i, sh := range append(users, grants...) {
+		script += sh.sql + "\n"
+		if sh.account != "" && !strings.Contains(sh.sql, "\n") {
+			lineOf[i+2] = sh.account
+		}
+	}
 	var sql bytes.Buffer
 	fmt.Fprintf(&sql, "-- Users, roles and grants of %s, dumped by Lifeboat.\n-- Apply with the mariadb or mysql client as an account allowed to create users.\n", s.addr())
 	sql.WriteString(roles.String())
-	if users.Len()+grants.Len() > 0 {
+	if len(users)+len(grants) > 0 {
 		// An account dropped since the listing (another session's DROP
 		// USER) fails its SHOWs: it is left out, not the dump failed —
-		// once a second listing shows it gone (two SHOWs each at most).
+		// once a second listing shows every failed SHOW's account gone.
 		var failed []string
 		out, failed, err = c.queryForce(ctx, "dump accounts", script, accountGone)
 		if err != nil {
@@ -92,16 +108,19 @@ func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
 			}
 			still := map[string]bool{}
 			for _, r := range rows(again) {
-				still[strings.Join(r, "\t")] = true
-			}
-			gone := 0
-			for _, r := range listed {
-				if !still[strings.Join(r, "\t")] {
-					gone++
+				if len(r) >= 2 {
+					still[r[0]+"\t"+r[1]] = true
 				}
 			}
-			if len(failed) > 2*gone {
-				return nil, lifeboat.Errorf(lifeboat.EInternal, "mysql dump accounts on %s: %d statements failed for accounts that still exist (first: %s)", s.addr(), len(failed)-2*gone, c.redact(failed[0]))
+			for _, f := range failed {
+				m := atLine.FindStringSubmatch(f)
+				n := 0
+				if m != nil {
+					n, _ = strconv.Atoi(m[1])
+				}
+				if account, ok := lineOf[n]; !ok || still[account] {
+					return nil, lifeboat.Errorf(lifeboat.EInternal, "mysql dump accounts on %s: a statement failed for an account that still exists: %s", s.addr(), c.redact(f))
+				}
 			}
 		}
 		for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
@@ -117,6 +136,10 @@ func DumpGlobals(ctx context.Context, s Server) (io.ReadCloser, error) {
 	}
 	return io.NopCloser(&sql), nil
 }
+
+// atLine finds the script line of a client error ("ERROR 1141 (42000) at
+// line 4: ...").
+var atLine = regexp.MustCompile(`^ERROR \d+ \(\w+\) at line (\d+):`)
 
 // accountGone reports the error number of a SHOW GRANTS or SHOW CREATE
 // USER for an account that no longer exists (1141: no such grant; 1133:

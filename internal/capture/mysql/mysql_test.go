@@ -692,10 +692,10 @@ func TestDumpGlobalsDuringAccountChurn(t *testing.T) {
 				return
 			default:
 			}
-			u := fmt.Sprintf("lb_churn_%s_%d", suffix, i) // never the same name again
-			// Created with a grant, then dropped: each listed account may
-			// be gone by its SHOW.
-			mustQuery(t, s, fmt.Sprintf("CREATE USER IF NOT EXISTS '%[1]s'@'%%'; GRANT USAGE ON *.* TO '%[1]s'@'%%'; DROP USER '%[1]s'@'%%';", u))
+			// Each account lives for one round, never to come back under its
+			// name: a dump lists one that is gone by its SHOWs.
+			mustQuery(t, s, fmt.Sprintf("CREATE USER '%[1]s_%[2]d'@'%%'; GRANT USAGE ON *.* TO '%[1]s_%[2]d'@'%%'; DROP USER IF EXISTS '%[1]s_%[3]d'@'%%';", "lb_churn_"+suffix, i, i-1))
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	defer func() {
