@@ -227,8 +227,11 @@ type Swap struct {
 	// kept copy, named by the job, was there), or may have (it left its
 	// staging): what the job replaced is in that attempt's safety point,
 	// not this one's.
-	Earlier bool               `json:"-"`
-	remove  func(string) error // on another host; nil: here
+	Earlier bool `json:"-"`
+	// Prior: the kept copies an earlier attempt of the job made (what was
+	// there before the job), returned again by this one's swaps.
+	Prior  []string           `json:"-"`
+	remove func(string) error // on another host; nil: here
 }
 
 // leftover keeps for good what an earlier attempt left at its staging name.
@@ -257,10 +260,19 @@ func (s *Swap) holding(p string, names []string, n int, why string) {
 
 // KeepAll keeps for good what Commit would remove (Old), saying why.
 func (s *Swap) KeepAll(why string) {
-	for _, o := range s.Old {
+	s.KeepOnly(slices.Clone(s.Old), why)
+}
+
+// KeepOnly keeps for good the paths of Old among paths, saying why.
+func (s *Swap) KeepOnly(paths []string, why string) {
+	s.Old = slices.DeleteFunc(s.Old, func(o string) bool {
+		if !slices.Contains(paths, o) {
+			return false
+		}
+		s.Left = append(s.Left, o)
 		s.Notes = append(s.Notes, fmt.Sprintf("what the restore replaced is kept at %s, never removed: %s", o, why))
-	}
-	s.Left, s.Old = append(s.Left, s.Old...), nil
+		return true
+	})
 }
 
 // keepEarlier adds to Old where a swap on another host kept what it
@@ -268,14 +280,16 @@ func (s *Swap) KeepAll(why string) {
 func (s *Swap) keepEarlier(kept []string, earlier bool) {
 	s.Old = append(s.Old, kept...)
 	s.Earlier = s.Earlier || earlier
+	if earlier && len(kept) > 0 {
+		s.Prior = append(s.Prior, kept[0])
+	}
 }
 
 // keep adds to Old where one swap kept what it replaced: a copy named by the
 // job, then, if that copy was there already (an earlier attempt of the job
 // swapped here first), a second one beside it.
 func (s *Swap) keep(kept []string) {
-	s.Old = append(s.Old, kept...)
-	s.Earlier = s.Earlier || len(kept) > 1
+	s.keepEarlier(kept, len(kept) > 1)
 }
 
 // Kept returns where the replaced data is: what Commit removes (Old),

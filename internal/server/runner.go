@@ -328,6 +328,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 	// unprotected: the components of this attempt whose place no complete
 	// safety point of it holds (what their swap replaces is kept for good).
 	unprotected := map[string]bool{}
+	earlierUnprotected := slices.Clone(res.Unprotected)
 	if req.To == "original" {
 		// A safety point of what is about to be replaced.
 		only := map[string]bool{}
@@ -356,16 +357,15 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 			}
 			r.Logf(ctx, "info", "safety point %s taken of what the restore replaces", sp.ID[:8])
 			if sp.Partial {
-				r.Logf(ctx, "warn", "safety point %s is partial (%d items could not be read): what the restore replaces is kept for good", sp.ID[:8], sp.Stats.Warnings)
+				r.Logf(ctx, "warn", "safety point %s is partial (%d items could not be read): the files it replaces are kept for good (its databases are whole in it)", sp.ID[:8], sp.Stats.Warnings)
 			}
 			if res.First == nil {
 				res.First = map[string]string{}
 			}
 			for name := range only {
-				if sp.Partial {
-					continue
+				if !sp.Partial {
+					delete(unprotected, name)
 				}
-				delete(unprotected, name)
 				if res.First[name] == "" {
 					res.First[name] = sp.ID
 				}
@@ -438,7 +438,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				rc.Files += tc.Rows // rows, for databases
 			}
 			r.Logf(ctx, "info", "component %s restored into %s: %d tables, row counts verified", name, rc.Target[0], len(info.Tables))
-			res.put(rc)
+			res.put(rc, false)
 			continue
 		}
 		var warns []string // what restored incompletely (an owner, mode or time)
@@ -472,7 +472,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			res.swapped(ctx, r, name, sw, unprotected[name])
+			res.swapped(ctx, r, name, sw, unprotected[name], slices.Contains(earlierUnprotected, name))
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, n := range sw.Notes {
 				r.Logf(ctx, "warn", "component %s: %s", name, n)
@@ -485,7 +485,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
 			swaps = append(swaps, sw)
-			res.swapped(ctx, r, name, sw, unprotected[name])
+			res.swapped(ctx, r, name, sw, unprotected[name], slices.Contains(earlierUnprotected, name))
 			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
 			for _, n := range sw.Notes {
 				r.Logf(ctx, "warn", "component %s: %s", name, n)
@@ -516,7 +516,8 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 			}
 			r.Logf(ctx, "warn", "component %s: %s", name, w)
 		}
-		res.put(rc)
+		_, _, remote := capture.RemoteSource(c)
+		res.put(rc, remote)
 		if req.To == "original" {
 			// Replaced, with what lies inside it (a database file in a
 			// files component's directory): saved for a retry, which
@@ -716,12 +717,11 @@ func (res *RestoreResult) save(ctx context.Context, r *jobs.Run) {
 // put sets a component's entry: an earlier attempt's is replaced, but
 // what it kept and is still there stays named (what an earlier attempt
 // left under its staging name, say, which this one does not see again).
-func (res *RestoreResult) put(rc RestoredComp) {
+func (res *RestoreResult) put(rc RestoredComp, remote bool) {
 	for i := range res.Components {
 		if res.Components[i].Name != rc.Name {
 			continue
 		}
-		remote := len(rc.Target) > 0 && strings.HasPrefix(rc.Target[0], "ssh://")
 		for _, k := range res.Components[i].Kept {
 			if slices.Contains(rc.Kept, k) {
 				continue
@@ -737,29 +737,30 @@ func (res *RestoreResult) put(rc RestoredComp) {
 }
 
 // swapped settles, after component name's swap, which safety point holds
-// what the job replaced there, and what must be kept for good (no complete
-// safety point holds it). unprotected: this attempt has none of it.
-func (res *RestoreResult) swapped(ctx context.Context, r *jobs.Run, name string, sw *capture.Swap, unprotected bool) {
+// what the job replaced there, and what must be kept for good because no
+// complete safety point holds it: what it replaced now, if this attempt
+// has none (unprotected); what an earlier attempt that swapped here first
+// kept (Swap.Prior), if some earlier attempt had none (earlierUnprotected:
+// it may be the one that swapped).
+func (res *RestoreResult) swapped(ctx context.Context, r *jobs.Run, name string, sw *capture.Swap, unprotected, earlierUnprotected bool) {
 	defer func() { res.SafetyPoint = res.onePoint() }()
-	switch {
-	case sw.Earlier && slices.Contains(res.Unprotected, name):
-		// An earlier attempt swapped here first, maybe one that had no
-		// complete safety point of it: its kept copy is the one copy.
-		sw.KeepAll("an earlier attempt of the job replaced it, maybe before any complete safety point of it was taken")
-		delete(res.Safety, name)
-	case sw.Earlier:
-		// An earlier attempt swapped here first without saving that it
-		// had: what was there before the job is in the first safety point
-		// (the later ones may hold that attempt's restore).
-		if first := res.First[name]; first != "" && res.Safety[name] != first {
+	if sw.Earlier {
+		first := res.First[name]
+		switch {
+		case earlierUnprotected || first == "":
+			sw.KeepOnly(sw.Prior, "an earlier attempt of the job replaced it, maybe before any complete safety point of it was taken")
+			delete(res.Safety, name)
+		case res.Safety[name] != first:
+			// An earlier attempt swapped here first without saving that
+			// it had: what was there before the job is in the first
+			// safety point (the later ones may hold that attempt's
+			// restore).
 			r.Logf(ctx, "info", "component %s: an earlier attempt of the job got as far as replacing it: what was there before the job is in safety point %s, the job's first (%.8s may hold that attempt's restore)", name, first[:8], res.Safety[name])
 			res.Safety[name] = first
 		}
-		if unprotected {
-			sw.KeepAll("no complete safety point holds it")
-		}
-	case unprotected:
-		sw.KeepAll("no complete safety point holds it")
+	}
+	if unprotected {
+		sw.KeepOnly(slices.DeleteFunc(slices.Clone(sw.Old), func(o string) bool { return slices.Contains(sw.Prior, o) }), "no complete safety point holds it")
 	}
 }
 

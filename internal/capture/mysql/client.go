@@ -199,9 +199,10 @@ func (c *conn) query(ctx context.Context, op, sql string) ([]byte, error) {
 
 // queryForce runs sql like query but goes on past a failing statement
 // (--force), and fails only if one failed with an error that allowed does
-// not accept (or the output of errors passes 1 MiB): the output is then
-// that of the statements that ran, and failed the error lines of the
-// others.
+// not accept (or the client's messages pass 1 MiB, or it failed without
+// saying which statement): the output is then that of the statements that
+// ran, and failed the error lines of the others. Other lines on stderr
+// (warnings) are not failures.
 func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num int) bool) (out []byte, failed []string, err error) {
 	cmd := c.command(ctx, c.client, "--batch", "--skip-column-names", "--default-character-set=utf8mb4", "--force")
 	cmd.Stdin = strings.NewReader(sql)
@@ -210,14 +211,16 @@ func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num 
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
 	err = cmd.Run()
-	if err == nil && strings.TrimSpace(stderr.String()) == "" {
-		return stdout.Bytes(), nil, nil
-	}
-	// With --force the client exits 0 after failed statements: what it
-	// wrote to stderr says.
+	// With --force the client exits 0 after failed statements: its
+	// error lines say.
+	failed, ok := errorLines(stderr.String(), allowed)
 	var ee *exec.ExitError
-	if ctx.Err() == nil && (err == nil || errors.As(err, &ee)) && len(stderr.b) < stderr.max && onlyErrors(stderr.String(), allowed) {
-		return stdout.Bytes(), strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n"), nil
+	switch {
+	case ctx.Err() != nil || len(stderr.b) >= stderr.max:
+	case err == nil && ok:
+		return stdout.Bytes(), failed, nil
+	case errors.As(err, &ee) && ok && len(failed) > 0:
+		return stdout.Bytes(), failed, nil
 	}
 	if err == nil {
 		err = errors.New("statements failed")
@@ -225,20 +228,25 @@ func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num 
 	return nil, nil, c.fail(ctx, op, stderr.String(), err)
 }
 
-// onlyErrors reports whether every line of a client's stderr is a server
-// error that allowed accepts (and there is one at least).
-func onlyErrors(stderr string, allowed func(num int) bool) bool {
-	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
-	for _, line := range lines {
+// errorLines returns the client's error lines ("ERROR 1141 (42000) at line
+// 4: ...") in stderr, and whether allowed accepts every one of them.
+func errorLines(stderr string, allowed func(num int) bool) (lines []string, ok bool) {
+	ok = true
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.HasPrefix(line, "ERROR ") {
+			continue
+		}
+		lines = append(lines, line)
 		m := errNumber.FindStringSubmatch(strings.TrimSpace(line))
-		if m == nil || !strings.HasPrefix(line, "ERROR ") {
-			return false
+		if m == nil {
+			ok = false
+			continue
 		}
 		if num, _ := strconv.Atoi(m[1] + m[2]); !allowed(num) {
-			return false
+			ok = false
 		}
 	}
-	return len(lines) > 0 && lines[0] != ""
+	return lines, ok
 }
 
 // rows splits batch output into rows of fields.

@@ -714,17 +714,21 @@ func TestDumpGlobalsDuringAccountChurn(t *testing.T) {
 	}
 }
 
-func TestOnlyErrors(t *testing.T) {
+func TestErrorLines(t *testing.T) {
 	gone := func(n int) bool { return n == 1141 }
-	for stderr, want := range map[string]bool{
-		"ERROR 1141 (42000) at line 4: There is no such grant defined for user 'x' on host '%'\n":                           true,
-		"ERROR 1141 (42000) at line 4: no such grant\nERROR 1141 (42000) at line 9: no such grant\n":                        true,
-		"ERROR 1141 (42000) at line 4: no such grant\nERROR 2013 (HY000) at line 9: Lost connection to server during query": false,
-		"mysql: [Warning] something\nERROR 1141 (42000) at line 4: no such grant":                                           false,
-		"": false,
+	for stderr, want := range map[string]struct {
+		n  int
+		ok bool
+	}{
+		"ERROR 1141 (42000) at line 4: There is no such grant defined for user 'x' on host '%'\n":                           {1, true},
+		"ERROR 1141 (42000) at line 4: no such grant\nERROR 1141 (42000) at line 9: no such grant\n":                        {2, true},
+		"ERROR 1141 (42000) at line 4: no such grant\nERROR 2013 (HY000) at line 9: Lost connection to server during query": {2, false},
+		"mysql: [Warning] something\nERROR 1141 (42000) at line 4: no such grant":                                           {1, true},
+		"mysql: [Warning] something\n": {0, true},
+		"":                             {0, true},
 	} {
-		if got := onlyErrors(stderr, gone); got != want {
-			t.Errorf("onlyErrors(%q) = %v, want %v", stderr, got, want)
+		if lines, ok := errorLines(stderr, gone); len(lines) != want.n || ok != want.ok {
+			t.Errorf("errorLines(%q) = %q %v, want %d lines, %v", stderr, lines, ok, want.n, want.ok)
 		}
 	}
 }
