@@ -215,49 +215,19 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 	if err := rt.SetMeta(st, name, n.Mode, n.UID, n.GID, time.Unix(0, n.MTime)); err != nil {
 		return nil, res, err
 	}
-	// The replaced database's log (-wal, or a hot -journal) would be
-	// replayed into the restored one; it may also hold the last
-	// transactions: moved into the staging before the swap (mv moves a
-	// link itself), then beside the kept copy, under the name SQLite reads
-	// with it.
-	var logs []string
-	for _, suffix := range []string{"-wal", "-journal"} {
-		if rt.Run(ctx, []string{"sh", "-c", `test -e "$1" || test -L "$1"`, "sh", target + suffix}, nil, io.Discard) != nil {
-			continue
-		}
-		if err := rt.Run(ctx, []string{"mv", "-f", "--", target + suffix, st + "/old" + suffix}, nil, io.Discard); err != nil {
-			return nil, res, fmt.Errorf("moving %s%s aside: %w", target, suffix, err)
-		}
-		logs = append(logs, suffix)
-	}
-	if err := rt.Run(ctx, []string{"rm", "-f", "--", target + "-shm"}, nil, io.Discard); err != nil {
-		return nil, res, fmt.Errorf("removing %s-shm: %w", target, err)
+	// A log left by the replaced database (-wal, or a hot -journal) would
+	// be replayed or rolled back into the restored one: gone before the
+	// rename. (Kept beside the kept copy only on the local host, where a
+	// hard link keeps it safely: what it held is in the safety point, read
+	// through SQLite, unless there is none.)
+	if err := rt.Run(ctx, []string{"rm", "-f", "--", target + "-wal", target + "-shm", target + "-journal"}, nil, io.Discard); err != nil {
+		return nil, res, fmt.Errorf("removing %s-wal, -shm and -journal: %w", target, err)
 	}
 	kept, earlier, err := rt.SwapFile(st, name, target, tag)
 	if err != nil {
-		for _, suffix := range logs {
-			rt.Run(context.WithoutCancel(ctx), []string{"mv", "-n", "--", st + "/old" + suffix, target + suffix}, nil, io.Discard)
-		}
 		return nil, res, err
 	}
 	done = true
 	sw.keepEarlier(kept, earlier)
-	if len(logs) > 0 {
-		if len(kept) == 0 { // the log of a database gone meanwhile: kept in the staging
-			sw.Left = append(sw.Left, st)
-			sw.Notes = append(sw.Notes, fmt.Sprintf("the log of a database no longer there is kept at %s, never removed", st))
-			return sw, res, nil
-		}
-		for _, suffix := range logs {
-			dst := kept[len(kept)-1] + suffix
-			if err := rt.Run(ctx, []string{"mv", "-n", "--", st + "/old" + suffix, dst}, nil, io.Discard); err != nil {
-				sw.Left = append(sw.Left, st)
-				sw.Notes = append(sw.Notes, fmt.Sprintf("the replaced database's log is kept at %s/old%s, never removed: %v", st, suffix, err))
-				return sw, res, nil
-			}
-			sw.Old = append(sw.Old, dst)
-		}
-		rt.RemoveAll(context.WithoutCancel(ctx), st)
-	}
 	return sw, res, nil
 }

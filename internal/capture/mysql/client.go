@@ -219,7 +219,8 @@ func (c *conn) queryForce(ctx context.Context, op, sql string, allowed func(num 
 	case ctx.Err() != nil || len(stderr.b) >= stderr.max:
 	case err == nil && ok:
 		return stdout.Bytes(), failed, nil
-	case errors.As(err, &ee) && ok && len(failed) > 0:
+	case errors.As(err, &ee) && ee.ExitCode() == 1 && ok && len(failed) > 0:
+		// Status 1, not a signal or a crash: it went through the script.
 		return stdout.Bytes(), failed, nil
 	}
 	if err == nil {
