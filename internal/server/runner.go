@@ -44,8 +44,9 @@ type RestoreResult struct {
 	// replaced: those are taken again, as they are then).
 	SafetyPoint string            `json:"safetyPoint,omitempty"`
 	Safety      map[string]string `json:"safety,omitempty"`
-	// First: the job's first complete safety point of each component, and
-	// Unprotected: the components some attempt had none of (for retries).
+	// First: the job's first safety point of each component, and
+	// Unprotected: the components some attempt had no complete one of
+	// (for retries).
 	First       map[string]string `json:"firstSafety,omitempty"`
 	Unprotected []string          `json:"unprotected,omitempty"`
 	// Started: the components an attempt began to replace at their place.
@@ -521,8 +522,8 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 		if req.To == "original" {
 			// Replaced, with what lies inside it (a database file in a
 			// files component's directory): saved for a retry, which
-			// then takes no new safety point of them. A catalog that
-			// cannot save it does not stop the restore.
+			// then keeps naming this attempt's safety point for them. A
+			// catalog that cannot save it does not stop the restore.
 			if err := res.start(ctx, r, nestedIn(a, name, req.Components)...); err != nil {
 				r.Logf(ctx, "warn", "component %s: restored, but the job's progress could not be saved for a retry: %v", name, err)
 			}
