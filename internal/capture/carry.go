@@ -94,7 +94,7 @@ func (c *carried) dstDir(rel string, live []*os.File) (*os.File, error) {
 		return d, err
 	}
 	for i, name := range strings.Split(rel, "/") {
-		next, err := openDirAt(int(d.Fd()), name, path.Join(d.Name(), name))
+		next, err := openSub(d, name)
 		if errors.Is(err, unix.ENOENT) {
 			next, err = mkdirLike(d, name, live[i+1])
 		}
@@ -113,11 +113,11 @@ func (c *carried) dstDir(rel string, live []*os.File) (*os.File, error) {
 func mkdirLike(parent *os.File, name string, live *os.File) (*os.File, error) {
 	if err := unix.Mkdirat(int(parent.Fd()), name, 0o700); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return openDirAt(int(parent.Fd()), name, path.Join(parent.Name(), name))
+			return openSub(parent, name)
 		}
 		return nil, err
 	}
-	d, err := openDirAt(int(parent.Fd()), name, path.Join(parent.Name(), name))
+	d, err := openSub(parent, name)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func uncapturedIn(root string, excludes, includes []string) ([]string, int, erro
 	w := &treeWalk{excludes: excludes, includes: includes, own: true, stack: []*os.File{d}}
 	w.found = func(dir *os.File, rel, name string, isDir bool) {
 		if isDir {
-			sub, err := openDirAt(int(dir.Fd()), name, path.Join(dir.Name(), name))
+			sub, err := openSub(dir, name)
 			if err == nil {
 				data := holdsData(sub)
 				sub.Close()
@@ -217,7 +217,7 @@ func holdsData(dir *os.File) bool {
 			}
 			continue
 		}
-		sub, err := openDirAt(int(dir.Fd()), e.Name(), path.Join(dir.Name(), e.Name()))
+		sub, err := openSub(dir, e.Name())
 		if err != nil {
 			return true
 		}
@@ -270,7 +270,7 @@ func (w *treeWalk) walk(dir *os.File, rel string) {
 		if !e.IsDir() {
 			continue
 		}
-		sub, err := openDirAt(int(dir.Fd()), e.Name(), path.Join(dir.Name(), e.Name()))
+		sub, err := openSub(dir, e.Name())
 		if err != nil {
 			w.failed(erel, err) // replaced meanwhile, or unreadable
 			continue
@@ -290,7 +290,7 @@ func openPath(root *os.File, rel string) (*os.File, error) {
 		return d, err
 	}
 	for _, name := range strings.Split(rel, "/") {
-		next, err := openDirAt(int(d.Fd()), name, path.Join(d.Name(), name))
+		next, err := openSub(d, name)
 		d.Close()
 		if err != nil {
 			return nil, err
@@ -298,6 +298,11 @@ func openPath(root *os.File, rel string) (*os.File, error) {
 		d = next
 	}
 	return d, nil
+}
+
+// openSub opens the directory name in d, refusing a symlink.
+func openSub(d *os.File, name string) (*os.File, error) {
+	return openDirAt(int(d.Fd()), name, path.Join(d.Name(), name))
 }
 
 // dupDir opens the directory d again (a descriptor of its own).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -177,20 +178,14 @@ const maxUncaptured = 20
 // directory) do not keep a tree; an excluded directory holding files is
 // named once.
 func (s *Swap) keepUncaptured(ctx context.Context, rt RemoteTarget, excludes, includes []string) {
-	var old []string
-	for _, o := range s.Old {
-		found, n, err := uncaptured(ctx, rt, o, excludes, includes)
-		switch {
+	for _, o := range slices.Clone(s.Old) {
+		switch found, n, err := uncaptured(ctx, rt, o, excludes, includes); {
 		case err != nil:
-			s.Left = append(s.Left, o)
-			s.Notes = append(s.Notes, fmt.Sprintf("what the restore replaced is kept at %s, never removed: it could not be listed to look for entries the component does not capture: %v", o, err))
+			s.unlisted(o, err)
 		case n > 0:
 			s.holding(o, found, n, "are not carried into the restored tree on an SSH host")
-		default:
-			old = append(old, o)
 		}
 	}
-	s.Old = old
 }
 
 // uncaptured lists the tree at root and returns the entries the globs

@@ -247,6 +247,7 @@ func (s *Swap) leftover(p string) {
 // component does not capture (names: some of them), and says why they are
 // there.
 func (s *Swap) holding(p string, names []string, n int, why string) {
+	s.Old = slices.DeleteFunc(s.Old, func(o string) bool { return o == p })
 	s.Left = append(s.Left, p)
 	s.Uncaptured = append(s.Uncaptured, names...)
 	s.UncapturedN += n
@@ -256,6 +257,12 @@ func (s *Swap) holding(p string, names []string, n int, why string) {
 	}
 	s.Notes = append(s.Notes, fmt.Sprintf("%d entries the component does not capture (its globs leave them out) %s: the replaced tree holding them is kept at %s, never removed; move back what you need (%s%s)",
 		n, why, p, strings.Join(names, ", "), more))
+}
+
+// unlisted keeps for good the replaced tree at p, which could not be
+// listed to look for what the component does not capture.
+func (s *Swap) unlisted(p string, err error) {
+	s.KeepOnly([]string{p}, fmt.Sprintf("it could not be listed to look for entries the component does not capture: %v", err))
 }
 
 // KeepAll keeps for good what Commit would remove (Old), saying why.
@@ -412,11 +419,8 @@ func RestoreOriginal(ctx context.Context, v *vault.Vault, p *manifest.Point, c m
 	for _, k := range kept {
 		switch names, n, err := uncapturedIn(k, ac.Exclude, ac.Include); {
 		case err != nil:
-			sw.Old = slices.DeleteFunc(sw.Old, func(o string) bool { return o == k })
-			sw.Left = append(sw.Left, k)
-			sw.Notes = append(sw.Notes, fmt.Sprintf("what the restore replaced is kept at %s, never removed: it could not be listed to look for entries the component does not capture: %v", k, err))
+			sw.unlisted(k, err)
 		case n > 0:
-			sw.Old = slices.DeleteFunc(sw.Old, func(o string) bool { return o == k })
 			for i := range names {
 				names[i] = filepath.Join(k, names[i])
 			}

@@ -406,6 +406,16 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 	})
 	var swaps []*capture.Swap
 	var records []string // restore records, kept until the job is done
+	// settle takes in component name's swap to its place: what is kept,
+	// which safety point holds what it replaced.
+	settle := func(name string, rc *RestoredComp, sw *capture.Swap, rr *vault.RestoreResult) {
+		swaps = append(swaps, sw)
+		res.swapped(ctx, r, name, sw, unprotected[name], slices.Contains(earlierUnprotected, name))
+		rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
+		for _, n := range sw.Notes {
+			r.Logf(ctx, "warn", "component %s: %s", name, n)
+		}
+	}
 	for _, name := range order {
 		c := comps[name]
 		prog := &vault.Progress{}
@@ -472,12 +482,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
-			swaps = append(swaps, sw)
-			res.swapped(ctx, r, name, sw, unprotected[name], slices.Contains(earlierUnprotected, name))
-			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
-			for _, n := range sw.Notes {
-				r.Logf(ctx, "warn", "component %s: %s", name, n)
-			}
+			settle(name, &rc, sw, rr)
 			warns = rr.Warnings
 		} else if req.To == "original" {
 			sw, rr, err := capture.RestoreOriginal(ctx, v, p, c, ac, g, hostOf(a, name), r.Job.ID[len(r.Job.ID)-8:], prog)
@@ -485,12 +490,7 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 			if err != nil {
 				return res, fmt.Errorf("component %s: %w", name, err)
 			}
-			swaps = append(swaps, sw)
-			res.swapped(ctx, r, name, sw, unprotected[name], slices.Contains(earlierUnprotected, name))
-			rc.Target, rc.Files, rc.Bytes, rc.Kept = sw.Target, rr.Files, rr.Bytes, sw.Kept()
-			for _, n := range sw.Notes {
-				r.Logf(ctx, "warn", "component %s: %s", name, n)
-			}
+			settle(name, &rc, sw, rr)
 			warns = rr.Warnings
 		} else {
 			// A retry (attempt 2 on) finishes what the attempts before left.

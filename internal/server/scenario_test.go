@@ -1086,7 +1086,7 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 	var f *fixture
 	var ts *testServer
 	var failed atomic.Bool
-	ts = newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+	ts = newRetryServerN(t, 3, func(j *lifeboat.Job, comp string) error {
 		if j.Attempts == 2 && comp == "data" {
 			// And a third attempt, which no longer sees the leftover the
 			// second one set aside: the result still names it.
@@ -1102,15 +1102,11 @@ func TestRestoreToOriginalRetryKeepsLeftoverStaging(t *testing.T) {
 		}
 		unsave(t, ts, j)
 		return lifeboat.Errorf(lifeboat.EUnavailable, "stopped between the swap and setting aside")
-	}}, func(c *Config) {
-		c.JobTries, c.JobBackoff = 3, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 	f = newFixture(t)
 	p := applyUnhealthy(t, ts, f)
 	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "data")
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 3 {
 		t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
@@ -1195,7 +1191,7 @@ func TestRestoreToOriginalRetrySafetyPoints(t *testing.T) {
 // attempt's alone.
 func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "gate")
-	ts := newTestServerCfg(t, testOpts{restoreHook: func(j *lifeboat.Job, comp string) error {
+	ts := newRetryServerN(t, 3, func(j *lifeboat.Job, comp string) error {
 		switch {
 		case j.Attempts == 1 && comp == "":
 			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away before the audit")
@@ -1204,8 +1200,6 @@ func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
 			return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", comp)
 		}
 		return nil
-	}}, func(c *Config) {
-		c.JobTries, c.JobBackoff = 3, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 	f := newFixture(t)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
@@ -1218,9 +1212,7 @@ func TestRestoreToOriginalFailedRetryNamesEarlierKept(t *testing.T) {
 	p := result[BackupResult](t, ts.backup(t, "shop")).Point
 	write(t, f.envFile, "GREETING=damaged\n")
 	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "config", "data")
 	if d.State != lifeboat.JobFailed || d.Attempts != 3 {
 		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
@@ -1267,9 +1259,7 @@ func TestRestoreToOriginalRetryNestedComponent(t *testing.T) {
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
 	p := result[BackupResult](t, ts.backup(t, "shop")).Point
 	sqlExec(`INSERT INTO notes VALUES ('before the job')`)
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data", "db"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "data", "db")
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
 		t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
@@ -1294,9 +1284,7 @@ func TestRestoreToOriginalRetryKeepsWhatNoSafetyPointHolds(t *testing.T) {
 	p := result[BackupResult](t, ts.backup(t, "shop")).Point
 	os.Remove(second)
 	write(t, f.envFile, "GREETING=the only copy\n")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "config")
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
 		t.Fatalf("restore retried: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
@@ -1338,9 +1326,7 @@ func TestRestoreSQLiteKeepsItsLog(t *testing.T) {
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
 	p := result[BackupResult](t, ts.backup(t, "shop")).Point
 	write(t, dbPath+"-wal", "the last transactions")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"db"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "db")
 	if d.State != lifeboat.JobSucceeded {
 		t.Fatalf("restore: %s", d.Error)
 	}
@@ -1377,9 +1363,7 @@ func TestRestoreToOriginalNestedFilesComponents(t *testing.T) {
 	os.Remove(filepath.Join(uploads, "logs"))
 	os.Mkdir(filepath.Join(uploads, "logs"), 0o755)
 	write(t, filepath.Join(uploads, "logs", "app.cache"), "not captured")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"uploads", "data"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "uploads", "data")
 	if d.State != lifeboat.JobSucceeded {
 		t.Fatalf("restore: %s", d.Error)
 	}
@@ -1412,9 +1396,7 @@ func TestRestoreToOriginalKeepsWhatItCannotCarry(t *testing.T) {
 	os.Mkdir(filepath.Join(f.dataDir, "logs"), 0o755)
 	write(t, filepath.Join(f.dataDir, "logs", "app.tmp"), "not captured")
 	write(t, filepath.Join(f.dataDir, "session.tmp"), "not captured either")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"data"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "data")
 	if d.State != lifeboat.JobSucceeded {
 		t.Fatalf("restore: %s", d.Error)
 	}
@@ -1464,9 +1446,7 @@ func TestRestoreToOriginalRefusesMountsInside(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 	write(t, filepath.Join(mnt, "cat.jpg"), "on the shared file system")
 	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
-	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
-	d := ts.waitJob(t, j.ID)
+	d := restoreToOriginal(t, ts, p, "config", "data")
 	if d.State != lifeboat.JobFailed || !strings.Contains(d.Error, mnt+" is a mount point inside "+f.dataDir) {
 		t.Fatalf("restore: %s: %s", d.State, d.Error)
 	}
@@ -1538,8 +1518,15 @@ func restoreDamaged(t *testing.T, ts *testServer, f *fixture, p string) *lifeboa
 	t.Helper()
 	write(t, f.envFile, "GREETING=damaged\n")
 	write(t, filepath.Join(f.dataDir, "notes.db"), "damaged db")
+	return restoreToOriginal(t, ts, p, "config", "data")
+}
+
+// restoreToOriginal restores components of shop's point p to their place
+// and returns the job, done.
+func restoreToOriginal(t *testing.T, ts *testServer, p string, components ...string) *lifeboat.Job {
+	t.Helper()
 	var j lifeboat.Job
-	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: []string{"config", "data"}, To: "original"}, &j)
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: p, Components: components, To: "original"}, &j)
 	return ts.waitJob(t, j.ID)
 }
 
@@ -1557,8 +1544,14 @@ func failOnceAfter(comp string) func(j *lifeboat.Job, component string) error {
 
 func newRetryServer(t *testing.T, hook func(j *lifeboat.Job, component string) error) *testServer {
 	t.Helper()
+	return newRetryServerN(t, 2, hook)
+}
+
+// newRetryServerN is newRetryServer with jobs tried n times.
+func newRetryServerN(t *testing.T, n int, hook func(j *lifeboat.Job, component string) error) *testServer {
+	t.Helper()
 	return newTestServerCfg(t, testOpts{restoreHook: hook}, func(c *Config) {
-		c.JobTries, c.JobBackoff = 2, func(int) time.Duration { return 50 * time.Millisecond }
+		c.JobTries, c.JobBackoff = n, func(int) time.Duration { return 50 * time.Millisecond }
 	})
 }
 
