@@ -171,13 +171,7 @@ func TestGCBackupPausedPastGrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "app")
-	r := rand.New(rand.NewPCG(11, 12))
-	writeTree(t, src, r, 80)
-	vlt := filepath.Join(dir, "vault")
-	env := passEnv()
-	mustRun(t, env, "vault", "init", "--vault", vlt)
+	src, vlt, env, r := newTreeVault(t, 11, 12, 80)
 	mustRun(t, env, "vault", "backup", "--vault", vlt, src)
 
 	randomPauses := 0
@@ -250,13 +244,7 @@ func TestGCBackupCopiesOutOfCondemnedPacks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "app")
-	r := rand.New(rand.NewPCG(13, 14))
-	writeTree(t, src, r, 60)
-	vlt := filepath.Join(dir, "vault")
-	env := passEnv()
-	mustRun(t, env, "vault", "init", "--vault", vlt)
+	src, vlt, env, r := newTreeVault(t, 13, 14, 60)
 	mustRun(t, env, "vault", "backup", "--vault", vlt, src)
 	gcForgetAll(t, vlt)
 	gcChangeFiles(t, src, r, "x", 3)

@@ -319,17 +319,25 @@ func hashOf(b []byte) uint64 {
 // TestCrashKillDuringBackup kills real backup processes with SIGKILL at
 // random moments. The vault must never be broken: check passes, a new backup
 // works, and every point a process reported as done restores exactly.
+// newTreeVault writes a random tree of n files (seeded by s1, s2) and
+// creates a vault beside it; it returns the tree, the vault, the
+// environment that opens it, and the random source, for more changes.
+func newTreeVault(t *testing.T, s1, s2 uint64, n int) (src, vlt string, env []string, r *rand.Rand) {
+	t.Helper()
+	dir := t.TempDir()
+	src, vlt = filepath.Join(dir, "app"), filepath.Join(dir, "vault")
+	r = rand.New(rand.NewPCG(s1, s2))
+	writeTree(t, src, r, n)
+	env = passEnv()
+	mustRun(t, env, "vault", "init", "--vault", vlt)
+	return src, vlt, env, r
+}
+
 func TestCrashKillDuringBackup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "app")
-	r := rand.New(rand.NewPCG(9, 9))
-	writeTree(t, src, r, 120)
-	vlt := filepath.Join(dir, "vault")
-	env := passEnv()
-	mustRun(t, env, "vault", "init", "--vault", vlt)
+	src, vlt, env, r := newTreeVault(t, 9, 9, 120)
 	type done struct {
 		id    string
 		state map[string]string
@@ -379,7 +387,7 @@ func TestCrashKillDuringBackup(t *testing.T) {
 	}
 	mustRun(t, env, "vault", "backup", "--vault", vlt, src)
 	for i, d := range reported {
-		dst := filepath.Join(dir, fmt.Sprintf("restore%d", i))
+		dst := filepath.Join(t.TempDir(), fmt.Sprintf("restore%d", i))
 		mustRun(t, env, "vault", "restore", "--vault", vlt, d.id, "--to", dst, "--path", "app")
 		got := dirState(t, dst)
 		for k, v := range d.state {
