@@ -334,12 +334,7 @@ func (c *Client) Swap(st, target string, mode uint32, tag string) (kept []string
 		}
 	}
 	if err := rename(st, target); err != nil {
-		if aside != "" {
-			if uerr := rename(aside, target); uerr != nil {
-				return nil, false, fmt.Errorf("restore %s: rename %s to %s: %w (and moving %s back failed: %v)", c.addr, st, target, err, aside, uerr)
-			}
-		}
-		return nil, false, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, st, target, err)
+		return nil, false, c.undoAside(rename, aside, target, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, st, target, err))
 	}
 	c.mu.Lock()
 	delete(c.stagings, st)
@@ -382,7 +377,28 @@ func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, targe
 	if err := rename(target, aside); err != nil {
 		return nil, "", false, fmt.Errorf("restore %s: move %s aside: %w", c.addr, target, err)
 	}
+	if testHookAside != nil {
+		testHookAside(target)
+	}
 	return append(kept, aside), aside, earlier, nil
+}
+
+// testHookAside runs between a swap's two renames, target moved aside.
+var testHookAside func(target string)
+
+// undoAside moves what setAside renamed to aside (if anything) back to
+// target after the swap's second rename failed with err, and returns err,
+// naming aside if the move back failed too (say, the app made target anew
+// between the renames): what target held then stays at aside, which nothing
+// removes, and the error says so.
+func (c *Client) undoAside(rename func(a, b string) error, aside, target string, err error) error {
+	if aside == "" {
+		return err
+	}
+	if uerr := rename(aside, target); uerr != nil {
+		return fmt.Errorf("%w (and moving it back failed: %v; what %s held is at %s)", err, uerr, target, aside)
+	}
+	return err
 }
 
 // SwapFile puts the regular file written at rel in staging st in place of
@@ -419,10 +435,7 @@ func (c *Client) SwapFile(st, rel, target, tag string) (kept []string, earlier b
 		}
 	}
 	if err := rename(src, target); err != nil {
-		if aside != "" {
-			rename(aside, target)
-		}
-		return nil, false, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, src, target, err)
+		return nil, false, c.undoAside(rename, aside, target, fmt.Errorf("restore %s: rename %s to %s: %w", c.addr, src, target, err))
 	}
 	sc.RemoveDirectory(st)
 	c.mu.Lock()

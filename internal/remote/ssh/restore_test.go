@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
+	"github.com/lifeboat-vault/lifeboat/internal/remote/ssh"
 )
 
 func TestRestoreSwap(t *testing.T) {
@@ -201,4 +202,57 @@ func TestRestoreRefusesSymlinks(t *testing.T) {
 	wantCode(t, err, lifeboat.EInvalid)
 	_, _, err = cl.Swap(st, filepath.Join(outside, "app"), 0o755, "job1")
 	wantCode(t, err, lifeboat.EInvalid)
+}
+
+// TestRestoreSwapFailsKeepingWhatWasThere: the app makes the target anew
+// between a swap's two renames, so the restore cannot take its place and
+// what the target held cannot go back: the error says where it is, and it
+// is still there, whole.
+func TestRestoreSwapFailsKeepingWhatWasThere(t *testing.T) {
+	e := mustEnv(t)
+	cl := mustDial(t, e.config())
+	dir := sharedDir(t, e)
+	remake := func(target string) {
+		os.MkdirAll(filepath.Join(target, "made-by-the-app"), 0o777)
+	}
+	ssh.SetTestHookAside(remake)
+	t.Cleanup(func() { ssh.SetTestHookAside(nil) })
+	check := func(name string, err error, keptFile string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: the swap succeeded over the app's new target", name)
+		}
+		i := strings.Index(err.Error(), "what ")
+		if i < 0 || !strings.Contains(err.Error(), "moving it back failed") {
+			t.Fatalf("%s: %v, want it to say where the replaced data is", name, err)
+		}
+		aside := strings.TrimSuffix(err.Error()[strings.LastIndex(err.Error(), " is at ")+len(" is at "):], ")")
+		if filepath.Dir(aside) != dir || !strings.HasPrefix(filepath.Base(aside), ".lifeboat-old-") {
+			t.Fatalf("%s: kept at %q, want a .lifeboat-old- name in %s", name, aside, dir)
+		}
+		if b, err := os.ReadFile(filepath.Join(aside, keptFile)); err != nil || string(b) != "old" {
+			t.Errorf("%s: %s holds %q %v, want what the target held", name, aside, b, err)
+		}
+	}
+
+	target := filepath.Join(dir, "app")
+	os.MkdirAll(target, 0o777)
+	os.WriteFile(filepath.Join(target, "a.txt"), []byte("old"), 0o666)
+	st, err := cl.MkdirStaging(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.WriteFile(st, "a.txt", 0o644, strings.NewReader("new"))
+	_, _, err = cl.Swap(st, target, 0o755, "job1")
+	check("Swap", err, "a.txt")
+
+	file := filepath.Join(dir, "app.db")
+	os.WriteFile(file, []byte("old"), 0o666)
+	st, err = cl.MkdirStaging(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.WriteFile(st, "app.db", 0o644, strings.NewReader("new"))
+	_, _, err = cl.SwapFile(st, "app.db", file, "job1")
+	check("SwapFile", err, "")
 }
