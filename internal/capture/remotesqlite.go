@@ -150,10 +150,11 @@ func RemoteSQLitePath(c manifest.Component) (string, bool) {
 // RestoreRemoteSQLite restores a sqlite component captured on an SSH host
 // to its database there. The copy is written into a staging directory next
 // to the database, its row counts checked against the point's, then put in
-// place by mode: stopped (the app is not running: the old -wal and -shm
-// removed and the copy renamed into place, the replaced file kept until the
-// health check) or live (the host's sqlite3 writes it into the running
-// database with ".restore", under SQLite's own locking).
+// place by mode: stopped (the app is not running: the copy renamed into
+// place, the replaced file kept until the health check with its -wal or
+// hot -journal beside it, see swapSQLite) or live (the host's sqlite3
+// writes it into the running database with ".restore", under SQLite's own
+// locking).
 func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, mode string, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
 	target, ok := RemoteSQLitePath(c)
 	if !ok {
@@ -215,19 +216,102 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 	if err := rt.SetMeta(st, name, n.Mode, n.UID, n.GID, time.Unix(0, n.MTime)); err != nil {
 		return nil, res, err
 	}
-	// A log left by the replaced database (-wal, or a hot -journal) would
-	// be replayed or rolled back into the restored one: gone before the
-	// rename. (Kept beside the kept copy only on the local host, where a
-	// hard link keeps it safely: what it held is in the safety point, read
-	// through SQLite, unless there is none.)
-	if err := rt.Run(ctx, []string{"rm", "-f", "--", target + "-wal", target + "-shm", target + "-journal"}, nil, io.Discard); err != nil {
-		return nil, res, fmt.Errorf("removing %s-wal, -shm and -journal: %w", target, err)
-	}
-	kept, earlier, err := rt.SwapFile(st, name, target, tag)
+	keepStaging, err := swapSQLite(ctx, rt, sw, st, name, target, tag)
+	done = keepStaging || err == nil
 	if err != nil {
 		return nil, res, err
 	}
-	done = true
-	sw.keepEarlier(kept, earlier)
 	return sw, res, nil
+}
+
+// sqliteLogs name, after the database's name, the files SQLite may have
+// left its last transactions in.
+var sqliteLogs = []string{"-wal", "-journal"}
+
+// swapSQLite puts the file rel of staging st in place of the database
+// target (stopped mode), adding to sw where what it replaced is kept.
+//
+// The replaced database's log (-wal, or a hot -journal) cannot stay beside
+// the restored file: SQLite would replay or roll it back into it. It may
+// hold the last transactions, which no safety point has when none is
+// complete (the damaged database it was written for), so it is kept beside
+// the kept copy, under the name SQLite reads with it: moved into the
+// staging before the swap, then beside the kept copy, or back beside
+// target if the swap fails (and target is still the database it was
+// beside: SQLite would replay it into any database of that name). Each move
+// is a rename that never replaces anything (mv -n -T), checked by the
+// source being gone. What cannot be moved on stays in the staging, which is
+// then kept (keepStaging) and named: in the error, or in sw's notes.
+func swapSQLite(ctx context.Context, rt RemoteTarget, sw *Swap, st, rel, target, tag string) (keepStaging bool, err error) {
+	// move moves src to dst without replacing anything, and fails unless
+	// src is gone.
+	const move = `move() { mv -n -T -- "$1" "$2" 2>/dev/null; ! [ -e "$1" ] && ! [ -L "$1" ]; }
+`
+	// The first line out is the database's identity (device, inode, size
+	// and time) or -,
+	// then the suffix of each log moved, as it goes.
+	var out strings.Builder
+	const aside = move + `t=$1; st=$2; shift 2
+if [ -f "$t" ] && [ ! -L "$t" ]; then stat -c %d:%i:%s:%Y -- "$t" || exit 1; else echo -; fi
+for s in "$@"; do
+	if [ -e "$t$s" ] || [ -L "$t$s" ]; then move "$t$s" "$st/old$s" || exit 1; echo "$s"; fi
+done`
+	err = rt.Run(ctx, append([]string{"sh", "-c", aside, "sh", target, st}, sqliteLogs...), nil, &out)
+	fields := strings.Fields(out.String())
+	id, logs := "-", []string(nil)
+	if len(fields) > 0 {
+		id, logs = fields[0], fields[1:]
+	}
+	ctx = context.WithoutCancel(ctx) // the logs moved are in the staging only
+	// fail puts the logs back beside target, only while target is the
+	// database they were beside, and returns err, saying where they are
+	// if they could not go back.
+	fail := func(err error) (bool, error) {
+		if len(logs) == 0 {
+			return false, err
+		}
+		const back = move + `t=$1; st=$2; id=$3; shift 3; bad=0
+[ "$id" != - ] && [ -f "$t" ] && [ ! -L "$t" ] && [ "$(stat -c %d:%i:%s:%Y -- "$t")" = "$id" ] || exit 1
+for s in "$@"; do move "$st/old$s" "$t$s" || bad=1; done
+exit $bad`
+		if rt.Run(ctx, append([]string{"sh", "-c", back, "sh", target, st, id}, logs...), nil, io.Discard) == nil {
+			return false, err
+		}
+		return true, fmt.Errorf("%w (the replaced database's log could not be put back: it is kept in %s, never removed)", err, st)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("moving %s's log aside before the swap: %w", target, err))
+	}
+	if err := rt.Run(ctx, []string{"rm", "-f", "--", target + "-shm"}, nil, io.Discard); err != nil {
+		return fail(fmt.Errorf("removing %s-shm: %w", target, err))
+	}
+	kept, earlier, err := rt.SwapFile(st, rel, target, tag)
+	if err != nil {
+		return fail(err)
+	}
+	sw.keepEarlier(kept, earlier)
+	if len(logs) == 0 {
+		return false, nil
+	}
+	// The replaced database is kept last in kept, unless there was none
+	// there (only an earlier attempt's copy is returned).
+	if len(kept) == 0 || len(kept) == 1 && earlier {
+		sw.Left = append(sw.Left, st)
+		sw.Notes = append(sw.Notes, fmt.Sprintf("the log of a database no longer at %s is kept in %s, never removed", target, st))
+		return true, nil
+	}
+	old := kept[len(kept)-1]
+	for _, s := range logs {
+		if err := rt.Run(ctx, []string{"sh", "-c", move + `move "$1" "$2"`, "sh", st + "/old" + s, old + s}, nil, io.Discard); err != nil {
+			sw.Left = append(sw.Left, st)
+			sw.Notes = append(sw.Notes, fmt.Sprintf("the replaced database's log is kept at %s/old%s, never removed (it could not go beside its kept copy %s: %v)", st, s, old, err))
+			return true, nil
+		}
+		sw.Old = append(sw.Old, old+s)
+	}
+	if err := rt.RemoveAll(ctx, st); err != nil {
+		sw.Left = append(sw.Left, st)
+		sw.Notes = append(sw.Notes, fmt.Sprintf("the restore's staging is left at %s: %v", st, err))
+	}
+	return true, nil
 }

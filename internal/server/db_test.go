@@ -666,22 +666,27 @@ func TestSQLiteOnSSHHost(t *testing.T) {
 		t.Errorf("after the stopped restore: %d rows, the point has %d", n, counts["notes"])
 	}
 	// The damaged file is in no safety point (it is no database): it is
-	// kept beside the restored one for good, and named. Its log is gone:
-	// replayed into the restored database, it would corrupt it.
+	// kept beside the restored one for good, with its log (which may hold
+	// the last transactions), and named. The log is not beside the
+	// restored database: replayed into it, it would corrupt it.
 	left, _ := filepath.Glob(filepath.Join(root, ".lifeboat-*"))
-	if len(left) != 1 {
-		t.Fatalf("kept on the host after the restore: %v, want the damaged file", left)
+	if len(left) != 2 || left[1] != left[0]+"-wal" {
+		t.Fatalf("kept on the host after the restore: %v, want the damaged file and its log", left)
 	}
 	if b, _ := os.ReadFile(left[0]); string(b) != "this is not a database any more" {
 		t.Errorf("kept %s: %q", left[0], b)
 	}
+	if b, _ := os.ReadFile(left[1]); string(b) != "the last transactions" {
+		t.Errorf("kept %s: %q", left[1], b)
+	}
 	if _, err := os.Lstat(dbPath + "-wal"); err == nil {
 		t.Error("the replaced database's log is beside the restored one")
 	}
-	if rr := result[RestoreResult](t, ts.waitJob(t, rj.ID)); !slices.Contains(rr.Components[0].Kept, left[0]) {
-		t.Errorf("the job's result does not name %s", left[0])
+	if rr := result[RestoreResult](t, ts.waitJob(t, rj.ID)); !slices.Contains(rr.Components[0].Kept, left[0]) || !slices.Contains(rr.Components[0].Kept, left[1]) {
+		t.Errorf("the job's result does not name %v: %v", left, rr.Components[0].Kept)
 	}
 	os.Remove(left[0])
+	os.Remove(left[1])
 
 	// Live: the app runs (a connection holds the database open) and rows
 	// go missing; the restore writes through SQLite, not a rename.

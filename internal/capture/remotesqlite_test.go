@@ -1,0 +1,248 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat-vault/lifeboat/internal/remote/ssh"
+	"github.com/lifeboat-vault/lifeboat/internal/testenv"
+	"github.com/lifeboat-vault/lifeboat/internal/vault"
+)
+
+// sshTestTarget is a RemoteTarget on the test's OpenSSH server, with
+// failures injected where a test says.
+type sshTestTarget struct {
+	*ssh.Client
+	swapFile func() error // runs first in SwapFile; an error fails it
+	failRun  func(argv []string) bool
+}
+
+func (t *sshTestTarget) RemoveAll(ctx context.Context, p string) error {
+	return t.Run(ctx, []string{"rm", "-rf", "--", p}, nil, io.Discard)
+}
+
+func (t *sshTestTarget) List(context.Context, string) ([]vault.RemoteEntry, error) {
+	return nil, errors.New("not listed in this test")
+}
+
+func (t *sshTestTarget) Run(ctx context.Context, argv []string, stdin io.Reader, stdout io.Writer) error {
+	if t.failRun != nil && t.failRun(argv) {
+		return errors.New("injected failure")
+	}
+	return t.Client.Run(ctx, argv, stdin, stdout)
+}
+
+func (t *sshTestTarget) SwapFile(st, rel, target, tag string) ([]string, bool, error) {
+	if t.swapFile != nil {
+		if err := t.swapFile(); err != nil {
+			return nil, false, err
+		}
+	}
+	return t.Client.SwapFile(st, rel, target, tag)
+}
+
+// newSSHTestTarget dials the test's OpenSSH server and makes a directory
+// its login user owns (the server runs on this machine: the test reads
+// and writes the same files locally).
+func newSSHTestTarget(t *testing.T) (*sshTestTarget, string) {
+	env := testenv.Require(t, "LIFEBOAT_TEST_SSH_HOST", "LIFEBOAT_TEST_SSH_PORT", "LIFEBOAT_TEST_SSH_USER",
+		"LIFEBOAT_TEST_SSH_KEY", "LIFEBOAT_TEST_SSH_HOSTKEY")
+	key, err := os.ReadFile(env["LIFEBOAT_TEST_SSH_KEY"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := ssh.Dial(context.Background(), ssh.Config{Addr: net.JoinHostPort(env["LIFEBOAT_TEST_SSH_HOST"], env["LIFEBOAT_TEST_SSH_PORT"]),
+		User: env["LIFEBOAT_TEST_SSH_USER"], PrivateKey: key, HostKey: env["LIFEBOAT_TEST_SSH_HOSTKEY"], Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	dir, err := os.MkdirTemp("", "lb-capture-ssh-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if os.Getuid() == 0 {
+		u, err := user.Lookup(env["LIFEBOAT_TEST_SSH_USER"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &sshTestTarget{Client: cl}, dir
+}
+
+// TestSwapSQLiteKeepsTheLog: a database replaced in stopped mode on an SSH
+// host is kept with its log (-wal here) beside it; when the swap fails the
+// log is back beside the database; when it cannot be put back, the staging
+// holding it is kept and named. The log is never deleted, and never left
+// beside the restored database.
+func TestSwapSQLiteKeepsTheLog(t *testing.T) {
+	rt, dir := newSSHTestTarget(t)
+	ctx := context.Background()
+	db := filepath.Join(dir, "app.db")
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "(" + err.Error() + ")"
+		}
+		return string(b)
+	}
+	// setup makes the database, its log and a staging holding the restore.
+	setup := func(t *testing.T) string {
+		t.Helper()
+		for _, f := range []struct{ p, s string }{{db, "damaged"}, {db + "-wal", "the last transactions"}, {db + "-shm", "shm"}} {
+			if err := os.WriteFile(f.p, []byte(f.s), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := rt.MkdirStaging(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored")); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	clean := func() {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+
+	t.Run("swapped", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		sw := &Swap{}
+		keep, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1")
+		if err != nil || !keep {
+			t.Fatal(keep, err)
+		}
+		old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
+		if !slices.Equal(sw.Old, []string{old, old + "-wal"}) || len(sw.Left) != 0 {
+			t.Fatalf("kept %q, left %q: want the replaced database and its log", sw.Old, sw.Left)
+		}
+		if read(db) != "restored" || read(old) != "damaged" || read(old+"-wal") != "the last transactions" {
+			t.Errorf("after the swap: %s %q, kept %q with log %q", db, read(db), read(old), read(old+"-wal"))
+		}
+		for _, p := range []string{db + "-wal", db + "-shm", st} {
+			if _, err := os.Lstat(p); err == nil {
+				t.Errorf("%s is there after the swap", p)
+			}
+		}
+	})
+
+	t.Run("swap fails", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		rt.swapFile = func() error { return errors.New("injected swap failure") }
+		defer func() { rt.swapFile = nil }()
+		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+		if err == nil || keep {
+			t.Fatalf("a failed swap: %v, keep staging %v", err, keep)
+		}
+		if read(db) != "damaged" || read(db+"-wal") != "the last transactions" {
+			t.Errorf("after the failed swap: %q with log %q, want both as they were", read(db), read(db+"-wal"))
+		}
+	})
+
+	t.Run("swap fails, the log cannot go back", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		// The app wrote a new log meanwhile: the kept one must not replace it.
+		rt.swapFile = func() error {
+			os.WriteFile(db+"-wal", []byte("written since"), 0o666)
+			return errors.New("injected swap failure")
+		}
+		defer func() { rt.swapFile = nil }()
+		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+		if err == nil || !keep || !strings.Contains(err.Error(), st) {
+			t.Fatalf("%v, keep staging %v: want an error naming the staging %s, kept", err, keep, st)
+		}
+		if read(filepath.Join(st, "old-wal")) != "the last transactions" || read(db+"-wal") != "written since" {
+			t.Errorf("the staging's log %q, beside the database %q", read(filepath.Join(st, "old-wal")), read(db+"-wal"))
+		}
+	})
+
+	t.Run("swap fails, another database there", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		// The database was replaced meanwhile: its old log must not go
+		// beside the new one (SQLite would replay it there).
+		rt.swapFile = func() error {
+			os.WriteFile(db+".new", []byte("another database"), 0o666)
+			os.Rename(db+".new", db)
+			return errors.New("injected swap failure")
+		}
+		defer func() { rt.swapFile = nil }()
+		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+		if err == nil || !keep {
+			t.Fatalf("%v, keep staging %v", err, keep)
+		}
+		if _, err := os.Lstat(db + "-wal"); err == nil {
+			t.Errorf("the old log is beside another database")
+		}
+		if read(filepath.Join(st, "old-wal")) != "the last transactions" {
+			t.Errorf("the staging's log: %q", read(filepath.Join(st, "old-wal")))
+		}
+	})
+
+	t.Run("removing the logs fails", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		rt.failRun = func(argv []string) bool { return argv[0] == "rm" } // -shm
+		defer func() { rt.failRun = nil }()
+		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+		if err == nil || keep || read(db) != "damaged" || read(db+"-wal") != "the last transactions" {
+			t.Errorf("%v, keep staging %v; after it %q with log %q", err, keep, read(db), read(db+"-wal"))
+		}
+	})
+
+	t.Run("a log cannot be moved aside", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		os.WriteFile(db+"-journal", []byte("a hot journal"), 0o644)
+		os.Mkdir(filepath.Join(st, "old-journal"), 0o755) // in the way: -wal moves, -journal does not
+		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+		if err == nil || keep {
+			t.Fatalf("%v, keep staging %v", err, keep)
+		}
+		if read(db) != "damaged" || read(db+"-wal") != "the last transactions" || read(db+"-journal") != "a hot journal" {
+			t.Errorf("after it: %q with logs %q and %q, want all as they were", read(db), read(db+"-wal"), read(db+"-journal"))
+		}
+	})
+
+	t.Run("the kept copy's log name is taken", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
+		os.WriteFile(old+"-wal", []byte("someone else's"), 0o666)
+		sw := &Swap{}
+		keep, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1")
+		if err != nil || !keep {
+			t.Fatal(keep, err)
+		}
+		if read(db) != "restored" || !slices.Equal(sw.Old, []string{old}) || !slices.Equal(sw.Left, []string{st}) || len(sw.Notes) != 1 || !strings.Contains(sw.Notes[0], st) {
+			t.Fatalf("%s %q; kept %q, left %q, notes %q: want the staging holding the log left and named", db, read(db), sw.Old, sw.Left, sw.Notes)
+		}
+		if read(filepath.Join(st, "old-wal")) != "the last transactions" || read(old+"-wal") != "someone else's" {
+			t.Errorf("the staging's log %q, beside the kept copy %q", read(filepath.Join(st, "old-wal")), read(old+"-wal"))
+		}
+	})
+}
