@@ -247,20 +247,38 @@ func swapSQLite(ctx context.Context, rt RemoteTarget, sw *Swap, st, rel, target,
 	// src is gone.
 	const move = `move() { mv -n -T -- "$1" "$2" 2>/dev/null; ! [ -e "$1" ] && ! [ -L "$1" ]; }
 `
-	// The first line out is the database's identity (device, inode, size
-	// and time) or -,
-	// then the suffix of each log moved, as it goes.
+	// Out come the stagings of earlier restores holding a log they moved
+	// aside and could not move on ("left PATH"; a crash between the moves
+	// leaves one), the database's identity (device, inode, size and time,
+	// or -), then the suffix of each log moved, as it goes ("log SUFFIX").
 	var out strings.Builder
-	const aside = move + `t=$1; st=$2; shift 2
-if [ -f "$t" ] && [ ! -L "$t" ]; then stat -c %d:%i:%s:%Y -- "$t" || exit 1; else echo -; fi
+	const aside = move + `t=$1; st=$2; pat=$3; any=$4; shift 4
+for d in "$(dirname -- "$t")"/"$pat"$any; do
+	for s in "$@"; do if [ "$d" != "$st" ] && { [ -e "$d/old$s" ] || [ -L "$d/old$s" ]; }; then echo "left $d"; break; fi; done
+done
+if [ -f "$t" ] && [ ! -L "$t" ]; then i=$(stat -c %d:%i:%s:%Y -- "$t") || exit 1; echo "id $i"; else echo "id -"; fi
 for s in "$@"; do
-	if [ -e "$t$s" ] || [ -L "$t$s" ]; then move "$t$s" "$st/old$s" || exit 1; echo "$s"; fi
+	if [ -e "$t$s" ] || [ -L "$t$s" ]; then move "$t$s" "$st/old$s" || exit 1; echo "log $s"; fi
 done`
-	err = rt.Run(ctx, append([]string{"sh", "-c", aside, "sh", target, st}, sqliteLogs...), nil, &out)
-	fields := strings.Fields(out.String())
-	id, logs := "-", []string(nil)
-	if len(fields) > 0 {
-		id, logs = fields[0], fields[1:]
+	base := path.Base(st)
+	// The staging's name but its random part, and a pattern for that part.
+	pat := base[:strings.LastIndexByte(base, '-')+1]
+	rnd := strings.Repeat("?", len(base)-len(pat))
+	err = rt.Run(ctx, append([]string{"sh", "-c", aside, "sh", target, st, pat, rnd}, sqliteLogs...), nil, &out)
+	id := "-"
+	var logs, left []string
+	for line := range strings.Lines(out.String()) {
+		k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		switch k {
+		case "id":
+			if v != "" {
+				id = v
+			}
+		case "log":
+			logs = append(logs, v)
+		case "left":
+			left = append(left, v)
+		}
 	}
 	ctx = context.WithoutCancel(ctx) // the logs moved are in the staging only
 	// fail puts the logs back beside target, only while target is the
@@ -290,6 +308,22 @@ exit $bad`
 		return fail(err)
 	}
 	sw.keepEarlier(kept, earlier)
+	for _, d := range left {
+		sw.Left = append(sw.Left, d)
+		sw.Notes = append(sw.Notes, fmt.Sprintf("an earlier restore's staging holding the log of a database it replaced at %s is kept at %s, never removed", target, d))
+	}
+	if earlier && len(kept) > 0 {
+		// An earlier attempt's kept copy goes with the log it kept beside it.
+		var out strings.Builder
+		const logsOf = `for s in -wal -journal; do if [ -e "$1$s" ] || [ -L "$1$s" ]; then echo "$s"; fi; done`
+		if err := rt.Run(ctx, []string{"sh", "-c", logsOf, "sh", kept[0]}, nil, &out); err != nil {
+			sw.KeepOnly([]string{kept[0]}, fmt.Sprintf("its log could not be looked for: %v", err))
+		}
+		for _, s := range strings.Fields(out.String()) {
+			sw.Old = append(sw.Old, kept[0]+s)
+			sw.Prior = append(sw.Prior, kept[0]+s)
+		}
+	}
 	if len(logs) == 0 {
 		return false, nil
 	}

@@ -228,6 +228,45 @@ func TestSwapSQLiteKeepsTheLog(t *testing.T) {
 		}
 	})
 
+	t.Run("an earlier attempt kept the database and its log", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		prior := filepath.Join(dir, ".lifeboat-old-app.db-job1")
+		os.WriteFile(prior, []byte("before the job"), 0o644)
+		os.WriteFile(prior+"-wal", []byte("its log"), 0o644)
+		sw := &Swap{}
+		if _, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1"); err != nil {
+			t.Fatal(err)
+		}
+		if len(sw.Old) != 4 || sw.Old[0] != prior || !strings.HasPrefix(sw.Old[1], prior+"-") || sw.Old[2] != prior+"-wal" || sw.Old[3] != sw.Old[1]+"-wal" {
+			t.Fatalf("kept %q: want the earlier copy, the replaced database, then each one's log", sw.Old)
+		}
+		if !slices.Equal(sw.Prior, []string{prior, prior + "-wal"}) || !sw.Earlier {
+			t.Errorf("prior %q, earlier %v: want the earlier attempt's copy with its log", sw.Prior, sw.Earlier)
+		}
+		if read(sw.Old[1]) != "damaged" || read(sw.Old[3]) != "the last transactions" {
+			t.Errorf("kept %q with log %q", read(sw.Old[1]), read(sw.Old[3]))
+		}
+	})
+
+	t.Run("an earlier restore's staging holds a log", func(t *testing.T) {
+		defer clean()
+		st := setup(t)
+		crashed := filepath.Join(dir, ".lifeboat-staging-app.db-0123456789abcdef")
+		other := filepath.Join(dir, ".lifeboat-staging-app.db-x-0123456789abcdef") // another database's (app.db-x)
+		for _, d := range []string{crashed, other} {
+			os.Mkdir(d, 0o755) // readable by the SSH user (root made it here)
+			os.WriteFile(filepath.Join(d, "old-wal"), []byte("moved before a crash"), 0o644)
+		}
+		sw := &Swap{}
+		if _, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1"); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(sw.Left, []string{crashed}) || len(sw.Notes) != 1 || !strings.Contains(sw.Notes[0], crashed) {
+			t.Errorf("left %q, notes %q: want the crashed restore's staging, named", sw.Left, sw.Notes)
+		}
+	})
+
 	t.Run("the kept copy's log name is taken", func(t *testing.T) {
 		defer clean()
 		st := setup(t)

@@ -638,10 +638,19 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				return nil, res, err
 			}
 			sw.keep(kept)
+			if len(kept) > 1 {
+				// The earlier attempt's copy goes with the log it kept.
+				for _, suffix := range sqliteLogs {
+					if _, err := os.Lstat(kept[0] + suffix); err == nil {
+						sw.Old = append(sw.Old, kept[0]+suffix)
+						sw.Prior = append(sw.Prior, kept[0]+suffix)
+					}
+				}
+			}
 			// Its journal goes with it, under the name SQLite looks for
 			// beside the kept copy: the restore removes it from the
 			// target, and it may hold the last transactions.
-			for _, suffix := range []string{"-wal", "-journal"} {
+			for _, suffix := range sqliteLogs {
 				if err := os.Link(target+suffix, old+suffix); err == nil {
 					sw.Old = append(sw.Old, old+suffix)
 				} else if !errors.Is(err, fs.ErrNotExist) {

@@ -1346,6 +1346,35 @@ func TestRestoreSQLiteKeepsItsLog(t *testing.T) {
 	}
 }
 
+// A retried restore of a SQLite database that passes its health check
+// removes what every attempt kept, the first attempt's copy of the log
+// with the rest (it was left behind, named by nothing).
+func TestRestoreSQLiteRetryRemovesTheFirstLog(t *testing.T) {
+	ts := newRetryServer(t, failOnceAfter("db"))
+	f := newFixture(t)
+	dbPath := filepath.Join(f.root, "shop", "app.sqlite")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('in the point')`); err != nil {
+		t.Fatal(err)
+	}
+	doc := f.doc()
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "sqlite", Path: dbPath})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	write(t, dbPath+"-wal", "not a log SQLite reads")
+	d := restoreToOriginal(t, ts, p, "db")
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dbPath), ".lifeboat-*")); len(left) != 0 {
+		t.Errorf("left beside the database after a restore whose safety points hold all it replaced: %v", left)
+	}
+}
+
 // Components nested in one another restore the outer one first: what the
 // inner one's restore keeps beside its target (here its replaced tree,
 // kept for good for what it could not carry) stays where the result names
