@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -155,6 +157,19 @@ func TestRestoreModes(t *testing.T) {
 	defer db2.Close()
 	if n := count(db2); n != 10 {
 		t.Errorf("after a stopped restore: %d rows", n)
+	}
+	db2.Close()
+	// Live into a file that is no database (no safety point holds it):
+	// the restore fails and the file is as it was, never overwritten.
+	garbage := []byte(strings.Repeat("not a database, but someone's data ", 200))
+	os.Remove(target + "-wal")
+	os.Remove(target + "-shm")
+	os.WriteFile(target, garbage, 0o644)
+	if err := Restore(ctx, snap2, target, Live); err == nil {
+		t.Error("a live restore into a file that is no database succeeded")
+	}
+	if b, _ := os.ReadFile(target); !bytes.Equal(b, garbage) {
+		t.Errorf("a failed live restore changed the file (%d bytes)", len(b))
 	}
 	if err := Restore(ctx, good, target, "sideways"); lifeboat.ErrorCode(err) != lifeboat.EInvalid {
 		t.Errorf("bad mode: %v", err)
