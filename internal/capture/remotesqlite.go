@@ -175,12 +175,12 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 		return nil, nil, err
 	}
 	done := false
+	const name = "restore.db"
 	defer func() {
 		if !done {
-			rt.RemoveAll(context.WithoutCancel(ctx), st)
+			dropSQLiteStaging(ctx, rt, st, name)
 		}
 	}()
-	const name = "restore.db"
 	r, err := v.OpenFile(ctx, n)
 	if err != nil {
 		return nil, nil, err
@@ -222,6 +222,14 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 		return nil, res, err
 	}
 	return sw, res, nil
+}
+
+// dropSQLiteStaging removes staging st and the restored file name in it,
+// but nothing else: a log that swapSQLite moved into it and could not move
+// on (or one moved by a command that outlived its cancelled session) keeps
+// it there.
+func dropSQLiteStaging(ctx context.Context, rt RemoteTarget, st, name string) {
+	rt.Run(context.WithoutCancel(ctx), []string{"sh", "-c", `rm -f -- "$1/$2" && rmdir -- "$1"`, "sh", st, name}, nil, io.Discard)
 }
 
 // sqliteLogs name, after the database's name, the files SQLite may have
@@ -267,20 +275,37 @@ done`
 	err = rt.Run(ctx, append([]string{"sh", "-c", aside, "sh", target, st, pat, rnd}, sqliteLogs...), nil, &out)
 	id := "-"
 	var logs, left []string
-	for line := range strings.Lines(out.String()) {
-		k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-		switch k {
-		case "id":
-			if v != "" {
-				id = v
+	parse := func(out string) {
+		for line := range strings.Lines(out) {
+			k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+			switch k {
+			case "id":
+				if v != "" {
+					id = v
+				}
+			case "log":
+				logs = append(logs, v)
+			case "left":
+				left = append(left, v)
 			}
-		case "log":
-			logs = append(logs, v)
-		case "left":
-			left = append(left, v)
 		}
 	}
+	parse(out.String())
 	ctx = context.WithoutCancel(ctx) // the logs moved are in the staging only
+	if err != nil {
+		// Its output may be lost (a cancelled session), or it may have
+		// failed after a move: what it moved is what is in the staging,
+		// and target is untouched still.
+		const moved = `t=$1; st=$2; shift 2
+if [ -f "$t" ] && [ ! -L "$t" ]; then i=$(stat -c %d:%i:%s:%Y -- "$t") || exit 1; echo "id $i"; else echo "id -"; fi
+for s in "$@"; do if [ -e "$st/old$s" ] || [ -L "$st/old$s" ]; then echo "log $s"; fi; done`
+		out.Reset()
+		if perr := rt.Run(ctx, append([]string{"sh", "-c", moved, "sh", target, st}, sqliteLogs...), nil, &out); perr != nil {
+			return true, fmt.Errorf("moving %s's log aside before the swap: %w (and the staging %s, which may hold it, could not be looked into: kept)", target, err, st)
+		}
+		id, logs = "-", nil
+		parse(out.String())
+	}
 	// fail puts the logs back beside target, only while target is the
 	// database they were beside, and returns err, saying where they are
 	// if they could not go back.

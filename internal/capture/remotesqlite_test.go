@@ -218,9 +218,11 @@ func TestSwapSQLiteKeepsTheLog(t *testing.T) {
 		defer clean()
 		st := setup(t)
 		os.WriteFile(db+"-journal", []byte("a hot journal"), 0o644)
-		os.Mkdir(filepath.Join(st, "old-journal"), 0o755) // in the way: -wal moves, -journal does not
+		// In the way: -wal moves, -journal does not. (What is in the
+		// staging is taken for moved, so this is kept there too.)
+		os.Mkdir(filepath.Join(st, "old-journal"), 0o755)
 		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
-		if err == nil || keep {
+		if err == nil {
 			t.Fatalf("%v, keep staging %v", err, keep)
 		}
 		if read(db) != "damaged" || read(db+"-wal") != "the last transactions" || read(db+"-journal") != "a hot journal" {
@@ -284,4 +286,143 @@ func TestSwapSQLiteKeepsTheLog(t *testing.T) {
 			t.Errorf("the staging's log %q, beside the kept copy %q", read(filepath.Join(st, "old-wal")), read(old+"-wal"))
 		}
 	})
+}
+
+// lossyTarget runs the script that moves the logs aside for real but
+// loses its output and fails, as a session cancelled right after the
+// move does.
+type lossyTarget struct{ *sshTestTarget }
+
+func isAsideScript(argv []string) bool {
+	return len(argv) > 2 && argv[0] == "sh" && strings.Contains(argv[2], `move "$t$s"`)
+}
+
+func (t lossyTarget) Run(ctx context.Context, argv []string, stdin io.Reader, stdout io.Writer) error {
+	if isAsideScript(argv) {
+		t.sshTestTarget.Run(context.Background(), argv, stdin, io.Discard)
+		return errors.New("ssh: interrupted (context canceled)")
+	}
+	return t.sshTestTarget.Run(ctx, argv, stdin, stdout)
+}
+
+// cancelTarget cancels the restore as soon as the script moving the logs
+// aside says anything (while it moves them).
+type cancelTarget struct {
+	*sshTestTarget
+	cancel func()
+}
+
+type cancelOnWrite struct {
+	w      io.Writer
+	cancel func()
+}
+
+func (c cancelOnWrite) Write(p []byte) (int, error) { c.cancel(); return c.w.Write(p) }
+
+func (t cancelTarget) Run(ctx context.Context, argv []string, stdin io.Reader, stdout io.Writer) error {
+	if isAsideScript(argv) {
+		stdout = cancelOnWrite{stdout, t.cancel}
+	}
+	return t.sshTestTarget.Run(ctx, argv, stdin, stdout)
+}
+
+// TestSwapSQLiteCancelledKeepsTheLog: a restore cancelled while it moves
+// the log aside, or whose session loses what the move said, never loses
+// the log: it is back beside the database, or in the staging, which the
+// clean-up after a failure then keeps.
+func TestSwapSQLiteCancelledKeepsTheLog(t *testing.T) {
+	rt, dir := newSSHTestTarget(t)
+	db := filepath.Join(dir, "app.db")
+	try := func(t *testing.T, rt RemoteTarget, ctx context.Context) {
+		t.Helper()
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+		os.WriteFile(db, []byte("damaged"), 0o666)
+		os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
+		st, err := rt.MkdirStaging(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+		if !keep {
+			dropSQLiteStaging(ctx, rt, st, "restore.db") // as RestoreRemoteSQLite does
+		}
+		b1, e1 := os.ReadFile(db + "-wal")
+		b2, e2 := os.ReadFile(filepath.Join(st, "old-wal"))
+		if (e1 != nil || string(b1) != "the last transactions") && (e2 != nil || string(b2) != "the last transactions") {
+			t.Fatalf("the log is lost: beside the database %q %v, in the staging %q %v (swap: keep %v, %v)", b1, e1, b2, e2, keep, err)
+		}
+	}
+	t.Run("output lost", func(t *testing.T) {
+		try(t, lossyTarget{rt}, context.Background())
+		if b, _ := os.ReadFile(db + "-wal"); string(b) != "the last transactions" {
+			t.Errorf("the log is not back beside the database")
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		for range 40 {
+			ctx, cancel := context.WithCancel(context.Background())
+			try(t, cancelTarget{rt, cancel}, ctx)
+			cancel()
+		}
+	})
+}
+
+// TestSwapSQLiteRetryAfterACrash: a crash between the swap's renames
+// leaves the replaced database at its kept name and its log in the
+// staging; the retry keeps the database and names the staging.
+func TestSwapSQLiteRetryAfterACrash(t *testing.T) {
+	rt, dir := newSSHTestTarget(t)
+	ctx := context.Background()
+	db := filepath.Join(dir, "app.db")
+	old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
+	os.WriteFile(db, []byte("damaged"), 0o666)
+	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
+	st1, _ := rt.MkdirStaging(db)
+	rt.WriteFile(st1, "restore.db", 0o600, strings.NewReader("restored"))
+	rt.swapFile = func() error { os.Rename(db, old); panic("crash") }
+	func() {
+		defer func() { recover() }()
+		swapSQLite(ctx, rt, &Swap{}, st1, "restore.db", db, "job1")
+	}()
+	rt.swapFile = nil
+	st2, _ := rt.MkdirStaging(db)
+	rt.WriteFile(st2, "restore.db", 0o600, strings.NewReader("restored"))
+	sw := &Swap{}
+	if _, err := swapSQLite(ctx, rt, sw, st2, "restore.db", db, "job1"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sw.Old, []string{old}) || !slices.Equal(sw.Left, []string{st1}) || !sw.Earlier {
+		t.Errorf("kept %q, left %q, earlier %v: want the replaced database and the first staging, which holds its log", sw.Old, sw.Left, sw.Earlier)
+	}
+	if b, _ := os.ReadFile(filepath.Join(st1, "old-wal")); string(b) != "the last transactions" {
+		t.Errorf("the first staging's log: %q", b)
+	}
+}
+
+// TestSwapSQLiteRetryRemovesTheFirstLog: a retry after a whole swap
+// removes, once all is well, the first attempt's copy with its log.
+func TestSwapSQLiteRetryRemovesTheFirstLog(t *testing.T) {
+	rt, dir := newSSHTestTarget(t)
+	ctx := context.Background()
+	db := filepath.Join(dir, "app.db")
+	os.WriteFile(db, []byte("damaged"), 0o666)
+	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
+	for range 2 {
+		st, _ := rt.MkdirStaging(db)
+		rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+		sw := &Swap{remove: func(p string) error { return rt.RemoveAll(ctx, p) }}
+		if _, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := sw.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".lifeboat-*")); len(left) != 0 {
+		t.Errorf("left after both attempts' commits: %v", left)
+	}
 }
