@@ -388,9 +388,10 @@ var testHookAside func(target string)
 
 // undoAside moves what setAside renamed to aside (if anything) back to
 // target after the swap's second rename failed with err, and returns err,
-// naming aside if the move back failed too (say, the app made target anew
-// between the renames): what target held then stays at aside, which nothing
-// removes, and the error says so.
+// naming aside if the move back failed too (say, the app made a directory
+// anew at target between the renames; a file it made there is replaced,
+// as the restore itself would have replaced it): what target held then
+// stays at aside, which nothing removes, and the error says so.
 func (c *Client) undoAside(rename func(a, b string) error, aside, target string, err error) error {
 	if aside == "" {
 		return err
