@@ -368,7 +368,8 @@ exit $bad`
 		}
 		sw.Old = append(sw.Old, old+s)
 	}
-	if err := rt.RemoveAll(ctx, st); err != nil {
+	// Empty now (rmdir removes nothing else).
+	if err := rt.Run(ctx, []string{"rmdir", "--", st}, nil, io.Discard); err != nil {
 		sw.Left = append(sw.Left, st)
 		sw.Notes = append(sw.Notes, fmt.Sprintf("the restore's staging is left at %s: %v", st, err))
 	}
