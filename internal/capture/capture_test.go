@@ -260,6 +260,20 @@ func TestCarryOverFollowsNoSymlink(t *testing.T) {
 
 // Commit removes the replaced data and keeps in Old what it could not
 // remove, so that the job's result still names it.
+// TestSwapCommitRemovesLastFirst: a kept database's log, after it in Old,
+// goes first, so that a commit stopped half-way never leaves a log whose
+// database is gone.
+func TestSwapCommitRemovesLastFirst(t *testing.T) {
+	var order []string
+	sw := &Swap{Old: []string{"/srv/.lifeboat-old-x-app.db", "/srv/.lifeboat-old-x-app.db-wal"}, remove: func(p string) error {
+		order = append(order, p)
+		return nil
+	}}
+	if err := sw.Commit(); err != nil || !slices.Equal(order, []string{"/srv/.lifeboat-old-x-app.db-wal", "/srv/.lifeboat-old-x-app.db"}) || len(sw.Old) != 0 {
+		t.Errorf("removed %q (%v), left %q", order, err, sw.Old)
+	}
+}
+
 func TestSwapCommitKeepsWhatItCouldNotRemove(t *testing.T) {
 	sw := &Swap{Old: []string{"/kept/a", "/kept/b"}, remove: func(p string) error {
 		if p == "/kept/b" {

@@ -155,7 +155,7 @@ func RemoteSQLitePath(c manifest.Component) (string, bool) {
 // hot -journal beside it, see swapSQLite) or live (the host's sqlite3
 // writes it into the running database with ".restore", under SQLite's own
 // locking).
-func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, mode string, rt RemoteTarget, tag string, prog *vault.Progress) (*Swap, *vault.RestoreResult, error) {
+func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point, c manifest.Component, mode string, rt RemoteTarget, tag string, prog *vault.Progress) (_ *Swap, _ *vault.RestoreResult, rerr error) {
 	target, ok := RemoteSQLitePath(c)
 	if !ok {
 		return nil, nil, lifeboat.Errorf(lifeboat.ECorrupt, "point %s, component %s: no remote database path recorded", p.ID[:8], c.Name)
@@ -177,8 +177,11 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 	done := false
 	const name = "restore.db"
 	defer func() {
-		if !done {
-			dropSQLiteStaging(ctx, rt, st, name)
+		if done {
+			return
+		}
+		if err := dropSQLiteStaging(ctx, rt, st, name); err != nil && rerr != nil {
+			rerr = fmt.Errorf("%w (the staging %s is left: %v)", rerr, st, err)
 		}
 	}()
 	r, err := v.OpenFile(ctx, n)
@@ -227,9 +230,15 @@ func RestoreRemoteSQLite(ctx context.Context, v *vault.Vault, p *manifest.Point,
 // dropSQLiteStaging removes staging st and the restored file name in it,
 // but nothing else: a log that swapSQLite moved into it and could not move
 // on (or one moved by a command that outlived its cancelled session) keeps
-// it there.
-func dropSQLiteStaging(ctx context.Context, rt RemoteTarget, st, name string) {
-	rt.Run(context.WithoutCancel(ctx), []string{"sh", "-c", `rm -f -- "$1/$2" && rmdir -- "$1"`, "sh", st, name}, nil, io.Discard)
+// it there, and the error says so.
+func dropSQLiteStaging(ctx context.Context, rt RemoteTarget, st, name string) error {
+	var out strings.Builder
+	const drop = `[ -d "$1" ] || exit 0; rm -f -- "$1/$2"; rmdir -- "$1" 2>/dev/null || { ls -A -- "$1"; exit 1; }`
+	err := rt.Run(context.WithoutCancel(ctx), []string{"sh", "-c", drop, "sh", st, name}, nil, &out)
+	if err != nil && out.Len() > 0 {
+		return fmt.Errorf("it holds %s", strings.Join(strings.Fields(out.String()), ", "))
+	}
+	return err
 }
 
 // sqliteLogs name, after the database's name, the files SQLite may have
@@ -247,24 +256,27 @@ var sqliteLogs = []string{"-wal", "-journal"}
 // staging before the swap, then beside the kept copy, or back beside
 // target if the swap fails (and target is still the database it was
 // beside: SQLite would replay it into any database of that name). Each move
-// is a rename that never replaces anything (mv -n -T), checked by the
-// source being gone. What cannot be moved on stays in the staging, which is
+// is a rename that never replaces anything (to a name nothing has, with
+// mv -n), checked by the source being gone. The scripts use POSIX tools
+// only. What cannot be moved on stays in the staging, which is
 // then kept (keepStaging) and named: in the error, or in sw's notes.
 func swapSQLite(ctx context.Context, rt RemoteTarget, sw *Swap, st, rel, target, tag string) (keepStaging bool, err error) {
 	// move moves src to dst without replacing anything, and fails unless
 	// src is gone.
-	const move = `move() { mv -n -T -- "$1" "$2" 2>/dev/null; ! [ -e "$1" ] && ! [ -L "$1" ]; }
+	const move = `move() { ! [ -e "$2" ] && ! [ -L "$2" ] && mv -n -- "$1" "$2" 2>/dev/null; ! [ -e "$1" ] && ! [ -L "$1" ]; }
+ident() { if [ -f "$1" ] && [ ! -L "$1" ]; then ls -ldin -- "$1" || exit 1; else echo -; fi; }
 `
 	// Out come the stagings of earlier restores holding a log they moved
 	// aside and could not move on ("left PATH"; a crash between the moves
-	// leaves one), the database's identity (device, inode, size and time,
-	// or -), then the suffix of each log moved, as it goes ("log SUFFIX").
+	// leaves one), the database's identity (ls -ldin: inode, mode, owner,
+	// size, time; or -), then the suffix of each log moved, as it goes
+	// ("log SUFFIX").
 	var out strings.Builder
 	const aside = move + `t=$1; st=$2; pat=$3; any=$4; shift 4
 for d in "$(dirname -- "$t")"/"$pat"$any; do
 	for s in "$@"; do if [ "$d" != "$st" ] && { [ -e "$d/old$s" ] || [ -L "$d/old$s" ]; }; then echo "left $d"; break; fi; done
 done
-if [ -f "$t" ] && [ ! -L "$t" ]; then i=$(stat -c %d:%i:%s:%Y -- "$t") || exit 1; echo "id $i"; else echo "id -"; fi
+i=$(ident "$t") || exit 1; echo "id $i"
 for s in "$@"; do
 	if [ -e "$t$s" ] || [ -L "$t$s" ]; then move "$t$s" "$st/old$s" || exit 1; echo "log $s"; fi
 done`
@@ -296,8 +308,8 @@ done`
 		// Its output may be lost (a cancelled session), or it may have
 		// failed after a move: what it moved is what is in the staging,
 		// and target is untouched still.
-		const moved = `t=$1; st=$2; shift 2
-if [ -f "$t" ] && [ ! -L "$t" ]; then i=$(stat -c %d:%i:%s:%Y -- "$t") || exit 1; echo "id $i"; else echo "id -"; fi
+		const moved = move + `t=$1; st=$2; shift 2
+i=$(ident "$t") || exit 1; echo "id $i"
 for s in "$@"; do if [ -e "$st/old$s" ] || [ -L "$st/old$s" ]; then echo "log $s"; fi; done`
 		out.Reset()
 		if perr := rt.Run(ctx, append([]string{"sh", "-c", moved, "sh", target, st}, sqliteLogs...), nil, &out); perr != nil {
@@ -314,7 +326,7 @@ for s in "$@"; do if [ -e "$st/old$s" ] || [ -L "$st/old$s" ]; then echo "log $s
 			return false, err
 		}
 		const back = move + `t=$1; st=$2; id=$3; shift 3; bad=0
-[ "$id" != - ] && [ -f "$t" ] && [ ! -L "$t" ] && [ "$(stat -c %d:%i:%s:%Y -- "$t")" = "$id" ] || exit 1
+[ "$id" != - ] && [ "$(ident "$t")" = "$id" ] || exit 1
 for s in "$@"; do move "$st/old$s" "$t$s" || bad=1; done
 exit $bad`
 		if rt.Run(ctx, append([]string{"sh", "-c", back, "sh", target, st, id}, logs...), nil, io.Discard) == nil {
@@ -335,7 +347,14 @@ exit $bad`
 	sw.keepEarlier(kept, earlier)
 	for _, d := range left {
 		sw.Left = append(sw.Left, d)
-		sw.Notes = append(sw.Notes, fmt.Sprintf("an earlier restore's staging holding the log of a database it replaced at %s is kept at %s, never removed", target, d))
+		sw.Notes = append(sw.Notes, fmt.Sprintf("an earlier restore moved the log of the database at %s aside and stopped: the log is kept at %s, never removed", target, d))
+	}
+	if len(left) > 0 {
+		// That restore may be an earlier attempt of this job: the database
+		// it left without its log is in this attempt's safety point without
+		// it, whole only in that attempt's.
+		sw.Earlier = true
+		defer sw.KeepAll("it was separated from its log by an earlier restore (see the log's kept staging)")
 	}
 	if earlier && len(kept) > 0 {
 		// An earlier attempt's kept copy goes with the log it kept beside it.

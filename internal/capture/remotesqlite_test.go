@@ -264,28 +264,14 @@ func TestSwapSQLiteKeepsTheLog(t *testing.T) {
 		if _, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1"); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(sw.Left, []string{crashed}) || len(sw.Notes) != 1 || !strings.Contains(sw.Notes[0], crashed) {
-			t.Errorf("left %q, notes %q: want the crashed restore's staging, named", sw.Left, sw.Notes)
+		// The database it moved the log of, replaced now, is kept for good
+		// too, with its own log.
+		old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
+		if !slices.Equal(sw.Left, []string{crashed, old, old + "-wal"}) || len(sw.Old) != 0 || !sw.Earlier || !strings.Contains(sw.Notes[0], crashed) {
+			t.Errorf("left %q, kept %q, earlier %v, notes %q: want the crashed restore's staging named, and the replaced database kept for good", sw.Left, sw.Old, sw.Earlier, sw.Notes)
 		}
 	})
 
-	t.Run("the kept copy's log name is taken", func(t *testing.T) {
-		defer clean()
-		st := setup(t)
-		old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
-		os.WriteFile(old+"-wal", []byte("someone else's"), 0o666)
-		sw := &Swap{}
-		keep, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1")
-		if err != nil || !keep {
-			t.Fatal(keep, err)
-		}
-		if read(db) != "restored" || !slices.Equal(sw.Old, []string{old}) || !slices.Equal(sw.Left, []string{st}) || len(sw.Notes) != 1 || !strings.Contains(sw.Notes[0], st) {
-			t.Fatalf("%s %q; kept %q, left %q, notes %q: want the staging holding the log left and named", db, read(db), sw.Old, sw.Left, sw.Notes)
-		}
-		if read(filepath.Join(st, "old-wal")) != "the last transactions" || read(old+"-wal") != "someone else's" {
-			t.Errorf("the staging's log %q, beside the kept copy %q", read(filepath.Join(st, "old-wal")), read(old+"-wal"))
-		}
-	})
 }
 
 // lossyTarget runs the script that moves the logs aside for real but
@@ -395,8 +381,8 @@ func TestSwapSQLiteRetryAfterACrash(t *testing.T) {
 	if _, err := swapSQLite(ctx, rt, sw, st2, "restore.db", db, "job1"); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(sw.Old, []string{old}) || !slices.Equal(sw.Left, []string{st1}) || !sw.Earlier {
-		t.Errorf("kept %q, left %q, earlier %v: want the replaced database and the first staging, which holds its log", sw.Old, sw.Left, sw.Earlier)
+	if len(sw.Old) != 0 || !slices.Equal(sw.Left, []string{st1, old}) || !sw.Earlier {
+		t.Errorf("kept %q, left %q, earlier %v: want the replaced database and the first staging, which holds its log, kept for good", sw.Old, sw.Left, sw.Earlier)
 	}
 	if b, _ := os.ReadFile(filepath.Join(st1, "old-wal")); string(b) != "the last transactions" {
 		t.Errorf("the first staging's log: %q", b)
@@ -425,4 +411,105 @@ func TestSwapSQLiteRetryRemovesTheFirstLog(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".lifeboat-*")); len(left) != 0 {
 		t.Errorf("left after both attempts' commits: %v", left)
 	}
+}
+
+// TestSwapSQLiteRetryAfterACrashBeforeTheSwap: a crash after the log was
+// moved into the staging, before the swap: the retry's safety point has
+// the database without its log, so the retry says an earlier attempt began
+// (the runner names that attempt's safety point) and keeps what it
+// replaces for good.
+func TestSwapSQLiteRetryAfterACrashBeforeTheSwap(t *testing.T) {
+	rt, dir := newSSHTestTarget(t)
+	ctx := context.Background()
+	db := filepath.Join(dir, "app.db")
+	os.WriteFile(db, []byte("damaged"), 0o666)
+	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
+	st1, _ := rt.MkdirStaging(db)
+	rt.WriteFile(st1, "restore.db", 0o600, strings.NewReader("restored"))
+	rt.swapFile = func() error { panic("crash") }
+	func() {
+		defer func() { recover() }()
+		swapSQLite(ctx, rt, &Swap{}, st1, "restore.db", db, "job1")
+	}()
+	rt.swapFile = nil
+	st2, _ := rt.MkdirStaging(db)
+	rt.WriteFile(st2, "restore.db", 0o600, strings.NewReader("restored"))
+	sw := &Swap{remove: func(p string) error { return rt.RemoveAll(ctx, p) }}
+	if _, err := swapSQLite(ctx, rt, sw, st2, "restore.db", db, "job1"); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
+	if !sw.Earlier || len(sw.Old) != 0 || !slices.Contains(sw.Left, old) || !slices.Contains(sw.Left, st1) {
+		t.Fatalf("earlier %v, kept %q, left %q: want an earlier attempt, and the database and the first staging kept for good", sw.Earlier, sw.Old, sw.Left)
+	}
+	sw.Commit()
+	if read := func(p string) string { b, _ := os.ReadFile(p); return string(b) }; read(old) != "damaged" || read(filepath.Join(st1, "old-wal")) != "the last transactions" {
+		t.Errorf("after the commit: %q, its log %q", read(old), read(filepath.Join(st1, "old-wal")))
+	}
+}
+
+// TestSwapSQLiteRetryAvoidsAForeignLog: a clean-up stopped after removing
+// a kept copy, before its log; the retry keeps what it replaces under
+// another name, not beside that log.
+func TestSwapSQLiteRetryAvoidsAForeignLog(t *testing.T) {
+	rt, dir := newSSHTestTarget(t)
+	ctx := context.Background()
+	db := filepath.Join(dir, "app.db")
+	old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
+	os.WriteFile(db, []byte("damaged"), 0o666)
+	os.WriteFile(old+"-wal", []byte("the log of a copy removed half-way"), 0o666)
+	st, _ := rt.MkdirStaging(db)
+	rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+	sw := &Swap{}
+	if _, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(old); err == nil || len(sw.Old) != 1 || !strings.HasPrefix(sw.Old[0], old+"-") {
+		t.Errorf("kept %q: want the replaced database under a name of its own, not %s", sw.Old, old)
+	}
+}
+
+// TestSwapSQLiteOutlivedMove: the command moving the log aside, cancelled,
+// moves it after the restore looked into the staging: the staging then
+// cannot be removed, and the clean-up says what it holds.
+func TestSwapSQLiteOutlivedMove(t *testing.T) {
+	base, dir := newSSHTestTarget(t)
+	rt := &outlivedTarget{sshTestTarget: base}
+	ctx := context.Background()
+	db := filepath.Join(dir, "app.db")
+	os.WriteFile(db, []byte("damaged"), 0o666)
+	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
+	st, _ := rt.MkdirStaging(db)
+	rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+	keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+	if err == nil || keep {
+		t.Fatalf("%v, keep %v", err, keep)
+	}
+	derr := dropSQLiteStaging(ctx, rt, st, "restore.db")
+	if b, _ := os.ReadFile(filepath.Join(st, "old-wal")); string(b) != "the last transactions" || derr == nil || !strings.Contains(derr.Error(), "old-wal") {
+		t.Errorf("the staging's log %q; the clean-up's error %v: want it kept, and named", b, derr)
+	}
+	if _, err := os.Lstat(filepath.Join(st, "restore.db")); err == nil {
+		t.Error("the restored copy is still in the staging")
+	}
+}
+
+// outlivedTarget fails the script moving the logs aside at once, then
+// runs it right after the restore looked into the staging.
+type outlivedTarget struct {
+	*sshTestTarget
+	aside []string
+}
+
+func (t *outlivedTarget) Run(ctx context.Context, argv []string, stdin io.Reader, stdout io.Writer) error {
+	if isAsideScript(argv) {
+		t.aside = argv
+		return errors.New("ssh: interrupted (context canceled)")
+	}
+	err := t.sshTestTarget.Run(ctx, argv, stdin, stdout)
+	if t.aside != nil {
+		t.sshTestTarget.Run(context.Background(), t.aside, nil, io.Discard)
+		t.aside = nil
+	}
+	return err
 }

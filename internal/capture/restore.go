@@ -306,11 +306,14 @@ func (s *Swap) Kept() []string {
 }
 
 // Commit removes the replaced data; what it could not remove stays in Old
-// (and so in the job's result).
+// (and so in the job's result). It removes the last kept first: a kept
+// database's log comes after it, and stopped half-way, Commit must not
+// leave a log whose database is gone (a retry would keep another database
+// beside it, under that name).
 func (s *Swap) Commit() error {
 	var first error
 	var left []string
-	for _, o := range s.Old {
+	for _, o := range slices.Backward(s.Old) {
 		rm := removeTree
 		if s.remove != nil {
 			rm = s.remove
@@ -322,6 +325,7 @@ func (s *Swap) Commit() error {
 			}
 		}
 	}
+	slices.Reverse(left)
 	s.Old = left
 	return first
 }
@@ -627,16 +631,18 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 			// was there before the job, and the database there now (that
 			// attempt's restore) is kept beside it (see setAside).
 			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
-			err := os.Link(target, old)
-			kept := []string{old}
-			if errors.Is(err, fs.ErrExist) {
-				old += "-" + randomHex()
+			var kept []string
+			if _, err := os.Lstat(old); err == nil {
 				kept = append(kept, old)
-				err = os.Link(target, old)
+				old += "-" + randomHex()
+			} else if logBeside(old) {
+				// The log of a kept copy removed half-way: not this one's.
+				old += "-" + randomHex()
 			}
-			if err != nil {
+			if err := os.Link(target, old); err != nil {
 				return nil, res, err
 			}
+			kept = append(kept, old)
 			sw.keep(kept)
 			if len(kept) > 1 {
 				// The earlier attempt's copy goes with the log it kept.
@@ -663,6 +669,17 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 		return nil, res, err
 	}
 	return sw, res, nil
+}
+
+// logBeside says whether a SQLite log is at db's name (the database's
+// name plus -wal or -journal).
+func logBeside(db string) bool {
+	for _, suffix := range sqliteLogs {
+		if _, err := os.Lstat(db + suffix); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // verifySQLite compares a restored copy's row counts with those the point

@@ -1375,6 +1375,51 @@ func TestRestoreSQLiteRetryRemovesTheFirstLog(t *testing.T) {
 	}
 }
 
+// A retry of a SQLite restore never keeps what it replaces under a name
+// beside which a log is already (one whose database an interrupted
+// clean-up removed): SQLite would replay that log into it.
+func TestRestoreSQLiteRetryAvoidsAForeignLog(t *testing.T) {
+	var dbPath string
+	var failed atomic.Bool
+	ts := newRetryServer(t, func(j *lifeboat.Job, component string) error {
+		if j.Attempts != 1 || component != "db" || failed.Swap(true) {
+			return nil
+		}
+		// As if a clean-up had removed the kept copy, then stopped.
+		os.Remove(filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+j.ID[len(j.ID)-8:]+"-"+filepath.Base(dbPath)))
+		return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", component)
+	})
+	f := newFixture(t)
+	dbPath = filepath.Join(f.root, "shop", "app.sqlite")
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('in the point')`); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	t.Cleanup(hs.Close)
+	doc := f.doc()
+	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "sqlite", Path: dbPath})
+	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
+	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	write(t, dbPath+"-wal", "the last transactions")
+	d := restoreToOriginal(t, ts, p, "db")
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	old := filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+d.ID[len(d.ID)-8:]+"-"+filepath.Base(dbPath))
+	if _, err := os.Lstat(old); err == nil {
+		t.Errorf("the retry kept what it replaced at %s, beside the log %s-wal of another database", old, old)
+	}
+	if b, _ := os.ReadFile(old + "-wal"); string(b) != "the last transactions" {
+		t.Errorf("the first attempt's kept log: %q", b)
+	}
+}
+
 // Components nested in one another restore the outer one first: what the
 // inner one's restore keeps beside its target (here its replaced tree,
 // kept for good for what it could not carry) stays where the result names

@@ -373,6 +373,9 @@ func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, targe
 		kept, earlier = append(kept, old), true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", false, fmt.Errorf("restore %s: lstat %s: %w", c.addr, old, err)
+	} else if c.logBeside(sc, old) {
+		// The SQLite log of a kept copy removed half-way: not this one's.
+		aside = old + "-" + randomSuffix()
 	}
 	if err := rename(target, aside); err != nil {
 		return nil, "", false, fmt.Errorf("restore %s: move %s aside: %w", c.addr, target, err)
@@ -385,6 +388,17 @@ func (c *Client) setAside(sc *sftp.Client, rename func(a, b string) error, targe
 
 // testHookAside runs between a swap's two renames, target moved aside.
 var testHookAside func(target string)
+
+// logBeside says whether a SQLite log is at name's name plus -wal or
+// -journal (or cannot be looked for).
+func (c *Client) logBeside(sc *sftp.Client, name string) bool {
+	for _, suffix := range []string{"-wal", "-journal"} {
+		if _, err := sc.Lstat(name + suffix); !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
 
 // undoAside moves what setAside renamed to aside (if anything) back to
 // target after the swap's second rename failed with err, and returns err,
