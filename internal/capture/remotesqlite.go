@@ -257,9 +257,10 @@ var sqliteLogs = []string{"-wal", "-journal"}
 // target if the swap fails (and target is still the database it was
 // beside: SQLite would replay it into any database of that name). Each move
 // is a rename that never replaces anything (to a name nothing has, with
-// mv -n), checked by the source being gone. The scripts use only what
-// every Unix has (POSIX sh, ls, mv -n, rmdir): no GNU options. What cannot be moved on stays in the staging, which is
-// then kept (keepStaging) and named: in the error, or in sw's notes.
+// mv -n), checked by the source being gone. What cannot be moved on stays
+// in the staging, which is then kept (keepStaging) and named: in the
+// error, or in sw's notes. The scripts use only what every Unix has (POSIX
+// sh, ls, mv -n, rmdir): no GNU options.
 func swapSQLite(ctx context.Context, rt RemoteTarget, sw *Swap, st, rel, target, tag string) (keepStaging bool, err error) {
 	// move moves src to dst without replacing anything, and fails unless
 	// src is gone.
