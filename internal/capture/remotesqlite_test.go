@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lifeboat-vault/lifeboat/internal/remote/ssh"
-	"github.com/lifeboat-vault/lifeboat/internal/testenv"
+	"github.com/lifeboat-vault/lifeboat/internal/remote/ssh/sshtest"
 	"github.com/lifeboat-vault/lifeboat/internal/vault"
 )
 
@@ -52,38 +48,40 @@ func (t *sshTestTarget) SwapFile(st, rel, target, tag string) ([]string, bool, e
 }
 
 // newSSHTestTarget dials the test's OpenSSH server and makes a directory
-// its login user owns (the server runs on this machine: the test reads
-// and writes the same files locally).
+// its login user owns.
 func newSSHTestTarget(t *testing.T) (*sshTestTarget, string) {
-	env := testenv.Require(t, "LIFEBOAT_TEST_SSH_HOST", "LIFEBOAT_TEST_SSH_PORT", "LIFEBOAT_TEST_SSH_USER",
-		"LIFEBOAT_TEST_SSH_KEY", "LIFEBOAT_TEST_SSH_HOSTKEY")
-	key, err := os.ReadFile(env["LIFEBOAT_TEST_SSH_KEY"])
+	c := sshtest.Config(t)
+	return &sshTestTarget{Client: sshtest.Dial(t, c)}, sshtest.SharedDir(t, c.User)
+}
+
+// damagedDB writes a database that is no database, with a log beside it.
+func damagedDB(db string) {
+	os.WriteFile(db, []byte("damaged"), 0o666)
+	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
+}
+
+// staged makes a staging for db holding a restored copy, restore.db.
+func staged(t *testing.T, rt RemoteTarget, db string) string {
+	t.Helper()
+	st, err := rt.MkdirStaging(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := ssh.Dial(context.Background(), ssh.Config{Addr: net.JoinHostPort(env["LIFEBOAT_TEST_SSH_HOST"], env["LIFEBOAT_TEST_SSH_PORT"]),
-		User: env["LIFEBOAT_TEST_SSH_USER"], PrivateKey: key, HostKey: env["LIFEBOAT_TEST_SSH_HOSTKEY"], Timeout: 10 * time.Second})
-	if err != nil {
+	if err := rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored")); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cl.Close() })
-	dir, err := os.MkdirTemp("", "lb-capture-ssh-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Getuid() == 0 {
-		u, err := user.Lookup(env["LIFEBOAT_TEST_SSH_USER"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &sshTestTarget{Client: cl}, dir
+	return st
+}
+
+// crashedSwap runs swapSQLite (of job1) in a process that dies in the
+// swap, once die has run.
+func crashedSwap(rt *sshTestTarget, st, db string, die func()) {
+	rt.swapFile = func() error { die(); panic("crash") }
+	defer func() {
+		recover()
+		rt.swapFile = nil
+	}()
+	swapSQLite(context.Background(), rt, &Swap{}, st, "restore.db", db, "job1")
 }
 
 // TestSwapSQLiteKeepsTheLog: a database replaced in stopped mode on an SSH
@@ -105,19 +103,9 @@ func TestSwapSQLiteKeepsTheLog(t *testing.T) {
 	// setup makes the database, its log and a staging holding the restore.
 	setup := func(t *testing.T) string {
 		t.Helper()
-		for _, f := range []struct{ p, s string }{{db, "damaged"}, {db + "-wal", "the last transactions"}, {db + "-shm", "shm"}} {
-			if err := os.WriteFile(f.p, []byte(f.s), 0o666); err != nil {
-				t.Fatal(err)
-			}
-		}
-		st, err := rt.MkdirStaging(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored")); err != nil {
-			t.Fatal(err)
-		}
-		return st
+		damagedDB(db)
+		os.WriteFile(db+"-shm", []byte("shm"), 0o666)
+		return staged(t, rt, db)
 	}
 	clean := func() {
 		ents, _ := os.ReadDir(dir)
@@ -325,13 +313,8 @@ func TestSwapSQLiteCancelledKeepsTheLog(t *testing.T) {
 		for _, e := range ents {
 			os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
-		os.WriteFile(db, []byte("damaged"), 0o666)
-		os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
-		st, err := rt.MkdirStaging(db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+		damagedDB(db)
+		st := staged(t, rt, db)
 		keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
 		if !keep {
 			dropSQLiteStaging(ctx, rt, st, "restore.db") // as RestoreRemoteSQLite does
@@ -365,18 +348,10 @@ func TestSwapSQLiteRetryAfterACrash(t *testing.T) {
 	ctx := context.Background()
 	db := filepath.Join(dir, "app.db")
 	old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
-	os.WriteFile(db, []byte("damaged"), 0o666)
-	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
-	st1, _ := rt.MkdirStaging(db)
-	rt.WriteFile(st1, "restore.db", 0o600, strings.NewReader("restored"))
-	rt.swapFile = func() error { os.Rename(db, old); panic("crash") }
-	func() {
-		defer func() { recover() }()
-		swapSQLite(ctx, rt, &Swap{}, st1, "restore.db", db, "job1")
-	}()
-	rt.swapFile = nil
-	st2, _ := rt.MkdirStaging(db)
-	rt.WriteFile(st2, "restore.db", 0o600, strings.NewReader("restored"))
+	damagedDB(db)
+	st1 := staged(t, rt, db)
+	crashedSwap(rt, st1, db, func() { os.Rename(db, old) })
+	st2 := staged(t, rt, db)
 	sw := &Swap{}
 	if _, err := swapSQLite(ctx, rt, sw, st2, "restore.db", db, "job1"); err != nil {
 		t.Fatal(err)
@@ -395,11 +370,9 @@ func TestSwapSQLiteRetryRemovesTheFirstLog(t *testing.T) {
 	rt, dir := newSSHTestTarget(t)
 	ctx := context.Background()
 	db := filepath.Join(dir, "app.db")
-	os.WriteFile(db, []byte("damaged"), 0o666)
-	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
+	damagedDB(db)
 	for range 2 {
-		st, _ := rt.MkdirStaging(db)
-		rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+		st := staged(t, rt, db)
 		sw := &Swap{remove: func(p string) error { return rt.RemoveAll(ctx, p) }}
 		if _, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1"); err != nil {
 			t.Fatal(err)
@@ -422,18 +395,10 @@ func TestSwapSQLiteRetryAfterACrashBeforeTheSwap(t *testing.T) {
 	rt, dir := newSSHTestTarget(t)
 	ctx := context.Background()
 	db := filepath.Join(dir, "app.db")
-	os.WriteFile(db, []byte("damaged"), 0o666)
-	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
-	st1, _ := rt.MkdirStaging(db)
-	rt.WriteFile(st1, "restore.db", 0o600, strings.NewReader("restored"))
-	rt.swapFile = func() error { panic("crash") }
-	func() {
-		defer func() { recover() }()
-		swapSQLite(ctx, rt, &Swap{}, st1, "restore.db", db, "job1")
-	}()
-	rt.swapFile = nil
-	st2, _ := rt.MkdirStaging(db)
-	rt.WriteFile(st2, "restore.db", 0o600, strings.NewReader("restored"))
+	damagedDB(db)
+	st1 := staged(t, rt, db)
+	crashedSwap(rt, st1, db, func() {})
+	st2 := staged(t, rt, db)
 	sw := &Swap{remove: func(p string) error { return rt.RemoveAll(ctx, p) }}
 	if _, err := swapSQLite(ctx, rt, sw, st2, "restore.db", db, "job1"); err != nil {
 		t.Fatal(err)
@@ -458,8 +423,7 @@ func TestSwapSQLiteRetryAvoidsAForeignLog(t *testing.T) {
 	old := filepath.Join(dir, ".lifeboat-old-app.db-job1")
 	os.WriteFile(db, []byte("damaged"), 0o666)
 	os.WriteFile(old+"-wal", []byte("the log of a copy removed half-way"), 0o666)
-	st, _ := rt.MkdirStaging(db)
-	rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+	st := staged(t, rt, db)
 	sw := &Swap{}
 	if _, err := swapSQLite(ctx, rt, sw, st, "restore.db", db, "job1"); err != nil {
 		t.Fatal(err)
@@ -477,10 +441,8 @@ func TestSwapSQLiteOutlivedMove(t *testing.T) {
 	rt := &outlivedTarget{sshTestTarget: base}
 	ctx := context.Background()
 	db := filepath.Join(dir, "app.db")
-	os.WriteFile(db, []byte("damaged"), 0o666)
-	os.WriteFile(db+"-wal", []byte("the last transactions"), 0o666)
-	st, _ := rt.MkdirStaging(db)
-	rt.WriteFile(st, "restore.db", 0o600, strings.NewReader("restored"))
+	damagedDB(db)
+	st := staged(t, rt, db)
 	keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
 	if err == nil || keep {
 		t.Fatalf("%v, keep %v", err, keep)

@@ -1302,12 +1302,12 @@ func TestRestoreToOriginalRetryKeepsWhatNoSafetyPointHolds(t *testing.T) {
 	}
 }
 
-// A SQLite database restored to its place (stopped mode) keeps the
-// replaced file with its write-ahead log beside it, under the name SQLite
-// reads with the kept copy: the restore removes the log from the target,
-// and it may hold the last transactions.
-func TestRestoreSQLiteKeepsItsLog(t *testing.T) {
-	ts := newTestServer(t, testOpts{})
+// applySQLiteApp gives the fixture's app a SQLite component (a database
+// of one row) and, unless healthy, a health check that always fails, so
+// that a restore to the original place keeps what it replaced; it backs
+// the app up, and returns the database's path and the point.
+func applySQLiteApp(t *testing.T, ts *testServer, healthy bool) (string, string) {
+	t.Helper()
 	f := newFixture(t)
 	dbPath := filepath.Join(f.root, "shop", "app.sqlite")
 	db, err := sql.Open("sqlite", dbPath)
@@ -1318,13 +1318,24 @@ func TestRestoreSQLiteKeepsItsLog(t *testing.T) {
 	if _, err := db.Exec(`CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('in the point')`); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
-	t.Cleanup(hs.Close)
 	doc := f.doc()
-	doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	if !healthy {
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+		t.Cleanup(hs.Close)
+		doc.Apps[0].HealthURL = hs.URL + "/healthz"
+	}
 	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "sqlite", Path: dbPath})
 	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
-	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	return dbPath, result[BackupResult](t, ts.backup(t, "shop")).Point
+}
+
+// A SQLite database restored to its place (stopped mode) keeps the
+// replaced file with its write-ahead log beside it, under the name SQLite
+// reads with the kept copy: the restore removes the log from the target,
+// and it may hold the last transactions.
+func TestRestoreSQLiteKeepsItsLog(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	dbPath, p := applySQLiteApp(t, ts, false)
 	write(t, dbPath+"-wal", "the last transactions")
 	d := restoreToOriginal(t, ts, p, "db")
 	if d.State != lifeboat.JobSucceeded {
@@ -1351,20 +1362,7 @@ func TestRestoreSQLiteKeepsItsLog(t *testing.T) {
 // with the rest (it was left behind, named by nothing).
 func TestRestoreSQLiteRetryRemovesTheFirstLog(t *testing.T) {
 	ts := newRetryServer(t, failOnceAfter("db"))
-	f := newFixture(t)
-	dbPath := filepath.Join(f.root, "shop", "app.sqlite")
-	db, err := sql.Open("sqlite", dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('in the point')`); err != nil {
-		t.Fatal(err)
-	}
-	doc := f.doc()
-	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "sqlite", Path: dbPath})
-	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
-	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	dbPath, p := applySQLiteApp(t, ts, true)
 	write(t, dbPath+"-wal", "not a log SQLite reads")
 	d := restoreToOriginal(t, ts, p, "db")
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
@@ -1379,33 +1377,19 @@ func TestRestoreSQLiteRetryRemovesTheFirstLog(t *testing.T) {
 // beside which a log is already (one whose database an interrupted
 // clean-up removed): SQLite would replay that log into it.
 func TestRestoreSQLiteRetryAvoidsAForeignLog(t *testing.T) {
-	var dbPath string
+	var name atomic.Value // the database's path
 	var failed atomic.Bool
 	ts := newRetryServer(t, func(j *lifeboat.Job, component string) error {
 		if j.Attempts != 1 || component != "db" || failed.Swap(true) {
 			return nil
 		}
 		// As if a clean-up had removed the kept copy, then stopped.
+		dbPath := name.Load().(string)
 		os.Remove(filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+j.ID[len(j.ID)-8:]+"-"+filepath.Base(dbPath)))
 		return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", component)
 	})
-	f := newFixture(t)
-	dbPath = filepath.Join(f.root, "shop", "app.sqlite")
-	db, err := sql.Open("sqlite", dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('in the point')`); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
-	t.Cleanup(hs.Close)
-	doc := f.doc()
-	doc.Apps[0].HealthURL = hs.URL + "/healthz"
-	doc.Apps[0].Components = append(doc.Apps[0].Components, lifeboat.Component{Name: "db", Kind: "sqlite", Path: dbPath})
-	ts.must(t, "POST", "/api/v1/apply", ApplyRequest{Document: doc}, nil)
-	p := result[BackupResult](t, ts.backup(t, "shop")).Point
+	dbPath, p := applySQLiteApp(t, ts, false)
+	name.Store(dbPath)
 	write(t, dbPath+"-wal", "the last transactions")
 	d := restoreToOriginal(t, ts, p, "db")
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,7 +25,7 @@ import (
 
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/remote/ssh"
-	"github.com/lifeboat-vault/lifeboat/internal/testenv"
+	"github.com/lifeboat-vault/lifeboat/internal/remote/ssh/sshtest"
 )
 
 type sshEnv struct {
@@ -35,57 +34,18 @@ type sshEnv struct {
 }
 
 func mustEnv(t *testing.T) sshEnv {
-	t.Helper()
-	env := testenv.Require(t, "LIFEBOAT_TEST_SSH_HOST", "LIFEBOAT_TEST_SSH_PORT", "LIFEBOAT_TEST_SSH_USER",
-		"LIFEBOAT_TEST_SSH_KEY", "LIFEBOAT_TEST_SSH_HOSTKEY")
-	key, err := os.ReadFile(env["LIFEBOAT_TEST_SSH_KEY"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sshEnv{
-		addr:    net.JoinHostPort(env["LIFEBOAT_TEST_SSH_HOST"], env["LIFEBOAT_TEST_SSH_PORT"]),
-		user:    env["LIFEBOAT_TEST_SSH_USER"],
-		hostKey: env["LIFEBOAT_TEST_SSH_HOSTKEY"],
-		key:     key,
-	}
+	c := sshtest.Config(t)
+	return sshEnv{addr: c.Addr, user: c.User, hostKey: c.HostKey, key: c.PrivateKey}
 }
 
 func (e sshEnv) config() ssh.Config {
 	return ssh.Config{Addr: e.addr, User: e.user, PrivateKey: e.key, HostKey: e.hostKey, Timeout: 10 * time.Second}
 }
 
-func mustDial(t *testing.T, c ssh.Config) *ssh.Client {
-	t.Helper()
-	cl, err := ssh.Dial(context.Background(), c)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { cl.Close() })
-	return cl
-}
+func mustDial(t *testing.T, c ssh.Config) *ssh.Client { return sshtest.Dial(t, c) }
 
-// sharedDir makes a temp directory the SSH login user owns (the sshd runs
-// on this machine, so the test reads and writes the same files locally).
-func sharedDir(t *testing.T, e sshEnv) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "lb-ssh-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Getuid() == 0 {
-		u, err := user.Lookup(e.user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
+// sharedDir makes a temp directory the SSH login user owns.
+func sharedDir(t *testing.T, e sshEnv) string { return sshtest.SharedDir(t, e.user) }
 
 func newKeyPEM(t *testing.T) []byte {
 	t.Helper()
