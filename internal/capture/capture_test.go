@@ -262,7 +262,7 @@ func TestCarryOverFollowsNoSymlink(t *testing.T) {
 // remove, so that the job's result still names it.
 // TestSwapCommitRemovesLastFirst: a kept database's log, after it in Old,
 // goes first, so that a commit stopped half-way never leaves a log whose
-// database is gone.
+// database is gone; one that cannot be removed keeps its database.
 func TestSwapCommitRemovesLastFirst(t *testing.T) {
 	var order []string
 	sw := &Swap{Old: []string{"/srv/.lifeboat-old-x-app.db", "/srv/.lifeboat-old-x-app.db-wal"}, remove: func(p string) error {
@@ -271,6 +271,19 @@ func TestSwapCommitRemovesLastFirst(t *testing.T) {
 	}}
 	if err := sw.Commit(); err != nil || !slices.Equal(order, []string{"/srv/.lifeboat-old-x-app.db-wal", "/srv/.lifeboat-old-x-app.db"}) || len(sw.Old) != 0 {
 		t.Errorf("removed %q (%v), left %q", order, err, sw.Old)
+	}
+	// A log that cannot be removed keeps its database.
+	order = nil
+	sw.Old = []string{"/srv/.lifeboat-old-x-app.db", "/srv/.lifeboat-old-x-app.db-wal", "/srv/.lifeboat-old-x-other"}
+	sw.remove = func(p string) error {
+		order = append(order, p)
+		if strings.HasSuffix(p, "-wal") {
+			return errors.New("connection lost")
+		}
+		return nil
+	}
+	if err := sw.Commit(); err == nil || !slices.Equal(sw.Old, []string{"/srv/.lifeboat-old-x-app.db", "/srv/.lifeboat-old-x-app.db-wal"}) || len(order) != 2 {
+		t.Errorf("removed %q (%v), left %q: want the log and its database left", order, err, sw.Old)
 	}
 }
 

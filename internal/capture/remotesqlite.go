@@ -275,9 +275,9 @@ ident() { if [ -f "$1" ] && [ ! -L "$1" ]; then ls -ldin -- "$1" || exit 1; else
 	var out strings.Builder
 	const aside = move + `t=$1; st=$2; pat=$3; any=$4; shift 4
 for d in "$(dirname -- "$t")"/"$pat"$any; do
-	for s in "$@"; do if [ "$d" != "$st" ] && { [ -e "$d/old$s" ] || [ -L "$d/old$s" ]; }; then echo "left $d"; break; fi; done
+	for s in "$@"; do if [ "$d" != "$st" ] && { [ -e "$d/old$s" ] || [ -L "$d/old$s" ]; }; then printf 'left %s\n' "$d"; break; fi; done
 done
-i=$(ident "$t") || exit 1; echo "id $i"
+i=$(ident "$t") || exit 1; printf 'id %s\n' "$i"
 for s in "$@"; do
 	if [ -e "$t$s" ] || [ -L "$t$s" ]; then move "$t$s" "$st/old$s" || exit 1; echo "log $s"; fi
 done`
@@ -310,7 +310,7 @@ done`
 		// failed after a move: what it moved is what is in the staging,
 		// and target is untouched still.
 		const moved = move + `t=$1; st=$2; shift 2
-i=$(ident "$t") || exit 1; echo "id $i"
+i=$(ident "$t") || exit 1; printf 'id %s\n' "$i"
 for s in "$@"; do if [ -e "$st/old$s" ] || [ -L "$st/old$s" ]; then echo "log $s"; fi; done`
 		out.Reset()
 		if perr := rt.Run(ctx, append([]string{"sh", "-c", moved, "sh", target, st}, sqliteLogs...), nil, &out); perr != nil {

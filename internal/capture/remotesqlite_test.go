@@ -475,3 +475,37 @@ func (t *outlivedTarget) Run(ctx context.Context, argv []string, stdin io.Reader
 	}
 	return err
 }
+
+// TestSwapSQLiteOddPath: a database under a directory whose name holds a
+// backslash (which dash's echo would rewrite): a failed swap puts its log
+// back, and an earlier staging is named where it is.
+func TestSwapSQLiteOddPath(t *testing.T) {
+	rt, base := newSSHTestTarget(t)
+	ctx := context.Background()
+	dir := filepath.Join(base, `data\backup "x"`)
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	db := filepath.Join(dir, "app.db")
+	damagedDB(db)
+	st := staged(t, rt, db)
+	rt.swapFile = func() error { return errors.New("injected swap failure") }
+	keep, err := swapSQLite(ctx, rt, &Swap{}, st, "restore.db", db, "job1")
+	rt.swapFile = nil
+	if b, _ := os.ReadFile(db + "-wal"); err == nil || keep || string(b) != "the last transactions" {
+		t.Errorf("after a failed swap (%v, keep staging %v): the log beside the database %q", err, keep, b)
+	}
+	dropSQLiteStaging(ctx, rt, st, "restore.db")
+
+	crashed := filepath.Join(dir, ".lifeboat-staging-app.db-0123456789abcdef")
+	os.Mkdir(crashed, 0o755)
+	os.WriteFile(filepath.Join(crashed, "old-wal"), []byte("moved before a crash"), 0o644)
+	sw := &Swap{}
+	if _, err := swapSQLite(ctx, rt, sw, staged(t, rt, db), "restore.db", db, "job1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Left) == 0 || sw.Left[0] != crashed {
+		t.Errorf("left %q, want %s first", sw.Left, crashed)
+	}
+}

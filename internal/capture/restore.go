@@ -318,6 +318,11 @@ func (s *Swap) Commit() error {
 		if s.remove != nil {
 			rm = s.remove
 		}
+		// A database whose log stays, stays too.
+		if slices.ContainsFunc(sqliteLogs, func(suffix string) bool { return slices.Contains(left, o+suffix) }) {
+			left = append(left, o)
+			continue
+		}
 		if err := rm(o); err != nil {
 			left = append(left, o)
 			if first == nil {
@@ -625,50 +630,102 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 		return nil, res, err
 	}
 	sw := &Swap{Component: c.Name, Target: []string{target}}
-	if mode != sqlite.Live {
-		if _, err := os.Lstat(target); err == nil {
-			// If an earlier attempt of the job got this far, old keeps what
-			// was there before the job, and the database there now (that
-			// attempt's restore) is kept beside it (see setAside).
-			old := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
-			var kept []string
-			if _, err := os.Lstat(old); err == nil {
-				kept = append(kept, old)
-				old += "-" + randomHex()
-			} else if logBeside(old) {
-				// The log of a kept copy removed half-way: not this one's.
-				old += "-" + randomHex()
-			}
+	var old string    // where this attempt keeps the database, "" if nowhere
+	var made bool     // this attempt made the link at old
+	var logs []string // the suffixes of the logs linked beside old
+	if _, err := os.Lstat(target); err == nil && mode != sqlite.Live {
+		// If an earlier attempt of the job got this far, old keeps what
+		// was there before the job, and the database there now (that
+		// attempt's restore) is kept beside it (see setAside).
+		old = filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
+		var kept []string
+		switch _, err := os.Lstat(old); {
+		case err == nil && sameFile(old, target):
+			// An earlier attempt linked the database and stopped before
+			// replacing it: the same database, kept where it is.
+		case err == nil:
+			kept = append(kept, old)
+			old += "-" + randomHex()
+		case logBeside(old):
+			// The log of a kept copy removed half-way: not this one's.
+			old += "-" + randomHex()
+		}
+		if !sameFile(old, target) {
 			if err := os.Link(target, old); err != nil {
 				return nil, res, err
 			}
-			kept = append(kept, old)
-			sw.keep(kept)
-			if len(kept) > 1 {
-				// The earlier attempt's copy goes with the log it kept.
-				for _, suffix := range sqliteLogs {
-					if _, err := os.Lstat(kept[0] + suffix); err == nil {
-						sw.Old = append(sw.Old, kept[0]+suffix)
-						sw.Prior = append(sw.Prior, kept[0]+suffix)
-					}
+			made = true
+		}
+		kept = append(kept, old)
+		sw.keep(kept)
+		if len(kept) > 1 {
+			// The earlier attempt's copy goes with the log it kept.
+			for _, suffix := range sqliteLogs {
+				if _, err := os.Lstat(kept[0] + suffix); err == nil {
+					sw.Old = append(sw.Old, kept[0]+suffix)
+					sw.Prior = append(sw.Prior, kept[0]+suffix)
 				}
 			}
-			// Its journal goes with it, under the name SQLite looks for
-			// beside the kept copy: the restore removes it from the
-			// target, and it may hold the last transactions.
-			for _, suffix := range sqliteLogs {
-				if err := os.Link(target+suffix, old+suffix); err == nil {
-					sw.Old = append(sw.Old, old+suffix)
-				} else if !errors.Is(err, fs.ErrNotExist) {
-					return nil, res, err
-				}
+		}
+		// Its log goes with it, under the name SQLite looks for beside
+		// the kept copy: the restore removes it from the target, and it
+		// may hold the last transactions.
+		for _, suffix := range sqliteLogs {
+			err := os.Link(target+suffix, old+suffix)
+			if errors.Is(err, fs.ErrExist) && sameFile(target+suffix, old+suffix) {
+				err = nil // linked by an earlier attempt that stopped
+			}
+			switch {
+			case err == nil:
+				sw.Old = append(sw.Old, old+suffix)
+				logs = append(logs, suffix)
+			case !errors.Is(err, fs.ErrNotExist):
+				return nil, res, err
 			}
 		}
 	}
 	if err := sqlite.Restore(ctx, from, target, mode); err != nil {
+		if old != "" {
+			err = unkeepSQLite(target, old, made, logs, err)
+		}
 		return nil, res, err
 	}
 	return sw, res, nil
+}
+
+// unkeepSQLite undoes, after a stopped-mode restore failed with err, what
+// it kept of the database target at old (made: the link to it, and the
+// links of its logs), once the logs the restore removed are back beside
+// target. Only while target is the database it was: otherwise, or if a log
+// cannot go back, what is kept stays and err says where.
+func unkeepSQLite(target, old string, made bool, logs []string, err error) error {
+	if !sameFile(target, old) {
+		return fmt.Errorf("%w (what the restore replaced is kept at %s, with its log)", err, old)
+	}
+	for _, suffix := range logs {
+		if _, lerr := os.Lstat(target + suffix); errors.Is(lerr, fs.ErrNotExist) {
+			if lerr := os.Link(old+suffix, target+suffix); lerr != nil {
+				return fmt.Errorf("%w (the database's log could not go back: it is kept at %s%s)", err, old, suffix)
+			}
+		}
+		if sameFile(target+suffix, old+suffix) {
+			os.Remove(old + suffix)
+		}
+	}
+	if made {
+		os.Remove(old)
+	}
+	return err
+}
+
+// sameFile says whether a and b are names of one file (neither followed).
+func sameFile(a, b string) bool {
+	fa, err := os.Lstat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Lstat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // logBeside says whether a SQLite log is at db's name (the database's

@@ -1404,6 +1404,61 @@ func TestRestoreSQLiteRetryAvoidsAForeignLog(t *testing.T) {
 	}
 }
 
+// A retry after an attempt that linked the database to its kept name and
+// stopped before replacing it keeps the database there, with its log
+// (instead of a second copy beside the first, which kept no log and was
+// taken for what an earlier attempt replaced).
+func TestRestoreSQLiteRetryAfterAStopBetweenItsLinks(t *testing.T) {
+	var name atomic.Value // the database's path
+	var failed atomic.Bool
+	ts := newRetryServer(t, func(j *lifeboat.Job, component string) error {
+		if j.Attempts != 1 || component != "data" || failed.Swap(true) {
+			return nil
+		}
+		dbPath := name.Load().(string)
+		if err := os.Link(dbPath, filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+j.ID[len(j.ID)-8:]+"-"+filepath.Base(dbPath))); err != nil {
+			return err
+		}
+		return lifeboat.Errorf(lifeboat.EUnavailable, "stopped after its first link")
+	})
+	dbPath, p := applySQLiteApp(t, ts, false)
+	name.Store(dbPath)
+	write(t, dbPath+"-wal", "the last transactions")
+	d := restoreToOriginal(t, ts, p, "data", "db")
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	old := filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+d.ID[len(d.ID)-8:]+"-"+filepath.Base(dbPath))
+	rr := result[RestoreResult](t, d)
+	for _, c := range rr.Components {
+		if c.Name == "db" && !slices.Equal(c.Kept, []string{old, old + "-wal"}) {
+			t.Errorf("db kept at %q, want %s with its log", c.Kept, old)
+		}
+	}
+	if b, _ := os.ReadFile(old + "-wal"); string(b) != "the last transactions" {
+		t.Errorf("the kept log: %q", b)
+	}
+}
+
+// A stopped-mode restore that fails once it has removed the database's
+// log (here the -shm cannot be removed) puts the log back beside the
+// database and keeps nothing else.
+func TestRestoreSQLiteFailurePutsTheLogBack(t *testing.T) {
+	ts := newTestServer(t, testOpts{})
+	dbPath, p := applySQLiteApp(t, ts, false)
+	write(t, dbPath+"-wal", "the last transactions")
+	os.MkdirAll(filepath.Join(dbPath+"-shm", "in the way"), 0o755)
+	if d := restoreToOriginal(t, ts, p, "db"); d.State != lifeboat.JobFailed {
+		t.Fatalf("restore: %s, want it failed", d.State)
+	}
+	if b, _ := os.ReadFile(dbPath + "-wal"); string(b) != "the last transactions" {
+		t.Errorf("the log beside the database after the failed restore: %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-*")); len(left) != 0 {
+		t.Errorf("kept after a restore that changed nothing: %v", left)
+	}
+}
+
 // Components nested in one another restore the outer one first: what the
 // inner one's restore keeps beside its target (here its replaced tree,
 // kept for good for what it could not carry) stays where the result names

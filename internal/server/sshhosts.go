@@ -154,8 +154,12 @@ func (t sshTarget) RemoveAll(ctx context.Context, p string) error {
 		return lifeboat.Errorf(lifeboat.EInternal, "refusing to remove %s: not a Lifeboat staging or kept tree", p)
 	}
 	// Never into another file system mounted inside it (rm then fails,
-	// and the tree stays, reported).
-	return t.Run(ctx, []string{"rm", "-rf", "--one-file-system", "--", p}, nil, io.Discard)
+	// and the tree stays, reported): GNU rm's --one-file-system, or, where
+	// rm does not know it, BSD rm's -x; an rm with neither fails.
+	const rm = `rm -rf --one-file-system -- "$1" && exit 0
+{ [ -e "$1" ] || [ -L "$1" ]; } || exit 0
+rm -rfx -- "$1" 2>/dev/null`
+	return t.Run(ctx, []string{"sh", "-c", rm, "sh", p}, nil, io.Discard)
 }
 
 // sshTree is a vault.RemoteFS over an SSH client.
