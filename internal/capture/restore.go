@@ -631,7 +631,6 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 	}
 	sw := &Swap{Component: c.Name, Target: []string{target}}
 	var old string    // where this attempt keeps the database, "" if nowhere
-	var made bool     // this attempt made the link at old
 	var logs []string // the suffixes of the logs linked beside old
 	if _, err := os.Lstat(target); err == nil && mode != sqlite.Live {
 		// If an earlier attempt of the job got this far, old keeps what
@@ -654,7 +653,6 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 			if err := os.Link(target, old); err != nil {
 				return nil, res, err
 			}
-			made = true
 		}
 		kept = append(kept, old)
 		sw.keep(kept)
@@ -686,7 +684,7 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 	}
 	if err := sqlite.Restore(ctx, from, target, mode); err != nil {
 		if old != "" {
-			err = unkeepSQLite(target, old, made, logs, err)
+			err = unkeepSQLite(target, old, logs, err)
 		}
 		return nil, res, err
 	}
@@ -694,11 +692,12 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 }
 
 // unkeepSQLite undoes, after a stopped-mode restore failed with err, what
-// it kept of the database target at old (made: the link to it, and the
-// links of its logs), once the logs the restore removed are back beside
-// target. Only while target is the database it was: otherwise, or if a log
-// cannot go back, what is kept stays and err says where.
-func unkeepSQLite(target, old string, made bool, logs []string, err error) error {
+// it kept of the database target at old (a link to it, and links to its
+// logs), once the logs the restore removed are back beside target. Only
+// while target is the database it was (the links are then other names of
+// the live files): otherwise, or if a log cannot go back, what is kept
+// stays and err says where.
+func unkeepSQLite(target, old string, logs []string, err error) error {
 	if !sameFile(target, old) {
 		return fmt.Errorf("%w (what the restore replaced is kept at %s, with its log)", err, old)
 	}
@@ -712,9 +711,12 @@ func unkeepSQLite(target, old string, made bool, logs []string, err error) error
 			os.Remove(old + suffix)
 		}
 	}
-	if made {
-		os.Remove(old)
+	for _, suffix := range logs {
+		if _, lerr := os.Lstat(old + suffix); lerr == nil {
+			return err // a log stays beside it
+		}
 	}
+	os.Remove(old)
 	return err
 }
 
