@@ -153,14 +153,29 @@ func (t sshTarget) RemoveAll(ctx context.Context, p string) error {
 	if !strings.Contains(p, "/.lifeboat-") {
 		return lifeboat.Errorf(lifeboat.EInternal, "refusing to remove %s: not a Lifeboat staging or kept tree", p)
 	}
-	// Never into another file system mounted inside it (rm then fails,
-	// and the tree stays, reported): GNU rm's --one-file-system, or, where
-	// rm does not know it, BSD rm's -x; an rm with neither fails.
-	const rm = `rm -rf --one-file-system -- "$1" && exit 0
-{ [ -e "$1" ] || [ -L "$1" ]; } || exit 0
-rm -rfx -- "$1" 2>/dev/null`
-	return t.Run(ctx, []string{"sh", "-c", rm, "sh", p}, nil, io.Discard)
+	// Never into a file system mounted inside it: the tree stays,
+	// reported. The host's mount table is read first (a bind mount of a
+	// directory of the same file system shares its device, so rm alone
+	// would go into it and empty its source); then GNU rm's
+	// --one-file-system, or, where rm does not know it, BSD rm's -x (an rm
+	// with neither fails).
+	const rm = `p=$1; esc=$2
+if [ -r /proc/self/mountinfo ]; then
+	while read -r _ _ _ _ mp _; do
+		case "$mp" in "$esc"|"$esc"/*) echo "a file system is mounted at $mp, inside it" >&2; exit 3;; esac
+	done </proc/self/mountinfo
+else
+	mount | while IFS= read -r l; do case "$l" in *" on $p "*|*" on $p/"*) exit 3;; esac; done ||
+		{ echo "a file system is mounted inside it" >&2; exit 3; }
+fi
+rm -rf --one-file-system -- "$p" && exit 0
+{ [ -e "$p" ] || [ -L "$p" ]; } || exit 0
+rm -rfx -- "$p" 2>/dev/null`
+	return t.Run(ctx, []string{"sh", "-c", rm, "sh", p, mountinfoEscape.Replace(p)}, nil, io.Discard)
 }
+
+// mountinfoEscape writes a path as /proc/self/mountinfo does.
+var mountinfoEscape = strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`)
 
 // sshTree is a vault.RemoteFS over an SSH client.
 type sshTree struct {

@@ -50,3 +50,33 @@ func TestSSHRemoveAllSparesMounts(t *testing.T) {
 		t.Errorf("removing a tree Lifeboat did not name: %v", err)
 	}
 }
+
+// TestSSHRemoveAllSparesBindMounts: a directory of the same file system
+// bind-mounted inside a kept tree (same device: rm's own check does not
+// see it) is never emptied, whatever the tree's name.
+func TestSSHRemoveAllSparesBindMounts(t *testing.T) {
+	c := sshtest.Config(t)
+	rt := sshTarget{sshtest.Dial(t, c)}
+	dir := sshtest.SharedDir(t, c.User)
+	kept := filepath.Join(dir, `.lifeboat-old-job1-my data\x`)
+	mnt := filepath.Join(kept, "shared")
+	src := filepath.Join(dir, "shared-elsewhere")
+	for _, d := range []string{mnt, src} {
+		if err := os.MkdirAll(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(src, "precious"), []byte("not in the kept tree"), 0o666)
+	sshOwned(t, map[string]string{"LIFEBOAT_TEST_SSH_USER": c.User}, dir)
+	if err := unix.Mount(src, mnt, "", unix.MS_BIND, ""); err != nil {
+		testenv.Skip(t, "cannot bind-mount here: "+err.Error())
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	err := rt.RemoveAll(context.Background(), kept)
+	if b, rerr := os.ReadFile(filepath.Join(src, "precious")); rerr != nil || string(b) != "not in the kept tree" {
+		t.Errorf("RemoveAll (%v) deleted what a bind mount shows inside the tree: %q %v", err, b, rerr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "mounted at") {
+		t.Errorf("RemoveAll of a tree with a bind mount inside: %v", err)
+	}
+}
