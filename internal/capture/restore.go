@@ -669,6 +669,22 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 		// the kept copy: the restore removes it from the target, and it
 		// may hold the last transactions.
 		for _, suffix := range sqliteLogs {
+			if _, err := os.Lstat(old + suffix); err == nil && !sameFile(old+suffix, target+suffix) {
+				// A log an earlier attempt linked beside the database is no
+				// longer beside it: that attempt removed it (and stopped),
+				// or the app has written a new one since. Which database
+				// state it goes with is unknown: it is kept under a name
+				// SQLite pairs with nothing, and that attempt may have
+				// separated the database from it, so what is replaced now
+				// may lack what it held.
+				aside := old + suffix + "-" + randomHex()
+				if err := os.Rename(old+suffix, aside); err != nil {
+					return nil, res, unkeepSQLite(target, old, logs, err)
+				}
+				sw.Left = append(sw.Left, aside)
+				sw.Notes = append(sw.Notes, fmt.Sprintf("a log an earlier attempt kept of the database is no longer the database's (that attempt removed it, or the app wrote a new one since): kept at %s, never removed; rename it to the kept copy's name plus %s only if the app did not run in between", aside, suffix))
+				sw.Earlier = true
+			}
 			err := os.Link(target+suffix, old+suffix)
 			if errors.Is(err, fs.ErrExist) && sameFile(target+suffix, old+suffix) {
 				err = nil // linked by an earlier attempt that stopped
@@ -678,7 +694,7 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				sw.Old = append(sw.Old, old+suffix)
 				logs = append(logs, suffix)
 			case !errors.Is(err, fs.ErrNotExist):
-				return nil, res, err
+				return nil, res, unkeepSQLite(target, old, logs, err)
 			}
 		}
 	}
@@ -686,7 +702,13 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 		if old != "" {
 			err = unkeepSQLite(target, old, logs, err)
 		}
+		if len(sw.Left) > 0 {
+			err = fmt.Errorf("%w (an earlier attempt's log of the database is kept at %s)", err, strings.Join(sw.Left, ", "))
+		}
 		return nil, res, err
+	}
+	if sw.Earlier && len(sw.Left) > 0 {
+		sw.KeepAll("an earlier attempt may have separated it from its log (see the log kept beside it)")
 	}
 	return sw, res, nil
 }

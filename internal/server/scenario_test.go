@@ -1459,6 +1459,90 @@ func TestRestoreSQLiteFailurePutsTheLogBack(t *testing.T) {
 	}
 }
 
+// separateLog is a restore hook that, in a job's first attempt, leaves the
+// database as a stopped-mode restore that died inside its swap does: the
+// database and its -wal linked at their kept names, the -wal gone from
+// beside the database; then runs after, and fails the attempt.
+func separateLog(name *atomic.Value, then func(dbPath string)) func(j *lifeboat.Job, component string) error {
+	var failed atomic.Bool
+	return func(j *lifeboat.Job, component string) error {
+		if j.Attempts != 1 || component != "data" || failed.Swap(true) {
+			return nil
+		}
+		dbPath := name.Load().(string)
+		old := keptName(j, dbPath)
+		if err := os.Link(dbPath, old); err != nil {
+			return err
+		}
+		if err := os.Link(dbPath+"-wal", old+"-wal"); err != nil {
+			return err
+		}
+		os.Remove(dbPath + "-wal")
+		if then != nil {
+			then(dbPath)
+		}
+		return lifeboat.Errorf(lifeboat.EUnavailable, "the process died inside the swap")
+	}
+}
+
+// keptName is where job j keeps the database at dbPath it replaces.
+func keptName(j *lifeboat.Job, dbPath string) string {
+	return filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+j.ID[len(j.ID)-8:]+"-"+filepath.Base(dbPath))
+}
+
+// A retry after an attempt that separated the database from its log (it
+// died inside its swap), or whose kept log the app has replaced since,
+// keeps that log under a name SQLite pairs with nothing, names it, and
+// keeps what it replaces for good; the job succeeds.
+func TestRestoreSQLiteRetryKeepsASeparatedLog(t *testing.T) {
+	for _, newer := range []bool{false, true} {
+		var name atomic.Value
+		ts := newRetryServer(t, separateLog(&name, func(dbPath string) {
+			if newer { // the app ran meanwhile, and wrote a new log
+				write(t, dbPath+"-wal", "newer transactions")
+			}
+		}))
+		dbPath, p := applySQLiteApp(t, ts, false)
+		name.Store(dbPath)
+		write(t, dbPath+"-wal", "the last transactions")
+		d := restoreToOriginal(t, ts, p, "data", "db")
+		if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+			t.Fatalf("newer log %v: restore: %s after %d attempts: %s", newer, d.State, d.Attempts, d.Error)
+		}
+		old := keptName(d, dbPath)
+		var named bool
+		for _, c := range result[RestoreResult](t, d).Components {
+			for _, k := range c.Kept {
+				b, _ := os.ReadFile(k)
+				named = named || c.Name == "db" && strings.HasPrefix(k, old+"-wal-") && string(b) == "the last transactions"
+			}
+		}
+		if !named {
+			t.Errorf("newer log %v: the separated log is not named as kept", newer)
+		}
+		if b, _ := os.ReadFile(old + "-wal"); newer != (string(b) == "newer transactions") {
+			t.Errorf("newer log %v: beside the kept database: %q", newer, b)
+		}
+	}
+}
+
+// The same, the retry's own restore failing too: its error says where
+// the separated log is.
+func TestRestoreSQLiteFailedRetryNamesASeparatedLog(t *testing.T) {
+	var name atomic.Value
+	ts := newRetryServer(t, separateLog(&name, func(dbPath string) {
+		os.Remove(dbPath + "-shm")
+		os.MkdirAll(filepath.Join(dbPath+"-shm", "in the way"), 0o755)
+	}))
+	dbPath, p := applySQLiteApp(t, ts, false)
+	name.Store(dbPath)
+	write(t, dbPath+"-wal", "the last transactions")
+	d := restoreToOriginal(t, ts, p, "data", "db")
+	if d.State != lifeboat.JobFailed || !strings.Contains(d.Error, keptName(d, dbPath)+"-wal-") {
+		t.Errorf("restore: %s: %s, want it failed naming the kept log", d.State, d.Error)
+	}
+}
+
 // Components nested in one another restore the outer one first: what the
 // inner one's restore keeps beside its target (here its replaced tree,
 // kept for good for what it could not carry) stays where the result names
