@@ -1378,16 +1378,10 @@ func TestRestoreSQLiteRetryRemovesTheFirstLog(t *testing.T) {
 // clean-up removed): SQLite would replay that log into it.
 func TestRestoreSQLiteRetryAvoidsAForeignLog(t *testing.T) {
 	var name atomic.Value // the database's path
-	var failed atomic.Bool
-	ts := newRetryServer(t, func(j *lifeboat.Job, component string) error {
-		if j.Attempts != 1 || component != "db" || failed.Swap(true) {
-			return nil
-		}
+	ts := newRetryServer(t, failFirstAttempt(&name, "db", func(j *lifeboat.Job, dbPath string) error {
 		// As if a clean-up had removed the kept copy, then stopped.
-		dbPath := name.Load().(string)
-		os.Remove(filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+j.ID[len(j.ID)-8:]+"-"+filepath.Base(dbPath)))
-		return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component %s", component)
-	})
+		return os.Remove(keptName(j, dbPath))
+	}))
 	dbPath, p := applySQLiteApp(t, ts, false)
 	name.Store(dbPath)
 	write(t, dbPath+"-wal", "the last transactions")
@@ -1395,7 +1389,7 @@ func TestRestoreSQLiteRetryAvoidsAForeignLog(t *testing.T) {
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
 		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
-	old := filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+d.ID[len(d.ID)-8:]+"-"+filepath.Base(dbPath))
+	old := keptName(d, dbPath)
 	if _, err := os.Lstat(old); err == nil {
 		t.Errorf("the retry kept what it replaced at %s, beside the log %s-wal of another database", old, old)
 	}
@@ -1410,17 +1404,9 @@ func TestRestoreSQLiteRetryAvoidsAForeignLog(t *testing.T) {
 // taken for what an earlier attempt replaced).
 func TestRestoreSQLiteRetryAfterAStopBetweenItsLinks(t *testing.T) {
 	var name atomic.Value // the database's path
-	var failed atomic.Bool
-	ts := newRetryServer(t, func(j *lifeboat.Job, component string) error {
-		if j.Attempts != 1 || component != "data" || failed.Swap(true) {
-			return nil
-		}
-		dbPath := name.Load().(string)
-		if err := os.Link(dbPath, filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+j.ID[len(j.ID)-8:]+"-"+filepath.Base(dbPath))); err != nil {
-			return err
-		}
-		return lifeboat.Errorf(lifeboat.EUnavailable, "stopped after its first link")
-	})
+	ts := newRetryServer(t, failFirstAttempt(&name, "data", func(j *lifeboat.Job, dbPath string) error {
+		return os.Link(dbPath, keptName(j, dbPath))
+	}))
 	dbPath, p := applySQLiteApp(t, ts, false)
 	name.Store(dbPath)
 	write(t, dbPath+"-wal", "the last transactions")
@@ -1428,7 +1414,7 @@ func TestRestoreSQLiteRetryAfterAStopBetweenItsLinks(t *testing.T) {
 	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
 		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
 	}
-	old := filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+d.ID[len(d.ID)-8:]+"-"+filepath.Base(dbPath))
+	old := keptName(d, dbPath)
 	rr := result[RestoreResult](t, d)
 	for _, c := range rr.Components {
 		if c.Name == "db" && !slices.Equal(c.Kept, []string{old, old + "-wal"}) {
@@ -1459,17 +1445,28 @@ func TestRestoreSQLiteFailurePutsTheLogBack(t *testing.T) {
 	}
 }
 
-// separateLog is a restore hook that, in a job's first attempt, leaves the
-// database as a stopped-mode restore that died inside its swap does: the
-// database and its -wal linked at their kept names, the -wal gone from
-// beside the database; then runs after, and fails the attempt.
-func separateLog(name *atomic.Value, then func(dbPath string)) func(j *lifeboat.Job, component string) error {
+// failFirstAttempt is a restore hook that, after component comp in a
+// job's first attempt, runs f with the job and the database's path (in
+// name), then fails the attempt as unavailable, so that it is retried.
+func failFirstAttempt(name *atomic.Value, comp string, f func(j *lifeboat.Job, dbPath string) error) func(j *lifeboat.Job, component string) error {
 	var failed atomic.Bool
 	return func(j *lifeboat.Job, component string) error {
-		if j.Attempts != 1 || component != "data" || failed.Swap(true) {
+		if j.Attempts != 1 || component != comp || failed.Swap(true) {
 			return nil
 		}
-		dbPath := name.Load().(string)
+		if err := f(j, name.Load().(string)); err != nil {
+			return err
+		}
+		return lifeboat.Errorf(lifeboat.EUnavailable, "the attempt stopped after component %s", component)
+	}
+}
+
+// separateLog is failFirstAttempt leaving the database as a stopped-mode
+// restore that died inside its swap does: the database and its -wal
+// linked at their kept names, the -wal gone from beside the database;
+// then runs after.
+func separateLog(name *atomic.Value, then func(dbPath string)) func(j *lifeboat.Job, component string) error {
+	return failFirstAttempt(name, "data", func(j *lifeboat.Job, dbPath string) error {
 		old := keptName(j, dbPath)
 		if err := os.Link(dbPath, old); err != nil {
 			return err
@@ -1478,11 +1475,9 @@ func separateLog(name *atomic.Value, then func(dbPath string)) func(j *lifeboat.
 			return err
 		}
 		os.Remove(dbPath + "-wal")
-		if then != nil {
-			then(dbPath)
-		}
-		return lifeboat.Errorf(lifeboat.EUnavailable, "the process died inside the swap")
-	}
+		then(dbPath)
+		return nil
+	})
 }
 
 // keptName is where job j keeps the database at dbPath it replaces.
