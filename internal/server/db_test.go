@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lifeboat-vault/lifeboat/internal/catalog"
 	"github.com/lifeboat-vault/lifeboat/internal/lifeboat"
 	"github.com/lifeboat-vault/lifeboat/internal/testenv"
@@ -476,6 +478,27 @@ func TestSSHHost(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(root), ".lifeboat-*"+filepath.Base(root)+"*"))
 	if len(leftovers) != 0 {
 		t.Errorf("left on the host: %v", leftovers)
+	}
+
+	// A directory with a file system mounted inside (a bind mount of the
+	// same file system here) is refused before anything runs or changes.
+	elsewhere := t.TempDir()
+	os.WriteFile(filepath.Join(elsewhere, "precious"), []byte("not the app's"), 0o644)
+	os.MkdirAll(filepath.Join(root, "shared"), 0o755)
+	os.WriteFile(filepath.Join(root, "index.html"), []byte("defaced a third time"), 0o644)
+	if err := unix.Mount(elsewhere, filepath.Join(root, "shared"), "", unix.MS_BIND, ""); err != nil {
+		testenv.Skip(t, "cannot bind-mount here: "+err.Error())
+	}
+	defer unix.Unmount(filepath.Join(root, "shared"), unix.MNT_DETACH)
+	ts.must(t, "POST", "/api/v1/apps/shop/restores", RestoreRequest{Point: r2.Point, Components: []string{"www"}, To: "original"}, &rj)
+	if d = ts.waitJob(t, rj.ID); d.State != lifeboat.JobFailed || !strings.Contains(d.Error, "mounted at "+filepath.Join(root, "shared")) {
+		t.Errorf("restore over a mount on the SSH host: %s: %s", d.State, d.Error)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "index.html")); string(b) != "defaced a third time" {
+		t.Errorf("a refused restore changed the tree: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(elsewhere, "precious")); string(b) != "not the app's" {
+		t.Errorf("the mounted directory's file: %q", b)
 	}
 }
 

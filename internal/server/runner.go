@@ -314,11 +314,20 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 		// directory with another file system mounted inside, or that is
 		// one, cannot be swapped.
 		for _, name := range req.Components {
-			if c := comps[name]; c.Kind == lifeboat.KindFiles {
-				if _, _, remote := capture.RemoteSource(c); !remote {
-					if err := capture.RefuseMounts(name, c.Source); err != nil {
-						return nil, err
-					}
+			c := comps[name]
+			if c.Kind != lifeboat.KindFiles {
+				continue
+			}
+			hostName, dir, remote := capture.RemoteSource(c)
+			if !remote {
+				if err := capture.RefuseMounts(name, c.Source); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if h := g.Hosts[hostName]; h != nil && g.RemoteTarget != nil {
+				if err := refuseRemoteMounts(ctx, g, h, name, dir); err != nil {
+					return nil, err
 				}
 			}
 		}

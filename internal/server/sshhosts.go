@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -159,20 +160,53 @@ func (t sshTarget) RemoveAll(ctx context.Context, p string) error {
 	// would go into it and empty its source); then GNU rm's
 	// --one-file-system, or, where rm does not know it, BSD rm's -x (an rm
 	// with neither fails).
-	const rm = `p=$1; esc=$2
-if [ -r /proc/self/mountinfo ]; then
-	while read -r _ _ _ _ mp _; do
-		case "$mp" in "$esc"|"$esc"/*) echo "a file system is mounted at $mp, inside it" >&2; exit 3;; esac
-	done </proc/self/mountinfo
-else
-	mount | while IFS= read -r l; do case "$l" in *" on $p "*|*" on $p/"*) exit 3;; esac; done ||
-		{ echo "a file system is mounted inside it" >&2; exit 3; }
-fi
-rm -rf --one-file-system -- "$p" && exit 0
+	const rm = mountsInside + `rm -rf --one-file-system -- "$p" && exit 0
 { [ -e "$p" ] || [ -L "$p" ]; } || exit 0
 rm -rfx -- "$p" 2>/dev/null`
 	return t.Run(ctx, []string{"sh", "-c", rm, "sh", p, mountinfoEscape.Replace(p)}, nil, io.Discard)
 }
+
+// RefuseMounts refuses, as invalid, a restore to the original place of
+// component's directory p while a file system is mounted at it or inside
+// it, as capture.RefuseMounts does on the local host.
+func (t sshTarget) RefuseMounts(ctx context.Context, component, p string) error {
+	err := t.Run(ctx, []string{"sh", "-c", mountsInside, "sh", p, mountinfoEscape.Replace(p)}, nil, io.Discard)
+	if ee := (*ssh.ExitError)(nil); errors.As(err, &ee) && ee.Status == 3 {
+		return lifeboat.Errorf(lifeboat.EInvalid, "component %s: %s, at or inside %s on %s: a restore to the original place swaps the whole directory and would move the mount aside with the replaced data; unmount it first, or restore to a directory", component, strings.TrimSpace(ee.Stderr), p, ee.Addr)
+	}
+	return err
+}
+
+// refuseRemoteMounts refuses component's directory dir on host h as
+// sshTarget.RefuseMounts does, over a connection of its own.
+func refuseRemoteMounts(ctx context.Context, g *capture.Guard, h *lifeboat.Host, component, dir string) error {
+	rt, closer, err := g.RemoteTarget(ctx, h)
+	if err != nil {
+		return fmt.Errorf("component %s: %w", component, err)
+	}
+	defer closer.Close()
+	if mr, ok := rt.(interface {
+		RefuseMounts(ctx context.Context, component, p string) error
+	}); ok {
+		return mr.RefuseMounts(ctx, component, dir)
+	}
+	return nil
+}
+
+// mountsInside is the start of a script that exits 3, saying where on its
+// standard error, if a file system is mounted at $1 or inside it ($2: $1
+// written as /proc/self/mountinfo writes paths), and leaves p=$1. Where
+// the host has no /proc/self/mountinfo, it reads mount's output.
+const mountsInside = `p=$1; esc=$2
+if [ -r /proc/self/mountinfo ]; then
+	while read -r _ _ _ _ mp _; do
+		case "$mp" in "$esc"|"$esc"/*) echo "a file system is mounted at $mp" >&2; exit 3;; esac
+	done </proc/self/mountinfo
+else
+	mount | while IFS= read -r l; do case "$l" in *" on $p "*|*" on $p/"*) exit 3;; esac; done ||
+		{ echo "a file system is mounted inside $p" >&2; exit 3; }
+fi
+`
 
 // mountinfoEscape writes a path as /proc/self/mountinfo does.
 var mountinfoEscape = strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`)
