@@ -632,28 +632,41 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 	sw := &Swap{Component: c.Name, Target: []string{target}}
 	var old string    // where this attempt keeps the database, "" if nowhere
 	var logs []string // the suffixes of the logs linked beside old
+	fail := func(err error) (*Swap, *vault.RestoreResult, error) {
+		if old != "" {
+			err = unkeepSQLite(target, old, logs, err)
+		}
+		if len(sw.Left) > 0 {
+			err = fmt.Errorf("%w (an earlier attempt's log of the database is kept at %s)", err, strings.Join(sw.Left, ", "))
+		}
+		return nil, res, err
+	}
 	if _, err := os.Lstat(target); err == nil && mode != sqlite.Live {
-		// If an earlier attempt of the job got this far, old keeps what
+		// If an earlier attempt of the job got this far, name keeps what
 		// was there before the job, and the database there now (that
 		// attempt's restore) is kept beside it (see setAside).
-		old = filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
+		name := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
+		if err := sw.setAsideLogs(name); err != nil {
+			return fail(err)
+		}
 		var kept []string
-		switch _, err := os.Lstat(old); {
-		case err == nil && sameFile(old, target):
+		switch _, err := os.Lstat(name); {
+		case err == nil && sameFile(name, target):
 			// An earlier attempt linked the database and stopped before
 			// replacing it: the same database, kept where it is.
 		case err == nil:
-			kept = append(kept, old)
-			old += "-" + randomHex()
-		case logBeside(old):
+			kept = append(kept, name)
+			name += "-" + randomHex()
+		case logBeside(name):
 			// The log of a kept copy removed half-way: not this one's.
-			old += "-" + randomHex()
+			name += "-" + randomHex()
 		}
-		if !sameFile(old, target) {
-			if err := os.Link(target, old); err != nil {
-				return nil, res, err
+		if !sameFile(name, target) {
+			if err := os.Link(target, name); err != nil {
+				return fail(err)
 			}
 		}
+		old = name
 		kept = append(kept, old)
 		sw.keep(kept)
 		if len(kept) > 1 {
@@ -673,17 +686,13 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				// A log an earlier attempt linked beside the database is no
 				// longer beside it: that attempt removed it (and stopped),
 				// or the app has written a new one since. Which database
-				// state it goes with is unknown: it is kept under a name
-				// SQLite pairs with nothing, and that attempt may have
-				// separated the database from it, so what is replaced now
-				// may lack what it held.
+				// state it goes with is unknown: it is set aside under a
+				// name SQLite pairs with nothing (see setAsideLogs).
 				aside := old + suffix + "-" + randomHex()
 				if err := os.Rename(old+suffix, aside); err != nil {
-					return nil, res, unkeepSQLite(target, old, logs, err)
+					return fail(err)
 				}
-				sw.Left = append(sw.Left, aside)
-				sw.Notes = append(sw.Notes, fmt.Sprintf("a log an earlier attempt kept of the database is no longer the database's (that attempt removed it, or the app wrote a new one since): kept at %s, never removed; rename it to the kept copy's name plus %s only if the app did not run in between", aside, suffix))
-				sw.Earlier = true
+				sw.setAside(aside, suffix)
 			}
 			err := os.Link(target+suffix, old+suffix)
 			if errors.Is(err, fs.ErrExist) && sameFile(target+suffix, old+suffix) {
@@ -694,23 +703,45 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 				sw.Old = append(sw.Old, old+suffix)
 				logs = append(logs, suffix)
 			case !errors.Is(err, fs.ErrNotExist):
-				return nil, res, unkeepSQLite(target, old, logs, err)
+				return fail(err)
 			}
 		}
 	}
 	if err := sqlite.Restore(ctx, from, target, mode); err != nil {
-		if old != "" {
-			err = unkeepSQLite(target, old, logs, err)
-		}
-		if len(sw.Left) > 0 {
-			err = fmt.Errorf("%w (an earlier attempt's log of the database is kept at %s)", err, strings.Join(sw.Left, ", "))
-		}
-		return nil, res, err
+		return fail(err)
 	}
 	if sw.Earlier && len(sw.Left) > 0 {
 		sw.KeepAll("an earlier attempt may have separated it from its log (see the log kept beside it)")
 	}
 	return sw, res, nil
+}
+
+// setAsideLogs finds the logs earlier attempts of the job set aside (see
+// setAside) beside name, the database's kept name, and keeps them again:
+// while one is there, every attempt keeps what it replaces for good.
+func (s *Swap) setAsideLogs(name string) error {
+	ents, err := os.ReadDir(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		for _, suffix := range sqliteLogs {
+			if strings.HasPrefix(e.Name(), filepath.Base(name)+suffix+"-") {
+				s.setAside(filepath.Join(filepath.Dir(name), e.Name()), suffix)
+			}
+		}
+	}
+	return nil
+}
+
+// setAside keeps, never removed, a log of the database set aside at p: an
+// earlier attempt may have separated the database from it, so what is
+// replaced now may lack what it held (Earlier: that attempt's safety point
+// is named).
+func (s *Swap) setAside(p, suffix string) {
+	s.Left = append(s.Left, p)
+	s.Notes = append(s.Notes, fmt.Sprintf("a log an earlier attempt kept of the database is no longer the database's (that attempt removed it, or the app wrote a new one since): kept at %s, never removed; rename it to the kept copy's name plus %s only if the app did not run in between", p, suffix))
+	s.Earlier = true
 }
 
 // unkeepSQLite undoes, after a stopped-mode restore failed with err, what

@@ -1521,6 +1521,78 @@ func TestRestoreSQLiteRetryKeepsASeparatedLog(t *testing.T) {
 	}
 }
 
+// What an attempt keeps for good after finding a separated log (above)
+// stays for good in every later attempt of the job: a third attempt, once
+// the app is healthy, removed it.
+func TestRestoreSQLiteThirdAttemptKeepsWhatTheSecondKept(t *testing.T) {
+	for _, newer := range []bool{false, true} {
+		var name atomic.Value
+		first := separateLog(&name, func(dbPath string) {
+			if newer {
+				write(t, dbPath+"-wal", "newer transactions")
+			}
+		})
+		var failed2 atomic.Bool
+		ts := newRetryServerN(t, 3, func(j *lifeboat.Job, component string) error {
+			if err := first(j, component); err != nil {
+				return err
+			}
+			if j.Attempts == 2 && component == "db" && !failed2.Swap(true) {
+				return lifeboat.Errorf(lifeboat.EUnavailable, "storage went away after component db")
+			}
+			return nil
+		})
+		dbPath, p := applySQLiteApp(t, ts, true) // healthy: the clean-up runs
+		name.Store(dbPath)
+		write(t, dbPath+"-wal", "the last transactions")
+		d := restoreToOriginal(t, ts, p, "data", "db")
+		if d.State != lifeboat.JobSucceeded || d.Attempts != 3 {
+			t.Fatalf("newer log %v: restore: %s after %d attempts: %s", newer, d.State, d.Attempts, d.Error)
+		}
+		old := keptName(d, dbPath)
+		if _, err := os.Lstat(old); err != nil {
+			t.Errorf("newer log %v: what attempt 2 kept for good at %s was removed: %v", newer, old, err)
+		}
+		if b, _ := os.ReadFile(old + "-wal"); newer && string(b) != "newer transactions" {
+			t.Errorf("newer log %v: the log attempt 2 kept for good at %s-wal: %q", newer, old, b)
+		}
+	}
+}
+
+// A retry finding a log an earlier attempt set aside (and that attempt
+// stopped before saving what it did) names it, keeps what it replaces,
+// and names the first safety point, not its own (taken of the database
+// without that log).
+func TestRestoreSQLiteRetryFindsASetAsideLog(t *testing.T) {
+	var name atomic.Value
+	ts := newRetryServer(t, failFirstAttempt(&name, "data", func(j *lifeboat.Job, dbPath string) error {
+		old := keptName(j, dbPath)
+		if err := os.Link(dbPath, old); err != nil {
+			return err
+		}
+		return os.Rename(dbPath+"-wal", old+"-wal-0badc0de")
+	}))
+	dbPath, p := applySQLiteApp(t, ts, true)
+	name.Store(dbPath)
+	write(t, dbPath+"-wal", "the last transactions")
+	d := restoreToOriginal(t, ts, p, "data", "db")
+	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
+		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	old := keptName(d, dbPath)
+	rr := result[RestoreResult](t, d)
+	var named bool
+	for _, c := range rr.Components {
+		named = named || c.Name == "db" && slices.Contains(c.Kept, old+"-wal-0badc0de")
+	}
+	if !named || rr.Safety["db"] != rr.First["db"] {
+		t.Errorf("the set-aside log named %v; safety point %.8s, the first %.8s: want it named, and the first", named, rr.Safety["db"], rr.First["db"])
+	}
+	if _, err := os.Lstat(old); err != nil {
+		t.Errorf("the database the set-aside log goes with was removed: %v", err)
+	}
+}
+
 // The same, the retry's own restore failing too: its error says where
 // the separated log is.
 func TestRestoreSQLiteFailedRetryNamesASeparatedLog(t *testing.T) {
