@@ -1407,13 +1407,7 @@ func TestRestoreSQLiteRetryAfterAStopBetweenItsLinks(t *testing.T) {
 	ts := newRetryServer(t, failFirstAttempt(&name, "data", func(j *lifeboat.Job, dbPath string) error {
 		return os.Link(dbPath, keptName(j, dbPath))
 	}))
-	dbPath, p := applySQLiteApp(t, ts, false)
-	name.Store(dbPath)
-	write(t, dbPath+"-wal", "the last transactions")
-	d := restoreToOriginal(t, ts, p, "data", "db")
-	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
-		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
-	}
+	d, dbPath := retrySQLiteRestore(t, ts, &name, false, 2)
 	old := keptName(d, dbPath)
 	rr := result[RestoreResult](t, d)
 	for _, c := range rr.Components {
@@ -1480,6 +1474,23 @@ func separateLog(name *atomic.Value, then func(dbPath string)) func(j *lifeboat.
 	})
 }
 
+// retrySQLiteRestore gives ts an app with a SQLite database (name holds
+// its path; healthy as applySQLiteApp), writes a log beside it, restores
+// the app's data and database to their place, and fails the test unless
+// the job succeeded after attempts tries. It returns the job and the
+// database's path.
+func retrySQLiteRestore(t *testing.T, ts *testServer, name *atomic.Value, healthy bool, attempts int) (*lifeboat.Job, string) {
+	t.Helper()
+	dbPath, p := applySQLiteApp(t, ts, healthy)
+	name.Store(dbPath)
+	write(t, dbPath+"-wal", "the last transactions")
+	d := restoreToOriginal(t, ts, p, "data", "db")
+	if d.State != lifeboat.JobSucceeded || d.Attempts != attempts {
+		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
+	}
+	return d, dbPath
+}
+
 // keptName is where job j keeps the database at dbPath it replaces.
 func keptName(j *lifeboat.Job, dbPath string) string {
 	return filepath.Join(filepath.Dir(dbPath), ".lifeboat-old-"+j.ID[len(j.ID)-8:]+"-"+filepath.Base(dbPath))
@@ -1497,13 +1508,7 @@ func TestRestoreSQLiteRetryKeepsASeparatedLog(t *testing.T) {
 				write(t, dbPath+"-wal", "newer transactions")
 			}
 		}))
-		dbPath, p := applySQLiteApp(t, ts, false)
-		name.Store(dbPath)
-		write(t, dbPath+"-wal", "the last transactions")
-		d := restoreToOriginal(t, ts, p, "data", "db")
-		if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
-			t.Fatalf("newer log %v: restore: %s after %d attempts: %s", newer, d.State, d.Attempts, d.Error)
-		}
+		d, dbPath := retrySQLiteRestore(t, ts, &name, false, 2)
 		old := keptName(d, dbPath)
 		var named bool
 		for _, c := range result[RestoreResult](t, d).Components {
@@ -1542,13 +1547,7 @@ func TestRestoreSQLiteThirdAttemptKeepsWhatTheSecondKept(t *testing.T) {
 			}
 			return nil
 		})
-		dbPath, p := applySQLiteApp(t, ts, true) // healthy: the clean-up runs
-		name.Store(dbPath)
-		write(t, dbPath+"-wal", "the last transactions")
-		d := restoreToOriginal(t, ts, p, "data", "db")
-		if d.State != lifeboat.JobSucceeded || d.Attempts != 3 {
-			t.Fatalf("newer log %v: restore: %s after %d attempts: %s", newer, d.State, d.Attempts, d.Error)
-		}
+		d, dbPath := retrySQLiteRestore(t, ts, &name, true, 3)
 		old := keptName(d, dbPath)
 		if _, err := os.Lstat(old); err != nil {
 			t.Errorf("newer log %v: what attempt 2 kept for good at %s was removed: %v", newer, old, err)
@@ -1572,13 +1571,7 @@ func TestRestoreSQLiteRetryFindsASetAsideLog(t *testing.T) {
 		}
 		return os.Rename(dbPath+"-wal", old+"-wal-0badc0de")
 	}))
-	dbPath, p := applySQLiteApp(t, ts, true)
-	name.Store(dbPath)
-	write(t, dbPath+"-wal", "the last transactions")
-	d := restoreToOriginal(t, ts, p, "data", "db")
-	if d.State != lifeboat.JobSucceeded || d.Attempts != 2 {
-		t.Fatalf("restore: %s after %d attempts: %s", d.State, d.Attempts, d.Error)
-	}
+	d, dbPath := retrySQLiteRestore(t, ts, &name, true, 2)
 	old := keptName(d, dbPath)
 	rr := result[RestoreResult](t, d)
 	var named bool
