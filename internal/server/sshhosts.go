@@ -200,11 +200,11 @@ func refuseRemoteMounts(ctx context.Context, g *capture.Guard, h *lifeboat.Host,
 const mountsInside = `p=$1; esc=$2
 if [ -r /proc/self/mountinfo ]; then
 	while read -r _ _ _ _ mp _; do
-		case "$mp" in "$esc"|"$esc"/*) echo "a file system is mounted at $mp" >&2; exit 3;; esac
+		case "$mp" in "$esc"|"$esc"/*) printf 'a file system is mounted at %s\n' "$mp" >&2; exit 3;; esac
 	done </proc/self/mountinfo
 else
 	mount | while IFS= read -r l; do case "$l" in *" on $p "*|*" on $p/"*) exit 3;; esac; done ||
-		{ echo "a file system is mounted inside $p" >&2; exit 3; }
+		{ printf 'a file system is mounted inside %s\n' "$p" >&2; exit 3; }
 fi
 `
 
