@@ -716,22 +716,46 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 	return sw, res, nil
 }
 
-// setAsideLogs finds the logs earlier attempts of the job set aside (see
-// setAside) beside name, the database's kept name, and keeps them again:
-// while one is there, every attempt keeps what it replaces for good.
+// setAsideLogs finds, beside name (the database's kept name), what
+// earlier attempts of the job kept and no result may name: the logs they
+// set aside (see setAside), and copies they kept under a name of their own
+// (name-<hex>, with their logs) before stopping. It keeps them again, never
+// removed: an earlier attempt may have separated the database from its log,
+// so every attempt keeps what it replaces for good, and names the first
+// safety point, while one is there.
 func (s *Swap) setAsideLogs(name string) error {
 	ents, err := os.ReadDir(filepath.Dir(name))
 	if err != nil {
 		return err
 	}
+	base := filepath.Base(name) + "-"
 	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), base)
+		if !ok {
+			continue
+		}
+		p := filepath.Join(filepath.Dir(name), e.Name())
 		for _, suffix := range sqliteLogs {
-			if strings.HasPrefix(e.Name(), filepath.Base(name)+suffix+"-") {
-				s.setAside(filepath.Join(filepath.Dir(name), e.Name()), suffix)
+			if strings.HasPrefix(rest, suffix[1:]+"-") {
+				s.setAside(p, suffix)
 			}
+		}
+		if len(rest) >= 8 && isHex(rest[:8]) && (len(rest) == 8 || rest[8] == '-') {
+			s.Left = append(s.Left, p)
+			s.Notes = append(s.Notes, fmt.Sprintf("what an earlier attempt kept of the database (it stopped before it was done) is kept at %s, never removed", p))
+			s.Earlier = true
 		}
 	}
 	return nil
+}
+
+func isHex(x string) bool {
+	for _, c := range x {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }
 
 // setAside keeps, never removed, a log of the database set aside at p: an

@@ -1586,6 +1586,54 @@ func TestRestoreSQLiteRetryFindsASetAsideLog(t *testing.T) {
 	}
 }
 
+// An attempt that kept the database under a name of its own (an earlier
+// attempt's copy was at the job's name) and stopped, inside its swap or
+// right after it, before its result was saved: a later attempt finds that
+// copy and its log, names them and keeps them.
+func TestRestoreSQLiteThirdAttemptFindsARandomCopy(t *testing.T) {
+	for _, swapped := range []bool{false, true} {
+		var name atomic.Value
+		var failed1, failed2 atomic.Bool
+		ts := newRetryServerN(t, 3, func(j *lifeboat.Job, component string) error {
+			dbPath := name.Load().(string)
+			switch {
+			case j.Attempts == 1 && component == "db" && !failed1.Swap(true):
+				write(t, dbPath+"-wal", "written since attempt 1") // the app, restarted
+				return lifeboat.Errorf(lifeboat.EUnavailable, "stopped after db")
+			case j.Attempts == 2 && component == "data" && !failed2.Swap(true):
+				old := keptName(j, dbPath) + "-0badc0de"
+				if err := os.Link(dbPath, old); err != nil {
+					return err
+				}
+				if err := os.Link(dbPath+"-wal", old+"-wal"); err != nil {
+					return err
+				}
+				os.Remove(dbPath + "-wal")
+				if swapped { // the restored file in place (another file)
+					b, _ := os.ReadFile(dbPath)
+					write(t, dbPath+".new", string(b))
+					if err := os.Rename(dbPath+".new", dbPath); err != nil {
+						return err
+					}
+				}
+				return lifeboat.Errorf(lifeboat.EUnavailable, "stopped inside the swap of db")
+			}
+			return nil
+		})
+		d, dbPath := retrySQLiteRestore(t, ts, &name, true, 3)
+		old := keptName(d, dbPath) + "-0badc0de"
+		var named []string
+		for _, c := range result[RestoreResult](t, d).Components {
+			named = append(named, c.Kept...)
+		}
+		for _, p := range []string{old, old + "-wal"} {
+			if _, err := os.Lstat(p); err != nil || !slices.Contains(named, p) {
+				t.Errorf("swapped %v: %s (%v) is not named as kept: %q", swapped, p, err, named)
+			}
+		}
+	}
+}
+
 // The same, the retry's own restore failing too: its error says where
 // the separated log is.
 func TestRestoreSQLiteFailedRetryNamesASeparatedLog(t *testing.T) {
