@@ -360,8 +360,8 @@ exit $bad`
 	if earlier && len(kept) > 0 {
 		// An earlier attempt's kept copy goes with the log it kept beside it.
 		var out strings.Builder
-		const logsOf = `for s in -wal -journal; do if [ -e "$1$s" ] || [ -L "$1$s" ]; then echo "$s"; fi; done`
-		if err := rt.Run(ctx, []string{"sh", "-c", logsOf, "sh", kept[0]}, nil, &out); err != nil {
+		const logsOf = `k=$1; shift; for s in "$@"; do if [ -e "$k$s" ] || [ -L "$k$s" ]; then echo "$s"; fi; done`
+		if err := rt.Run(ctx, append([]string{"sh", "-c", logsOf, "sh", kept[0]}, sqliteLogs...), nil, &out); err != nil {
 			sw.KeepOnly([]string{kept[0]}, fmt.Sprintf("its log could not be looked for: %v", err))
 		}
 		for _, s := range strings.Fields(out.String()) {

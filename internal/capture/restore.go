@@ -637,74 +637,13 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 			err = unkeepSQLite(target, old, logs, err)
 		}
 		if len(sw.Left) > 0 {
-			err = fmt.Errorf("%w (an earlier attempt's log of the database is kept at %s)", err, strings.Join(sw.Left, ", "))
+			err = fmt.Errorf("%w (what earlier attempts kept of the database is at %s)", err, strings.Join(sw.Left, ", "))
 		}
 		return nil, res, err
 	}
 	if _, err := os.Lstat(target); err == nil && mode != sqlite.Live {
-		// If an earlier attempt of the job got this far, name keeps what
-		// was there before the job, and the database there now (that
-		// attempt's restore) is kept beside it (see setAside).
-		name := filepath.Join(dir, ".lifeboat-old-"+tag+"-"+filepath.Base(target))
-		if err := sw.setAsideLogs(name); err != nil {
+		if old, logs, err = sw.keepDatabase(target, tag); err != nil {
 			return fail(err)
-		}
-		var kept []string
-		switch _, err := os.Lstat(name); {
-		case err == nil && sameFile(name, target):
-			// An earlier attempt linked the database and stopped before
-			// replacing it: the same database, kept where it is.
-		case err == nil:
-			kept = append(kept, name)
-			name += "-" + randomHex()
-		case logBeside(name):
-			// The log of a kept copy removed half-way: not this one's.
-			name += "-" + randomHex()
-		}
-		if !sameFile(name, target) {
-			if err := os.Link(target, name); err != nil {
-				return fail(err)
-			}
-		}
-		old = name
-		kept = append(kept, old)
-		sw.keep(kept)
-		if len(kept) > 1 {
-			// The earlier attempt's copy goes with the log it kept.
-			for _, suffix := range sqliteLogs {
-				if _, err := os.Lstat(kept[0] + suffix); err == nil {
-					sw.Old = append(sw.Old, kept[0]+suffix)
-					sw.Prior = append(sw.Prior, kept[0]+suffix)
-				}
-			}
-		}
-		// Its log goes with it, under the name SQLite looks for beside
-		// the kept copy: the restore removes it from the target, and it
-		// may hold the last transactions.
-		for _, suffix := range sqliteLogs {
-			if _, err := os.Lstat(old + suffix); err == nil && !sameFile(old+suffix, target+suffix) {
-				// A log an earlier attempt linked beside the database is no
-				// longer beside it: that attempt removed it (and stopped),
-				// or the app has written a new one since. Which database
-				// state it goes with is unknown: it is set aside under a
-				// name SQLite pairs with nothing (see setAsideLogs).
-				aside := old + suffix + "-" + randomHex()
-				if err := os.Rename(old+suffix, aside); err != nil {
-					return fail(err)
-				}
-				sw.setAside(aside, suffix)
-			}
-			err := os.Link(target+suffix, old+suffix)
-			if errors.Is(err, fs.ErrExist) && sameFile(target+suffix, old+suffix) {
-				err = nil // linked by an earlier attempt that stopped
-			}
-			switch {
-			case err == nil:
-				sw.Old = append(sw.Old, old+suffix)
-				logs = append(logs, suffix)
-			case !errors.Is(err, fs.ErrNotExist):
-				return fail(err)
-			}
 		}
 	}
 	if err := sqlite.Restore(ctx, from, target, mode); err != nil {
@@ -716,14 +655,87 @@ func restoreSQLiteOriginal(ctx context.Context, v *vault.Vault, p *manifest.Poin
 	return sw, res, nil
 }
 
-// setAsideLogs finds, beside name (the database's kept name), what
+// keepDatabase keeps the database target, about to be replaced in
+// stopped mode, with its logs beside it under the job's kept name (tag),
+// adding them to s. It returns where it kept the database ("" if nowhere
+// yet) and the suffixes of the logs it linked beside it, also after a
+// failure, for unkeepSQLite.
+func (s *Swap) keepDatabase(target, tag string) (old string, logs []string, err error) {
+	// If an earlier attempt of the job got this far, name keeps what
+	// was there before the job, and the database there now (that
+	// attempt's restore) is kept beside it (see setAside).
+	name := filepath.Join(filepath.Dir(target), ".lifeboat-old-"+tag+"-"+filepath.Base(target))
+	if err := s.earlierKept(name); err != nil {
+		return old, logs, err
+	}
+	var kept []string
+	switch _, err := os.Lstat(name); {
+	case err == nil && sameFile(name, target):
+		// An earlier attempt linked the database and stopped before
+		// replacing it: the same database, kept where it is.
+	case err == nil:
+		kept = append(kept, name)
+		name += "-" + randomHex()
+	case logBeside(name):
+		// The log of a kept copy removed half-way: not this one's.
+		name += "-" + randomHex()
+	}
+	if !sameFile(name, target) {
+		if err := os.Link(target, name); err != nil {
+			return old, logs, err
+		}
+	}
+	old = name
+	kept = append(kept, old)
+	s.keep(kept)
+	if len(kept) > 1 {
+		// The earlier attempt's copy goes with the log it kept.
+		for _, suffix := range sqliteLogs {
+			if _, err := os.Lstat(kept[0] + suffix); err == nil {
+				s.Old = append(s.Old, kept[0]+suffix)
+				s.Prior = append(s.Prior, kept[0]+suffix)
+			}
+		}
+	}
+	// Its log goes with it, under the name SQLite looks for beside
+	// the kept copy: the restore removes it from the target, and it
+	// may hold the last transactions.
+	for _, suffix := range sqliteLogs {
+		if _, err := os.Lstat(old + suffix); err == nil && !sameFile(old+suffix, target+suffix) {
+			// A log an earlier attempt linked beside the database is no
+			// longer beside it: that attempt removed it (and stopped),
+			// or the app has written a new one since. Which database
+			// state it goes with is unknown: it is set aside under a
+			// name SQLite pairs with nothing (see earlierKept).
+			aside := old + suffix + "-" + randomHex()
+			if err := os.Rename(old+suffix, aside); err != nil {
+				return old, logs, err
+			}
+			s.setAsideLog(aside, suffix)
+		}
+		err := os.Link(target+suffix, old+suffix)
+		if errors.Is(err, fs.ErrExist) && sameFile(target+suffix, old+suffix) {
+			err = nil // linked by an earlier attempt that stopped
+		}
+		switch {
+		case err == nil:
+			s.Old = append(s.Old, old+suffix)
+			logs = append(logs, suffix)
+		case !errors.Is(err, fs.ErrNotExist):
+			return old, logs, err
+		}
+	}
+	return old, logs, nil
+}
+
+// earlierKept finds, beside name (the database's kept name), what
 // earlier attempts of the job kept and no result may name: the logs they
-// set aside (see setAside), and copies they kept under a name of their own
+// set aside (see setAsideLog), and copies they kept under a name of their own
 // (name-<hex>, with their logs) before stopping. It keeps them again, never
 // removed: an earlier attempt may have separated the database from its log,
 // so every attempt keeps what it replaces for good, and names the first
 // safety point, while one is there.
-func (s *Swap) setAsideLogs(name string) error {
+func (s *Swap) earlierKept(name string) error {
 	ents, err := os.ReadDir(filepath.Dir(name))
 	if err != nil {
 		return err
@@ -737,10 +749,13 @@ func (s *Swap) setAsideLogs(name string) error {
 		p := filepath.Join(filepath.Dir(name), e.Name())
 		for _, suffix := range sqliteLogs {
 			if strings.HasPrefix(rest, suffix[1:]+"-") {
-				s.setAside(p, suffix)
+				s.setAsideLog(p, suffix)
 			}
 		}
-		if len(rest) >= 8 && isHex(rest[:8]) && (len(rest) == 8 || rest[8] == '-') {
+		if len(rest) < 8 || len(rest) > 8 && rest[8] != '-' {
+			continue
+		}
+		if _, err := hex.DecodeString(rest[:8]); err == nil { // randomHex
 			s.Left = append(s.Left, p)
 			s.Notes = append(s.Notes, fmt.Sprintf("what an earlier attempt kept of the database (it stopped before it was done) is kept at %s, never removed", p))
 			s.Earlier = true
@@ -749,20 +764,11 @@ func (s *Swap) setAsideLogs(name string) error {
 	return nil
 }
 
-func isHex(x string) bool {
-	for _, c := range x {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
-		}
-	}
-	return true
-}
-
-// setAside keeps, never removed, a log of the database set aside at p: an
+// setAsideLog keeps, never removed, a log of the database set aside at p: an
 // earlier attempt may have separated the database from it, so what is
 // replaced now may lack what it held (Earlier: that attempt's safety point
 // is named).
-func (s *Swap) setAside(p, suffix string) {
+func (s *Swap) setAsideLog(p, suffix string) {
 	s.Left = append(s.Left, p)
 	s.Notes = append(s.Notes, fmt.Sprintf("a log an earlier attempt kept of the database is no longer the database's (that attempt removed it, or the app wrote a new one since): kept at %s, never removed; rename it to the kept copy's name plus %s only if the app did not run in between", p, suffix))
 	s.Earlier = true

@@ -325,8 +325,8 @@ func (s *Server) runRestore(ctx context.Context, r *jobs.Run) (out any, err erro
 				}
 				continue
 			}
-			if h := g.Hosts[hostName]; h != nil && g.RemoteTarget != nil {
-				if err := refuseRemoteMounts(ctx, g, h, name, dir); err != nil {
+			if h := g.Hosts[hostName]; h != nil {
+				if err := s.refuseRemoteMounts(ctx, h, name, dir); err != nil {
 					return nil, err
 				}
 			}

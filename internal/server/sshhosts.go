@@ -179,18 +179,13 @@ func (t sshTarget) RefuseMounts(ctx context.Context, component, p string) error 
 
 // refuseRemoteMounts refuses component's directory dir on host h as
 // sshTarget.RefuseMounts does, over a connection of its own.
-func refuseRemoteMounts(ctx context.Context, g *capture.Guard, h *lifeboat.Host, component, dir string) error {
-	rt, closer, err := g.RemoteTarget(ctx, h)
+func (s *Server) refuseRemoteMounts(ctx context.Context, h *lifeboat.Host, component, dir string) error {
+	c, err := s.dialSSH(ctx, h)
 	if err != nil {
 		return fmt.Errorf("component %s: %w", component, err)
 	}
-	defer closer.Close()
-	if mr, ok := rt.(interface {
-		RefuseMounts(ctx context.Context, component, p string) error
-	}); ok {
-		return mr.RefuseMounts(ctx, component, dir)
-	}
-	return nil
+	defer c.Close()
+	return sshTarget{c}.RefuseMounts(ctx, component, dir)
 }
 
 // mountsInside is the start of a script that exits 3, saying where on its
