@@ -164,8 +164,10 @@ func (v *Vault) writeSlot(ctx context.Context, passphrase []byte, kdf crypto.KDF
 }
 
 // RotateKeySlot replaces a key-encryption key: it writes a new slot wrapped
-// by newPassphrase (the vault's default KDF parameters, raised to those of
-// the retired slot if they were stronger: never lowered), reads it back and
+// by newPassphrase (the vault's default KDF parameters; if a guess with them
+// would cost less than with the retired slot's (KDFParams.CostsAtLeast),
+// each one below the retired slot's is raised to it: never lowered), reads
+// it back and
 // unwraps it, and only then deletes the slot retire, if retire is not
 // empty. It returns the new slot's id. Data and other slots are untouched
 // (every slot holds the master secret, which never changes).
@@ -199,7 +201,7 @@ func (v *Vault) RotateKeySlot(ctx context.Context, newPassphrase []byte, retire 
 	newID := ""
 	if len(newPassphrase) > 0 {
 		kdf := v.defaultKDF()
-		if old != nil {
+		if old != nil && !kdf.CostsAtLeast(old.KDF) {
 			kdf.Time = max(kdf.Time, old.KDF.Time)
 			kdf.MemoryKiB = max(kdf.MemoryKiB, old.KDF.MemoryKiB)
 			kdf.Threads = max(kdf.Threads, old.KDF.Threads)

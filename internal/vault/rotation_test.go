@@ -222,6 +222,32 @@ func TestRotateKeySlot(t *testing.T) {
 			t.Errorf("KDF lowered: %+v", s.KDF)
 		}
 	}
+	// A retired slot with more memory but cheaper guesses than the default
+	// gets the default, not its memory raised.
+	wide, deep := fastKDF, fastKDF
+	wide.Time, wide.MemoryKiB = 1, 2048
+	deep.Time, deep.MemoryKiB = 4, 1536
+	wo, do := o, o
+	wo.KDF, do.KDF = &wide, &deep
+	wideID, err := openWith(t, be, newPass, wo).AddKeySlot(ctx, otherPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deepID, err := openWith(t, be, newPass, do).RotateKeySlot(ctx, []byte("fourth"), wideID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slots, err = w.KeySlots(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slots {
+		if s.ID == deepID && (s.KDF.Time != 4 || s.KDF.MemoryKiB != 1536) {
+			t.Errorf("rotated from %+v with default %+v: got %+v", wide, deep, s.KDF)
+		}
+	}
+	if _, err := w.RotateKeySlot(ctx, nil, deepID); err != nil {
+		t.Fatal(err)
+	}
 	// Revoking (no new passphrase) works while another slot remains.
 	if _, err := w.RotateKeySlot(ctx, nil, rotated); err != nil {
 		t.Fatal(err)

@@ -46,10 +46,42 @@ func TestSlotRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDefaultKDFIsStrong holds the default to every default new slots had
+// before (CostsAtLeast), with at least OWASP's floor of memory.
 func TestDefaultKDFIsStrong(t *testing.T) {
 	d := DefaultKDF()
-	if d.MemoryKiB < 64*1024 || d.Time < 3 {
-		t.Fatalf("default KDF lowered: %+v", d)
+	earlier := []KDFParams{
+		{Alg: "argon2id", Time: 3, MemoryKiB: 64 * 1024, Threads: 4}, // RFC 9106's second option, until 2026-12
+	}
+	if d.Alg != "argon2id" || d.MemoryKiB < 46*1024 {
+		t.Fatalf("default KDF %+v: not argon2id, or under 46 MiB", d)
+	}
+	for _, e := range earlier {
+		if !d.CostsAtLeast(e) {
+			t.Errorf("default KDF %+v costs a guess less than the earlier default %+v", d, e)
+		}
+	}
+	if err := (KDFParams{Alg: d.Alg, Time: d.Time, MemoryKiB: d.MemoryKiB, Threads: d.Threads, Salt: make([]byte, 16)}).validate(); err != nil {
+		t.Fatalf("default KDF %+v: %v", d, err)
+	}
+}
+
+func TestKDFCostsAtLeast(t *testing.T) {
+	rfc := KDFParams{Alg: "argon2id", Time: 3, MemoryKiB: 64 * 1024, Threads: 4}
+	for _, c := range []struct {
+		p    KDFParams
+		want bool
+	}{
+		{rfc, true},
+		{KDFParams{Alg: "argon2id", Time: 6, MemoryKiB: 48 * 1024, Threads: 4}, true},
+		{KDFParams{Alg: "argon2id", Time: 5, MemoryKiB: 48 * 1024, Threads: 4}, false},  // same bandwidth and more, less area-time
+		{KDFParams{Alg: "argon2id", Time: 1, MemoryKiB: 128 * 1024, Threads: 4}, false}, // more area-time, less bandwidth
+		{KDFParams{Alg: "argon2id", Time: 6, MemoryKiB: 48 * 1024, Threads: 2}, false},
+		{KDFParams{Alg: "argon2i", Time: 6, MemoryKiB: 64 * 1024, Threads: 4}, false},
+	} {
+		if got := c.p.CostsAtLeast(rfc); got != c.want {
+			t.Errorf("%+v CostsAtLeast %+v = %v, want %v", c.p, rfc, got, c.want)
+		}
 	}
 }
 
